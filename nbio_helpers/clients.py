@@ -1,0 +1,217 @@
+"""Clients: one request, exact receives, and a load generator. Every call has a timeout.
+
+Usage::
+
+    request(server.address, b"hello")                 # -> b"HELLO"
+    result = run_load(server.address, clients=100, messages=20)
+    result.ok, result.messages_per_second, result.median_latency
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import random
+import selectors
+import socket
+import statistics
+import time
+
+from .connection import echo_upper
+
+
+def connect(address, timeout: float = 5.0) -> socket.socket:
+    """A connected, blocking TCP socket with ``timeout`` set on every call."""
+    sock = socket.create_connection(address, timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def recv_exactly(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
+    """Receive exactly ``n`` bytes, or raise.
+
+    Raises ``TimeoutError`` if ``timeout`` seconds pass first (the bytes received so far are in
+    the message), ``ConnectionError`` if the peer closes before ``n`` bytes came.
+    """
+    deadline = time.monotonic() + timeout
+    chunks, got = [], 0
+    old_timeout = sock.gettimeout()
+    try:
+        while got < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"received {got} of {n} bytes in {timeout} s")
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(min(n - got, 1 << 20))
+            except socket.timeout:
+                raise TimeoutError(f"received {got} of {n} bytes in {timeout} s") from None
+            if not chunk:
+                raise ConnectionError(f"peer closed after {got} of {n} bytes")
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        sock.settimeout(old_timeout)
+    return b"".join(chunks)
+
+
+def request(address, data: bytes, timeout: float = 5.0) -> bytes:
+    """Connect, send ``data``, return the echo (``len(data)`` bytes), close."""
+    if isinstance(data, str):
+        raise TypeError("request() sends bytes: use b'...' or text.encode()")
+    with connect(address, timeout) as sock:
+        sock.sendall(data)
+        return recv_exactly(sock, len(data), timeout)
+
+
+@dataclasses.dataclass
+class LoadResult:
+    """What :func:`run_load` measured. Latencies are in seconds, one per echoed message."""
+
+    clients: int
+    messages: int
+    size: int
+    latencies: list[float]
+    elapsed: float
+    errors: list[str]
+
+    @property
+    def completed(self) -> int:
+        """Messages whose echo came back correct."""
+        return len(self.latencies)
+
+    @property
+    def ok(self) -> bool:
+        """Every message of every client came back, byte for byte, and nothing failed."""
+        return not self.errors and self.completed == self.clients * self.messages
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.completed / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def median_latency(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else float("nan")
+
+    @property
+    def p99_latency(self) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    def summary(self) -> dict:
+        """Plain numbers, for printing or JSON."""
+        return {"clients": self.clients, "messages": self.messages, "size": self.size,
+                "completed": self.completed, "ok": self.ok, "errors": self.errors[:10],
+                "elapsed_s": self.elapsed, "messages_per_second": self.messages_per_second,
+                "median_latency_s": self.median_latency, "p99_latency_s": self.p99_latency}
+
+
+class _LoadClient:
+    """One simulated client: send a message, wait for its whole echo, repeat."""
+
+    def __init__(self, index: int, address, messages: int, size: int, seed: int):
+        self.index = index
+        self.rng = random.Random(seed * 1_000_003 + index)
+        self.left = messages
+        self.size = size
+        self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        self.sock.setblocking(False)
+        err = self.sock.connect_ex(address)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", -1)):
+            self.sock.close()
+            raise ConnectionError(f"client {index}: connect failed: {errno.errorcode.get(err, err)}")
+        self.connected = False
+        self.out = b""
+        self.expected = b""
+        self.got = bytearray()
+        self.sent_at = 0.0
+
+    def next_message(self) -> None:
+        message = self.rng.randbytes(self.size)
+        self.out = memoryview(message)
+        self.expected = echo_upper(message)
+        self.got = bytearray()
+        self.sent_at = time.perf_counter()
+
+
+def run_load(address, clients: int = 100, messages: int = 20, size: int = 64,
+             timeout: float = 30.0, seed: int = 0) -> LoadResult:
+    """Run ``clients`` concurrent clients, each sending ``messages`` messages of ``size`` random
+    bytes and checking every echo, all in the calling thread (one selector, no threads).
+
+    Returns a :class:`LoadResult`; never raises for the server's faults (they are in
+    ``result.errors``). Gives up after ``timeout`` seconds.
+    """
+    if clients < 1 or messages < 1 or size < 1:
+        raise ValueError("clients, messages and size must all be >= 1")
+    latencies: list[float] = []
+    errors: list[str] = []
+    sel = selectors.DefaultSelector()
+    start = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    live = 0
+    try:
+        for i in range(clients):
+            try:
+                client = _LoadClient(i, address, messages, size, seed)
+            except OSError as exc:
+                errors.append(f"client {i}: {exc}")
+                continue
+            sel.register(client.sock, selectors.EVENT_WRITE, client)
+            live += 1
+        while live and time.monotonic() < deadline:
+            for key, mask in sel.select(timeout=min(0.5, max(0.0, deadline - time.monotonic()))):
+                client: _LoadClient = key.data
+                failure = _step(client, mask, latencies)
+                if failure is not None or client.left == 0:
+                    if failure:
+                        errors.append(f"client {client.index}: {failure}")
+                    sel.unregister(client.sock)
+                    client.sock.close()
+                    live -= 1
+                else:
+                    # Read while still sending: a large echo fills both ways at once.
+                    wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
+                    if wanted != key.events:
+                        sel.modify(client.sock, wanted, client)
+        if live:
+            errors.append(f"{live} client(s) timed out after {timeout} s")
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        sel.close()
+    return LoadResult(clients, messages, size, latencies, time.perf_counter() - start, errors)
+
+
+def _step(client: _LoadClient, mask: int, latencies: list[float]) -> str | None:
+    """Advance one client as far as its socket allows; return an error text on failure."""
+    try:
+        if not client.connected:
+            err = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                return f"connect failed: {errno.errorcode.get(err, err)}"
+            client.connected = True
+            client.next_message()
+        if mask & selectors.EVENT_WRITE and client.out:
+            sent = client.sock.send(client.out)
+            client.out = client.out[sent:]
+        if mask & selectors.EVENT_READ:
+            chunk = client.sock.recv(max(65536, client.size))
+            if not chunk:
+                return f"server closed the connection with {client.left} message(s) to go"
+            client.got += chunk
+            if len(client.got) > len(client.expected):
+                return "received more bytes than were sent"
+            if len(client.got) == len(client.expected):
+                if client.got != client.expected:
+                    return "echo did not match what was sent"
+                latencies.append(time.perf_counter() - client.sent_at)
+                client.left -= 1
+                if client.left:
+                    client.next_message()
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None

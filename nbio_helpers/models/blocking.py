@@ -1,0 +1,60 @@
+"""The ``blocking`` model: one client at a time, blocking calls throughout.
+
+While one client is being served, ``recv()`` blocks the only thread: every other client waits
+in the listen backlog until this one disconnects.
+"""
+from __future__ import annotations
+
+from ..connection import echo_upper
+from ..events import EOF, RECV, SEND
+from ..server import Server, shutdown_quietly
+
+
+class BlockingServer(Server):
+    """Serves clients one after another with blocking ``accept``/``recv``/``sendall``.
+
+    Parameters
+    ----------
+    delay:
+        Seconds to wait before each reply (a slow server, for the timelines of notebook 01).
+    """
+
+    model = "blocking"
+
+    def __init__(self, *args, delay: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+        self._current = None
+
+    def serve(self) -> None:
+        while self.wait_for_client():
+            sock, _ = self.listener.accept()
+            sock.setblocking(True)
+            self._current = sock
+            self.handle(sock, self.track(sock))
+
+    def handle(self, sock, cid) -> None:
+        """Echo until the client closes: the whole server waits inside this call."""
+        reason = "peer closed"
+        try:
+            while True:
+                data = sock.recv(self.recv_size)          # blocks until data or EOF
+                if not data:
+                    self.events.record(EOF, cid)
+                    break
+                self.events.record(RECV, cid, len(data))
+                if self.delay and self._stop_requested.wait(self.delay):
+                    reason = "server stopping"
+                    break
+                sock.sendall(echo_upper(data))            # blocks until all is sent
+                self.events.record(SEND, cid, len(data))
+        except OSError as exc:
+            reason = f"{type(exc).__name__}" if not self.stopping else "server stopping"
+        finally:
+            self._current = None
+            self.close_connection(sock, cid, reason)
+
+    def on_stop(self) -> None:
+        current = self._current
+        if current is not None:
+            shutdown_quietly(current)  # wakes the blocked recv()/sendall()

@@ -1,0 +1,42 @@
+"""The ``polling`` model: non-blocking sockets, asked again and again whether data is there.
+
+Each round tries ``accept()`` on the listener and ``recv()``/``send()`` on every connection;
+most attempts raise ``BlockingIOError``. With ``interval=0`` the loop never rests and burns a
+whole core; sleeping ``interval`` seconds between rounds saves CPU but delays every reply.
+"""
+from __future__ import annotations
+
+from ..connection import accept_all
+from ..events import ACCEPT_WOULD_BLOCK, WAKEUP
+from ..server import Server
+
+
+class PollingServer(Server):
+    """Polls every socket in a loop, sleeping ``interval`` seconds between rounds (0 = busy)."""
+
+    model = "polling"
+
+    def __init__(self, *args, interval: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if interval < 0:
+            raise ValueError(f"interval must be >= 0 seconds, not {interval!r}")
+        self.interval = interval
+
+    def serve(self) -> None:
+        self.listener.setblocking(False)
+        connections = []
+        while not self.stopping:
+            new = accept_all(self)              # BlockingIOError inside = nobody waiting
+            if not new:
+                self.events.record(ACCEPT_WOULD_BLOCK)
+            connections += new
+            for conn in connections:            # ask every socket, ready or not
+                if conn.wants_read:
+                    conn.on_readable()
+                if conn.wants_write:
+                    conn.on_writable()
+            connections = [c for c in connections if not c.closed]
+            if self.interval:
+                # Sleep, but let stop() cut the sleep short (it sets this event).
+                self._stop_requested.wait(self.interval)
+                self.events.record(WAKEUP)

@@ -1,0 +1,53 @@
+"""The ``select`` model: the kernel waits on every socket at once.
+
+``select.select(rlist, wlist, [])`` sleeps until at least one socket is ready, so an idle
+server uses no CPU. Write interest is asked for only while output is pending: asking it for
+every socket would wake the loop at once, forever (an idle socket is always writable).
+"""
+from __future__ import annotations
+
+import select
+import sys
+
+from ..connection import Connection, accept_all
+from ..events import WAKEUP
+from ..server import Server
+
+# select() takes descriptors below FD_SETSIZE on POSIX; on Windows it takes at most 512 sockets.
+FD_SETSIZE = 1024
+WINDOWS_SELECT_LIMIT = 512
+
+
+class SelectServer(Server):
+    """Waits in ``select()`` for readable/writable sockets, then serves just those."""
+
+    model = "select"
+
+    def serve(self) -> None:
+        self.listener.setblocking(False)
+        connections: list[Connection] = []
+        while not self.stopping:
+            rlist = [self.listener, self.waker] + [c for c in connections if c.wants_read]
+            wlist = [c for c in connections if c.wants_write]
+            readable, writable, _ = select.select(rlist, wlist, [])  # sleeps until something is ready
+            self.events.record(WAKEUP, nbytes=len(readable) + len(writable))
+            for ready in readable:
+                if ready is self.listener:
+                    connections += [c for c in accept_all(self) if self.fits_in_select(c, connections)]
+                elif ready is self.waker:
+                    self.drain_waker()
+                else:
+                    ready.on_readable()
+            for ready in writable:
+                ready.on_writable()            # readiness is a hint: it may still raise BlockingIOError
+            connections = [c for c in connections if not c.closed]
+
+    def fits_in_select(self, conn: Connection, connections: list) -> bool:
+        """Refuse (close) a connection that ``select()`` cannot watch; the others carry on."""
+        if sys.platform == "win32":
+            too_many = len(connections) + 2 >= WINDOWS_SELECT_LIMIT
+        else:
+            too_many = conn.fileno() >= FD_SETSIZE
+        if too_many:
+            conn.close(f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit")
+        return not too_many

@@ -1,0 +1,61 @@
+"""The ``selectors`` model: ``selectors.DefaultSelector`` (epoll on Linux, kqueue on macOS).
+
+The same loop as ``select``, but the kernel keeps the interest list: each wait costs time for
+the *ready* sockets, not for every socket, and there is no FD_SETSIZE limit. Per-connection
+state travels in ``SelectorKey.data``.
+"""
+from __future__ import annotations
+
+import selectors
+
+from ..connection import Connection, accept_all
+from ..events import WAKEUP
+from ..server import Server
+
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class SelectorsServer(Server):
+    """Waits on a :mod:`selectors` selector; ``key.data`` is the :class:`Connection`.
+
+    Parameters
+    ----------
+    selector_class:
+        Which selector to use (default ``selectors.DefaultSelector``).
+    """
+
+    model = "selectors"
+
+    def __init__(self, *args, selector_class=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.selector_class = selector_class or selectors.DefaultSelector
+
+    def serve(self) -> None:
+        self.listener.setblocking(False)
+        with self.selector_class() as sel:
+            sel.register(self.listener, READ, data="listener")
+            sel.register(self.waker, READ, data="waker")
+            while not self.stopping:
+                for key, mask in sel.select():
+                    self.events.record(WAKEUP)
+                    if key.data == "listener":
+                        for conn in accept_all(self):
+                            sel.register(conn.sock, READ, data=conn)
+                    elif key.data == "waker":
+                        self.drain_waker()
+                    else:
+                        self.serve_connection(sel, key, mask)
+
+    def serve_connection(self, sel, key, mask) -> None:
+        """Read and/or write one ready connection, then update what we wait for on it."""
+        conn: Connection = key.data
+        if mask & READ:
+            conn.on_readable()
+        if mask & WRITE and not conn.closed:
+            conn.on_writable()
+        if conn.closed:
+            sel.unregister(conn.sock)
+            return
+        wanted = (READ if conn.wants_read else 0) | (WRITE if conn.wants_write else 0)
+        if wanted != key.events:
+            sel.modify(conn.sock, wanted, data=conn)

@@ -1,0 +1,67 @@
+"""The ``threads`` model: a thread per client, each doing blocking IO.
+
+Blocking calls are fine when each client has its own thread: the operating system switches
+between threads whenever one blocks. The price is a thread (stack, scheduling) per client.
+"""
+from __future__ import annotations
+
+import threading
+
+from ..connection import echo_upper
+from ..events import EOF, RECV, SEND
+from ..server import Server, shutdown_quietly
+
+
+class ThreadsServer(Server):
+    """Accepts in the server thread and serves each client in a thread of its own."""
+
+    model = "threads"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._workers: dict[threading.Thread, object] = {}
+        self._workers_lock = threading.Lock()
+
+    def serve(self) -> None:
+        while self.wait_for_client():
+            sock, _ = self.listener.accept()
+            sock.setblocking(True)
+            cid = self.track(sock)
+            worker = threading.Thread(target=self.handle, args=(sock, cid),
+                                      name=f"nbio-{self.name}-client-{cid}", daemon=True)
+            with self._workers_lock:
+                self._workers[worker] = sock
+            worker.start()
+
+    def handle(self, sock, cid) -> None:
+        """Echo until the client closes (runs in the client's own thread)."""
+        self.cpu.enter()
+        reason = "peer closed"
+        try:
+            while True:
+                data = sock.recv(self.recv_size)   # blocks only this client's thread
+                if not data:
+                    self.events.record(EOF, cid)
+                    break
+                self.events.record(RECV, cid, len(data))
+                sock.sendall(echo_upper(data))
+                self.events.record(SEND, cid, len(data))
+        except OSError as exc:
+            reason = "server stopping" if self.stopping else type(exc).__name__
+        finally:
+            self.close_connection(sock, cid, reason)
+            with self._workers_lock:
+                self._workers.pop(threading.current_thread(), None)
+            self.cpu.exit()
+
+    def on_stop(self) -> None:
+        with self._workers_lock:
+            sockets = list(self._workers.values())
+        for sock in sockets:
+            shutdown_quietly(sock)
+
+    def _join_workers(self, timeout: float) -> None:
+        with self._workers_lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout)
