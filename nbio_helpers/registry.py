@@ -11,15 +11,23 @@ _lock = threading.Lock()
 _servers: dict[str, object] = {}
 
 
+def stop_named(name: str) -> None:
+    """Stop the running server called ``name``, if any (its errors are not raised here)."""
+    with _lock:
+        old = _servers.get(name)
+    if old is not None:
+        try:
+            old.stop()
+        except Exception:  # the old server's failure must not prevent a new one
+            pass
+
+
 def register(server) -> None:
     """Remember a started server under ``server.name``, stopping any older one of that name."""
     with _lock:
         old = _servers.get(server.name)
     if old is not None and old is not server:
-        try:
-            old.stop()
-        except Exception:  # the old server's failure must not prevent the new one
-            pass
+        stop_named(server.name)
     with _lock:
         _servers[server.name] = server
 

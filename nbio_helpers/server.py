@@ -92,6 +92,7 @@ class Server:
         if self.host not in LOOPBACK:
             warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
                           "from the network", stacklevel=2)
+        registry.stop_named(self.name)  # first, so a fixed port is free again
         self.listener = socket.create_server((self.host, self.port), backlog=self.backlog)
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
