@@ -24,6 +24,7 @@ from typing import Iterable, NamedTuple
 # Event kinds. Strings, so that a printed event reads well in a notebook.
 ACCEPT = "accept"            # a connection was accepted
 ACCEPT_WOULD_BLOCK = "accept_would_block"  # non-blocking accept() had nothing to return
+RECV_CALL = "recv_call"      # recv() was called (client-side tracing; its result follows)
 RECV = "recv"                # recv() returned data (nbytes > 0)
 WOULD_BLOCK = "would_block"  # recv() raised BlockingIOError: no data yet
 EOF = "eof"                  # recv() returned b'': the peer will send no more
@@ -35,7 +36,7 @@ RESUME = "resume"            # backpressure: reading a connection again
 CLOSE = "close"              # the server closed a connection (detail says why)
 ERROR = "error"              # something failed (detail says what)
 
-KINDS = (ACCEPT, ACCEPT_WOULD_BLOCK, RECV, WOULD_BLOCK, EOF, SEND, SEND_WOULD_BLOCK,
+KINDS = (ACCEPT, ACCEPT_WOULD_BLOCK, RECV_CALL, RECV, WOULD_BLOCK, EOF, SEND, SEND_WOULD_BLOCK,
          WAKEUP, PAUSE, RESUME, CLOSE, ERROR)
 
 

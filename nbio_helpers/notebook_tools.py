@@ -1,0 +1,314 @@
+"""Maintainer tools for the notebooks: re-execute them in place, and check their template.
+
+Re-execute (fresh kernel per notebook, kernel ``python3``, working directory = the notebook's
+folder), so that committed outputs always come from a clean top-to-bottom run::
+
+    python -m nbio_helpers execute-notebooks                  # every notebooks/*.ipynb
+    python -m nbio_helpers execute-notebooks notebooks/01_blocking_recv.ipynb
+
+It prints the time each notebook took and exits 1, without rewriting the notebook, if a cell
+produced an error that its tags did not announce (``raises-exception``). Template problems
+(see :func:`template_problems`) are printed as warnings.
+
+Check a notebook against the series' template (used by tests/test_notebook_template.py)::
+
+    template_problems(nbformat.read(path, as_version=4))      # [] when it follows every rule
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+KERNEL_NAME = "python3"
+IGNORE_OUTPUT_TAGS = {"nbval-ignore-output", "nbval-skip"}
+IGNORE_OUTPUT_COMMENTS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
+RAISES_TAG = "raises-exception"
+
+# What must not appear in an output that nbval compares: it differs from run to run.
+VOLATILE = {
+    "a port number": re.compile(
+        r"(?:127\.0\.0\.1|localhost|0\.0\.0\.0|::1)['\]]?\s*[:,]\s*\d{1,5}\b"
+        r"|\bport\s*[=:]?\s*\d{2,5}\b", re.IGNORECASE),
+    "a file descriptor number": re.compile(
+        r"\bfd\s*[=:]\s*-?\d+|\bfds?\s+\d+\b|fileno\(\)\s*(?:=|==|:|->)?\s*\d+", re.IGNORECASE),
+    "a 0x address": re.compile(r"\b0x[0-9a-fA-F]{4,}\b"),
+    "a timing": re.compile(
+        r"(?<![\w.])\d+\.\d+\s*(?:s|ms|µs|us|ns|secs?|seconds|milliseconds|microseconds)\b"
+        r"|(?<![\w.])\d+\s*(?:ms|µs|us|ns|milliseconds|microseconds)\b"),
+}
+"""Name -> pattern of run-dependent text. Integer seconds ("a timeout of 2 s") are allowed:
+they are settings, not measurements."""
+
+_TEXT_KEYS = ("text/plain", "text/html", "text/markdown", "text/latex")
+_CHECKER_CALL = re.compile(r"(?<!def )\bcheck_\w+\(")
+
+
+# ---------------------------------------------------------------- reading cells
+def tags(cell) -> set[str]:
+    """The cell's tags, as a set."""
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def ignores_output(cell) -> bool:
+    """True if nbval does not compare this cell's outputs."""
+    return bool(tags(cell) & IGNORE_OUTPUT_TAGS) or any(
+        cell.source.lstrip().startswith(c) for c in IGNORE_OUTPUT_COMMENTS)
+
+
+def output_texts(output) -> list[str]:
+    """The text of one output that nbval compares (stream, text/* data, error message)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return [_text(output.get("text", ""))]
+    if kind in ("execute_result", "display_data"):
+        data = output.get("data", {})
+        return [_text(data[key]) for key in _TEXT_KEYS if key in data]
+    if kind == "error":
+        return [f"{output.get('ename', '')}: {output.get('evalue', '')}"]
+    return []
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def code_cells(nb) -> list:
+    """Code cells with some source (nbclient does not execute empty ones)."""
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def is_checker_cell(cell) -> bool:
+    """A code cell that calls a ``check_…`` function."""
+    return cell.cell_type == "code" and bool(_CHECKER_CALL.search(cell.source))
+
+
+def unexpected_errors(nb) -> list[str]:
+    """Error outputs of cells not tagged ``raises-exception``, as readable lines."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or RAISES_TAG in tags(cell):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found.append(f"cell {index}: {output.get('ename')}: {output.get('evalue')}")
+    return found
+
+
+# ---------------------------------------------------------------- the template
+def template_problems(nb) -> list[str]:
+    """Every way notebook ``nb`` breaks the series' template; ``[]`` if none.
+
+    Rules: a title cell ``# NN · Title`` naming Objectives, Prerequisites and Time; the first
+    code cell calls ``setup_notebook()``; ``## Exercises`` then ``## Key points`` sections; the
+    last code cell calls ``finish()`` and printed its two lines; execution counts 1..n; no
+    error output except in cells tagged ``raises-exception`` (which must raise); no port, fd,
+    ``0x`` address or timing in compared outputs; plots and widgets only in cells tagged
+    ``nbval-ignore-output``; no trailing ``;``; kernelspec ``python3``; each solution cell has
+    nbgrader metadata (unique ``grade_id``) and code solutions are followed by a checker cell.
+    """
+    problems: list[str] = []
+    problems += _check_title(nb)
+    problems += _check_sections(nb)
+    problems += _check_setup_and_finish(nb)
+    problems += _check_execution(nb)
+    problems += _check_outputs(nb)
+    problems += _check_exercises(nb)
+    spec = nb.metadata.get("kernelspec", {})
+    if spec.get("name") != KERNEL_NAME:
+        problems.append(f"kernelspec name is {spec.get('name')!r}, not {KERNEL_NAME!r}")
+    return problems
+
+
+def _check_title(nb) -> list[str]:
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        return ["the first cell is not a markdown title cell"]
+    text = nb.cells[0].source
+    problems = []
+    if not re.match(r"#\s+\d\d\s+·\s+\S", text):
+        problems.append("the title cell does not start with '# NN · Title'")
+    for word in ("Objectives", "Prerequisites", "Time"):
+        if not re.search(rf"\b{word}\b", text, re.IGNORECASE):
+            problems.append(f"the title cell does not name the {word}")
+    return problems
+
+
+def _check_sections(nb) -> list[str]:
+    headings = [line.strip().lower() for c in nb.cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    problems = []
+    positions = {}
+    for section, name in (("## exercises", "## Exercises"), ("## key points", "## Key points")):
+        found = [i for i, h in enumerate(headings) if h.startswith(section)]
+        if not found:
+            problems.append(f"no '{name}' section")
+        else:
+            positions[section] = found[0]
+    if len(positions) == 2 and positions["## key points"] < positions["## exercises"]:
+        problems.append("'## Key points' comes before '## Exercises'")
+    return problems
+
+
+def _check_setup_and_finish(nb) -> list[str]:
+    cells = code_cells(nb)
+    if not cells:
+        return ["the notebook has no code cell"]
+    problems = []
+    if "setup_notebook(" not in cells[0].source:
+        problems.append("the first code cell does not call setup_notebook()")
+    last = cells[-1]
+    if "finish()" not in last.source:
+        problems.append("the last code cell does not call finish()")
+    else:
+        printed = "".join(t for o in last.get("outputs", []) for t in output_texts(o))
+        if "servers running: none" not in printed or "nbio threads alive: 0" not in printed:
+            problems.append("the finish() cell did not print that nothing is left running")
+    return problems
+
+
+def _check_execution(nb) -> list[str]:
+    counts = [c.get("execution_count") for c in code_cells(nb)]
+    if counts != list(range(1, len(counts) + 1)):
+        return [f"execution counts are not 1..{len(counts)} (not run top to bottom in one "
+                f"fresh kernel): {counts}"]
+    return []
+
+
+def _check_outputs(nb) -> list[str]:
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        raised = any(o.get("output_type") == "error" for o in outputs)
+        if raised and RAISES_TAG not in tags(cell):
+            problems.append(f"cell {index}: error output but no '{RAISES_TAG}' tag")
+        if RAISES_TAG in tags(cell) and not raised:
+            problems.append(f"cell {index}: tagged '{RAISES_TAG}' but raised nothing")
+        last_line = next((line for line in reversed(cell.source.splitlines())
+                          if line.strip() and not line.strip().startswith("#")), "")
+        if last_line.rstrip().endswith(";"):
+            problems.append(f"cell {index}: trailing ';' (assign to _ or call plt.show())")
+        if ignores_output(cell):
+            continue
+        for output in outputs:
+            data = output.get("data", {})
+            if any(key.startswith("image/") for key in data):
+                problems.append(f"cell {index}: a plot in a cell not tagged nbval-ignore-output")
+            if "application/vnd.jupyter.widget-view+json" in data:
+                problems.append(f"cell {index}: a widget in a cell not tagged nbval-ignore-output")
+            shows_code = "show_source(" in cell.source  # source text may mention "0.5 s"
+            for text in output_texts(output):
+                for what, pattern in VOLATILE.items():
+                    if what == "a timing" and shows_code:
+                        continue
+                    match = pattern.search(text)
+                    if match:
+                        problems.append(f"cell {index}: {what} in a compared output: "
+                                        f"{match.group(0)!r}")
+    return problems
+
+
+def _check_exercises(nb) -> list[str]:
+    problems = []
+    grade_ids: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        has_code_region = cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source
+        has_md_region = cell.cell_type == "markdown" and "BEGIN SOLUTION" in cell.source
+        if not (has_code_region or has_md_region):
+            continue
+        meta = cell.metadata.get("nbgrader")
+        if not meta or not meta.get("solution") or not meta.get("grade_id"):
+            problems.append(f"cell {index}: solution cell without nbgrader metadata "
+                            "(solution: true, grade_id)")
+        else:
+            if meta["grade_id"] in grade_ids:
+                problems.append(f"cell {index}: grade_id {meta['grade_id']!r} already used "
+                                f"by cell {grade_ids[meta['grade_id']]}")
+            grade_ids[meta["grade_id"]] = index
+            if meta.get("schema_version") != 3:
+                problems.append(f"cell {index}: nbgrader schema_version is not 3")
+        if "END SOLUTION" not in cell.source:
+            problems.append(f"cell {index}: BEGIN SOLUTION without END SOLUTION")
+        if has_code_region:
+            following = next((c for c in nb.cells[index + 1:] if c.cell_type == "code"), None)
+            if following is None or not is_checker_cell(following):
+                problems.append(f"cell {index}: exercise not followed by a checker cell "
+                                "(a code cell calling check_…)")
+    return problems
+
+
+# ---------------------------------------------------------------- executing
+def default_notebooks_dir() -> Path:
+    """``./notebooks`` if it exists, else the ``notebooks`` folder next to this package."""
+    here = Path.cwd() / "notebooks"
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def notebook_paths(paths=()) -> list[Path]:
+    """The notebooks named (folders expanded); all of the default folder if none named."""
+    found: list[Path] = []
+    for path in map(Path, paths or [default_notebooks_dir()]):
+        if path.is_dir():
+            found += sorted(p for p in path.glob("*.ipynb") if not p.name.startswith("."))
+        else:
+            found.append(path)
+    return found
+
+
+def execute_notebook(nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERNEL_NAME):
+    """Execute notebook ``nb`` (in place) in a fresh kernel whose working directory is
+    ``cwd``. Errors do not stop the run; read them with :func:`unexpected_errors`."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                            record_timing=False, resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def configure_parser(parser) -> None:
+    """Arguments of ``python -m nbio_helpers execute-notebooks``."""
+    parser.add_argument("paths", nargs="*",
+                        help="notebooks or folders (default: every notebook in ./notebooks)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds one cell may run (default 120)")
+
+
+def run(args) -> int:
+    """Execute each notebook in place; exit 1 if one failed (that one is not rewritten)."""
+    paths = notebook_paths(args.paths)
+    if not paths:
+        print("execute-notebooks: no notebook found", file=sys.stderr)
+        return 1
+    failed = 0
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        started = time.perf_counter()
+        try:
+            execute_notebook(nb, path.resolve().parent, timeout=args.timeout)
+        except Exception as exc:  # a timeout, a dead kernel: report and go on to the next
+            print(f"{path}: FAILED ({type(exc).__name__}: {exc})", flush=True)
+            failed += 1
+            continue
+        elapsed = time.perf_counter() - started
+        errors = unexpected_errors(nb)
+        if errors:
+            failed += 1
+            print(f"{path}: FAILED after {elapsed:.1f} s, not rewritten", flush=True)
+            for line in errors:
+                print(f"  {line}")
+            continue
+        nbformat.write(nb, path)
+        print(f"{path}: {elapsed:.1f} s", flush=True)
+        for problem in template_problems(nb):
+            print(f"  warning: {problem}")
+    return 1 if failed else 0
+
+
+__all__ = ["KERNEL_NAME", "VOLATILE", "code_cells", "configure_parser", "default_notebooks_dir",
+           "execute_notebook", "ignores_output", "is_checker_cell", "notebook_paths",
+           "output_texts", "run", "tags", "template_problems", "unexpected_errors"]

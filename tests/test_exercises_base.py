@@ -1,0 +1,129 @@
+"""The shared checker tools: verdicts, calling the learner's code safely, a temporary server."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from nbio_helpers import request, running_servers
+from nbio_helpers.exercises import (FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX, NotYet,
+                                    Verdict, call_learner, checker, not_yet, report, scrub,
+                                    temporary_server, well_done)
+
+
+def test_verdict_text_and_bool(capsys):
+    passed = Verdict(True, "all bytes received")
+    failed = Verdict(False, "only 3 of 5 bytes", hint="loop until you have n bytes")
+    assert bool(passed) and not bool(failed)
+    assert passed.text == "✅ Well done: all bytes received"
+    assert failed.text == "❌ Not yet: only 3 of 5 bytes Hint: loop until you have n bytes"
+    assert report(passed) is True
+    assert report(failed) is False
+    out = capsys.readouterr().out.splitlines()
+    assert out == [passed.text, failed.text]
+
+
+def test_well_done_and_not_yet_print_one_line_and_return_bool(capsys):
+    assert well_done("yes") is True
+    assert not_yet("no", "try again") is False
+    assert not_yet("no hint") is False
+    assert capsys.readouterr().out.splitlines() == [
+        PASS_PREFIX + "yes", FAIL_PREFIX + "no Hint: try again", FAIL_PREFIX + "no hint"]
+
+
+def test_call_learner_returns_the_value():
+    assert call_learner(lambda a, b=0: a + b, 2, b=3, timeout=2) == 5
+
+
+def test_call_learner_stub_is_not_done_yet():
+    def stub(sock, n):
+        raise NotImplementedError
+
+    with pytest.raises(NotYet) as info:
+        call_learner(stub, None, 5, timeout=2)
+    assert info.value.message == NOT_IMPLEMENTED_MESSAGE
+    assert "raise NotImplementedError" in info.value.hint
+
+
+def test_call_learner_reports_an_exception_by_name():
+    def wrong():
+        raise KeyError("oops")
+
+    with pytest.raises(NotYet) as info:
+        call_learner(wrong, timeout=2)
+    assert "wrong() raised KeyError" in info.value.message
+    assert info.value.hint
+
+
+@pytest.mark.timeout(20)
+def test_call_learner_gives_up_on_a_hung_function_without_hanging():
+    release = threading.Event()
+
+    def hangs():
+        release.wait(30)   # "forever", as far as the checker is concerned
+
+    try:
+        with pytest.raises(NotYet) as info:
+            call_learner(hangs, timeout=0.2)
+        assert "did not return in time" in info.value.message
+        assert "timeout" in info.value.hint
+        # The learner's thread is a daemon and is not named nbio-, so finish() ignores it.
+        stuck = [t for t in threading.enumerate() if t.name.startswith("learner-hangs")]
+        assert stuck and all(t.daemon for t in stuck)
+    finally:
+        release.set()
+
+
+def test_call_learner_refuses_a_non_function():
+    with pytest.raises(NotYet, match="expected a function"):
+        call_learner(b"HELLO")
+
+
+def test_checker_decorator_turns_outcomes_into_verdicts(capsys):
+    @checker
+    def check_double(fn):
+        value = call_learner(fn, 4, timeout=2)
+        if value != 8:
+            raise NotYet(f"double(4) returned {value!r}, expected 8", hint="multiply by 2")
+        return "double(4) == 8"
+
+    def stub(x):
+        raise NotImplementedError
+
+    assert check_double(lambda x: 2 * x) is True
+    assert check_double(lambda x: x + 2 + 2 + 1) is False
+    assert check_double(stub) is False
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "✅ Well done: double(4) == 8"
+    assert out[1] == "❌ Not yet: double(4) returned 9, expected 8 Hint: multiply by 2"
+    assert out[2].startswith("❌ Not yet: the exercise is not done yet (NotImplementedError)")
+
+
+def test_checker_never_raises_even_for_its_own_bugs(capsys):
+    @checker
+    def check_buggy(fn):
+        return {}["missing"]
+
+    assert check_buggy(print) is False
+    assert capsys.readouterr().out.startswith("❌ Not yet: something went wrong while checking")
+
+
+def test_scrub_removes_ports_and_fds():
+    text = "<socket fd=57, laddr=('127.0.0.1', 45678)> and 127.0.0.1:8080"
+    assert scrub(text) == "<socket fd=N, laddr=HOST:PORT> and HOST:PORT"
+
+
+def test_temporary_server_runs_and_is_stopped():
+    with temporary_server("select") as server:
+        assert server.name.startswith("check-select-")
+        assert server.name in running_servers()
+        assert request(server.address, b"abc", timeout=5) == b"ABC"
+    assert server.name not in running_servers()
+    assert not server.running
+
+
+def test_temporary_server_does_not_replace_a_notebook_server(make_server):
+    mine = make_server("select", name="demo")
+    with temporary_server("select"):
+        pass
+    assert mine.running

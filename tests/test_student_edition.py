@@ -1,0 +1,179 @@
+"""The student edition: solutions gone, outputs cleared, and every checker fails cleanly.
+
+Each notebook of notebooks/ (and a built-in sample, so this runs before any notebook exists)
+is written to a temporary folder and executed in a fresh kernel: every checker cell must
+print "❌ Not yet", none "✅ Well done", no checker cell may raise, no cell may hang, and the
+last cell must still show that nothing is left running.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from test_notebook_template import NOTEBOOKS, NOTEBOOKS_DIR, sample_notebook
+
+from nbio_helpers.notebook_tools import execute_notebook, is_checker_cell, output_texts
+from nbio_helpers.student import (ANSWER_HERE, SolutionMarkerError, strip_code_solutions,
+                                  strip_markdown_solutions, student_notebook,
+                                  write_student_edition)
+
+CELL_TIMEOUT = 30   # seconds; a student notebook's cell must never hang
+
+
+# ---------------------------------------------------------------- the transformation
+def test_code_solution_becomes_a_stub_at_its_indentation():
+    source = ("def f(sock):\n"
+              "    data = b''\n"
+              "    ### BEGIN SOLUTION\n"
+              "    while len(data) < 5:\n"
+              "        data += sock.recv(5)\n"
+              "    ### END SOLUTION\n"
+              "    return data\n")
+    assert strip_code_solutions(source) == ("def f(sock):\n"
+                                            "    data = b''\n"
+                                            "    # YOUR CODE HERE\n"
+                                            "    raise NotImplementedError\n"
+                                            "    return data\n")
+
+
+def test_several_regions_and_a_region_at_the_end():
+    source = "### BEGIN SOLUTION\na = 1\n### END SOLUTION\nb = 2\n" \
+             "def g():\n  ### BEGIN SOLUTION\n  return 3\n  ### END SOLUTION"
+    assert strip_code_solutions(source) == (
+        "# YOUR CODE HERE\nraise NotImplementedError\nb = 2\n"
+        "def g():\n  # YOUR CODE HERE\n  raise NotImplementedError")
+
+
+def test_unbalanced_markers_are_refused():
+    with pytest.raises(SolutionMarkerError):
+        strip_code_solutions("### BEGIN SOLUTION\nx = 1\n")
+    with pytest.raises(SolutionMarkerError):
+        strip_markdown_solutions("<!-- BEGIN SOLUTION -->secret")
+
+
+def test_markdown_solutions():
+    assert strip_markdown_solutions(
+        "Why?\n\n<!-- BEGIN SOLUTION -->\nBecause\nof this.\n<!-- END SOLUTION -->\n") \
+        == f"Why?\n\n{ANSWER_HERE}\n"
+    assert strip_markdown_solutions("Q\n### BEGIN SOLUTION\nA\n### END SOLUTION\nmore") \
+        == f"Q\n{ANSWER_HERE}\nmore"
+
+
+def test_outputs_counts_and_widget_state_are_cleared():
+    nb = sample_notebook()
+    nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    nb.cells[3].execution_count = 3
+    nb.cells[3].metadata["execution"] = {"iopub.status.idle": "2024-01-01T00:00:00Z"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    nb.cells.append(nbformat.v4.new_markdown_cell("whole answer", metadata={
+        "nbgrader": {"solution": True, "grade_id": "whole", "schema_version": 3}}))
+    student = student_notebook(nb)
+    assert all(not c.outputs and c.execution_count is None
+               for c in student.cells if c.cell_type == "code")
+    assert "execution" not in student.cells[3].metadata
+    assert "widgets" not in student.metadata
+    assert student.cells[-1].source == ANSWER_HERE
+    assert nb.cells[3].outputs  # the instructor's notebook is not modified
+
+
+def test_refuses_to_write_into_the_source_folder(tmp_path):
+    nbformat.write(sample_notebook(), tmp_path / "00_sample.ipynb")
+    for target in (tmp_path, tmp_path / "student", tmp_path / "." / "x" / ".."):
+        with pytest.raises(ValueError, match="refusing"):
+            write_student_edition(tmp_path, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00_sample.ipynb"]
+
+
+def test_no_notebook_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        write_student_edition(tmp_path / "empty", tmp_path / "out")
+
+
+def test_command_line(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    nbformat.write(sample_notebook(), source / "00_sample.ipynb")
+    done = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
+                           str(tmp_path / "out"), "--source", str(source)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "00_sample.ipynb").exists()
+    assert "1 student notebook(s)" in done.stdout
+    refused = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
+                              str(source), "--source", str(source)],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "refusing" in refused.stderr
+
+
+# ---------------------------------------------------------------- every notebook, executed
+SAMPLE = "sample"
+
+
+@pytest.fixture(scope="module")
+def editions(tmp_path_factory):
+    """{notebook name: (instructor nb, student nb path)} for notebooks/ and the sample."""
+    base = tmp_path_factory.mktemp("student")
+    sample_src = base / "sample_src"
+    sample_src.mkdir()
+    nbformat.write(sample_notebook(), sample_src / "00_sample.ipynb")
+    pairs = {SAMPLE: (sample_src / "00_sample.ipynb",
+                      write_student_edition(sample_src, base / "sample_out")[0])}
+    if NOTEBOOKS:
+        for path in write_student_edition(NOTEBOOKS_DIR, base / "out"):
+            pairs[path.name] = (NOTEBOOKS_DIR / path.name, path)
+    return pairs
+
+
+def solution_bodies(nb) -> list[str]:
+    """The text inside each solution region of a notebook (markers excluded)."""
+    regions = re.compile(r"<!--\s*BEGIN SOLUTION\s*-->(.*?)<!--\s*END SOLUTION\s*-->"
+                         r"|### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION",
+                         re.DOTALL | re.MULTILINE)
+    bodies = []
+    for cell in nb.cells:
+        for match in regions.finditer(cell.source):
+            body = (match.group(1) or match.group(2) or "").strip()
+            if body:
+                bodies.append(body)
+    return bodies
+
+
+def test_solution_bodies_finds_code_and_markdown_answers():
+    assert solution_bodies(sample_notebook()) == ["return x * 2", "Because."]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", [SAMPLE] + [p.name for p in NOTEBOOKS])
+def test_student_edition_checkers_fail_cleanly(editions, name):
+    instructor_path, student_path = editions[name]
+    instructor = nbformat.read(instructor_path, as_version=4)
+    student = nbformat.read(student_path, as_version=4)
+
+    # No solution left, same cells, nothing stored from a run.
+    assert len(student.cells) == len(instructor.cells)
+    text = "\n".join(c.source for c in student.cells)
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    bodies = solution_bodies(instructor)
+    for body in bodies:
+        assert body not in text, f"solution text left in the student edition: {body[:60]!r}"
+    assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+
+    # Executed: every checker says "Not yet", without raising; nothing hangs; finish() works.
+    execute_notebook(student, NOTEBOOKS_DIR if NOTEBOOKS_DIR.is_dir() else student_path.parent,
+                     timeout=CELL_TIMEOUT)
+    checkers = [c for c in student.cells if is_checker_cell(c)]
+    if bodies and any("### BEGIN SOLUTION" in c.source for c in instructor.cells):
+        assert checkers, "exercises but no checker cell"
+    for cell in checkers:
+        printed = "".join(t for o in cell.outputs for t in output_texts(o))
+        assert "❌ Not yet" in printed, f"checker did not fail on the stub:\n{cell.source}"
+        assert not any(o.output_type == "error" for o in cell.outputs), \
+            f"checker cell raised:\n{cell.source}"
+    everything = "".join(t for c in student.cells if c.cell_type == "code"
+                         for o in c.outputs for t in output_texts(o))
+    assert "✅ Well done" not in everything
+    last = [c for c in student.cells if c.cell_type == "code"][-1]
+    assert "servers running: none" in "".join(t for o in last.outputs for t in output_texts(o))
