@@ -57,19 +57,26 @@ class Server:
         Keep individual events (for timelines). Counters are kept either way.
     high_water:
         Backpressure threshold in bytes of pending output per connection.
+    recv_size:
+        How many bytes one ``recv()`` asks for.
+    sock_buffer_size:
+        If given, ``SO_SNDBUF`` and ``SO_RCVBUF`` (bytes) of every accepted socket: small
+        kernel buffers make partial sends happen (tests, demos). None = the OS default.
     """
 
     model = "base"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, name: str | None = None,
                  backlog: int = 1024, record_events: bool = True,
-                 high_water: int = HIGH_WATER, recv_size: int = RECV_SIZE):
+                 high_water: int = HIGH_WATER, recv_size: int = RECV_SIZE,
+                 sock_buffer_size: int | None = None):
         self.host = host
         self.port = port
         self.name = name or f"{self.model}-{next(_unnamed)}"
         self.backlog = backlog
         self.high_water = high_water
         self.recv_size = recv_size
+        self.sock_buffer_size = sock_buffer_size
         self.events = EventLog(enabled=record_events)
         self.cpu = ThreadCPU()
         self.error: BaseException | None = None
@@ -93,7 +100,11 @@ class Server:
             warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
                           "from the network", stacklevel=2)
         registry.stop_named(self.name)  # first, so a fixed port is free again
-        self.listener = socket.create_server((self.host, self.port), backlog=self.backlog)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.listener = socket.create_server((self.host, self.port), family=family,
+                                             backlog=self.backlog)
+        # Accepted sockets inherit the listener's buffer sizes (also those asyncio accepts).
+        self.set_buffer_sizes(self.listener)
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
@@ -174,8 +185,15 @@ class Server:
         """A small integer naming a connection in the event log."""
         return next(self._conn_ids)
 
+    def set_buffer_sizes(self, sock: socket.socket) -> None:
+        """Apply ``sock_buffer_size`` (if any) to ``sock``'s kernel send and receive buffers."""
+        if self.sock_buffer_size is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sock_buffer_size)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.sock_buffer_size)
+
     def track(self, sock: socket.socket) -> int:
         """Note an accepted socket (so ``stop()`` closes it); returns its connection id."""
+        self.set_buffer_sizes(sock)
         with self._open_lock:
             self._open.add(sock)
         cid = self.new_conn_id()
