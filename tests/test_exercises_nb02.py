@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from nbio_helpers.exercises import FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX
-from nbio_helpers.exercises.nb02 import (check_recv_nonblocking, check_send_all_nonblocking,
-                                         payload)
+from nbio_helpers.exercises import FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX, NotYet
+from nbio_helpers.exercises.nb01 import ScriptedPeer
+from nbio_helpers.exercises.nb02 import (SMALL_BUFFER, _never_read, check_recv_nonblocking,
+                                         check_send_all_nonblocking, fill_buffers, payload)
 
 
 # ---------------------------------------------------------------- recv_nonblocking
@@ -168,3 +169,29 @@ def test_send_wrong_answers_fail_with_hint(wrong, expected_hint, capsys):
 def test_send_stub_fails_cleanly(capsys):
     assert check_send_all_nonblocking(send_stub) is False
     assert NOT_IMPLEMENTED_MESSAGE in capsys.readouterr().out
+
+
+@pytest.mark.timeout(10)
+def test_fill_buffers_leaves_no_room():
+    """After fill_buffers(), a send() to a peer that never reads has no room (on every OS:
+    Windows would otherwise accept a huge send() into an empty buffer)."""
+    with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
+        peer.sock.setblocking(False)
+        assert fill_buffers(peer.sock) > 0
+        with pytest.raises(BlockingIOError):
+            peer.sock.send(b"x" * 1024)
+
+
+@pytest.mark.timeout(10)
+def test_never_read_fails_a_function_that_returns_early(capsys):
+    """The never-read part alone: one guarded send() then return is not a TimeoutError."""
+    def send_once_quietly(sock, data, timeout):
+        try:
+            sock.send(data)
+        except BlockingIOError:
+            pass
+
+    with pytest.raises(NotYet) as failure:
+        _never_read(send_once_quietly)
+    assert "could not be sent" in failure.value.message
+    assert "raise TimeoutError" in failure.value.hint

@@ -6,7 +6,7 @@
 * :func:`check_send_all_nonblocking` — the learner writes
   ``send_all_nonblocking(sock, data, timeout)``; the checker pushes 8 MiB through a socket
   with small buffers to a slow reader (every byte must arrive, in order, once), then sends to
-  a peer that never reads (``TimeoutError`` after about ``timeout``).
+  a peer that never reads, its buffers already full (``TimeoutError`` after about ``timeout``).
 
 Usage in the notebook::
 
@@ -222,15 +222,34 @@ def _explain_send_error(error: BaseException, count: int | None, size: int) -> N
                  "read the error message; only BlockingIOError means 'try again later'.")
 
 
+def fill_buffers(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> int:
+    """Send on non-blocking ``sock`` until ``send()`` raises BlockingIOError; return the count.
+
+    With a peer that never reads, the learner's first ``send()`` then has no room. Needed on
+    Windows: there, while its send buffer is under ``SO_SNDBUF``, Winsock accepts a whole
+    ``send()`` however large, so 8 MiB could "fit" into an empty buffer at once.
+    """
+    chunk = b"\0" * 65536
+    total = 0
+    while total < limit:
+        try:
+            total += sock.send(chunk)
+        except BlockingIOError:
+            return total
+    raise RuntimeError(f"the buffers did not fill up after {total:,} bytes")
+
+
 def _never_read(fn) -> None:
     data = payload()
     with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
         peer.sock.setblocking(False)
+        fill_buffers(peer.sock)                 # the far end never reads: no room is left
         out = run_learner(fn, peer.sock, data, SEND_TIMEOUT, limit=SEND_TIMEOUT + 2.5,
                           hang_hint=SEND_HANG_HINT)
     if out.error is None:
-        raise NotYet(f"the peer never read, so most of the {len(data):,} bytes could not be "
-                     "sent; your function returned as if they had been",
+        raise NotYet(f"the peer never read and the buffers were already full, so the "
+                     f"{len(data):,} bytes could not be sent; your function returned as if "
+                     "they had been",
                      "when the deadline passes with bytes still unsent, raise TimeoutError "
                      "(say how many went out).")
     if isinstance(out.error, BlockingIOError):
@@ -244,4 +263,5 @@ def _never_read(fn) -> None:
                      f"{out.elapsed:.1f} s", SEND_HANG_HINT)
 
 
-__all__ = ["SlowReader", "check_recv_nonblocking", "check_send_all_nonblocking", "payload"]
+__all__ = ["SlowReader", "check_recv_nonblocking", "check_send_all_nonblocking", "fill_buffers",
+           "payload"]
