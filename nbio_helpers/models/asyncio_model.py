@@ -32,8 +32,9 @@ class AsyncioServer(Server):
         # stop() writes to the socketpair; the loop watches it like any socket.
         loop.add_reader(self.waker, lambda: stop.done() or stop.set_result(None))
         self.listener.setblocking(False)
+        # backlog: asyncio listen()s again on the socket, by default with a backlog of 100.
         server = await asyncio.start_server(self.handle, sock=self.listener,
-                                            limit=self.recv_size)
+                                            limit=self.recv_size, backlog=self.backlog)
         try:
             await stop
         finally:

@@ -36,8 +36,9 @@ class SelectorsServer(Server):
             sel.register(self.listener, READ, data="listener")
             sel.register(self.waker, READ, data="waker")
             while not self.stopping:
-                for key, mask in sel.select():
-                    self.events.record(WAKEUP)
+                ready = sel.select()              # sleeps until something is ready
+                self.events.record(WAKEUP, nbytes=len(ready))
+                for key, mask in ready:
                     if key.data == "listener":
                         for conn in accept_all(self):
                             sel.register(conn.sock, READ, data=conn)
@@ -51,7 +52,10 @@ class SelectorsServer(Server):
         conn: Connection = key.data
         if mask & READ:
             conn.on_readable()
-        if mask & WRITE and not conn.closed:
+        if conn.wants_write:
+            # Reply at once rather than wait for a WRITE event: a socket is nearly always
+            # writable, and asking first costs two more system calls and a loop round per
+            # message. Only what send() leaves in outbuf waits for WRITE (asyncio does the same).
             conn.on_writable()
         if conn.closed:
             sel.unregister(conn.sock)

@@ -1,0 +1,196 @@
+"""Backpressure, shown: a client that sends fast and never reads.
+
+An echo server that keeps reading such a client must keep its replies somewhere: in the
+connection's output buffer, which grows as long as the client sends. With backpressure the
+server stops reading that client once the buffer passes the high-water mark (``PAUSE`` in the
+event log), so the client's bytes wait in the kernel's socket buffers, those fill, and the
+client's own ``send()`` blocks: memory stays bounded and the fast sender is slowed down.
+
+Usage::
+
+    server = start_server("selectors", high_water=256 * 1024, sock_buffer_size=64 * 1024)
+    with Flooder(server.address) as flooder:
+        flooder.flood(total=8 * 2**20, seconds=2)   # stops early once send() stalls
+        flooder.stalled                             # True: the server stopped reading
+        flooder.drain(seconds=2)                    # now read: the server resumes
+    series = buffer_series(server.events)
+    plot_buffer(series, high_water=server.high_water)
+"""
+from __future__ import annotations
+
+import dataclasses
+import selectors
+import socket
+import time
+
+from .connection import echo_upper
+from .events import PAUSE, RECV, RESUME, SEND
+
+PATTERN = b"a fast client that never reads. "
+
+
+class Flooder:
+    """A client that sends as fast as the connection takes, and reads nothing until told to.
+
+    Parameters
+    ----------
+    address:
+        ``(host, port)`` of an echo server.
+    buffer_size:
+        ``SO_SNDBUF``/``SO_RCVBUF`` of the client's socket (small buffers fill sooner).
+    chunk:
+        Bytes per ``send()``.
+    """
+
+    def __init__(self, address, buffer_size: int = 64 * 1024, chunk: int = 64 * 1024,
+                 timeout: float = 5.0):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+        self.sock.settimeout(timeout)
+        self.sock.connect(address)
+        self.sock.setblocking(False)
+        self.chunk = chunk
+        self.sent = 0          # bytes the kernel accepted from us
+        self.received = 0      # bytes of echo read back (by drain)
+        self.stalled = False   # send() could not go on: nobody reads our bytes any more
+        self.echo_ok = True    # every byte read back was the upper-cased byte sent
+
+    def _data(self, start: int, n: int) -> bytes:
+        """The ``n`` bytes of the endless pattern starting at offset ``start``."""
+        offset = start % len(PATTERN)
+        reps = (offset + n) // len(PATTERN) + 1
+        return (PATTERN * reps)[offset:offset + n]
+
+    def flood(self, total: int, seconds: float, stall: float = 0.2) -> int:
+        """Send until ``total`` bytes are sent, ``seconds`` pass, or ``send()`` has been unable
+        to take anything for ``stall`` seconds (then :attr:`stalled` is True).
+
+        Never reads. Returns :attr:`sent`, the bytes sent so far.
+        """
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.sock, selectors.EVENT_WRITE)
+            while self.sent < total and time.monotonic() < deadline:
+                if not sel.select(timeout=min(stall, max(0.0, deadline - time.monotonic()))):
+                    self.stalled = time.monotonic() < deadline
+                    break
+                size = min(self.chunk, total - self.sent)
+                try:
+                    self.sent += self.sock.send(self._data(self.sent, size))
+                except (BlockingIOError, InterruptedError):
+                    pass
+        return self.sent
+
+    def drain(self, seconds: float) -> int:
+        """Now read: receive the echo of everything sent (checking it) for at most ``seconds``.
+
+        Returns :attr:`received`. :attr:`echo_ok` says whether every byte was right.
+        """
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.sock, selectors.EVENT_READ)
+            while self.received < self.sent and time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                try:
+                    data = self.sock.recv(256 * 1024)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                if not data:
+                    break
+                if data != echo_upper(self._data(self.received, len(data))):
+                    self.echo_ok = False
+                self.received += len(data)
+        return self.received
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Flooder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclasses.dataclass
+class BufferSeries:
+    """Size of one connection's output buffer over time, rebuilt from a server's event log.
+
+    ``t`` in seconds from the first event, ``size`` in bytes after each event; ``pauses`` and
+    ``resumes`` are the times of the ``PAUSE`` and ``RESUME`` events.
+    """
+
+    t: list[float]
+    size: list[int]
+    pauses: list[float]
+    resumes: list[float]
+
+    @property
+    def peak(self) -> int:
+        """The largest the buffer ever was, in bytes."""
+        return max(self.size, default=0)
+
+
+def buffer_series(events, conn: int | None = None) -> BufferSeries:
+    """Rebuild a connection's output buffer size from ``RECV`` (+ bytes) and ``SEND`` (- bytes).
+
+    Works for the models built on :class:`~nbio_helpers.connection.Connection`, whose reply to
+    a ``recv()`` is as long as what was received. ``events`` is an
+    :class:`~nbio_helpers.events.EventLog` or a list of events; ``conn`` picks the connection
+    (default: the first one that received data).
+    """
+    if hasattr(events, "events"):
+        events = events.events()
+    if conn is None:
+        conn = next((e.conn for e in events if e.kind == RECV), None)
+    mine = [e for e in events if e.conn == conn and e.kind in (RECV, SEND, PAUSE, RESUME)]
+    if not mine:
+        return BufferSeries([], [], [], [])
+    t0 = mine[0].t
+    t, size, pauses, resumes, pending = [0.0], [0], [], [], 0
+    for e in mine:
+        if e.kind == RECV:
+            pending += e.nbytes
+        elif e.kind == SEND:
+            pending -= e.nbytes
+        elif e.kind == PAUSE:
+            pauses.append(e.t - t0)
+            continue
+        else:
+            resumes.append(e.t - t0)
+            continue
+        t.append(e.t - t0)
+        size.append(pending)
+    return BufferSeries(t, size, pauses, resumes)
+
+
+def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
+                title: str | None = None):
+    """The output buffer's size (KiB) over time (ms), with the high-water mark and the
+    PAUSE/RESUME moments. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots()
+    else:
+        fig = ax.figure
+    ms = [x * 1e3 for x in series.t]
+    kib = [s / 1024 for s in series.size]
+    ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
+    if high_water is not None:
+        ax.axhline(high_water / 1024, color="tab:red", linestyle="--", linewidth=1,
+                   label="high-water mark")
+    top = max(kib, default=0)
+    for i, x in enumerate(series.pauses):
+        ax.plot(x * 1e3, top, "v", color="tab:red",
+                label="PAUSE (stop reading)" if i == 0 else None)
+    for i, x in enumerate(series.resumes):
+        ax.plot(x * 1e3, top, "^", color="tab:green", label="RESUME" if i == 0 else None)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("pending output (KiB)")
+    ax.set_title(title or "One connection's output buffer")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best")
+    return fig

@@ -1,0 +1,65 @@
+"""nbio_helpers.backpressure: a client that never reads, against servers with and without a
+high-water mark; the buffer size rebuilt from the event log."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from nbio_helpers.backpressure import (BufferSeries, Flooder, buffer_series,  # noqa: E402
+                                       plot_buffer)
+from nbio_helpers.events import PAUSE, RECV, RESUME, SEND, Event  # noqa: E402
+from nbio_helpers.server import wait_until  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+HIGH_WATER = 128 * 1024
+FLOOD = 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("model", ["polling", "select", "selectors"])
+def test_a_client_that_never_reads_is_held_back(make_server, model):
+    server = make_server(model, high_water=HIGH_WATER, sock_buffer_size=64 * 1024)
+    with Flooder(server.address) as flooder:
+        flooder.flood(total=FLOOD, seconds=10)
+        assert flooder.stalled and flooder.sent < FLOOD
+        held = buffer_series(server.events)
+        assert server.events.count(PAUSE) == 1
+        assert HIGH_WATER < held.peak <= HIGH_WATER + server.recv_size
+        flooder.drain(seconds=10)
+        assert flooder.received == flooder.sent and flooder.echo_ok
+    assert server.events.count(RESUME) >= 1
+    # The server records a send just after the client may have read it: wait for the record.
+    assert wait_until(lambda: buffer_series(server.events).size[-1] == 0, timeout=5)
+
+
+def test_without_backpressure_the_buffer_holds_everything(make_server):
+    server = make_server("selectors", high_water=2**40, sock_buffer_size=64 * 1024)
+    with Flooder(server.address) as flooder:
+        assert flooder.flood(total=FLOOD, seconds=10) == FLOOD
+        assert not flooder.stalled
+        flooder.drain(seconds=10)
+        assert flooder.received == FLOOD and flooder.echo_ok
+    assert server.events.count(PAUSE) == 0
+    assert buffer_series(server.events).peak > 4 * HIGH_WATER
+
+
+def test_buffer_series_from_known_events():
+    events = [Event(10.0, RECV, 1, 100), Event(10.1, RECV, 2, 999), Event(10.2, PAUSE, 1, 100),
+              Event(10.3, SEND, 1, 40), Event(10.4, RESUME, 1, 60), Event(10.5, SEND, 1, 60)]
+    series = buffer_series(events)
+    assert series.size == [0, 100, 60, 0]
+    assert series.t == pytest.approx([0.0, 0.0, 0.3, 0.5])
+    assert series.pauses == pytest.approx([0.2]) and series.resumes == pytest.approx([0.4])
+    assert series.peak == 100
+    assert buffer_series(events, conn=2).size == [0, 999]
+    assert buffer_series([]) == BufferSeries([], [], [], [])
+
+
+def test_plot_buffer():
+    series = BufferSeries([0.0, 0.1, 0.2], [0, 300_000, 0], [0.1], [0.15])
+    fig = plot_buffer(series, high_water=256 * 1024)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["output buffer", "high-water mark", "PAUSE (stop reading)", "RESUME"]
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -1,0 +1,201 @@
+"""nbio_helpers.bench: the reference servers, the load process, and a ``bench --quick`` run.
+
+No speed is asserted (machines are noisy): only that every piece runs, every echo is
+checked, and the table and the JSON are well formed.
+"""
+import argparse
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from nbio_helpers import request
+from nbio_helpers.bench import (SERVERS, AsyncioStreamsReference, LoadProcess, Settings,
+                                ThreadingTCPReference, configure_parser, echo_load,
+                                evaluate_targets, format_report, hold)
+
+pytestmark = pytest.mark.timeout(60)
+
+REFERENCES = [AsyncioStreamsReference, ThreadingTCPReference]
+
+
+@pytest.mark.parametrize("cls", REFERENCES)
+def test_reference_servers_echo_upper_case(cls):
+    with cls() as server:
+        assert request(server.address, b"hello, bench") == b"HELLO, BENCH"
+        big = bytes(range(256)) * 300
+        assert request(server.address, big) == big.upper()
+
+
+@pytest.mark.parametrize("cls", REFERENCES)
+def test_reference_servers_stop_at_once_and_twice(cls):
+    server = cls().start()
+    server.stop()       # right after start: serve() may not have begun yet
+    server.stop()
+    assert not server.running
+    assert server.listener.fileno() == -1
+
+
+@pytest.mark.parametrize("cls", REFERENCES)
+def test_reference_servers_stop_with_clients_connected(cls):
+    server = cls().start()
+    with socket.create_connection(server.address, timeout=5) as idle:
+        assert request(server.address, b"x") == b"X"
+        server.stop()
+        idle.settimeout(5)
+        try:
+            assert idle.recv(1) == b""
+        except ConnectionResetError:
+            pass
+    assert not server.running
+
+
+def test_echo_load_checks_every_echo_in_process():
+    server = SERVERS["selectors"][0]().start()
+    try:
+        host, port = server.address
+        result = echo_load(host, port, clients=5, size=3000, warmup=0.05, duration=0.2)
+    finally:
+        server.stop()
+    assert result["errors"] == []
+    assert result["messages"] > 0 and result["clients_served"] == 5
+    assert result["median_latency_s"] <= result["p99_latency_s"]
+
+
+def test_echo_load_reports_a_wrong_echo():
+    listener = socket.create_server(("127.0.0.1", 0))
+    import threading
+
+    def parrot():   # echoes unchanged: not upper-cased
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    thread = threading.Thread(target=parrot, daemon=True)
+    thread.start()
+    try:
+        host, port = listener.getsockname()
+        result = echo_load(host, port, clients=1, size=64, warmup=0.0, duration=0.2)
+    finally:
+        thread.join(5)
+        listener.close()
+    assert result["messages"] == 0
+    assert any("differs" in e for e in result["errors"])
+
+
+def test_hold_counts_echoes_and_refusals():
+    server = SERVERS["select"][0]().start()
+    held = []
+    try:
+        host, port = server.address
+        result = hold(held, host, port, count=20)
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+    assert result["opened"] == 20 and result["echoed_ok"] == 20
+    assert result["refused"] == 0 and result["no_reply"] == 0
+
+
+def test_load_process_answers_and_ends():
+    with LoadProcess() as load:
+        assert load.call("ping", timeout=30)["pong"] is True
+        assert "error" in load.call("no-such-command", timeout=10)
+    assert load.proc.returncode == 0
+
+
+def test_bad_arguments_are_refused():
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    from nbio_helpers.bench import run
+    assert run(parser.parse_args(["--servers", "nope"])) == 2
+    assert run(parser.parse_args(["--clients", "0"])) == 2
+
+
+def _fake_results(met: bool) -> dict:
+    run = {"clients": 10, "size": 64, "seconds": 1.0, "messages": 100,
+           "messages_per_second": 100.0, "bytes_per_second": 6400.0, "clients_served": 10,
+           "median_latency_s": 0.001, "p99_latency_s": 0.002, "errors": []}
+    servers = {name: {"kind": kind, "idle": {"cpu_share": 0.0 if met else 0.5},
+                      "small": dict(run), "large": dict(run, size=65536)}
+               for name, (_, kind) in SERVERS.items()}
+    return {"meta": {"platform": "test", "cpus": 2, "python": "3", "selector": "X"},
+            "settings": Settings(quick=True, clients=10).as_dict(), "servers": servers,
+            "ceiling": {"bytes_per_second": 1e9},
+            "connections": {"selectors": {"asked": 300, "opened": 300, "echoed_ok": 300,
+                                          "errors": [], "fd_limit_before": 1024,
+                                          "fd_limit": 1024}}}
+
+
+def test_targets_and_report_from_known_numbers():
+    results = _fake_results(met=True)
+    results["targets"] = evaluate_targets(results)
+    assert [t["met"] for t in results["targets"]] == [True] * 6
+    text = format_report(results)
+    assert "[met] selectors >= 1.0x ref-asyncio throughput, 64 B: 1.00x" in text
+    bad = _fake_results(met=False)
+    bad["targets"] = evaluate_targets(bad)
+    assert "[MISSED] selectors idle CPU <= 1% of a core: 50.00%" in format_report(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "nbio_helpers", "bench", "--quick",
+                           "--json", str(out)], capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    # Progress went to stderr, the table to stdout.
+    assert re.search(r"^\[ 1/\d+\] .*loopback ceiling", proc.stderr, re.M)
+    assert "done in" in proc.stderr
+    table = proc.stdout
+    assert "loopback ceiling" in table and "targets:" in table
+    rows = {line.split()[0]: line for line in table.splitlines()
+            if line and line.split()[0] in SERVERS}
+    assert set(rows) == set(SERVERS)
+    for name, line in rows.items():
+        # name, msg/s, ratio, us/msg, p50, p99, MB/s, ratio, us/msg, % of ceiling, served, idle %
+        assert re.match(rf"{re.escape(name)}\s+[\d,]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+"
+                        r"[\d,.]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+%\s+\d+/\d+\s+[\d.]+%", line), line
+    assert rows["ref-asyncio"].split()[2] == "1.00x"
+    assert re.search(r"select: [\d,]+ connections opened; [\d,]+ served, [\d,]+ refused", table)
+    assert len(re.findall(r"^  \[(met|MISSED)\] ", table, re.M)) == 6
+
+    data = json.loads(out.read_text())
+    assert set(data) >= {"meta", "settings", "ceiling", "servers", "connections", "targets"}
+    assert data["settings"]["quick"] is True
+    assert data["ceiling"]["bytes_per_second"] > 0
+    for name, entry in data["servers"].items():
+        for label in ("small", "large"):
+            assert entry[label]["errors"] == [], (name, label, entry[label]["errors"])
+            assert entry[label]["messages"] > 0
+            assert entry[label]["cpu_us_per_message"] > 0
+        assert entry["idle"]["clients"] == data["settings"]["clients"]
+    sel = data["connections"]["selectors"]
+    assert sel["echoed_ok"] == sel["asked"] == data["settings"]["connections"]
+    probe = data["connections"]["select"]
+    if "skipped" not in probe:
+        assert probe["refused"] > 0 and probe["echoed_ok"] + probe["refused"] == probe["opened"]
+    assert all(isinstance(t["met"], bool) for t in data["targets"])
+
+
+def test_compare_every_field_on_a_small_run():
+    from nbio_helpers.bench import ModelFigures, compare, comparison_table
+
+    rows = compare([("blocking", "blocking", {}), ("selectors", "selectors", {})],
+                   idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.05,
+                   connections=30)
+    assert [r.label for r in rows] == ["blocking", "selectors"]
+    blocking, sel = rows
+    assert all(isinstance(r, ModelFigures) and r.load_ok for r in rows)
+    assert blocking.max_connections == 1 and blocking.tried == 30
+    assert sel.max_connections == sel.tried == 30
+    assert sel.throughput > 0 and sel.median_latency <= sel.p99_latency
+    table = comparison_table(rows)
+    assert table.splitlines()[0].split() == ["model", "idle", "CPU", "loaded", "CPU", "median",
+                                             "p99", "msg/s", "connections"]
+    assert table.splitlines()[3].endswith("30/30")

@@ -1,0 +1,103 @@
+"""The poll-interval explorer: a click measures in the background, adds a point, redraws,
+stops its server; errors are shown in the widget; one measurement at a time."""
+import threading
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from nbio_helpers import SelectServer, running_servers  # noqa: E402
+from nbio_helpers.explorer import PollIntervalExplorer  # noqa: E402
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def fast_explorer(**options):
+    return PollIntervalExplorer(clients=2, cpu_seconds=0.05, latency_seconds=0.3, **options)
+
+
+def test_dom_classes_and_initial_state():
+    explorer = fast_explorer()
+    assert "nbio-poll-explorer" in explorer._dom_classes
+    assert "nbio-explorer-slider" in explorer.slider._dom_classes
+    assert "nbio-explorer-measure" in explorer.button._dom_classes
+    assert "nbio-explorer-output" in explorer.output._dom_classes
+    assert explorer.points == [] and not explorer.measuring
+    assert explorer.interval == pytest.approx(0.001)       # 1 ms
+
+
+def test_slider_is_in_milliseconds_and_busy_means_zero():
+    explorer = fast_explorer()
+    explorer.slider.value = 10
+    assert explorer.interval == pytest.approx(0.01)
+    explorer.busy.value = True
+    assert explorer.interval == 0 and explorer.slider.disabled
+    explorer.busy.value = False
+    assert not explorer.slider.disabled
+
+
+def test_click_measures_in_the_background_and_adds_a_point():
+    explorer = fast_explorer()
+    explorer.slider.value = 2
+    before = {t.name for t in threading.enumerate()}
+    explorer.button.click()
+    assert explorer.wait(timeout=20)
+    assert len(explorer.points) == 1
+    point = explorer.points[0]
+    assert point["interval"] == pytest.approx(0.002) and point["samples"] > 0
+    assert not explorer.button.disabled
+    assert "png" in str(explorer.output.outputs[0]["data"].keys())
+    assert "CPU" in explorer.status.value and "median" in explorer.status.value
+    assert running_servers() == {}                          # its server was stopped
+    assert not [t for t in threading.enumerate()
+                if t.name.startswith("nbio-") and t.name not in before]
+
+
+def test_measure_busy_then_clear():
+    explorer = fast_explorer()
+    explorer.busy.value = True
+    point = explorer.measure()
+    assert point["interval"] == 0 and point["cpu"] > 0
+    explorer.slider.value = 0.1
+    explorer.busy.value = False
+    explorer.measure()
+    assert [p["interval"] for p in explorer.points] == [0, pytest.approx(0.0001)]
+    explorer.clear()
+    assert explorer.points == [] and explorer.output.outputs == ()
+
+
+def test_one_measurement_at_a_time():
+    release = threading.Event()
+
+    def slow_server(interval):
+        release.wait(10)
+        return SelectServer()
+
+    explorer = fast_explorer(make_server=slow_server)
+    assert explorer.start_measure() is True
+    assert explorer.button.disabled and explorer.measuring
+    assert explorer.start_measure() is False               # a second click is ignored
+    with pytest.raises(RuntimeError, match="already running"):
+        explorer.measure()
+    release.set()
+    assert explorer.wait(timeout=20)
+    assert len(explorer.points) == 1 and not explorer.button.disabled
+
+
+def test_errors_are_shown_in_the_widget():
+    def broken(interval):
+        raise OSError("no more sockets")
+
+    explorer = fast_explorer(make_server=broken)
+    explorer.button.click()
+    assert explorer.wait(timeout=10)
+    assert "measurement failed" in explorer.status.value
+    assert "no more sockets" in explorer.status.value
+    assert explorer.points == [] and not explorer.button.disabled
+
+
+def test_bound_covers_the_measurement():
+    explorer = PollIntervalExplorer()
+    assert 1.0 <= explorer.bound <= 1.5

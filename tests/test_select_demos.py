@@ -1,0 +1,194 @@
+"""The demonstrations of notebook 04: each does what the notebook says, cleans up after itself,
+and stays bounded. No timed assertions: spinning is detected by counting wake-ups."""
+import sys
+
+import pytest
+
+from nbio_helpers import PollingServer, SelectServer, connect, request, run_load
+from nbio_helpers.events import RECV, SEND, WAKEUP, Event
+from nbio_helpers.models.select_model import FD_SETSIZE
+from nbio_helpers.select_demos import (AlwaysWritableSelectServer, HeartbeatSelectServer,
+                                       IdleMeasure, ModelRow, _model_spec, compare_models,
+                                       count_partial_sends, format_table, high_descriptor_client,
+                                       loop_rounds, low_descriptors_taken, measure_idle,
+                                       partial_send_report, percentile, plot_comparison,
+                                       select_on_high_descriptor)
+from nbio_helpers.server import wait_until
+
+posix_only = pytest.mark.skipif(sys.platform == "win32",
+                                reason="descriptor numbers: POSIX select() only")
+
+
+# ---------------------------------------------------------------- the select loops
+@pytest.mark.parametrize("cls", [AlwaysWritableSelectServer, HeartbeatSelectServer])
+def test_variants_are_correct_echo_servers(cls):
+    with cls() as server:
+        assert request(server.address, b"hello") == b"HELLO"
+        result = run_load(server.address, clients=30, messages=5, size=2000)
+        assert result.ok, result.errors
+
+
+def test_write_interest_on_idle_sockets_spins():
+    with AlwaysWritableSelectServer(record_events=False) as server:
+        measured = measure_idle(server, clients=1, seconds=0.05)
+        assert isinstance(measured, IdleMeasure) and measured.wakeups_per_second > 0
+        # One idle client connected: the loop keeps waking up by itself.
+        with connect(server.address):
+            start = server.events.count(WAKEUP)
+            assert wait_until(lambda: server.events.count(WAKEUP) - start > 1000, timeout=10)
+
+
+def test_select_server_sleeps_while_clients_are_idle():
+    with SelectServer(record_events=False) as server:
+        measured = measure_idle(server, clients=5, seconds=0.2)
+    # A wake-up needs an event; idle clients make none (a loaded machine only means fewer).
+    assert measured.wakeups_per_second * 0.2 < 5
+
+
+def test_loop_rounds_counts_polling_rounds_too():
+    # Busy polling records no wake-up (it never waits) but one ACCEPT_WOULD_BLOCK per round.
+    with PollingServer(interval=0, record_events=False) as server:
+        assert wait_until(lambda: loop_rounds(server) > 1000, timeout=10)
+    with SelectServer(record_events=False) as server:
+        assert request(server.address, b"x") == b"X"
+        assert loop_rounds(server) == server.events.count(WAKEUP)
+
+
+def test_measure_idle_closes_its_clients():
+    with SelectServer() as server:
+        measure_idle(server, clients=3, seconds=0.01)
+        assert wait_until(lambda: server.events.count("close") == 3, timeout=5)
+
+
+def test_heartbeat_beats_while_serving():
+    with HeartbeatSelectServer(every=0.01) as server:
+        assert wait_until(lambda: server.beats >= 3, timeout=5)
+        assert request(server.address, b"beat") == b"BEAT"
+        assert server.events.count(WAKEUP) >= 3
+    with pytest.raises(ValueError):
+        HeartbeatSelectServer(every=0)
+
+
+# ---------------------------------------------------------------- partial sends
+def test_count_partial_sends_replays_the_pending_output():
+    events = [
+        Event(0, RECV, 1, 100), Event(0, SEND, 1, 40),   # partial: 100 pending
+        Event(0, SEND, 1, 60),                           # whole rest: not partial
+        Event(0, RECV, 2, 10), Event(0, RECV, 1, 5),
+        Event(0, SEND, 2, 10), Event(0, SEND, 1, 5),     # both complete
+        Event(0, WAKEUP, None, 2),                       # ignored
+        Event(0, RECV, 1, 50), Event(0, RECV, 1, 50), Event(0, SEND, 1, 99),  # partial
+    ]
+    assert count_partial_sends(events) == 2
+    assert count_partial_sends([]) == 0
+
+
+@pytest.mark.timeout(60)
+def test_partial_send_report_big_payload():
+    report = partial_send_report(payload=4 * 1024 * 1024, sndbuf=64 * 1024)
+    assert report.ok
+    assert report.recv_calls > 1 and report.send_calls > 1
+    assert 0 <= report.partial_sends < report.send_calls
+
+
+# ---------------------------------------------------------------- FD_SETSIZE
+@posix_only
+def test_select_refuses_a_high_descriptor_and_leaves_nothing_open(open_fds):
+    before = open_fds()
+    demo = select_on_high_descriptor()
+    assert demo.ran, demo.explanation
+    assert demo.error == "ValueError" and "select" in demo.message
+    assert open_fds() == before
+
+
+@posix_only
+def test_the_open_files_limit_is_raised_then_restored(open_fds):
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < FD_SETSIZE + 300:
+        pytest.skip("the hard limit on open files is too low")
+    if open_fds() > 400:
+        pytest.skip("too many descriptors open to lower the limit for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+    try:
+        demo = select_on_high_descriptor()
+        assert demo.ran and demo.error == "ValueError"
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 512
+        with low_descriptors_taken():
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > FD_SETSIZE
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 512
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@posix_only
+def test_low_descriptors_taken_pushes_new_sockets_up(open_fds):
+    import socket
+    before = open_fds()
+    with low_descriptors_taken() as taken:
+        assert taken > 0
+        with socket.socket() as sock:
+            assert sock.fileno() >= FD_SETSIZE
+    assert open_fds() == before
+
+
+@posix_only
+@pytest.mark.timeout(60)
+def test_select_server_refuses_a_high_descriptor_and_serves_the_others(open_fds):
+    before = open_fds()
+    outcome = high_descriptor_client("select")
+    assert outcome.ran, outcome.explanation
+    assert not outcome.high_client_served
+    assert "FD_SETSIZE" in outcome.refusal
+    assert outcome.others_served
+    assert open_fds() == before
+
+
+@posix_only
+@pytest.mark.timeout(60)
+def test_selectors_server_serves_a_high_descriptor():
+    outcome = high_descriptor_client("selectors")
+    assert outcome.ran and outcome.high_client_served and outcome.others_served
+    assert outcome.refusal == ""
+
+
+# ---------------------------------------------------------------- comparison
+def test_percentile_is_nearest_rank():
+    samples = list(range(1, 41))            # 40 samples, shuffled order does not matter
+    assert percentile(reversed(samples), 0.9) == 36
+    assert percentile(samples, 0.5) == 20
+    assert percentile([7.0], 0.9) == 7.0
+    assert percentile([], 0.9) != percentile([], 0.9)   # nan
+
+
+def test_model_specs():
+    assert _model_spec("select") == ("select", "select", {})
+    assert _model_spec(("polling", {"interval": 0.01})) == (
+        "polling interval=0.01", "polling", {"interval": 0.01})
+    assert _model_spec(("busy", "polling", {"interval": 0})) == ("busy", "polling", {"interval": 0})
+    assert _model_spec(AlwaysWritableSelectServer)[0] == "select-always-write"
+
+
+@pytest.mark.timeout(60)
+def test_compare_models_rows_table_and_plot():
+    import matplotlib
+    matplotlib.use("Agg")
+    rows = compare_models([("sleepy", "polling", {"interval": 0.002}), "select",
+                           ("spin", AlwaysWritableSelectServer, {})],
+                          idle_clients=3, idle_seconds=0.05, requests=5,
+                          load_clients=5, load_messages=3)
+    assert [r.label for r in rows] == ["sleepy", "select", "spin"]
+    assert [r.model for r in rows] == ["polling", "select", "select-always-write"]
+    for row in rows:
+        assert isinstance(row, ModelRow) and row.load_ok
+        assert row.median_latency > 0 and row.p90_latency >= row.median_latency
+        assert row.throughput > 0 and row.idle_cpu >= 0 and row.idle_wakeups >= 0
+        assert row.as_dict()["label"] == row.label
+    # Wake-ups per second, not CPU, tell a spinning loop from a sleeping one on any machine.
+    assert rows[2].idle_wakeups > 1000 and rows[1].idle_wakeups < 50
+    table = format_table(rows)
+    assert all(r.label in table for r in rows) and "idle CPU" in table and "p90" in table
+    fig = plot_comparison(rows, title="t")
+    assert len(fig.axes) == 3
+    import matplotlib.pyplot as plt
+    plt.close(fig)
