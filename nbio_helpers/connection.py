@@ -14,9 +14,11 @@ written once:
 """
 from __future__ import annotations
 
+import errno
 import socket
 
-from .events import EOF, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK, WOULD_BLOCK
+from .events import EOF, ERROR, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK, WOULD_BLOCK
+from .limits import OUT_OF_DESCRIPTORS, RESERVE
 
 
 def echo_upper(data: bytes) -> bytes:
@@ -113,13 +115,25 @@ class Connection:
 
 
 def accept_all(server, make=Connection) -> list:
-    """Accept every client waiting on ``server.listener`` (non-blocking); return Connections."""
+    """Accept every client waiting on ``server.listener`` (non-blocking); return Connections.
+
+    Out of descriptors (EMFILE, ENFILE), ``accept()`` fails but leaves the client waiting: the
+    listener would stay readable and the loop would spin until a descriptor is freed. Each
+    such client is turned away instead (accepted on the descriptor kept in reserve and closed
+    at once; see :mod:`nbio_helpers.limits`), and an ERROR event says so.
+    """
     accepted = []
     while True:
         try:
             sock, _ = server.listener.accept()
         except (BlockingIOError, InterruptedError):
             return accepted
-        except OSError:  # e.g. EMFILE: out of descriptors; try again on the next round
-            return accepted
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                return accepted   # e.g. ECONNABORTED: that client is gone already
+            if not RESERVE.turn_away(server.listener):
+                return accepted   # nobody waiting any more (or the reserve was lost)
+            server.events.record(ERROR, detail=f"out of descriptors ({errno.errorcode[exc.errno]})"
+                                               ": a waiting client was turned away")
+            continue
         accepted.append(make(sock, server))

@@ -25,40 +25,9 @@ import statistics
 import sys
 import time
 
+from .limits import fd_limit, raise_fd_limit  # noqa: F401 - both stay importable from here
 from .models import FD_SETSIZE
 from .models.select_model import WINDOWS_SELECT_LIMIT
-
-try:
-    import resource  # POSIX only
-except ImportError:  # pragma: no cover - Windows
-    resource = None
-
-
-def fd_limit() -> int | None:
-    """The soft limit on open descriptors of this process (``RLIMIT_NOFILE``); None if unknown."""
-    if resource is None:
-        return None
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
-def raise_fd_limit(wanted: int) -> int | None:
-    """Raise the soft ``RLIMIT_NOFILE`` towards ``wanted`` (never above the hard limit).
-
-    Returns the soft limit in force afterwards (None where there is no such limit, e.g.
-    Windows). Never lowers the limit and never raises: if the OS refuses, the old limit stays.
-    """
-    if resource is None:
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return None if soft == resource.RLIM_INFINITY else soft
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError):
-        pass  # e.g. macOS caps it below the reported hard limit: keep what we have
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def available_selectors() -> dict[str, type]:

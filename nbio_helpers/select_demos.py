@@ -35,6 +35,7 @@ from typing import Iterable
 from .clients import connect, recv_exactly, request, run_load
 from .connection import Connection, accept_all
 from .events import ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, RECV, SEND, WAKEUP
+from .limits import fd_limit_raised
 from .models import MODELS
 from .models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
 from .server import Server, wait_until
@@ -222,25 +223,6 @@ class LimitDemo:
     explanation: str = ""
 
 
-def _raise_nofile_limit(needed: int):
-    """Raise the soft RLIMIT_NOFILE to ``needed`` if lower; return the old soft limit or None."""
-    import resource  # POSIX only
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            raise OSError(errno.EMFILE, f"the hard limit on open files ({hard}) is below {needed}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-        return soft
-    return None
-
-
-def _restore_nofile_limit(old_soft) -> None:
-    if old_soft is not None:
-        import resource
-        resource.setrlimit(resource.RLIMIT_NOFILE,
-                           (old_soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-
-
 def select_on_high_descriptor(limit: int = FD_SETSIZE) -> LimitDemo:
     """Give ``select()`` one socket whose descriptor is >= ``limit`` and report what it raised.
 
@@ -263,26 +245,25 @@ def select_on_high_descriptor(limit: int = FD_SETSIZE) -> LimitDemo:
         import fcntl
     except ImportError:
         return LimitDemo(False, explanation="no fcntl module here to place a descriptor")
-    try:
-        old_soft = _raise_nofile_limit(limit + 64)
-    except (ImportError, OSError, ValueError) as exc:
-        return LimitDemo(False, explanation=f"cannot open a descriptor >= {limit} here: {exc}")
-    a, b = socket.socketpair()
-    high = None
-    try:
-        high = socket.socket(fileno=fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, limit))
-        select.select([high], [], [], 0)
-    except ValueError as exc:
-        return LimitDemo(True, "ValueError", str(exc),
-                         f"select() only takes descriptors below FD_SETSIZE ({limit})")
-    except OSError as exc:
-        return LimitDemo(False, explanation=(
-            f"could not place a socket at descriptor >= {limit}: {exc}"))
-    finally:
-        for sock in (high, a, b):
-            if sock is not None:
-                sock.close()
-        _restore_nofile_limit(old_soft)
+    with fd_limit_raised(limit + 64) as fds:
+        if fds is not None and fds < limit + 64:
+            return LimitDemo(False, explanation=(
+                f"cannot open a descriptor >= {limit} here: the open-files limit is {fds}"))
+        a, b = socket.socketpair()
+        high = None
+        try:
+            high = socket.socket(fileno=fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, limit))
+            select.select([high], [], [], 0)
+        except ValueError as exc:
+            return LimitDemo(True, "ValueError", str(exc),
+                             f"select() only takes descriptors below FD_SETSIZE ({limit})")
+        except OSError as exc:
+            return LimitDemo(False, explanation=(
+                f"could not place a socket at descriptor >= {limit}: {exc}"))
+        finally:
+            for sock in (high, a, b):
+                if sock is not None:
+                    sock.close()
     return LimitDemo(True, "", "", "select() accepted the descriptor on this platform")
 
 
@@ -293,19 +274,21 @@ def low_descriptors_taken(limit: int = FD_SETSIZE):
 
     Yields how many placeholder descriptors were opened.
     """
-    old_soft = _raise_nofile_limit(limit + 256)
-    placeholders: list[int] = []
-    try:
-        fd = os.open(os.devnull, os.O_RDONLY)
-        placeholders.append(fd)
-        while fd < limit - 1:
-            fd = os.dup(placeholders[0])  # the lowest free descriptor: fills the holes in order
+    with fd_limit_raised(limit + 256) as fds:
+        if fds is not None and fds < limit + 256:
+            raise OSError(errno.EMFILE, f"the open-files limit ({fds}) cannot be raised to "
+                                        f"{limit + 256}")
+        placeholders: list[int] = []
+        try:
+            fd = os.open(os.devnull, os.O_RDONLY)
             placeholders.append(fd)
-        yield len(placeholders)
-    finally:
-        for fd in placeholders:
-            os.close(fd)
-        _restore_nofile_limit(old_soft)
+            while fd < limit - 1:
+                fd = os.dup(placeholders[0])  # the lowest free one: fills the holes in order
+                placeholders.append(fd)
+            yield len(placeholders)
+        finally:
+            for fd in placeholders:
+                os.close(fd)
 
 
 @dataclasses.dataclass

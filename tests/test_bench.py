@@ -199,3 +199,50 @@ def test_compare_every_field_on_a_small_run():
     assert table.splitlines()[0].split() == ["model", "idle", "CPU", "loaded", "CPU", "median",
                                              "p99", "msg/s", "connections"]
     assert table.splitlines()[3].endswith("30/30")
+
+
+# ------------------------------------------------------- the package: bench/ modules
+def test_the_names_notebooks_and_the_cli_use_stay_importable():
+    import nbio_helpers.bench as bench
+
+    for name in ("configure_parser", "run", "main", "compare", "comparison_table",
+                 "plot_comparison", "ModelFigures", "NOTEBOOK_MODELS", "worker_main"):
+        assert callable(getattr(bench, name)) or name == "NOTEBOOK_MODELS", name
+    assert set(bench.__all__) <= set(dir(bench))
+
+
+def test_best_round_keeps_the_fastest_round_and_the_lowest_cpu_cost():
+    from nbio_helpers.bench.runner import best_round
+
+    runs = [{"messages_per_second": 10.0, "cpu_us_per_message": 5.0, "errors": ["a"]},
+            {"messages_per_second": 30.0, "cpu_us_per_message": 9.0, "errors": []},
+            {"messages_per_second": 20.0, "cpu_us_per_message": None, "errors": ["b"]}]
+    best = best_round(runs)
+    assert best["messages_per_second"] == 30.0
+    assert best["cpu_us_per_message"] == 5.0
+    assert best["errors"] == ["a", "b"]
+    assert runs[1]["cpu_us_per_message"] == 9.0   # the rounds themselves are left alone
+
+
+def test_json_ready_replaces_nan_everywhere():
+    from nbio_helpers.bench.report import json_ready
+
+    data = {"a": float("nan"), "b": [1.0, float("nan"), {"c": float("nan")}], "d": "x"}
+    assert json_ready(data) == {"a": None, "b": [1.0, None, {"c": None}], "d": "x"}
+    json.dumps(json_ready(data), allow_nan=False)
+
+
+def test_report_without_the_reference_shows_no_ratios():
+    results = _fake_results(met=True)
+    del results["servers"]["ref-asyncio"]
+    results["targets"] = evaluate_targets(results)
+    rows = [line for line in format_report(results).splitlines()
+            if line.startswith("selectors ")]
+    assert len(rows) == 1 and rows[0].split()[2] == "-"
+
+
+def test_python_m_nbio_helpers_bench_is_the_same_command():
+    proc = subprocess.run([sys.executable, "-m", "nbio_helpers.bench", "--servers", "nope"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "unknown server(s) nope" in proc.stderr

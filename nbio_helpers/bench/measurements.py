@@ -1,0 +1,122 @@
+"""The benchmark's measurements, one server (or none) at a time, the clients in the load process.
+
+* :func:`loopback_ceiling` — bytes per second through one loopback connection: no server can
+  echo faster than this machine moves bytes;
+* :func:`idle_cpu` — a server's CPU share with silent clients connected;
+* :func:`throughput` — echo throughput under many concurrent clients, and CPU per message;
+* :func:`max_connections` — how many concurrent connections a model holds, every echo checked;
+* :func:`select_refusal` — the ``select`` model refusing descriptors beyond FD_SETSIZE.
+
+Each takes the :class:`~.worker.LoadProcess` that makes the load, and returns plain data.
+"""
+from __future__ import annotations
+
+import socket
+import sys
+import time
+
+from ..cpu import cpu_share
+from ..limits import fd_limit, raise_fd_limit
+from ..models import FD_SETSIZE
+from ..server import Server
+from .load import BULK_BUFFER
+from .servers import SERVERS
+from .worker import LoadProcess
+
+
+def loopback_ceiling(load: LoadProcess, seconds: float) -> dict:
+    """Bytes per second through one loopback connection (load process -> this process)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BULK_BUFFER)
+        listener.settimeout(10)
+        load.send("bulk_send", host="127.0.0.1", port=listener.getsockname()[1], seconds=seconds)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            buf = bytearray(1024 * 1024)
+            received, first = 0, None
+            while n := conn.recv_into(buf):
+                if first is None:
+                    first = time.perf_counter()
+                received += n
+            elapsed = time.perf_counter() - first if first is not None else 0.0
+    reply = load.reply(timeout=seconds + 20)
+    return {"bytes_per_second": received / elapsed if elapsed else 0.0, "bytes": received,
+            "seconds": elapsed, "buffer": BULK_BUFFER,
+            "errors": [reply["error"]] if "error" in reply else []}
+
+
+def idle_cpu(server: Server, load: LoadProcess, clients: int, settle: float,
+             seconds: float) -> dict:
+    """CPU share of the server's threads while ``clients`` silent clients stay connected."""
+    host, port = server.address
+    held = load.call("hold", host=host, port=port, count=clients, check=False)
+    try:
+        # Let the server accept them (and the threads model start its threads) first.
+        time.sleep(settle)
+        share = cpu_share(server.cpu, seconds)
+    finally:
+        load.call("release")
+    return {"cpu_share": share, "clients": held.get("opened", 0), "errors": held.get("errors", [])}
+
+
+def echo_with_cpu(server: Server, load: LoadProcess, clients: int, size: int, warmup: float,
+                  seconds: float) -> tuple[dict, float, float]:
+    """The load process's ``echo_load`` against ``server``.
+
+    Returns its result, the CPU seconds the server's threads used meanwhile, and the wall
+    seconds the whole call took.
+    """
+    host, port = server.address
+    cpu0, t0 = server.cpu.total(), time.perf_counter()
+    result = load.call("echo_load", timeout=warmup + seconds + 60, host=host, port=port,
+                       clients=clients, size=size, warmup=warmup, duration=seconds)
+    return result, server.cpu.total() - cpu0, time.perf_counter() - t0
+
+
+def throughput(server: Server, load: LoadProcess, clients: int, size: int, warmup: float,
+               seconds: float) -> dict:
+    """Echo throughput of ``clients`` clients sending ``size``-byte messages (load process).
+
+    Also the server's CPU time per echoed message (``cpu_us_per_message``): unlike
+    throughput, it hardly depends on what else the machine is doing.
+    """
+    result, cpu, _ = echo_with_cpu(server, load, clients, size, warmup, seconds)
+    result["cpu_us_per_message"] = cpu / result["all_messages"] * 1e6 \
+        if result.get("all_messages") else None
+    return result
+
+
+def held_echoes(server: Server, load: LoadProcess, count: int, timeout: float = 120,
+                **options) -> dict:
+    """``count`` concurrent connections to ``server``, each echoing its own message at the
+    same time, then closed (see :func:`.load.hold` for ``options`` and the result)."""
+    host, port = server.address
+    result = load.call("hold", timeout=timeout, host=host, port=port, count=count, check=True,
+                       **options)
+    load.call("release")
+    return result
+
+
+def max_connections(load: LoadProcess, model: str, count: int) -> dict:
+    """Open ``count`` concurrent connections to a fresh server of ``model``; check every echo."""
+    limit_before = fd_limit()
+    limit = raise_fd_limit(count + 200)
+    with SERVERS[model][0]() as server:
+        result = held_echoes(server, load, count)
+    result.update(model=model, fd_limit_before=limit_before, fd_limit=limit)
+    return result
+
+
+def select_refusal(load: LoadProcess, beyond: int) -> dict:
+    """Connect ``FD_SETSIZE + beyond`` clients to the ``select`` model: those whose descriptor
+    would pass FD_SETSIZE are refused (closed at once); the others keep being served."""
+    if sys.platform == "win32":
+        return {"skipped": "on Windows select() limits the number of sockets (512), not fds"}
+    wanted = FD_SETSIZE + beyond
+    limit = raise_fd_limit(wanted + 200)
+    if limit is not None and limit < wanted + 100:
+        return {"skipped": f"the descriptor limit ({limit}) is too low to pass FD_SETSIZE"}
+    result = max_connections(load, "select", wanted)
+    result["fd_setsize"] = FD_SETSIZE
+    return result

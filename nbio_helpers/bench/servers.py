@@ -1,0 +1,143 @@
+"""Every server the benchmark runs: the models, and two peers written plainly.
+
+The peers are the echo server as a user would write it instead of using this package: with
+asyncio streams, and with ``socketserver.ThreadingTCPServer``. No event log, no tuning; only
+the start/stop glue of :class:`~nbio_helpers.server.Server` around them, so that the bench
+starts and stops every server the same way::
+
+    with SERVERS["ref-asyncio"][0]() as server:
+        request(server.address, b"hi")          # b"HI"
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import socketserver
+import threading
+
+from ..models import MODELS
+from ..server import Server, shutdown_quietly
+
+
+class AsyncioStreamsReference(Server):
+    """The echo server as anyone would write it with asyncio streams: the peer to beat.
+
+    No event log, no backpressure settings, the default event loop; only the start/stop glue
+    of :class:`~nbio_helpers.server.Server` around it.
+    """
+
+    model = "ref-asyncio"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loop = None
+        self._stop_event = None
+
+    def serve(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._stop_event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self.stopping:  # stop() came before the loop existed (see on_stop)
+            return
+        self.listener.setblocking(False)
+        server = await asyncio.start_server(_echo_stream, sock=self.listener)
+        async with server:
+            await self._stop_event.wait()
+
+    def on_stop(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._stop_event.set)
+            except RuntimeError:
+                pass  # the loop has already finished
+
+
+async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data.upper())
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+class _EchoHandler(socketserver.BaseRequestHandler):
+    def setup(self):
+        self.server.nbio.cpu.enter()
+        self.cid = self.server.nbio.track(self.request)   # so that stop() can unblock it
+
+    def handle(self):
+        try:
+            while data := self.request.recv(65536):
+                self.request.sendall(data.upper())
+        except OSError:
+            pass
+
+    def finish(self):
+        self.server.nbio.close_connection(self.request, self.cid, "handler finished")
+        self.server.nbio.cpu.exit()
+
+
+class ThreadingTCPReference(Server):
+    """The echo server as anyone would write it with ``socketserver.ThreadingTCPServer``."""
+
+    model = "ref-socketserver"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._srv = None
+        self._srv_lock = threading.Lock()
+
+    def serve(self) -> None:
+        srv = socketserver.ThreadingTCPServer(self.address, _EchoHandler, bind_and_activate=False)
+        srv.socket.close()
+        srv.socket = self.listener   # already bound and listening
+        srv.nbio = self
+        # The lock makes "stop() before serve_forever()" safe: shutdown() waits for
+        # serve_forever(), so either on_stop sees no server yet, or serve_forever will run.
+        with self._srv_lock:
+            if self.stopping:
+                return
+            self._srv = srv
+        srv.serve_forever(poll_interval=0.5)
+
+    def on_stop(self) -> None:
+        with self._srv_lock:
+            srv = self._srv
+        if srv is not None:
+            srv.shutdown()
+        with self._open_lock:
+            connections = list(self._open)
+        for sock in connections:
+            shutdown_quietly(sock)   # wakes each handler blocked in recv()
+
+    def _join_workers(self, timeout: float) -> None:
+        if self._srv is not None:
+            self._srv.server_close()   # joins the handler threads
+
+
+def _counters_only(model: str, **options):
+    """A factory of ``model`` servers that keep counters but no event list (cheaper)."""
+    return functools.partial(MODELS[model], record_events=False, **options)
+
+
+SERVERS = {
+    "blocking": (_counters_only("blocking"), "model"),
+    "threads": (_counters_only("threads"), "model"),
+    "polling": (_counters_only("polling"), "model"),
+    "polling-1ms": (_counters_only("polling", interval=0.001), "model"),
+    "select": (_counters_only("select"), "model"),
+    "selectors": (_counters_only("selectors"), "model"),
+    "asyncio": (_counters_only("asyncio"), "model"),
+    "ref-asyncio": (AsyncioStreamsReference, "reference"),
+    "ref-socketserver": (ThreadingTCPReference, "reference"),
+}
+"""Name -> (factory, kind): every model in teaching order, then the peers."""
+
+REFERENCE = "ref-asyncio"
+"""The peer every throughput is compared with."""
