@@ -14,7 +14,7 @@ Usage::
         flooder.stalled                             # True: the server stopped reading
         flooder.drain(seconds=2)                    # now read: the server resumes
     series = buffer_series(server.events)
-    plot_buffer(series, high_water=server.high_water)
+    plot_buffer(series, high_water=server.high_water, reading_from=flooder.reading_from)
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class Flooder:
         self.received = 0      # bytes of echo read back (by drain)
         self.stalled = False   # send() could not go on: nobody reads our bytes any more
         self.echo_ok = True    # every byte read back was the upper-cased byte sent
+        self.reading_from: float | None = None  # time.monotonic() when drain() began
 
     def _data(self, start: int, n: int) -> bytes:
         """The ``n`` bytes of the endless pattern starting at offset ``start``."""
@@ -88,6 +89,8 @@ class Flooder:
         Returns :attr:`received`. :attr:`echo_ok` says whether every byte was right.
         """
         deadline = time.monotonic() + seconds
+        if self.reading_from is None:
+            self.reading_from = time.monotonic()
         with selectors.DefaultSelector() as sel:
             sel.register(self.sock, selectors.EVENT_READ)
             while self.received < self.sent and time.monotonic() < deadline:
@@ -119,13 +122,15 @@ class BufferSeries:
     """Size of one connection's output buffer over time, rebuilt from a server's event log.
 
     ``t`` in seconds from the first event, ``size`` in bytes after each event; ``pauses`` and
-    ``resumes`` are the times of the ``PAUSE`` and ``RESUME`` events.
+    ``resumes`` are the times of the ``PAUSE`` and ``RESUME`` events; ``t0`` is the
+    ``time.monotonic()`` of the first event (``t`` = 0).
     """
 
     t: list[float]
     size: list[int]
     pauses: list[float]
     resumes: list[float]
+    t0: float = 0.0
 
     @property
     def peak(self) -> int:
@@ -163,13 +168,16 @@ def buffer_series(events, conn: int | None = None) -> BufferSeries:
             continue
         t.append(e.t - t0)
         size.append(pending)
-    return BufferSeries(t, size, pauses, resumes)
+    return BufferSeries(t, size, pauses, resumes, t0)
 
 
 def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
-                title: str | None = None):
+                title: str | None = None, reading_from: float | None = None):
     """The output buffer's size (KiB) over time (ms), with the high-water mark and the
-    PAUSE/RESUME moments. Returns the Figure."""
+    PAUSE/RESUME moments. Returns the Figure.
+
+    ``reading_from`` (a ``time.monotonic()`` value, e.g. :attr:`Flooder.reading_from`) shades
+    the time before it, while the client read nothing."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -178,6 +186,9 @@ def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
         fig = ax.figure
     ms = [x * 1e3 for x in series.t]
     kib = [s / 1024 for s in series.size]
+    if reading_from is not None and series.t:
+        ax.axvspan(0, (reading_from - series.t0) * 1e3, color="0.92", zorder=0,
+                   label="client reads nothing")
     ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
     if high_water is not None:
         ax.axhline(high_water / 1024, color="tab:red", linestyle="--", linewidth=1,
@@ -191,6 +202,7 @@ def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("pending output (KiB)")
     ax.set_title(title or "One connection's output buffer")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="best")
+    # From 0, and tall enough for this series even when the y axis is shared with another.
+    ax.set_ylim(0, max(ax.get_ylim()[1], top * 1.08))
+    ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
     return fig

@@ -26,7 +26,9 @@ def test_a_client_that_never_reads_is_held_back(make_server, model):
         held = buffer_series(server.events)
         assert server.events.count(PAUSE) == 1
         assert HIGH_WATER < held.peak <= HIGH_WATER + server.recv_size
+        assert flooder.reading_from is None
         flooder.drain(seconds=10)
+        assert flooder.reading_from is not None
         assert flooder.received == flooder.sent and flooder.echo_ok
     assert server.events.count(RESUME) >= 1
     # The server records a send just after the client may have read it: wait for the record.
@@ -52,6 +54,7 @@ def test_buffer_series_from_known_events():
     assert series.t == pytest.approx([0.0, 0.0, 0.3, 0.5])
     assert series.pauses == pytest.approx([0.2]) and series.resumes == pytest.approx([0.4])
     assert series.peak == 100
+    assert series.t0 == 10.0
     assert buffer_series(events, conn=2).size == [0, 999]
     assert buffer_series([]) == BufferSeries([], [], [], [])
 
@@ -62,4 +65,19 @@ def test_plot_buffer():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["output buffer", "high-water mark", "PAUSE (stop reading)", "RESUME"]
     import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_plot_buffer_shades_the_time_before_reading_and_shares_its_y_axis():
+    import matplotlib.pyplot as plt
+    small = BufferSeries([0.0, 0.1, 0.2], [0, 100 * 1024, 0], [], [], t0=50.0)
+    big = BufferSeries([0.0, 0.1, 0.2], [0, 4096 * 1024, 0], [], [], t0=80.0)
+    fig, (left, right) = plt.subplots(1, 2, sharey=True)
+    plot_buffer(small, 64 * 1024, ax=left, reading_from=50.15)
+    plot_buffer(big, None, ax=right)
+    assert left.get_legend_handles_labels()[1][0] == "client reads nothing"
+    span = left.patches[0]                      # x in ms (data), y in axes fraction
+    xs = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
+    assert min(xs) == pytest.approx(0) and max(xs) == pytest.approx(150)
+    assert left.get_ylim()[0] == 0 and left.get_ylim()[1] >= 4096   # the big one fits too
     plt.close(fig)
