@@ -187,7 +187,7 @@ def test_compare_every_field_on_a_small_run():
     from nbio_helpers.bench import ModelFigures, compare, comparison_table
 
     rows = compare([("blocking", "blocking", {}), ("selectors", "selectors", {})],
-                   idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.05,
+                   idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.2,
                    connections=30)
     assert [r.label for r in rows] == ["blocking", "selectors"]
     blocking, sel = rows

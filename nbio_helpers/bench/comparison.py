@@ -127,8 +127,9 @@ def plot_comparison(rows: list[ModelFigures], title: str | None = None):
     ax_tput.barh(y, [r.throughput for r in rows], color="tab:green")
     ax_tput.set_xlabel("throughput (messages/s)")
     ax_conn.barh(y, [r.max_connections for r in rows], color="tab:purple")
-    ax_conn.axvline(rows[0].tried if rows else 0, color="grey", linestyle=":", linewidth=1)
-    ax_conn.set_xlabel(f"connections served at once (of {rows[0].tried if rows else 0})")
+    tried = max((r.tried for r in rows), default=0)   # the blocking model may try fewer
+    ax_conn.axvline(tried, color="grey", linestyle=":", linewidth=1)
+    ax_conn.set_xlabel(f"connections served at once (of {tried})")
     for ax in (ax_cpu, ax_lat, ax_tput, ax_conn):
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title or "Every model under the same load")
