@@ -2,12 +2,13 @@
 
 Usage (in a cell tagged ``nbval-ignore-output``)::
 
-    explorer = PollIntervalExplorer()
+    explorer = PollIntervalExplorer(reference=results)   # results of poll_interval_sweep
     explorer                                 # slider (ms, log scale), "busy", Measure, plot
 
 Each click on **Measure** starts a polling server sleeping that interval between rounds,
 measures its CPU share with idle clients connected and the latency of a few requests, stops
-it, and adds a point to the CPU-vs-latency plot (see :func:`~nbio_helpers.measure.plot_tradeoff`).
+it, and adds a point to the CPU-vs-latency plot (see :func:`~nbio_helpers.measure.plot_tradeoff`),
+ringed in orange over the ``reference`` points (a sweep made earlier), if any.
 A measurement takes about one second and never more than :attr:`PollIntervalExplorer.bound`;
 it runs in a background thread, so the kernel stays free, and the button is disabled
 meanwhile. From code (tests, or a cell driving the widget)::
@@ -22,6 +23,7 @@ import base64
 import html
 import io
 import itertools
+import math
 import threading
 
 import ipywidgets as widgets
@@ -45,6 +47,9 @@ class PollIntervalExplorer(widgets.VBox):
     make_server:
         ``make_server(interval) -> Server`` (not started); default: a
         :class:`~nbio_helpers.models.PollingServer` without event recording.
+    reference:
+        Points measured before (the list :func:`~nbio_helpers.measure.poll_interval_sweep`
+        returns), drawn at once, under the learner's own points; **Clear** keeps them.
 
     Attributes
     ----------
@@ -53,10 +58,12 @@ class PollIntervalExplorer(widgets.VBox):
         ``nbio-explorer-output``; the box is ``nbio-poll-explorer``).
     points:
         One dict per measurement, as returned by :func:`~nbio_helpers.measure.poll_interval_sweep`.
+    reference:
+        The ``reference`` points (a list, possibly empty).
     """
 
     def __init__(self, *, clients: int = 5, cpu_seconds: float = 0.3,
-                 latency_seconds: float = 0.6, make_server=None):
+                 latency_seconds: float = 0.6, make_server=None, reference=()):
         self.slider = widgets.FloatLogSlider(
             value=1.0, base=10, min=-2, max=2, step=0.25, description="interval (ms)",
             readout_format=".2g", continuous_update=False,
@@ -78,11 +85,16 @@ class PollIntervalExplorer(widgets.VBox):
         self.latency_seconds = latency_seconds
         self.make_server = make_server
         self.points: list[dict] = []
+        self.reference: list[dict] = list(reference)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.button.on_click(lambda _button: self.start_measure())
         self.clear_button.on_click(lambda _button: self.clear())
         self.busy.observe(lambda change: setattr(self.slider, "disabled", change["new"]), "value")
+        if self.reference:
+            self._redraw()
+            self.status.value = self._note("the dots are the sweep above: choose an interval, "
+                                           "then Measure to add your own")
 
     # ------------------------------------------------------------------ actions
     @property
@@ -134,9 +146,12 @@ class PollIntervalExplorer(widgets.VBox):
         return not self.measuring
 
     def clear(self) -> None:
-        """Forget every point and empty the plot."""
+        """Forget every measured point (the ``reference`` points stay) and redraw."""
         self.points = []
-        self.output.outputs = ()
+        if self.reference:
+            self._redraw()
+        else:
+            self.output.outputs = ()
         self.status.value = self._note("cleared: choose an interval, then Measure")
 
     # ------------------------------------------------------------------ internals
@@ -168,13 +183,24 @@ class PollIntervalExplorer(widgets.VBox):
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(7, 4.2), dpi=100)
-        plot_tradeoff(self.points, ax=fig.add_subplot(), title="Your measurements")
+        ax = fig.add_subplot()
+        if not self.reference:
+            plot_tradeoff(self.points, ax=ax, title="Your measurements")
+        else:
+            plot_tradeoff(self.reference + self.points, ax=ax,
+                          title="Your measurements (ringed), with the sweep")
+            mine = [(p["median"] * 1e3, max(p["cpu"], 1e-3)) for p in self.points
+                    if _finite(p["median"]) and _finite(p["cpu"])]
+            if mine:
+                ax.plot(*zip(*mine), "o", ms=13, mfc="none", mec="tab:orange", mew=2.2,
+                        zorder=4, label="your measurements")
+                ax.legend(loc="lower left", fontsize=9)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         png = base64.b64encode(buffer.getvalue()).decode("ascii")
         # Replacing the outputs (not `with output:`) is safe from a background thread.
-        text = f"<trade-off plot, {len(self.points)} points>"
+        text = f"<trade-off plot, {len(self.points)} points measured here>"
         self.output.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {"image/png": png, "text/plain": text}},)
 
@@ -182,6 +208,10 @@ class PollIntervalExplorer(widgets.VBox):
     def _note(text: str, error: bool = False) -> str:
         color = "#b00020" if error else "inherit"
         return f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _label(interval: float) -> str:

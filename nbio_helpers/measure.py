@@ -4,10 +4,11 @@ The article this series grew from claims that polling "pushes CPU use up" and "a
 These functions measure both on the reader's machine::
 
     from nbio_helpers import PollingServer
-    from nbio_helpers.measure import idle_cpu_share, latency_stats, poll_interval_sweep
+    from nbio_helpers.measure import idle_cost, idle_cpu_share, latency_stats, poll_interval_sweep
 
     with PollingServer(interval=0) as server:
         idle_cpu_share(server, clients=10, seconds=0.5)   # ~1.0: one core, doing nothing useful
+        idle_cost(server).would_block_per_second          # ~400,000: "not yet", again and again
         latency_stats(server.address).median              # seconds, ~0.0001
 
     results = poll_interval_sweep([0, 0.001, 0.01])       # CPU share and latency per interval
@@ -30,11 +31,11 @@ import time
 
 from .clients import LoadResult, connect, recv_exactly, run_load
 from .cpu import cpu_share
-from .events import ACCEPT, ACCEPT_WOULD_BLOCK
+from .events import ACCEPT, ACCEPT_WOULD_BLOCK, WOULD_BLOCK
 from .server import wait_until
 
-__all__ = ["LatencyStats", "idle_clients", "idle_cpu_share", "latency_stats",
-           "poll_interval_sweep", "plot_tradeoff", "throughput"]
+__all__ = ["IdleCost", "LatencyStats", "idle_clients", "idle_cost", "idle_cpu_share",
+           "latency_stats", "poll_interval_sweep", "plot_tradeoff", "throughput"]
 
 
 # ----------------------------------------------------------------------------- CPU
@@ -96,6 +97,75 @@ def idle_cpu_share(server, clients: int = 10, seconds: float = 0.5) -> float:
     with idle_clients(server, clients):
         share, _ = _cpu_window(server, seconds)
     return share
+
+
+@dataclasses.dataclass(frozen=True)
+class IdleCost:
+    """What a server costs while its clients say nothing, as measured by :func:`idle_cost`.
+
+    ``cpu`` and ``rest`` are shares of one core; the rates are per second of the window.
+    """
+
+    cpu: float
+    """The server's own thread(s): 1.0 = a whole core."""
+    rest: float
+    """Every other thread of this process together (the caller's thread only sleeps in the
+    window, so this stays near 0: the server's thread had Python's GIL to itself)."""
+    would_block_per_second: float
+    """``recv()`` calls that raised ``BlockingIOError``: the firm sign of polling. A busy
+    machine lowers it, but not by orders of magnitude; a loop that waits in the kernel
+    (``select``) makes none."""
+    rounds_per_second: float
+    """Polling rounds (``nan`` for models that record none)."""
+    seconds: float
+    """Length of the window that was kept."""
+    windows: int = 1
+    """How many windows were measured (see ``attempts`` of :func:`idle_cost`)."""
+
+
+def _idle_window(server, seconds: float) -> IdleCost:
+    count = server.events.count
+    rounds0, blocked0 = count(ACCEPT_WOULD_BLOCK), count(WOULD_BLOCK)
+    cpu0, process0, t0 = server.cpu.total(), time.process_time(), time.perf_counter()
+    time.sleep(seconds)  # this thread only sleeps: it takes no CPU and no GIL from the server
+    cpu1, process1, t1 = server.cpu.total(), time.process_time(), time.perf_counter()
+    elapsed = t1 - t0
+    used = cpu1 - cpu0
+    rounds = count(ACCEPT_WOULD_BLOCK) - rounds0
+    return IdleCost(cpu=used / elapsed,
+                    rest=max(0.0, (process1 - process0 - used) / elapsed),
+                    would_block_per_second=(count(WOULD_BLOCK) - blocked0) / elapsed,
+                    rounds_per_second=rounds / elapsed if rounds > 0 else math.nan,
+                    seconds=elapsed)
+
+
+def idle_cost(server, clients: int = 10, seconds: float = 1.0, *, attempts: int = 1,
+              retry_below: float = 0.0) -> IdleCost:
+    """CPU share, polling rate and ``BlockingIOError`` rate of ``server`` while ``clients``
+    connected clients send nothing.
+
+    The calling thread connects the clients, then only sleeps through the window, so the
+    server's thread is the one busy Python thread (``rest`` shows what the others used).
+    CPU time can only be measured as a share of what the machine gave: other programs
+    competing for the cores lower ``cpu``. With ``attempts > 1``, a window whose ``cpu`` is
+    below ``retry_below`` is measured again, up to ``attempts`` windows in all, and the
+    window with the highest ``cpu`` is returned (``windows`` says how many were measured).
+
+    >>> with PollingServer(interval=0) as server:                        # doctest: +SKIP
+    ...     idle_cost(server, seconds=1.0, attempts=3, retry_below=0.8).cpu
+    0.99
+    """
+    if attempts < 1 or seconds <= 0:
+        raise ValueError("attempts must be >= 1 and seconds > 0")
+    best = None
+    with idle_clients(server, clients):
+        for window in range(1, attempts + 1):
+            cost = _idle_window(server, seconds)
+            if best is None or cost.cpu > best.cpu:
+                best = cost
+            if not cost.cpu < retry_below:  # enough (or nan: unsupported, no point retrying)
+                break
+    return dataclasses.replace(best, windows=window)
 
 
 # ------------------------------------------------------------------------- latency
@@ -317,8 +387,11 @@ def plot_tradeoff(results, ax=None, *, title: str | None = None):
         x, y = r["median"] * 1e3, max(r["cpu"], floor)
         if _finite(r.get("p99")):
             ax.plot([x, r["p99"] * 1e3], [y, y], "-", color="tab:blue", alpha=0.35, lw=3, zorder=1)
+        # Left of the dot, except busy polling's: it is the leftmost, by the y axis.
+        busy = r["interval"] == 0
         ax.annotate(_interval_label(r["interval"]), (x, y), textcoords="offset points",
-                    xytext=(-6, 7), ha="right", fontsize=9)
+                    xytext=(6, 7) if busy else (-6, 7), ha="left" if busy else "right",
+                    fontsize=9)
     if points:
         ax.plot([r["median"] * 1e3 for r in points], [max(r["cpu"], floor) for r in points],
                 "o", color="tab:blue", ms=7, zorder=3, label="measured median (bar: to p99)")
@@ -329,7 +402,7 @@ def plot_tradeoff(results, ax=None, *, title: str | None = None):
     ax.yaxis.set_major_formatter(plain)
     ax.set_xlabel("reply latency (ms, log scale)")
     ax.set_ylabel("server CPU (share of one core, log scale)")
-    ax.axhline(1.0, color="tab:red", lw=0.8, ls=":", zorder=0)
+    ax.axhline(1.0, color="tab:red", lw=0.8, ls=":", zorder=0, label="one whole core")
     ax.set_ylim(floor / 1.5, 2.0)
     ax.set_title(title or "Polling: CPU or latency, pick one")
     ax.grid(True, which="major", alpha=0.3)

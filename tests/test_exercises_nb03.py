@@ -1,7 +1,10 @@
 """The checkers of notebook 03 pass the reference solutions and fail, with their hint, on the
 typical wrong answers: the rest of a partial send dropped (bytes lost), a list changed while
 iterated (replies skipped), BlockingIOError not caught, sendall() on a non-blocking socket,
-the whole reply re-sent after a partial send, a blocking accepted socket, and the stubs."""
+the whole reply re-sent after a partial send, a blocking accepted socket, (sock, address)
+pairs taken for sockets, and the stubs."""
+import os
+import sys
 import threading
 
 import pytest
@@ -127,6 +130,40 @@ def returns_one_socket(listener):
     return sock
 
 
+def returns_pairs(listener):
+    new = []
+    while True:
+        try:
+            pair = listener.accept()       # (sock, address), kept whole
+        except BlockingIOError:
+            return new
+        pair[0].setblocking(False)
+        new.append(pair)
+
+
+def treats_the_pair_as_a_socket(listener):
+    new = []
+    while True:
+        try:
+            sock = listener.accept()
+        except BlockingIOError:
+            return new
+        sock.setblocking(False)            # AttributeError: a tuple has no setblocking
+        new.append(sock)
+
+
+def leaves_blocking_as_macos_does(listener):
+    """As on macOS: the descriptor inherits non-blocking, Python still says blocking."""
+    new = []
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except BlockingIOError:
+            return new
+        os.set_blocking(sock.fileno(), False)  # the OS flag only; getblocking() stays True
+        new.append(sock)
+
+
 def accept_stub(listener):
     raise NotImplementedError
 
@@ -172,6 +209,8 @@ def test_accept_new_reference_passes(capsys):
     (leaves_blocking, "setblocking(False)"),
     (forgets_nobody_waiting, "BlockingIOError"),
     (returns_one_socket, "not a list"),
+    (returns_pairs, "sock, _ = listener.accept()"),
+    (treats_the_pair_as_a_socket, "sock, _ = listener.accept()"),
     (accept_stub, "not done yet"),
 ])
 def test_accept_new_wrong_answers_fail(wrong, expected, capsys):
@@ -179,6 +218,13 @@ def test_accept_new_wrong_answers_fail(wrong, expected, capsys):
     out = verdict(capsys)
     assert out.startswith(FAIL_PREFIX) and "Hint:" in out
     assert expected in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.set_blocking on sockets: Unix")
+def test_accept_new_blocking_mode_is_caught_even_without_a_freeze(capsys):
+    assert check_accept_new(leaves_blocking_as_macos_does) is False
+    out = verdict(capsys)
+    assert "getblocking() is True" in out and "setblocking(False)" in out
 
 
 def test_checkers_leave_no_thread_behind():

@@ -98,6 +98,39 @@ def test_errors_are_shown_in_the_widget():
     assert explorer.points == [] and not explorer.button.disabled
 
 
+REFERENCE = [
+    {"interval": 0, "cpu": 0.97, "median": 1e-4, "p99": 3e-4, "theory": 0.0},
+    {"interval": 0.001, "cpu": 0.04, "median": 5.5e-4, "p99": 1e-3, "theory": 5e-4},
+]
+
+
+def test_reference_points_are_drawn_at_once_and_survive_clear():
+    explorer = fast_explorer(reference=REFERENCE)
+    assert explorer.points == [] and explorer.reference == REFERENCE
+    assert "png" in str(explorer.output.outputs[0]["data"].keys())
+    assert "sweep" in explorer.status.value
+    explorer.slider.value = 2
+    explorer.measure()
+    assert len(explorer.points) == 1 and "1 point" in explorer.status.value
+    explorer.clear()
+    assert explorer.points == [] and len(explorer.output.outputs) == 1   # the sweep stays
+
+
+def test_own_points_are_ringed_over_the_reference(monkeypatch):
+    import matplotlib.figure
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *args, **kwargs: drawn.append(fig))
+    explorer = fast_explorer(reference=REFERENCE)
+    explorer.points.append({"interval": 0.005, "cpu": 0.01, "median": 2.6e-3, "p99": 5e-3,
+                            "theory": 2.5e-3})
+    explorer._redraw()
+    ax = drawn[-1].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "your measurements" in legend
+    assert [t.get_text() for t in ax.texts] == ["0 (busy)", "1 ms", "5 ms"]
+
+
 def test_bound_covers_the_measurement():
     explorer = PollIntervalExplorer()
     assert 1.0 <= explorer.bound <= 1.5

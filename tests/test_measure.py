@@ -12,9 +12,9 @@ import pytest  # noqa: E402
 from nbio_helpers import PollingServer, SelectServer, running_servers  # noqa: E402
 from nbio_helpers.clients import LoadResult  # noqa: E402
 from nbio_helpers.events import ACCEPT, EOF  # noqa: E402
-from nbio_helpers.measure import (LatencyStats, _auto_requests, idle_clients,  # noqa: E402
-                                  idle_cpu_share, latency_stats, plot_tradeoff,
-                                  poll_interval_sweep, throughput)
+from nbio_helpers.measure import (IdleCost, LatencyStats, _auto_requests,  # noqa: E402
+                                  idle_clients, idle_cost, idle_cpu_share, latency_stats,
+                                  plot_tradeoff, poll_interval_sweep, throughput)
 from nbio_helpers.server import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(30)
@@ -92,6 +92,37 @@ def test_idle_cpu_share_returns_a_share_of_a_core():
     assert share > 0  # a busy loop certainly uses some CPU (the notebook asserts > 0.8)
 
 
+def test_idle_cost_of_a_busy_poller():
+    with PollingServer(interval=0) as server:
+        cost = idle_cost(server, clients=3, seconds=0.1)
+        assert server.events.count(ACCEPT) == 3
+    assert isinstance(cost, IdleCost) and cost.windows == 1
+    assert cost.cpu > 0 and cost.would_block_per_second > 0 and cost.rounds_per_second > 0
+    assert cost.rest >= 0 and cost.seconds >= 0.1
+
+
+def test_idle_cost_retries_below_the_threshold_and_keeps_the_best():
+    # A sleeping select server uses almost no CPU: every window is below 0.9, so all run.
+    with SelectServer() as server:
+        cost = idle_cost(server, clients=1, seconds=0.02, attempts=3, retry_below=0.9)
+        assert server.events.count(ACCEPT) == 1        # the clients stay for every window
+    assert cost.windows == 3
+    assert cost.cpu < 0.9
+    assert cost.would_block_per_second == 0 and math.isnan(cost.rounds_per_second)
+
+
+def test_idle_cost_stops_retrying_once_enough():
+    with SelectServer() as server:
+        cost = idle_cost(server, clients=1, seconds=0.02, attempts=3, retry_below=0.0)
+    assert cost.windows == 1
+
+
+def test_idle_cost_checks_its_arguments():
+    with SelectServer() as server:
+        with pytest.raises(ValueError):
+            idle_cost(server, attempts=0)
+
+
 def test_poll_interval_sweep_rows_and_cleanup():
     before = set(running_servers())
     results = poll_interval_sweep([0, 0.01], seconds=0.05, requests=5, clients=2)
@@ -142,8 +173,9 @@ def test_plot_tradeoff_draws_points_and_theory():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     labels = [t.get_text() for t in ax.texts]
     assert labels == ["0 (busy)", "1 ms", "10 ms"]
+    assert ax.texts[0].get_horizontalalignment() == "left"    # busy: right of its dot
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("theory" in t for t in legend)
+    assert any("theory" in t for t in legend) and "one whole core" in legend
     import matplotlib.pyplot as plt
     plt.close(fig)
 

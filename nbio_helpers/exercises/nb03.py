@@ -40,6 +40,16 @@ BURST_PAUSE = 0.02
 
 ACCEPT_HINT = ("accept() raises BlockingIOError when nobody is waiting: catch it and return "
                "the sockets accepted so far.")
+PAIR_HINT = ("accept() returns a pair (socket, address): keep the socket only, "
+             "sock, _ = listener.accept(), and return a list of those.")
+
+
+class WrongReturn(TypeError):
+    """The learner's step returned something the loop cannot use; ``hint`` says what to do."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
 
 _servers = itertools.count(1)
 
@@ -58,6 +68,7 @@ class LearnerClassicServer(ClassicPollingServer):
         super().__init__(fix="all", **kwargs)
         self.learner_send_pending = send_pending
         self.learner_accept_new = accept_new
+        self.returned_blocking = 0   # sockets accept_new returned in blocking mode
 
     def start(self) -> "LearnerClassicServer":
         super().start()
@@ -81,14 +92,33 @@ class LearnerClassicServer(ClassicPollingServer):
         if self.learner_accept_new is None:
             return super().accept_new()
         new = self.learner_accept_new(self.listener)
+        if not isinstance(new, list) or not all(isinstance(s, socket.socket) for s in new):
+            _close_found(new)                   # the loop dies next: leave no socket open
         if not isinstance(new, list):
-            raise TypeError(f"accept_new() returned {type(new).__name__}, not a list of sockets")
+            raise WrongReturn(f"accept_new() returned {type(new).__name__}, not a list of sockets",
+                              "return a list of the sockets accepted: [] when nobody is waiting.")
+        odd = [item for item in new if not isinstance(item, socket.socket)]
+        if odd:
+            raise WrongReturn(f"accept_new() returned a list of {type(odd[0]).__name__}, "
+                              "not of sockets", PAIR_HINT)
         self.events.record(ACCEPT_WOULD_BLOCK)  # one per round, as the classic loop does
+        # Python's own mode: on macOS and Windows the descriptor may be non-blocking anyway
+        # (inherited from the listener), so a freeze alone would miss the mistake there.
+        self.returned_blocking += sum(sock.getblocking() for sock in new)
         for sock in new:
             if self.sndbuf:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
             self.ids[sock] = self.track(sock)
         return new
+
+
+def _close_found(value, depth: int = 0) -> None:
+    """Close every socket in what the learner returned (a socket, or lists/tuples of them)."""
+    if isinstance(value, socket.socket):
+        value.close()
+    elif isinstance(value, (list, tuple)) and depth < 3:
+        for item in value:
+            _close_found(item, depth + 1)
 
 
 @contextlib.contextmanager
@@ -109,9 +139,13 @@ def _raise_loop_error(server, step: str, ignore=()) -> None:
         return
     if isinstance(error, NotImplementedError):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+    if isinstance(error, WrongReturn):
+        raise NotYet(str(error), error.hint)
     if isinstance(error, BlockingIOError):
         hint = ("BlockingIOError means 'not now': catch it and leave that item for the next "
                 "round." if step == "send_pending" else ACCEPT_HINT)
+    elif "'tuple' object" in str(error) and step == "accept_new":
+        hint = PAIR_HINT
     else:
         hint = "read the error, fix the function, run its cell again."
     raise NotYet(f"the server loop died: {step}() raised {describe_exception(error)}", hint)
@@ -181,12 +215,15 @@ def check_accept_new(accept_new):
     with _learner_server("accept_new", accept_new=accept_new) as server:
         starved = is_starved(server, wait=1.0)
         _raise_loop_error(server, "accept_new")
-        blocking = [s for s in list(server.rlist) if s.fileno() != -1 and s.getblocking()]
-        if starved or blocking:
+        blocking_hint = ("accept() returns a socket in blocking mode (on Linux truly so): "
+                         "call sock.setblocking(False) before polling it.")
+        if starved:
             raise NotYet("a client that sends nothing froze the whole server: the other "
-                         "client got no reply",
-                         "accept() returns a blocking socket (on Linux): call "
-                         "sock.setblocking(False) before polling it.")
+                         "client got no reply", blocking_hint)
+        if server.returned_blocking:
+            raise NotYet("the sockets it returned are in blocking mode (getblocking() is "
+                         "True): on Linux one quiet client would freeze the whole server",
+                         blocking_hint)
         load = run_load(server.address, clients=20, messages=5, size=64, timeout=5.0)
         _raise_loop_error(server, "accept_new")
         if not load.ok:
