@@ -264,6 +264,8 @@ def execute_notebook(nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERN
     ``cwd``. Errors do not stop the run; read them with :func:`unexpected_errors`."""
     from nbclient import NotebookClient
 
+    for cell in nb.cells:   # timing left by other tools (nbconvert, JupyterLab) is not kept
+        cell.metadata.pop("execution", None)
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
                             record_timing=False, resources={"metadata": {"path": str(cwd)}})
     client.execute()
