@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from ..connection import echo_upper
+from ..connection import accept_all, echo_upper
 from ..events import EOF, RECV, SEND
 from ..server import Server, shutdown_quietly
 
@@ -23,15 +23,22 @@ class ThreadsServer(Server):
         self._workers_lock = threading.Lock()
 
     def serve(self) -> None:
+        # accept_all() takes every waiting client without blocking, and copes with running
+        # out of descriptors (a thread per client makes that likely) instead of dying.
+        self.listener.setblocking(False)
         while self.wait_for_client():
-            sock, _ = self.listener.accept()
-            sock.setblocking(True)
-            cid = self.track(sock)
-            worker = threading.Thread(target=self.handle, args=(sock, cid),
-                                      name=f"nbio-{self.name}-client-{cid}", daemon=True)
-            with self._workers_lock:
-                self._workers[worker] = sock
-            worker.start()
+            for sock in accept_all(self, make=lambda sock, server: sock):
+                self.start_worker(sock)
+
+    def start_worker(self, sock) -> None:
+        """Serve ``sock`` in a new thread of its own."""
+        sock.setblocking(True)   # an accepted socket may inherit non-blocking (macOS, Windows)
+        cid = self.track(sock)
+        worker = threading.Thread(target=self.handle, args=(sock, cid),
+                                  name=f"nbio-{self.name}-client-{cid}", daemon=True)
+        with self._workers_lock:
+            self._workers[worker] = sock
+        worker.start()
 
     def handle(self, sock, cid) -> None:
         """Echo until the client closes (runs in the client's own thread)."""
