@@ -67,7 +67,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run a server until Ctrl-C or SIGTERM",
                                 description="Run one server model in the foreground.")
     serve.add_argument("--model", required=True, choices=list(MODELS), help="the IO model")
-    _add_address(serve)
+    _add_address(serve, serving=True)
     serve.add_argument("--interval", type=_seconds, default=None,
                        help="polling model only: seconds of sleep between rounds (0 = busy)")
     serve.set_defaults(run=run_serve, usage_error=serve.error)
@@ -172,12 +172,16 @@ def run_load_command(args) -> int:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _add_address(parser) -> None:
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"address (default {DEFAULT_HOST}; anything else is reachable "
-                             "from the network)")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                        help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
+def _add_address(parser, serving: bool = False) -> None:
+    if serving:
+        host_help = (f"address to listen on (default {DEFAULT_HOST}; an address that is not "
+                     "loopback is reachable from the network)")
+        port_help = f"TCP port (default {DEFAULT_PORT}; 0 = any free port)"
+    else:
+        host_help = f"the server's address (default {DEFAULT_HOST})"
+        port_help = f"the server's TCP port (default {DEFAULT_PORT})"
+    parser.add_argument("--host", default=DEFAULT_HOST, help=host_help)
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=port_help)
 
 
 def _port(text: str) -> int:

@@ -282,6 +282,15 @@ def configure_parser(parser) -> None:
 
 def run(args) -> int:
     """Execute each notebook in place; exit 1 if one failed (that one is not rewritten)."""
+    if not args.paths and not (Path.cwd() / "notebooks").is_dir():
+        # This command rewrites files: never fall back to a folder the user did not name.
+        print("execute-notebooks: no ./notebooks folder here; name the notebooks or folders "
+              "to re-execute", file=sys.stderr)
+        return 2
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"execute-notebooks: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
     paths = notebook_paths(args.paths)
     if not paths:
         print("execute-notebooks: no notebook found", file=sys.stderr)

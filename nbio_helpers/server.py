@@ -16,6 +16,7 @@ Usage::
 """
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import socket
 import threading
@@ -33,6 +34,16 @@ RECV_SIZE = 64 * 1024
 """How many bytes one ``recv()`` asks for."""
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:   # a host name, or "" (every interface)
+        return False
 
 _unnamed = itertools.count(1)
 
@@ -96,7 +107,7 @@ class Server:
         """Bind, listen and start the loop in a daemon thread. Returns ``self``."""
         if self._thread is not None:
             raise RuntimeError(f"server {self.name!r} was already started")
-        if self.host not in LOOPBACK:
+        if not is_loopback(self.host):
             warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
                           "from the network", stacklevel=2)
         registry.stop_named(self.name)  # first, so a fixed port is free again

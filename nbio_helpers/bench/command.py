@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .report import format_report, json_ready
@@ -48,6 +49,9 @@ def run(args) -> int:
     if args.clients < 1 or (args.rounds is not None and args.rounds < 1):
         print("bench: --clients and --rounds must be at least 1", file=sys.stderr)
         return 2
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        print(f"bench: cannot write {args.json}: no such folder", file=sys.stderr)
+        return 2   # said now, not after minutes of measuring
     settings = Settings(quick=args.quick, clients=args.clients, connections=args.connections,
                         seconds=args.seconds, rounds=args.rounds, servers=servers)
     try:
