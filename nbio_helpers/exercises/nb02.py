@@ -60,31 +60,36 @@ def check_recv_nonblocking(recv_nonblocking):
 
         peer.far.sendall(b"hello")
         _wait_readable(sock)
-        out = run_learner(recv_nonblocking, sock, limit=2.0, hang_hint=RECV_HANG_HINT)
-        if out.error is not None:
-            raise NotYet(f"with b'hello' waiting, your function raised "
-                         f"{describe_exception(out.error)}",
-                         "return what sock.recv(...) returns when it returns.")
-        if out.value != b"hello":
-            raise NotYet(f"with b'hello' waiting in the socket, your function returned "
-                         f"{out.value!r}",
-                         "call sock.recv(65536) once and return its result.")
+        _expect_value(recv_nonblocking, sock, b"hello",
+                      raised=("with b'hello' waiting",
+                              "return what sock.recv(...) returns when it returns."),
+                      wrong=("with b'hello' waiting in the socket", "",
+                             "call sock.recv(65536) once and return its result."))
         _still_nonblocking(sock, "recv_nonblocking")
         _expect_not_yet(recv_nonblocking, sock, "b'hello' was read and nothing more came")
 
         peer.far.close()
         _wait_readable(sock)
-        out = run_learner(recv_nonblocking, sock, limit=2.0, hang_hint=RECV_HANG_HINT)
-        if out.error is not None:
-            raise NotYet(f"after the peer closed, your function raised "
-                         f"{describe_exception(out.error)}",
-                         "at end of stream recv() returns b'': return it.")
-        if out.value != b"":
-            raise NotYet(f"after the peer closed, your function returned {out.value!r} "
-                         "instead of b''",
-                         "recv() returns b'' when the peer has closed: return it as it is, so "
-                         "that the caller can tell 'closed' (b'') from 'not yet' (None).")
+        _expect_value(recv_nonblocking, sock, b"",
+                      raised=("after the peer closed",
+                              "at end of stream recv() returns b'': return it."),
+                      wrong=("after the peer closed", " instead of b''",
+                             "recv() returns b'' when the peer has closed: return it as it "
+                             "is, so that the caller can tell 'closed' (b'') from 'not yet' "
+                             "(None)."))
     return "None while nothing had arrived, the data when it was there, b'' once the peer closed"
+
+
+def _expect_value(fn, sock: socket.socket, expected: bytes, raised: tuple, wrong: tuple) -> None:
+    """Run the learner's ``fn(sock)``; fail with ``raised`` = (situation, hint) if it raises,
+    or with ``wrong`` = (situation, suffix, hint) if it returns anything but ``expected``."""
+    out = run_learner(fn, sock, limit=2.0, hang_hint=RECV_HANG_HINT)
+    if out.error is not None:
+        situation, hint = raised
+        raise NotYet(f"{situation}, your function raised {describe_exception(out.error)}", hint)
+    if out.value != expected:
+        situation, suffix, hint = wrong
+        raise NotYet(f"{situation}, your function returned {out.value!r}{suffix}", hint)
 
 
 def _expect_not_yet(fn, sock: socket.socket, situation: str) -> None:
