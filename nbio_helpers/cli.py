@@ -163,7 +163,8 @@ def run_load_command(args) -> int:
         print(f"  elapsed        {result.elapsed:.3f} s")
         print(f"  throughput     {result.messages_per_second:,.0f} messages/s")
         print(f"  median latency {result.median_latency * 1e3:.3f} ms")
-        print(f"  p99 latency    {result.p99_latency * 1e3:.3f} ms")
+        slow = result.tail_latency   # p99, p90 or max: whichever the echoes can support
+        print(f"  {slow.name} latency    {slow.value * 1e3:.3f} ms")
         for error in result.errors[:10]:
             print(f"  error: {error}")
         if len(result.errors) > 10:

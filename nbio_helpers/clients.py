@@ -17,6 +17,7 @@ import statistics
 import time
 
 from .connection import echo_upper
+from .stats import Tail, tail
 
 
 def connect(address, timeout: float = 5.0) -> socket.socket:
@@ -93,18 +94,24 @@ class LoadResult:
         return statistics.median(self.latencies) if self.latencies else float("nan")
 
     @property
+    def tail_latency(self) -> Tail:
+        """The slow end under its true name: p99 with 1,000 echoes or more, p90 with 100 or
+        more, else the maximum (:func:`nbio_helpers.stats.tail`)."""
+        return tail(self.latencies)
+
+    @property
     def p99_latency(self) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        """The p99 latency; ``nan`` with fewer than 1,000 echoes (see :attr:`tail_latency`)."""
+        slow = self.tail_latency
+        return slow.value if slow.name == "p99" else float("nan")
 
     def summary(self) -> dict:
         """Plain numbers, for printing or JSON."""
         return {"clients": self.clients, "messages": self.messages, "size": self.size,
                 "completed": self.completed, "ok": self.ok, "errors": self.errors[:10],
                 "elapsed_s": self.elapsed, "messages_per_second": self.messages_per_second,
-                "median_latency_s": self.median_latency, "p99_latency_s": self.p99_latency}
+                "median_latency_s": self.median_latency, "p99_latency_s": self.p99_latency,
+                "tail_latency_s": self.tail_latency.value, "tail_name": self.tail_latency.name}
 
 
 class _LoadClient:

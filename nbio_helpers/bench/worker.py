@@ -7,6 +7,7 @@ replies ``{"error": "..."}``; the load process carries on::
 
     with LoadProcess() as load:
         load.call("ping")                                   # {'pong': True, 'fd_limit': ...}
+        load.call("latency", host=host, port=port, requests=50, trials=3)  # load.sequential_echo
         load.call("echo_load", host=host, port=port, clients=100, size=64,
                   warmup=0.3, duration=1.2)                  # see load.echo_load
         load.call("hold", host=host, port=port, count=300)  # connections kept open...
@@ -23,7 +24,7 @@ import sys
 import threading
 
 from ..limits import fd_limit
-from .load import bulk_send, echo_load, hold
+from .load import bulk_send, echo_load, hold, sequential_echo
 
 
 def worker_main() -> None:
@@ -38,6 +39,7 @@ def _serve_commands() -> None:
     held: list[socket.socket] = []
     commands = {
         "echo_load": echo_load,
+        "latency": sequential_echo,
         "hold": functools.partial(hold, held),
         "release": functools.partial(_release, held),
         "bulk_send": bulk_send,
