@@ -62,7 +62,7 @@ def test_echo_load_checks_every_echo_in_process():
         server.stop()
     assert result["errors"] == []
     assert result["messages"] > 0 and result["clients_served"] == 5
-    assert result["median_latency_s"] <= result["p99_latency_s"]
+    assert result["median_latency_s"] <= result["tail_latency_s"]
 
 
 def test_echo_load_reports_a_wrong_echo():
@@ -119,7 +119,8 @@ def test_bad_arguments_are_refused():
 def _fake_results(met: bool) -> dict:
     run = {"clients": 10, "size": 64, "seconds": 1.0, "messages": 100,
            "messages_per_second": 100.0, "bytes_per_second": 6400.0, "clients_served": 10,
-           "median_latency_s": 0.001, "p99_latency_s": 0.002, "errors": []}
+           "median_latency_s": 0.001, "tail_latency_s": 0.002, "tail_name": "p99",
+           "errors": []}
     servers = {name: {"kind": kind, "idle": {"cpu_share": 0.0 if met else 0.5},
                       "small": dict(run), "large": dict(run, size=65536)}
                for name, (_, kind) in SERVERS.items()}
@@ -158,8 +159,9 @@ def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
             if line and line.split()[0] in SERVERS}
     assert set(rows) == set(SERVERS)
     for name, line in rows.items():
-        # name, msg/s, ratio, us/msg, p50, p99, MB/s, ratio, us/msg, % of ceiling, served, idle %
-        assert re.match(rf"{re.escape(name)}\s+[\d,]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+"
+        # name, msg/s, ratio, us/msg, p50, p99 (or -), MB/s, ratio, us/msg, % of ceiling,
+        # served, idle %
+        assert re.match(rf"{re.escape(name)}\s+[\d,]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+\s+([\d.]+|-)\s+"
                         r"[\d,.]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+%\s+\d+/\d+\s+[\d.]+%", line), line
     assert rows["ref-asyncio"].split()[2] == "1.00x"
     assert re.search(r"select: [\d,]+ connections opened; [\d,]+ served, [\d,]+ refused", table)
@@ -187,18 +189,53 @@ def test_compare_every_field_on_a_small_run():
     from nbio_helpers.bench import ModelFigures, compare, comparison_table
 
     rows = compare([("blocking", "blocking", {}), ("selectors", "selectors", {})],
-                   idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.2,
+                   idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.05,
                    connections=30)
     assert [r.label for r in rows] == ["blocking", "selectors"]
     blocking, sel = rows
     assert all(isinstance(r, ModelFigures) and r.load_ok for r in rows)
     assert blocking.max_connections == 1 and blocking.tried == 30
+    assert blocking.idle_clients == 1                         # one client at a time
     assert sel.max_connections == sel.tried == 30
-    assert sel.throughput > 0 and sel.median_latency <= sel.p99_latency
+    assert sel.throughput > 0 and sel.median_latency <= sel.tail_latency
+    assert sel.tail_name == "max"                             # 9 requests: no p90
     table = comparison_table(rows)
-    assert table.splitlines()[0].split() == ["model", "idle", "CPU", "loaded", "CPU", "median",
-                                             "p99", "msg/s", "connections"]
+    assert table.splitlines()[0].split() == ["model", "idle", "CPU", "wake-ups/s", "loaded",
+                                             "CPU", "median", "latency", "max", "msg/s",
+                                             "connections"]
     assert table.splitlines()[3].endswith("30/30")
+
+
+def test_the_bench_comparison_is_the_measure_comparison():
+    from nbio_helpers.bench import NOTEBOOK_MODELS, ModelFigures, comparison_table
+    from nbio_helpers.measure import ComparisonRow, comparison_models
+    from nbio_helpers.measure import comparison_table as the_table
+    assert ModelFigures is ComparisonRow and comparison_table is the_table
+    assert list(NOTEBOOK_MODELS) == comparison_models()
+    labels = [label for label, _, _ in NOTEBOOK_MODELS]
+    assert {"polling (busy)", "polling (10 ms sleep)", "select", "selectors"} <= set(labels)
+
+
+def test_echo_load_names_its_tail_by_the_rule():
+    server = SERVERS["selectors"][0]().start()
+    try:
+        host, port = server.address
+        result = echo_load(host, port, clients=2, size=16, warmup=0.0, duration=0.05,
+                           keep_latencies=True)
+    finally:
+        server.stop()
+    from nbio_helpers.stats import tail
+    assert "p99_latency_s" not in result
+    assert (result["tail_name"], result["tail_latency_s"]) == tuple(tail(result["latencies_s"]))
+
+
+def test_idle_cpu_of_the_bench_is_the_one_idle_measurement():
+    from nbio_helpers.bench import idle_cpu
+    from nbio_helpers.measure import ClientProcess
+    with ClientProcess() as load, SERVERS["select"][0]() as server:
+        idle = idle_cpu(server, load, clients=5, settle=0.1, seconds=0.05)
+    assert idle["clients"] == idle["accepted"] == 5
+    assert idle["cpu_share"] >= 0 and idle["rounds_per_second"] == 0 and idle["errors"] == []
 
 
 # ------------------------------------------------------- the package: bench/ modules
@@ -206,7 +243,8 @@ def test_the_names_notebooks_and_the_cli_use_stay_importable():
     import nbio_helpers.bench as bench
 
     for name in ("configure_parser", "run", "main", "compare", "comparison_table",
-                 "plot_comparison", "ModelFigures", "NOTEBOOK_MODELS", "worker_main"):
+                 "plot_comparison", "ModelFigures", "NOTEBOOK_MODELS", "worker_main",
+                 "LoadProcess", "sequential_echo"):
         assert callable(getattr(bench, name)) or name == "NOTEBOOK_MODELS", name
     assert set(bench.__all__) <= set(dir(bench))
 

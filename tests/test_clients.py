@@ -97,9 +97,12 @@ def test_run_load_checks_every_echo(select_server):
     assert result.ok, result.errors
     assert result.completed == 200 and len(result.latencies) == 200
     assert result.messages_per_second > 0
-    assert 0 < result.median_latency <= result.p99_latency
+    slow = result.tail_latency
+    assert slow.name == "p90" and 0 < result.median_latency <= slow.value   # 200 echoes
+    assert result.p99_latency != result.p99_latency     # nan: 200 echoes cannot name a p99
     summary = result.summary()
     assert summary["ok"] is True and summary["completed"] == 200
+    assert (summary["tail_name"], summary["tail_latency_s"]) == tuple(slow)
 
 
 def test_run_load_reports_a_refused_connection(free_port):

@@ -122,6 +122,14 @@ class ClientProcess(LoadProcess):
         self._closed = True
         try:
             super().close()
+        except OSError:
+            # A child that died leaves "quit" unflushed in the pipe: closing raises
+            # BrokenPipeError after the child has been reaped. Release the pipes regardless.
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         finally:
             with _lock:
                 if self in _processes:

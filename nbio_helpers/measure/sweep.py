@@ -44,7 +44,7 @@ def spacing_for(interval: float) -> tuple[float, float]:
 
 def _auto_requests(interval: float, budget: float, trials: int = 1) -> int:
     # A request costs about one period (random pause + wait): fit them in the budget.
-    return int(min(100, max(5, budget / trials / max(interval, 0.0005))))
+    return int(min(100, max(5, round(budget / trials / max(interval, 0.0005)))))
 
 
 def poll_interval_sweep(intervals, seconds: float = 0.3, requests: int | None = None, *,
