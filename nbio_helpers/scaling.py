@@ -43,6 +43,7 @@ import sys
 import time
 
 from .limits import fd_limit, raise_fd_limit  # noqa: F401 - both stay importable from here
+from .measure.quiet import gc_paused
 from .models import FD_SETSIZE
 from .models.select_model import WINDOWS_SELECT_LIMIT
 
@@ -88,8 +89,9 @@ class ScalingResult:
     """Seconds per call, by selector name and number of idle sockets N (N = 0 not included:
     see ``floor``).
 
-    ``seconds[name][n]`` is the median over the trials, ``spread[name][n]`` their
-    ``(lowest, highest)``. ``skipped`` says which (selector, N) could not be measured, and
+    ``seconds[name][n]`` is the fastest of the trials (each the median of its batches of
+    calls: other programs on the machine can only add time), ``spread[name][n]`` the
+    ``(fastest, slowest)`` trial. ``skipped`` says which (selector, N) could not be measured, and
     why; ``select_limit`` is the largest N that ``select()`` could watch here (its line
     ends there, at descriptor 1024), or None if it never reached it.
     """
@@ -175,7 +177,7 @@ def measure_scaling(ns=(10, 30, 100, 300, 1000, 3000, 10000), names=None, *, wai
     wait:
         True: a wait that registers (``timeout=1.0``); False: ``timeout=0``.
     trials:
-        Each (selector, N) is timed this many times, interleaved; the median is kept and
+        Each (selector, N) is timed this many times, interleaved; the fastest is kept and
         the range is in ``spread``.
     budget_per_point:
         Seconds of timing per (selector, N, trial); the whole call takes roughly
@@ -232,11 +234,12 @@ def measure_scaling(ns=(10, 30, 100, 300, 1000, 3000, 10000), names=None, *, wai
     finally:
         base_r.close()
         base_w.close()
-    seconds = {name: {n: statistics.median(v) for n, v in by_n.items() if n > 0}
+    # The least disturbed trial: other programs on the machine can only add time.
+    seconds = {name: {n: min(v) for n, v in by_n.items() if n > 0}
                for name, by_n in samples.items()}
     spread = {name: {n: (min(v), max(v)) for n, v in by_n.items() if n > 0}
               for name, by_n in samples.items()}
-    floor = {name: statistics.median(by_n[0]) for name, by_n in samples.items() if 0 in by_n}
+    floor = {name: min(by_n[0]) for name, by_n in samples.items() if 0 in by_n}
     for name in skipped:
         skipped[name].pop(0, None)
     return ScalingResult(seconds, skipped, spread, floor, select_limit, wait)
@@ -250,7 +253,8 @@ def _time_plans(plans, classes, timeout, trials, budget, samples) -> None:
                 for sock in watched:
                     sel.register(sock, selectors.EVENT_READ)
                 sel.register(ready, selectors.EVENT_READ)   # last: poll() reaches it last
-                point = _per_call(sel, timeout, budget)
+                with gc_paused():
+                    point = _per_call(sel, timeout, budget)
             samples[name].setdefault(len(watched), []).append(statistics.median(point))
 
 

@@ -19,10 +19,10 @@ Usage::
         idle_cost(server, clients=10, seconds=0.5)   # cpu ≈ 1.0, rounds_per_second ≈ 100,000
 
 Deprecated aliases of :mod:`nbio_helpers.measure`, kept while notebook 04 imports them from
-here: :func:`measure_idle` (= ``idle_cost``), :func:`compare_models` (= ``compare`` without
-the connection probe), :func:`format_table` (= ``comparison_table``),
-:func:`plot_comparison`, :func:`loop_rounds`, :func:`percentile`, ``IdleMeasure``
-(= ``IdleCost``) and ``ModelRow`` (= ``ComparisonRow``).
+here: :func:`measure_idle` (= ``idle_cost``; its result's ``cpu_share`` and
+``wakeups_per_second`` are deprecated names of ``cpu`` and ``rounds_per_second``),
+:func:`compare_models` (= ``compare`` without the connection probe), :func:`format_table`
+(= ``comparison_table``) and :func:`plot_comparison`.
 """
 from __future__ import annotations
 
@@ -40,12 +40,11 @@ from .clients import connect, recv_exactly, request, run_load
 from .connection import Connection, accept_all
 from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
-from .measure import (ComparisonRow, IdleCost, compare, comparison_table, idle_cost,
-                      loop_rounds, plot_comparison)
+from .measure import ComparisonRow, IdleCost, compare, comparison_table, idle_cost
+from .measure import plot_comparison  # noqa: F401 - a deprecated alias: notebook 04 imports it
 from .models import MODELS
 from .models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
 from .server import Server, wait_until
-from .stats import percentile
 
 MiB = 1024 * 1024
 
@@ -122,11 +121,6 @@ class HeartbeatSelectServer(SelectServer):
 
 
 # --------------------------------------------------------------------------- idle cost
-IdleMeasure = IdleCost
-"""Deprecated alias of :class:`nbio_helpers.measure.IdleCost` (``cpu_share`` and
-``wakeups_per_second`` are its old field names)."""
-
-
 def measure_idle(server: Server, clients: int = 10, seconds: float = 0.5) -> IdleCost:
     """Deprecated alias: :func:`nbio_helpers.measure.idle_cost` ``(server, clients, seconds)``.
 
@@ -316,10 +310,6 @@ def high_descriptor_client(model: str = "select", timeout: float = 5.0) -> HighD
 
 
 # --------------------------------------------------------------------------- comparison
-ModelRow = ComparisonRow
-"""Deprecated alias of :class:`nbio_helpers.measure.ComparisonRow`."""
-
-
 def compare_models(models, **settings) -> list[ComparisonRow]:
     """Deprecated alias: :func:`nbio_helpers.measure.compare` with the parts notebook 04
     uses (idle CPU and wake-ups, latency, throughput; no connection probe)."""
@@ -333,8 +323,7 @@ def format_table(rows: list[ComparisonRow]) -> str:
 
 __all__ = [
     "AlwaysWritableSelectServer", "HeartbeatSelectServer", "HighDescriptorOutcome",
-    "IdleMeasure", "LimitDemo", "ModelRow", "PartialSendReport", "compare_models",
-    "count_partial_sends", "format_table", "high_descriptor_client", "loop_rounds",
-    "low_descriptors_taken", "measure_idle", "partial_send_report", "percentile",
+    "LimitDemo", "PartialSendReport", "compare_models", "count_partial_sends", "format_table",
+    "high_descriptor_client", "low_descriptors_taken", "measure_idle", "partial_send_report",
     "plot_comparison", "select_on_high_descriptor", "serve_ready",
 ]

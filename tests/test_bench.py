@@ -186,14 +186,15 @@ def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
 
 
 def test_compare_every_field_on_a_small_run():
-    from nbio_helpers.bench import ModelFigures, compare, comparison_table
+    from nbio_helpers.bench import compare, comparison_table
+    from nbio_helpers.measure import ComparisonRow
 
     rows = compare([("blocking", "blocking", {}), ("selectors", "selectors", {})],
                    idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.05,
                    connections=30)
     assert [r.label for r in rows] == ["blocking", "selectors"]
     blocking, sel = rows
-    assert all(isinstance(r, ModelFigures) and r.load_ok for r in rows)
+    assert all(isinstance(r, ComparisonRow) and r.load_ok for r in rows)
     assert blocking.max_connections == 1 and blocking.tried == 30
     assert blocking.idle_clients == 1                         # one client at a time
     assert sel.max_connections == sel.tried == 30
@@ -207,13 +208,11 @@ def test_compare_every_field_on_a_small_run():
 
 
 def test_the_bench_comparison_is_the_measure_comparison():
-    from nbio_helpers.bench import NOTEBOOK_MODELS, ModelFigures, comparison_table
-    from nbio_helpers.measure import ComparisonRow, comparison_models
+    # Deprecated aliases: notebook 05 imports them from nbio_helpers.bench.
+    from nbio_helpers.bench import comparison_table, plot_comparison
     from nbio_helpers.measure import comparison_table as the_table
-    assert ModelFigures is ComparisonRow and comparison_table is the_table
-    assert list(NOTEBOOK_MODELS) == comparison_models()
-    labels = [label for label, _, _ in NOTEBOOK_MODELS]
-    assert {"polling (busy)", "polling (10 ms sleep)", "select", "selectors"} <= set(labels)
+    from nbio_helpers.measure import plot_comparison as the_plot
+    assert comparison_table is the_table and plot_comparison is the_plot
 
 
 def test_echo_load_names_its_tail_by_the_rule():
@@ -243,9 +242,8 @@ def test_the_names_notebooks_and_the_cli_use_stay_importable():
     import nbio_helpers.bench as bench
 
     for name in ("configure_parser", "run", "main", "compare", "comparison_table",
-                 "plot_comparison", "ModelFigures", "NOTEBOOK_MODELS", "worker_main",
-                 "LoadProcess", "sequential_echo"):
-        assert callable(getattr(bench, name)) or name == "NOTEBOOK_MODELS", name
+                 "plot_comparison", "worker_main", "LoadProcess", "sequential_echo"):
+        assert callable(getattr(bench, name)), name
     assert set(bench.__all__) <= set(dir(bench))
 
 

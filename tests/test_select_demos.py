@@ -9,13 +9,13 @@ from nbio_helpers.events import RECV, SEND, WAKEUP, Event
 from nbio_helpers.models.select_model import FD_SETSIZE
 from nbio_helpers.measure import ComparisonRow, IdleCost, comparison_table
 from nbio_helpers.measure.comparison import _model_spec
+from nbio_helpers.measure import loop_rounds
+from nbio_helpers.measure import plot_comparison as the_plot
 from nbio_helpers.select_demos import (AlwaysWritableSelectServer, HeartbeatSelectServer,
-                                       IdleMeasure, ModelRow, compare_models,
-                                       count_partial_sends, format_table, high_descriptor_client,
-                                       loop_rounds, low_descriptors_taken, measure_idle,
-                                       partial_send_report, percentile, plot_comparison,
+                                       compare_models, count_partial_sends, format_table,
+                                       high_descriptor_client, low_descriptors_taken,
+                                       measure_idle, partial_send_report, plot_comparison,
                                        select_on_high_descriptor)
-from nbio_helpers.stats import percentile as the_percentile
 from nbio_helpers.server import wait_until
 
 posix_only = pytest.mark.skipif(sys.platform == "win32",
@@ -34,7 +34,7 @@ def test_variants_are_correct_echo_servers(cls):
 def test_write_interest_on_idle_sockets_spins():
     with AlwaysWritableSelectServer(record_events=False) as server:
         measured = measure_idle(server, clients=1, seconds=0.05)
-        assert isinstance(measured, IdleMeasure) and measured.wakeups_per_second > 0
+        assert isinstance(measured, IdleCost) and measured.wakeups_per_second > 0
         # One idle client connected: the loop keeps waking up by itself.
         with connect(server.address):
             start = server.events.count(WAKEUP)
@@ -158,8 +158,7 @@ def test_selectors_server_serves_a_high_descriptor():
 # ---------------------------------------------------------------- comparison
 def test_the_old_names_are_the_one_layer():
     # Deprecated aliases, kept while notebook 04 imports them from here.
-    assert percentile is the_percentile
-    assert IdleMeasure is IdleCost and ModelRow is ComparisonRow
+    assert plot_comparison is the_plot
     with SelectServer(record_events=False) as server:
         assert isinstance(measure_idle(server, clients=1, seconds=0.01), IdleCost)
     rows = [ComparisonRow("x", "select", {})]
@@ -185,7 +184,7 @@ def test_compare_models_rows_table_and_plot():
     assert [r.label for r in rows] == ["sleepy", "select", "spin"]
     assert [r.model for r in rows] == ["polling", "select", "select-always-write"]
     for row in rows:
-        assert isinstance(row, ModelRow) and row.load_ok
+        assert isinstance(row, ComparisonRow) and row.load_ok
         assert row.median_latency > 0 and row.tail_latency >= row.median_latency
         assert row.tail_name == "max" and row.latency_samples == 10    # too few for a p90
         assert row.tried == 0                                   # no connection probe

@@ -44,8 +44,7 @@ import importlib
 
 _EXPORTS = {
     ".command": ("configure_parser", "main", "run"),
-    ".comparison": ("NOTEBOOK_MODELS", "ModelFigures", "compare", "comparison_table",
-                    "plot_comparison"),
+    ".comparison": ("compare", "comparison_table", "plot_comparison"),   # deprecated
     ".load": ("BULK_BUFFER", "bulk_send", "echo_load", "hold", "sequential_echo"),
     ".measurements": ("idle_cpu", "loopback_ceiling", "max_connections", "select_refusal",
                       "throughput"),

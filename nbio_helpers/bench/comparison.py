@@ -9,18 +9,10 @@ Kept so that ``from nbio_helpers.bench import compare, comparison_table, plot_co
 """
 from __future__ import annotations
 
-from ..measure.comparison import (ComparisonRow, comparison_models, comparison_table,
-                                  plot_comparison)
+from ..measure.comparison import ComparisonRow, comparison_table, plot_comparison
 from ..measure.comparison import compare as _compare
 
-__all__ = ["NOTEBOOK_MODELS", "ModelFigures", "compare", "comparison_table", "plot_comparison"]
-
-NOTEBOOK_MODELS = tuple(comparison_models())
-"""Deprecated: ``(label, model, options)`` of every model, as notebook 05 compares them
-(:func:`nbio_helpers.measure.comparison_models`, computed when this module is imported)."""
-
-ModelFigures = ComparisonRow
-"""Deprecated alias of :class:`nbio_helpers.measure.ComparisonRow`."""
+__all__ = ["compare", "comparison_table", "plot_comparison"]
 
 
 def compare(models=None, *, connections: int = 1100, **settings) -> list[ComparisonRow]:

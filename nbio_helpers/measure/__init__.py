@@ -34,14 +34,16 @@ how waits scale with N (05)            :mod:`nbio_helpers.scaling`
 Every function here is bounded in time and stops what it starts; :func:`stop_client_processes`
 (called by ``notebook.finish()``) stops the client process.
 
-Deprecated aliases, kept while notebooks use them: :func:`idle_cpu_share`.
+Deprecated names, kept while notebooks 03-05 use them: the sweep rows' ``"p99"`` key (``nan``
+below 1,000 samples), :class:`IdleCost`'s ``cpu_share`` and ``wakeups_per_second``, and the
+aliases in :mod:`nbio_helpers.select_demos` and :mod:`nbio_helpers.bench.comparison`.
 """
 from ..stats import BEYOND, Spread, Tail, percentile, tail, tail_name
 from .comparison import (PARTS, VARIANTS, ComparisonRow, compare, comparison_models,
                          comparison_table, plot_comparison)
 from .gil import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
 from .idle import (HeldClients, IdleCost, idle_clients, idle_cost, idle_cost_held,
-                   idle_cpu_share, loop_rounds)
+                   loop_rounds)
 from .latency import LatencyStats, Throughput, latency_stats, throughput
 from .process import (ClientProcess, ClientProcessError, client_process,
                       running_client_processes, stop_client_processes)
@@ -51,7 +53,7 @@ __all__ = [
     "BEYOND", "PARTS", "VARIANTS", "WORKLOADS", "ClientProcess", "ClientProcessError",
     "ComparisonRow", "HeldClients", "IdleCost", "LatencyStats", "NeighbourSlowdown", "Spread",
     "Tail", "Throughput", "client_process", "compare", "comparison_models", "comparison_table",
-    "idle_clients", "idle_cost", "idle_cost_held", "idle_cpu_share", "latency_stats",
+    "idle_clients", "idle_cost", "idle_cost_held", "latency_stats",
     "loop_rounds", "neighbour_slowdown", "percentile", "plot_comparison", "plot_tradeoff",
     "poll_interval_sweep", "running_client_processes", "spacing_for", "spare_cores",
     "stop_client_processes", "tail", "tail_name", "throughput",

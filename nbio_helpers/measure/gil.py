@@ -29,6 +29,7 @@ import time
 
 from ..stats import Spread
 from .idle import loop_rounds
+from .quiet import gc_paused
 
 __all__ = ["WORKLOADS", "NeighbourSlowdown", "neighbour_slowdown"]
 
@@ -107,6 +108,11 @@ def neighbour_slowdown(work="python", *, trials: int = 5, window: float = 0.02,
     run = WORKLOADS[work] if isinstance(work, str) else work
     make_server = make_server or _default_busy_server
     run()  # warm up: the first run pays for imports and caches
+    with gc_paused():
+        return _trials(name, run, trials, window, make_server)
+
+
+def _trials(name, run, trials, window, make_server) -> NeighbourSlowdown:
     alone, beside, ratios, rounds_alone, rounds_beside = [], [], [], [], []
     for _ in range(trials):
         before = _timed(run)

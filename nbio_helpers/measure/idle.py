@@ -28,9 +28,10 @@ import time
 from ..events import ACCEPT, ACCEPT_WOULD_BLOCK, WAKEUP, WOULD_BLOCK
 from ..stats import Spread
 from .process import client_process
+from .quiet import gc_paused
 
 __all__ = ["HeldClients", "IdleCost", "idle_clients", "idle_cost", "idle_cost_held",
-           "idle_cpu_share", "loop_rounds"]
+           "loop_rounds"]
 
 
 def loop_rounds(server) -> int:
@@ -268,7 +269,8 @@ def idle_cost_held(server, held: HeldClients, seconds: float, *, repeat: int = 1
     best = None
     measured = 0
     for _ in range(attempts):
-        windows = _measure_windows(server, seconds, repeat)
+        with gc_paused():
+            windows = _measure_windows(server, seconds, repeat)
         measured += repeat
         cost = _pooled(windows, loop_rounds(server) > 0, held.accepted, measured)
         if best is None or cost.cpu > best.cpu:
@@ -276,8 +278,3 @@ def idle_cost_held(server, held: HeldClients, seconds: float, *, repeat: int = 1
         if not cost.cpu < retry_below:  # enough (or nan: unsupported, no point retrying)
             break
     return dataclasses.replace(best, windows=measured, opened=held.opened, errors=held.errors)
-
-
-def idle_cpu_share(server, clients: int = 10, seconds: float = 0.5) -> float:
-    """Deprecated: ``idle_cost(server, clients, seconds).cpu``."""
-    return idle_cost(server, clients, seconds).cpu

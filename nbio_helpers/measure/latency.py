@@ -10,7 +10,8 @@
         load.messages_per_second, load.cpu, load.ok          # msg/s, server CPU, every echo ok
 
 Both run their clients in the client process (:mod:`.process`), never in this one: a
-client thread here would share the GIL with the server's thread.
+client thread here would share the GIL with the server's thread. Python's automatic garbage
+collector is paused meanwhile (:mod:`.quiet`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import time
 
 from ..stats import Spread, tail
 from .process import client_process
+from .quiet import gc_paused
 
 __all__ = ["LatencyStats", "Throughput", "latency_stats", "throughput"]
 
@@ -133,9 +135,10 @@ def latency_stats(target, requests: int = 100, size: int = 32, timeout: float = 
     """
     host, port = _address(target)
     process = process or client_process()
-    reply = process.request("latency", timeout=timeout + 10, host=host, port=port,
-                            requests=requests, size=size, spacing=list(spacing),
-                            trials=trials, seed=seed, within=timeout, pace=pace)
+    with gc_paused():
+        reply = process.request("latency", timeout=timeout + 10, host=host, port=port,
+                                requests=requests, size=size, spacing=list(spacing),
+                                trials=trials, seed=seed, within=timeout, pace=pace)
     return LatencyStats.from_samples(reply["trials"], requests)
 
 
@@ -183,11 +186,13 @@ def throughput(target, clients: int = 20, seconds: float = 0.2, size: int = 64, 
     cpu = getattr(target, "cpu", None)
     runs, shares = [], []
     for _ in range(trials):
-        cpu0, t0 = (cpu.total() if cpu else math.nan), time.perf_counter()
-        run = process.request("echo_load", timeout=warmup + seconds + timeout + 30, host=host,
-                              port=port, clients=clients, size=size, warmup=warmup,
-                              duration=seconds, connect_timeout=timeout, keep_latencies=True)
-        wall = time.perf_counter() - t0
+        with gc_paused():
+            cpu0, t0 = (cpu.total() if cpu else math.nan), time.perf_counter()
+            run = process.request("echo_load", timeout=warmup + seconds + timeout + 30,
+                                  host=host, port=port, clients=clients, size=size,
+                                  warmup=warmup, duration=seconds, connect_timeout=timeout,
+                                  keep_latencies=True)
+            wall = time.perf_counter() - t0
         shares.append((cpu.total() - cpu0) / wall if cpu else math.nan)
         runs.append(run)
     latencies = [s for run in runs for s in run["latencies_s"]]
