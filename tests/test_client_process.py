@@ -151,3 +151,47 @@ def test_finish_stops_the_client_process(capsys):
     finish()
     assert capsys.readouterr().out == "servers running: none\nnbio threads alive: 0\n"
     assert running_client_processes() == []
+
+
+def test_an_interrupted_request_shows_the_interrupt_and_retires_the_process(monkeypatch):
+    process = client_process()
+    process.request("ping", timeout=30)
+
+    def interrupted(timeout):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(process, "reply", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        process.request("ping", timeout=30)
+    assert not process.alive and running_client_processes() == []
+    assert client_process().request("ping", timeout=30)["pong"]
+
+
+def test_an_interrupted_idle_measurement_releases_its_clients(monkeypatch):
+    from nbio_helpers.events import EOF
+    from nbio_helpers.measure import idle, idle_cost
+    from nbio_helpers.server import wait_until
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(idle, "_measure_windows", interrupted)
+    with SelectServer() as server:
+        with pytest.raises(KeyboardInterrupt):
+            idle_cost(server, clients=3, seconds=0.01)
+        assert wait_until(lambda: server.events.count(EOF) == 3, 5)   # released
+    assert client_process().request("ping", timeout=30)["pong"]
+
+
+def test_an_interrupt_that_ends_the_process_is_not_masked(monkeypatch):
+    # Ctrl-C in Jupyter reaches the whole process group: the client process ends too.
+    from nbio_helpers.measure import idle, idle_cost
+
+    def interrupted(*args):
+        client_process().kill()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(idle, "_measure_windows", interrupted)
+    with SelectServer() as server:
+        with pytest.raises(KeyboardInterrupt):
+            idle_cost(server, clients=2, seconds=0.01)

@@ -77,7 +77,10 @@ def idle_clients(server, clients: int = 10, timeout: float = 5.0, *, process=Non
             accepted = _wait_for_accepts(server, accepted_before, opened, timeout, stall)
             yield HeldClients(opened, accepted, tuple(held.get("errors", ())))
         finally:
-            process.request("release", timeout=timeout + 30)
+            # Not after an interrupt that ended the process: the interrupt must show, not
+            # this (the next request starts a new process, without the connections).
+            if process.alive:
+                process.request("release", timeout=timeout + 30)
 
 
 def _wait_for_accepts(server, before: int, wanted: int, timeout: float, stall: float) -> int:
