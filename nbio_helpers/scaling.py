@@ -71,13 +71,18 @@ def available_selectors() -> dict[str, type]:
 def fit_slope(points: dict[int, float], fit_from: int = FIT_FROM) -> float:
     """Least-squares slope of log(time) against log(N) over the N >= ``fit_from``.
 
-    1 means the time grows in proportion to N, 0 that it does not grow. ``nan`` with fewer
-    than two such points.
+    1 means the time grows in proportion to N, 0 that it does not grow. If those N span
+    less than a factor of 3 (``select`` stops near descriptor 1024), the next smaller N are
+    taken in until they do. ``nan`` with fewer than two points.
     """
-    pairs = [(math.log(n), math.log(t)) for n, t in points.items()
-             if n >= fit_from and n > 0 and t > 0]
-    if len(pairs) < 2:
+    measured = sorted((n, t) for n, t in points.items() if n > 0 and t > 0)
+    chosen = [(n, t) for n, t in measured if n >= fit_from]
+    smaller = [(n, t) for n, t in measured if n < fit_from]
+    while smaller and (len(chosen) < 2 or chosen[-1][0] < 3 * chosen[0][0]):
+        chosen.insert(0, smaller.pop())
+    if len(chosen) < 2:
         return math.nan
+    pairs = [(math.log(n), math.log(t)) for n, t in chosen]
     mx = statistics.fmean(x for x, _ in pairs)
     my = statistics.fmean(y for _, y in pairs)
     sxx = sum((x - mx) ** 2 for x, _ in pairs)

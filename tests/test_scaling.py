@@ -94,8 +94,11 @@ def test_fit_slope():
     flat = {n: 1e-6 for n in (100, 300, 1000, 3000)}
     assert fit_slope(linear) == pytest.approx(1.0)
     assert fit_slope(flat) == pytest.approx(0.0)
-    assert fit_slope({10: 1e-6, 30: 2e-6}) != fit_slope({10: 1e-6, 30: 2e-6})   # nan: too few
-    assert fit_slope({10: 1e-6, 30: 3e-6}, fit_from=10) == pytest.approx(1.0)
+    assert fit_slope({10: 1e-6, 30: 3e-6}) == pytest.approx(1.0)    # smaller N taken in
+    assert fit_slope({10: 1e-6}) != fit_slope({10: 1e-6})            # nan: one point
+    # select stops near descriptor 1024: 1000 and 1012 alone would give any slope at all.
+    near = {10: 1e-7, 100: 1e-6, 1000: 1e-5, 1012: 1.3e-5}
+    assert 0.9 < fit_slope(near) < 1.2
     result = ScalingResult({"poll": linear, "epoll": flat}, {})
     assert result.slopes() == {"poll": pytest.approx(1.0), "epoll": pytest.approx(0.0)}
 
@@ -111,7 +114,8 @@ def test_plot_is_log_log():
     fig = plot_scaling(result)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["select", "epoll"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["select (slope 0.65)",
+                                                                    "epoll (slope 0.00)"]
     import matplotlib.pyplot as plt
     plt.close(fig)
 
