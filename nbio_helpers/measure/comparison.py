@@ -262,11 +262,12 @@ def _whiskers(ax, values, ranges, y, color, floor, marker="o", label=None, dy=0.
         label = None
 
 
-def _label(ax, values, y, texts, floor, dy=0.0):
+def _label(ax, values, y, texts, floor, dy=0.0, below=False):
     for i, (value, text) in enumerate(zip(values, texts)):
         if value == value:
-            ax.annotate(text, (max(value, floor), y[i] + dy), xytext=(0, 6),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+            ax.annotate(text, (max(value, floor), y[i] + dy), xytext=(0, -6 if below else 6),
+                        textcoords="offset points", ha="center",
+                        va="top" if below else "bottom", fontsize=8)
 
 
 def plot_comparison(rows: list[ComparisonRow], *, title: str | None = None):
@@ -307,6 +308,7 @@ def plot_comparison(rows: list[ComparisonRow], *, title: str | None = None):
             _label(ax, idle, y, [_share(v) for v in idle], floor, dy=-0.15)
             _whiskers(ax, loaded, [r.loaded_cpu_range for r in rows], y, "tab:orange",
                       floor, marker="D", label="loaded", dy=0.2)
+            _label(ax, loaded, y, [_share(v) for v in loaded], floor, dy=0.2, below=True)
             ax.axvline(1.0, color="gray", ls=":", lw=1)
             ax.set_xlim(floor / 2, 3)
             ax.set_xlabel("server CPU (cores, log; floor 0.0001)")
