@@ -60,10 +60,16 @@ __all__ = [
 ]
 
 
-def spare_cores() -> float | None:
-    """Cores not busy on average over the last minute: ``os.cpu_count()`` minus the load
-    average (None where the OS has no load average: Windows). Busy polling needs one."""
-    import os
-    if not hasattr(os, "getloadavg"):
+def spare_cores(seconds: float = 0.25) -> float | None:
+    """How many cores are idle now: the machine's idle CPU time over ``seconds``, in cores.
+
+    Busy polling needs one. Measured (``psutil.cpu_percent``), not read from the load
+    average, which still counts busy loops that ended a minute ago (this notebook's own).
+    None where it cannot be measured.
+    """
+    try:
+        import psutil
+        busy = psutil.cpu_percent(interval=seconds)
+    except (ImportError, OSError):
         return None
-    return (os.cpu_count() or 1) - os.getloadavg()[0]
+    return (psutil.cpu_count() or 1) * (100.0 - busy) / 100.0
