@@ -95,7 +95,7 @@ def stub(sock, n, timeout):
 # ---------------------------------------------------------------- recv_exactly_timeout
 @pytest.mark.timeout(30)
 def test_reference_passes(capsys):
-    assert check_recv_exactly_timeout(reference) is True
+    assert check_recv_exactly_timeout.report(reference) is True
     out = capsys.readouterr().out
     assert out.startswith(PASS_PREFIX)
     assert out.count("\n") == 1
@@ -111,7 +111,7 @@ def test_reference_passes(capsys):
     (returns_partial_on_timeout, "raise TimeoutError"),
 ])
 def test_wrong_answers_fail_with_hint(wrong, expected_hint, capsys):
-    assert check_recv_exactly_timeout(wrong) is False
+    assert check_recv_exactly_timeout.report(wrong) is False
     out = capsys.readouterr().out
     assert out.startswith(FAIL_PREFIX)
     assert "Hint:" in out
@@ -120,12 +120,12 @@ def test_wrong_answers_fail_with_hint(wrong, expected_hint, capsys):
 
 @pytest.mark.timeout(10)
 def test_stub_fails_cleanly(capsys):
-    assert check_recv_exactly_timeout(stub) is False
+    assert check_recv_exactly_timeout.report(stub) is False
     assert NOT_IMPLEMENTED_MESSAGE in capsys.readouterr().out
 
 
 def test_not_a_function(capsys):
-    assert check_recv_exactly_timeout(b"not a function") is False
+    assert check_recv_exactly_timeout.report(b"not a function") is False
     assert "expected a function" in capsys.readouterr().out
 
 
@@ -133,7 +133,7 @@ def test_not_a_function(capsys):
 def test_hanging_learner_does_not_leave_a_blocked_thread():
     """After the checker gives up on a function blocked in recv(), that thread ends."""
     import threading
-    check_recv_exactly_timeout(no_timeout)
+    check_recv_exactly_timeout.report(no_timeout)
     deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline:
         if not [t for t in threading.enumerate() if t.name.startswith("learner-")]:
@@ -170,19 +170,19 @@ def test_scripted_peer_close_frees_a_blocked_recv():
 
 # ---------------------------------------------------------------- multiple choice
 def test_right_choice_passes(capsys):
-    assert check_why_second_client_waited(RIGHT_CHOICE) is True
+    assert check_why_second_client_waited.report(RIGHT_CHOICE) is True
     out = capsys.readouterr().out
     assert out.startswith(PASS_PREFIX) and "accept()" in out
 
 
 @pytest.mark.parametrize("spelling", ["b", " B ", "(B)"])
 def test_right_choice_spellings(spelling, capsys):
-    assert check_why_second_client_waited(spelling) is True
+    assert check_why_second_client_waited.report(spelling) is True
 
 
 @pytest.mark.parametrize("wrong", [c for c in CHOICES if c != RIGHT_CHOICE])
 def test_wrong_choices_fail_with_explanation(wrong, capsys):
-    assert check_why_second_client_waited(wrong) is False
+    assert check_why_second_client_waited.report(wrong) is False
     out = capsys.readouterr().out
     assert out.startswith(FAIL_PREFIX) and "Hint:" in out
     assert CHOICES[wrong][1] in out
@@ -190,13 +190,13 @@ def test_wrong_choices_fail_with_explanation(wrong, capsys):
 
 @pytest.mark.parametrize("nonsense", ["E", "", 2, "B or C"])
 def test_not_a_choice(nonsense, capsys):
-    assert check_why_second_client_waited(nonsense) is False
+    assert check_why_second_client_waited.report(nonsense) is False
     assert "one of the letters" in capsys.readouterr().out
 
 
 def test_unanswered_fails_cleanly(capsys):
     """In the student edition the answer cell sets ``answer = None``, then raises
     NotImplementedError where the solution was: the checker says there is no answer yet."""
-    assert check_why_second_client_waited(None) is False
+    assert check_why_second_client_waited.report(None) is False
     out = capsys.readouterr().out
     assert out.startswith(FAIL_PREFIX) and "no answer yet" in out

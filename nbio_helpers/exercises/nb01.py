@@ -16,13 +16,12 @@ of notebook 02.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import socket
 import threading
 import time
 
-from . import NOT_IMPLEMENTED_MESSAGE, NotYet, call_learner, checker, describe_exception
+from . import NotYet, Outcome, answer_of, checker, describe_exception, try_learner
 
 CLOSE = "close"
 """In a :class:`ScriptedPeer` script: close the far end (the learner then reads ``b''``)."""
@@ -109,39 +108,13 @@ class ScriptedPeer:
         self.far.close()
 
 
-@dataclasses.dataclass
-class Outcome:
-    """What the learner's function did: returned ``value`` or raised ``error``, in ``elapsed`` s."""
-
-    value: object = None
-    error: BaseException | None = None
-    elapsed: float = 0.0
-
-
 def run_learner(fn, *args, limit: float, hang_hint: str) -> Outcome:
-    """Run ``fn(*args)`` in a thread for at most ``limit`` seconds; return its :class:`Outcome`.
-
-    Unlike :func:`~nbio_helpers.exercises.call_learner`, an exception raised by ``fn`` is an
-    outcome to judge (``TimeoutError`` may be the right answer). Raises :class:`NotYet` for
-    the unsolved stub, and with ``hang_hint`` if ``fn`` does not return within ``limit``.
+    """Run ``fn(*args)`` under the harness for at most ``limit`` seconds; return its
+    :class:`~nbio_helpers.exercises.harness.Outcome` (a value, or an ``Exception`` to judge:
+    ``TimeoutError`` may be the right answer). Raises :class:`NotYet` for the stub, a
+    ``BaseException``, a socket it closed, and with ``hang_hint`` if it did not return in time.
     """
-    def attempt():
-        start = time.monotonic()
-        try:
-            value = fn(*args)
-        except NotImplementedError:
-            raise
-        except Exception as exc:
-            return Outcome(error=exc, elapsed=time.monotonic() - start)
-        return Outcome(value=value, elapsed=time.monotonic() - start)
-
-    attempt.__name__ = getattr(fn, "__name__", "function")
-    try:
-        return call_learner(attempt, timeout=limit)
-    except NotYet as failure:
-        if failure.message == NOT_IMPLEMENTED_MESSAGE:
-            raise
-        raise NotYet(failure.message, hang_hint) from None
+    return try_learner(fn, *args, limit=limit, hang_hint=hang_hint)
 
 
 def _show(data, limit: int = 30) -> str:
@@ -322,15 +295,17 @@ RIGHT_CHOICE = "B"
 
 @checker
 def check_why_second_client_waited(answer):
-    """Check the multiple-choice answer (a letter, "A" to "D") with an explanation."""
+    """Check the multiple-choice answer, a letter "A" to "D" (or a function returning it),
+    with an explanation."""
     letters = ", ".join(CHOICES)
+    answer = answer_of(answer)
     if answer is None:
         raise NotYet("no answer yet (answer is None)",
-                     'set answer to the letter of your choice, e.g. answer = "A", run that '
-                     "cell, then this one.")
+                     'return the letter of your choice, e.g. return "A", run that cell, '
+                     "then this one.")
     if not isinstance(answer, str) or answer.strip().strip("()").upper() not in CHOICES:
         raise NotYet(f"the answer should be one of the letters {letters}, not {answer!r}",
-                     'set answer to a single letter in quotes, e.g. answer = "A".')
+                     'give a single letter in quotes, e.g. return "A".')
     letter = answer.strip().strip("()").upper()
     _, why = CHOICES[letter]
     if letter != RIGHT_CHOICE:
