@@ -301,7 +301,8 @@ def judge(outcome: Outcome, name: str, *, limit: float, hang_hint: str | None = 
     if outcome.base_error is not None:
         raise NotYet(*base_exception_failure(name, outcome.base_error))
     if outcome.timed_out:
-        message = f"{name} did not return within {limit:g} s"
+        message = (f"{name} {outcome.gave_up}" if outcome.gave_up
+                   else f"{name} did not return within {limit:g} s")
         if outcome.where:
             message += f": it was still running {outcome.where}"
         raise NotYet(message, hang_hint or HANG_HINT)
@@ -310,7 +311,7 @@ def judge(outcome: Outcome, name: str, *, limit: float, hang_hint: str | None = 
 
 def try_learner(fn, *args, limit: float = DEFAULT_TIMEOUT, hang_hint: str | None = None,
                 name: str | None = None, sockets=(), allow_close: bool = False,
-                **kwargs) -> Outcome:
+                give_up=None, **kwargs) -> Outcome:
     """Call the learner's ``fn(*args, **kwargs)`` under the harness; return its
     :class:`~nbio_helpers.exercises.harness.Outcome` when it returned a value or raised an
     ``Exception`` (``outcome.value`` / ``outcome.error``: for the checker to judge, since
@@ -319,13 +320,15 @@ def try_learner(fn, *args, limit: float = DEFAULT_TIMEOUT, hang_hint: str | None
     Raises :class:`NotYet` (see :func:`judge`) when ``fn`` is not callable, is the unsolved
     stub, raised a ``BaseException`` that is not an ``Exception``, did not return within
     ``limit`` seconds (with ``hang_hint``, and where it was stopped), or closed a socket
-    passed to it (unless ``allow_close``).
+    passed to it (unless ``allow_close``). ``give_up``: see
+    :func:`~nbio_helpers.exercises.harness.run_learner`.
     """
     label = f"{name or getattr(fn, '__name__', 'your function')}()"
     if not callable(fn):
         raise NotYet(f"expected a function, got {type(fn).__name__}",
                      "pass the function itself, without calling it: check_x(my_function).")
-    outcome = run_learner(fn, *args, limit=limit, name=name, sockets=sockets, **kwargs)
+    outcome = run_learner(fn, *args, limit=limit, name=name, sockets=sockets, give_up=give_up,
+                          **kwargs)
     return judge(outcome, label, limit=limit, hang_hint=hang_hint, allow_close=allow_close)
 
 

@@ -387,7 +387,8 @@ class Outcome:
     ``base_error`` is a ``BaseException`` it raised that is not an ``Exception``
     (``KeyboardInterrupt``, ``SystemExit``); ``timed_out`` if it had not returned within the
     limit, and then ``where`` it was and whether it is ``still_running`` (a zombie);
-    ``closed`` lists the sockets given to it that it closed (as "argument 1", ...).
+    ``closed`` lists the sockets given to it that it closed (as "argument 1", ...);
+    ``gave_up`` is the reason ``give_up()`` gave for stopping it early.
     """
 
     value: object = None
@@ -398,6 +399,7 @@ class Outcome:
     where: str | None = None
     still_running: bool = False
     closed: list = dataclasses.field(default_factory=list)
+    gave_up: str = ""
 
 
 def _open_sockets(values) -> dict[int, socket.socket]:
@@ -408,13 +410,16 @@ def _open_sockets(values) -> dict[int, socket.socket]:
     return found
 
 
-def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), **kwargs) -> Outcome:
+def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), give_up=None,
+                **kwargs) -> Outcome:
     """Call the learner's ``fn(*args, **kwargs)`` in a ``learner-…`` thread; wait at most
     ``limit`` seconds; return its :class:`Outcome`. Never raises for anything ``fn`` does.
 
     A call still running after ``limit`` is stopped at once (sockets among ``args`` and in
     ``sockets`` are shut down first, to unblock it). Whatever ``fn`` prints goes to the
-    check's :class:`OutputCapture` (installed by the checker decorator).
+    check's :class:`OutputCapture` (installed by the checker decorator). ``give_up``, if
+    given, is asked every 0.1 s; a non-empty string it returns (why: "sent nothing for 2 s")
+    stops the call at once, as if ``limit`` had passed (``outcome.gave_up`` is that string).
     """
     label = name or getattr(fn, "__name__", "function")
     given = _open_sockets(args)
@@ -443,14 +448,22 @@ def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), **
     thread = threading.Thread(target=target, daemon=True, name=f"learner-{label}-{next(_names)}")
     began = time.monotonic()
     thread.start()
+    reason = ""
     try:
-        thread.join(limit)
+        deadline = began + limit
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(min(0.1, max(0.0, deadline - time.monotonic())))
+            if give_up is not None and thread.is_alive():
+                reason = give_up() or ""
+                if reason:
+                    break
     except BaseException:           # the Stop button: stop the learner's call, then go on up
         stop_learner_code([thread.ident], sockets=[*given.values(), *sockets])
         raise
     outcome = Outcome()
     if thread.is_alive() or result.get("stopped"):
         outcome.timed_out = True
+        outcome.gave_up = reason
         outcome.elapsed = time.monotonic() - began
         outcome.where = where(thread)
         survivors = stop_learner_code([thread.ident], sockets=[*given.values(), *sockets])

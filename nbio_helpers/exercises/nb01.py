@@ -108,13 +108,13 @@ class ScriptedPeer:
         self.far.close()
 
 
-def run_learner(fn, *args, limit: float, hang_hint: str) -> Outcome:
+def run_learner(fn, *args, limit: float, hang_hint: str, give_up=None) -> Outcome:
     """Run ``fn(*args)`` under the harness for at most ``limit`` seconds; return its
     :class:`~nbio_helpers.exercises.harness.Outcome` (a value, or an ``Exception`` to judge:
     ``TimeoutError`` may be the right answer). Raises :class:`NotYet` for the stub, a
     ``BaseException``, a socket it closed, and with ``hang_hint`` if it did not return in time.
     """
-    return try_learner(fn, *args, limit=limit, hang_hint=hang_hint)
+    return try_learner(fn, *args, limit=limit, hang_hint=hang_hint, give_up=give_up)
 
 
 def _show(data, limit: int = 30) -> str:

@@ -119,6 +119,9 @@ SMALL_BUFFER = 16 * 1024
 SEND_TIMEOUT = 0.5
 """The ``timeout`` given to the learner's function when the peer never reads."""
 
+STALL = 3.0
+"""Seconds without a byte reaching the (always reading) reader: the sender is stuck."""
+
 SEND_HANG_HINT = ("wait for room with select.select([], [sock], [], time_left): never without "
                   "a timeout, and give up with TimeoutError once the deadline has passed.")
 
@@ -165,6 +168,13 @@ class SlowReader:
             time.sleep(0.01)
         return len(self.received)
 
+    def stalled(self, seconds: float) -> str:
+        """Why to give up on the sender: nothing arrived for ``seconds`` ('' if something did)."""
+        if time.monotonic() - self.last_progress > seconds:
+            return (f"made no progress: not a byte had arrived for {seconds:g} s "
+                    f"({len(self.received):,} bytes so far)")
+        return ""
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2.0)
@@ -189,7 +199,8 @@ def _big_send(fn) -> None:
         peer.sock.setblocking(False)
         reader = SlowReader(peer.far)
         try:
-            out = run_learner(fn, peer.sock, data, 20.0, limit=25.0, hang_hint=SEND_HANG_HINT)
+            out = run_learner(fn, peer.sock, data, 20.0, limit=25.0, hang_hint=SEND_HANG_HINT,
+                              give_up=lambda: reader.stalled(STALL))
             count = reader.wait_for(len(data))
         finally:
             reader.stop()

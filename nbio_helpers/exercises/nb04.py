@@ -102,6 +102,10 @@ class LearnerLoop:
                          "one call is one turn: pass timeout to select.select(), serve what "
                          "it reported ready, then return; never loop inside select_round(), "
                          "and never make a blocking call (the sockets are non-blocking).")
+        if self.listener.fileno() == -1 and not self._stop.is_set():
+            raise NotYet("select_round() closed the listening socket it was given",
+                         "the listener belongs to the caller and serves every future client: "
+                         "close only the client sockets whose peer has gone (recv() == b'').")
         if self.error is None:
             return
         if isinstance(self.error, LearnerBaseException):

@@ -21,6 +21,7 @@ import threading
 import time
 
 from ..clients import connect, recv_exactly, request
+from ..models import SelectorsServer
 from ..server import ServerStopTimeout
 from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
                LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
@@ -182,6 +183,9 @@ def check_idle_timeout(server_class):
                      f"{describe_exception(made.error)}",
                      "keep the __init__ as it was given: it only stores idle_timeout.")
     server = made.value
+    if not isinstance(server, SelectorsServer):
+        raise NotYet(f"{server_class.__name__} is not a SelectorsServer",
+                     "keep the class line as given: class IdleTimeoutServer(SelectorsServer).")
     # The learner's serve() runs in the server's thread: guarded, so that it can be timed,
     # located and stopped; the thread is renamed learner-..., as it runs learner code.
     server.serve = guarded(server.serve, name="serve")
