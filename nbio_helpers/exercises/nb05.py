@@ -201,8 +201,10 @@ def check_idle_timeout(server_class):
         _idle_alone(server)
         _idle_beside_active(server)
         _still_serving(server)
-    finally:
-        _stop_server(server)
+    except BaseException:      # a verdict already, or the Stop button: it must go on up
+        _stop_quietly(server)
+        raise
+    _stop_server(server)
     return (f"an idle connection was closed once idle_timeout={IDLE_TIMEOUT:g} had passed, a busy "
             "one beside it kept going, and the server went on serving")
 
