@@ -108,7 +108,8 @@ def template_problems(nb) -> list[str]:
     error output except in cells tagged ``raises-exception`` (which must raise); no port, fd,
     ``0x`` address or timing in compared outputs; plots and widgets only in cells tagged
     ``nbval-ignore-output``; no trailing ``;``; kernelspec ``python3``; each solution cell has
-    nbgrader metadata (unique ``grade_id``) and code solutions are followed by a checker cell.
+    nbgrader metadata (unique ``grade_id``) and code solutions are followed by a checker cell
+    that is a locked, graded nbgrader test cell with points, showing no result.
     """
     problems: list[str] = []
     problems += _check_title(nb)
@@ -212,25 +213,42 @@ def _check_outputs(nb) -> list[str]:
     return problems
 
 
+GRADED_CELL = {"grade": True, "locked": True, "solution": False, "schema_version": 3}
+"""nbgrader metadata every checker cell that follows an exercise carries (and ``points``)."""
+
+
 def _check_exercises(nb) -> list[str]:
+    """Solution cells carry nbgrader solution metadata; each code exercise is followed by a
+    checker cell that is a locked, graded nbgrader test cell with points, whose stored output
+    is the verdict alone (no ``True``/``False`` result); grade_ids are unique."""
     problems = []
     grade_ids: dict[str, int] = {}
+
+    def note_id(index: int, meta: dict) -> None:
+        gid = meta.get("grade_id")
+        if gid in grade_ids:
+            problems.append(f"cell {index}: grade_id {gid!r} already used by cell "
+                            f"{grade_ids[gid]}")
+        grade_ids[gid] = index
+        if meta.get("schema_version") != 3:
+            problems.append(f"cell {index}: nbgrader schema_version is not 3")
+
     for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader")
+        if meta and meta.get("grade") and meta.get("grade_id"):
+            note_id(index, meta)
         has_code_region = cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source
         has_md_region = cell.cell_type == "markdown" and "BEGIN SOLUTION" in cell.source
         if not (has_code_region or has_md_region):
             continue
-        meta = cell.metadata.get("nbgrader")
         if not meta or not meta.get("solution") or not meta.get("grade_id"):
             problems.append(f"cell {index}: solution cell without nbgrader metadata "
                             "(solution: true, grade_id)")
         else:
-            if meta["grade_id"] in grade_ids:
-                problems.append(f"cell {index}: grade_id {meta['grade_id']!r} already used "
-                                f"by cell {grade_ids[meta['grade_id']]}")
-            grade_ids[meta["grade_id"]] = index
-            if meta.get("schema_version") != 3:
-                problems.append(f"cell {index}: nbgrader schema_version is not 3")
+            if not meta.get("grade"):
+                note_id(index, meta)
+            if meta.get("locked"):
+                problems.append(f"cell {index}: a solution cell must not be locked")
         if "END SOLUTION" not in cell.source:
             problems.append(f"cell {index}: BEGIN SOLUTION without END SOLUTION")
         if has_code_region:
@@ -238,6 +256,22 @@ def _check_exercises(nb) -> list[str]:
             if following is None or not is_checker_cell(following):
                 problems.append(f"cell {index}: exercise not followed by a checker cell "
                                 "(a code cell calling check_…)")
+                continue
+            at = nb.cells.index(following)
+            graded = following.metadata.get("nbgrader", {})
+            wrong = [f"{key}: {value}" for key, value in GRADED_CELL.items()
+                     if graded.get(key) != value]
+            if not graded.get("grade_id"):
+                wrong.append("a grade_id")
+            points = graded.get("points")
+            if not isinstance(points, (int, float)) or isinstance(points, bool) or points <= 0:
+                wrong.append("points > 0")
+            if wrong:
+                problems.append(f"cell {at}: the checker cell is not a locked, graded nbgrader "
+                                f"test cell (needs {', '.join(wrong)})")
+            if any(o.get("output_type") == "execute_result" for o in following.get("outputs", [])):
+                problems.append(f"cell {at}: the checker cell shows a result (True/False?) "
+                                "under its verdict")
     return problems
 
 
@@ -320,6 +354,6 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-__all__ = ["KERNEL_NAME", "VOLATILE", "code_cells", "configure_parser", "default_notebooks_dir",
+__all__ = ["GRADED_CELL", "KERNEL_NAME", "VOLATILE", "code_cells", "configure_parser", "default_notebooks_dir",
            "execute_notebook", "ignores_output", "is_checker_cell", "notebook_paths",
            "output_texts", "run", "tags", "template_problems", "unexpected_errors"]

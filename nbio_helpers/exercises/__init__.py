@@ -357,6 +357,21 @@ def answer_of(answer, *, timeout: float = 2.0, name: str = "your answer"):
     return answer
 
 
+@contextlib.contextmanager
+def requires_exercise(number: int, name: str = ""):
+    """For a demo cell that calls the learner's function: if it is still the stub, say
+    "solve exercise N first" instead of showing a NotImplementedError traceback::
+
+        with requires_exercise(1, "recv_exactly_timeout"):
+            print(recv_exactly_timeout(sock, 20, timeout=2))
+    """
+    try:
+        yield
+    except NotImplementedError:
+        what = f" (`{name}` above)" if name else ""
+        print(f"⏭ Solve exercise {number}{what} first, then run this cell again.")
+
+
 # ---------------------------------------------------------------- a server to check against
 _servers = itertools.count(1)
 
@@ -387,7 +402,7 @@ __all__ = [
     "LearnerStopped", "LearnerThread", "NOT_IMPLEMENTED_HINT", "NOT_IMPLEMENTED_MESSAGE",
     "NotYet", "NotYetError", "Outcome", "OutputCapture", "PASS_PREFIX", "RESTART_ADVICE",
     "Verdict", "answer_of", "base_exception_failure", "call_learner", "checker",
-    "describe_exception", "grading", "guarded", "judge", "not_yet", "report", "run_learner",
+    "describe_exception", "grading", "guarded", "requires_exercise", "judge", "not_yet", "report", "run_learner",
     "running_for", "scrub", "stop_learner_code", "temporary_server", "try_learner", "unblock",
     "well_done", "where", "zombies",
 ]
