@@ -150,11 +150,12 @@ def recording(loop_class):
             self.log = log
 
         def step(self, task, error=None):             # a generator task runs
+            lane = lane_of(task) or "task"            # before: a finished task has no frame
             start = time.monotonic()
             try:
                 return super().step(task, error)
             finally:
-                self.log.record_run(TaskRun(lane_of(task) or "task", start, time.monotonic()))
+                self.log.record_run(TaskRun(lane, start, time.monotonic()))
 
         def call_soon(self, callback, *args):         # a coroutine Task runs
             owner = getattr(callback, "__self__", None)
