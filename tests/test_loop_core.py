@@ -435,3 +435,20 @@ def test_awaiting_a_foreign_awaitable_is_a_clear_error():
     with pytest.raises(TypeError, match="can only await its own futures"):
         task.result()
     loop.close()
+
+
+def test_sleep_0_lets_the_other_ready_tasks_run_first():
+    loop = Loop()
+    order = []
+
+    async def worker(name):
+        for i in range(3):
+            order.append((name, i))
+            await loop.sleep(0)
+
+    for name in "ab":
+        loop.create_task(worker(name))
+    assert run_until(loop, lambda: not loop.tasks)
+    assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert not loop.timers                         # no timer for a zero sleep
+    loop.close()

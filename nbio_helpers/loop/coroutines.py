@@ -140,8 +140,12 @@ class Loop(TimerLoop):
         return future
 
     def sleep(self, seconds):
-        """A future done in ``seconds`` seconds: ``await loop.sleep(1)``."""
+        """A future done in ``seconds`` seconds: ``await loop.sleep(1)``. ``sleep(0)`` only
+        lets every other ready task run first."""
         future = Future()
+        if seconds <= 0:
+            self.call_soon(future.set_result, None)
+            return future
         timer = self.call_later(seconds, future.set_result, None)
         future.add_done_callback(lambda _: timer.cancel())
         return future

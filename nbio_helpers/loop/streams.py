@@ -2,8 +2,9 @@
 
 What asyncio splits into ``StreamReader`` and ``StreamWriter``, for the ``tasks`` echo model:
 
-* ``await stream.read(n)`` tries ``recv()`` at once and, only if it would block, awaits the
-  loop's ``readable()`` future (trio's ``_nonblocking_helper`` does the same);
+* ``await stream.read(n)`` lets the other tasks run once (``sleep(0)``: a fair share for
+  each, as trio makes every I/O call a scheduling point), then tries ``recv()`` and only if
+  it would block awaits the loop's ``readable()`` future (trio's ``_nonblocking_helper``);
 * ``stream.write(data)`` hands the bytes to a :class:`~.transport.Transport` (never blocks);
 * ``await stream.drain()`` is backpressure: while more than ``high_water`` bytes are pending
   it waits (``PAUSE``) until the transport has sent them down to half of that (``RESUME``),
@@ -40,7 +41,12 @@ class Stream:
         self.reason = "peer closed and every byte was sent"
 
     async def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes; ``b''`` at the end of the stream (or when the peer reset)."""
+        """Up to ``n`` bytes; ``b''`` at the end of the stream (or when the peer reset).
+
+        Always a scheduling point: it first lets the other ready tasks run. Without that, a
+        client that answers at once would keep ``recv()`` succeeding, and its task would
+        never give the loop back: the other clients would starve."""
+        await self.loop.sleep(0)
         while True:
             try:
                 data = self.sock.recv(n)
