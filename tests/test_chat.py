@@ -336,3 +336,18 @@ def test_a_handler_that_fails_is_recorded_and_the_server_goes_on():
             assert "NameError" in error.detail and "conn 1" in error.detail
             client.close()
             assert server.running
+
+
+def test_chat_client_helper(chat_server):
+    from nbio_helpers.loop.talk import ChatClient
+
+    with ChatClient(chat_server.address) as ann, ChatClient(chat_server.address) as bob:
+        assert ann.join("ann").startswith("* hello ann!")
+        assert bob.join("bob").startswith("* hello bob!")
+        bob.say("hi ann")
+        assert ann.lines() == ["* bob joined", "bob: hi ann"]
+        assert ann.lines(quiet=0.05) == []
+        with pytest.raises(TimeoutError):
+            ann.line(timeout=0.05)
+        bob.say("/quit")
+        assert bob.lines() == ["* bye, bob!"] and bob.closed_by_server

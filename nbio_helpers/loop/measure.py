@@ -42,11 +42,14 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 # --------------------------------------------------------------- the separate client process
-_CLIENT = """
-import json, sys
-from nbio_helpers.loop.measure import echo_clients
-print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))
-"""
+def _client_script() -> str:
+    """The client process's program: :func:`echo_clients` and :func:`percentile`, which need
+    only the standard library, so that the process starts in milliseconds (importing this
+    package, asyncio included, would take a good part of a second)."""
+    import inspect
+    return "\n".join(["import json, math, sys, time", inspect.getsource(percentile),
+                      inspect.getsource(echo_clients),
+                      "print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))"])
 
 
 def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interval: float = 0.0,
@@ -131,7 +134,7 @@ def load_from_another_process(address, **options) -> dict:
     clients do not share this process's GIL with the server they measure)."""
     args = json.dumps({"host": address[0], "port": address[1], **options})
     wall = options.get("warmup", 0.2) + options.get("seconds", 1.0)
-    done = subprocess.run([sys.executable, "-c", _CLIENT, args], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", _client_script(), args], capture_output=True,
                           text=True, timeout=wall + 60)
     if done.returncode != 0:
         raise RuntimeError(f"the client process failed: {done.stderr.strip()[-500:]}")
