@@ -2,9 +2,9 @@
 
 What asyncio splits into ``StreamReader`` and ``StreamWriter``, for the ``tasks`` echo model:
 
-* ``await stream.read(n)`` lets the other tasks run once (``sleep(0)``: a fair share for
-  each, as trio makes every I/O call a scheduling point), then tries ``recv()`` and only if
-  it would block awaits the loop's ``readable()`` future (trio's ``_nonblocking_helper``);
+* ``await stream.read(n)`` tries ``recv()`` and only if it would block awaits the loop's
+  ``readable()`` future (trio's ``_nonblocking_helper``); if the data was there at once it
+  lets the other tasks run first (``sleep(0)``): every read is a scheduling point, as in trio;
 * ``stream.write(data)`` hands the bytes to a :class:`~.transport.Transport` (never blocks);
 * ``await stream.drain()`` is backpressure: while more than ``high_water`` bytes are pending
   it waits (``PAUSE``) until the transport has sent them down to half of that (``RESUME``),
@@ -43,20 +43,23 @@ class Stream:
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; ``b''`` at the end of the stream (or when the peer reset).
 
-        Always a scheduling point: it first lets the other ready tasks run. Without that, a
-        client that answers at once would keep ``recv()`` succeeding, and its task would
-        never give the loop back: the other clients would starve."""
-        await self.loop.sleep(0)
+        Always a scheduling point: if the data was there at once, it first lets the other
+        ready tasks run. Without that, a client that answers at once would keep ``recv()``
+        succeeding, its task would never give the loop back, and the others would starve."""
+        waited = False
         while True:
             try:
                 data = self.sock.recv(n)
             except BlockingIOError:
                 await self.loop.readable(self.sock)
+                waited = True
                 continue
             except OSError as exc:                # reset by the peer
                 self.reason = f"recv failed: {type(exc).__name__}"
                 return b""
             self.server.events.record(RECV if data else EOF, self.id, len(data))
+            if not waited:
+                await self.loop.sleep(0)
             return data
 
     def write(self, data: bytes) -> None:
