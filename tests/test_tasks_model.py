@@ -70,3 +70,24 @@ def test_idle_connections_use_no_timer_and_one_registration_each():
         finally:
             for sock in socks:
                 sock.close()
+
+
+@pytest.mark.parametrize("which", ["tasks", "callbacks", "generators", "timers", "coroutines"])
+def test_an_idle_loop_sleeps(which):
+    """Silent clients connected: the loop does not wake up at all, and uses no CPU."""
+    from nbio_helpers.cpu import cpu_share
+    from nbio_helpers.events import WAKEUP
+    from nbio_helpers.loop import start_chat
+    from nbio_helpers.measure import idle_clients
+
+    server = start_server("tasks", name="idle") if which == "tasks" else \
+        start_chat(which, name="idle", **({"idle_timeout": 60} if which in ("timers", "coroutines")
+                                            else {}))
+    with server, idle_clients(server, 20):
+        assert wait_until(lambda: server.events.count("send") >= (0 if which == "tasks" else 20),
+                          5)                    # the chat greeted all of them
+        time.sleep(0.05)
+        wakeups = server.events.count(WAKEUP)
+        share = cpu_share(server.cpu, 0.3)
+        assert server.events.count(WAKEUP) == wakeups    # not one select() returned
+        assert share < 0.05
