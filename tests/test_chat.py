@@ -351,3 +351,28 @@ def test_chat_client_helper(chat_server):
             ann.line(timeout=0.05)
         bob.say("/quit")
         assert bob.lines() == ["* bye, bob!"] and bob.closed_by_server
+
+
+def test_start_stop_cycles_leave_no_descriptor_or_thread(step, open_fds, nbio_threads):
+    import gc
+    import warnings
+
+    def cycle():
+        with start_chat(step, name="cycle") as server:
+            with socket.create_connection(server.address, timeout=5) as sock:
+                assert sock.recv(100).startswith(b"* welcome")
+                sock.sendall(b"ann\n")
+                assert sock.recv(200).startswith(b"* hello ann!")
+                server.stop()                      # with a client still connected
+
+    cycle()
+    gc.collect()
+    before = open_fds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(5):
+            cycle()
+        gc.collect()
+    assert open_fds() == before
+    assert nbio_threads() == []
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
