@@ -42,6 +42,7 @@ OPTIONAL_COMMANDS = {
     "student-edition": ("nbio_helpers.student", "write the student edition (solutions removed)"),
     "execute-notebooks": ("nbio_helpers.notebook_tools", "re-execute notebooks in a fresh kernel"),
     "bench": ("nbio_helpers.bench", "measure every server model side by side"),
+    "chat": ("nbio_helpers.loop.command", "a line chat server for classroom demos (nc clients)"),
 }
 """Commands whose code lives in another module; absent if that module is not installed."""
 

@@ -174,7 +174,7 @@ print(json.dumps(report))
 
 
 @pytest.mark.skipif(sys.platform not in ("linux", "darwin"), reason="Linux and macOS only")
-@pytest.mark.parametrize("model", ["threads", "select", "selectors"])
+@pytest.mark.parametrize("model", ["threads", "select", "selectors", "tasks"])
 def test_out_of_descriptors_the_loop_does_not_spin_and_recovers(model):
     # Not the busy polling model: out of descriptors, Linux's accept() fails with EMFILE even
     # when nobody is waiting, so a busy loop frees and retakes its reserve descriptor all the
