@@ -2,12 +2,13 @@
 typical wrong answers: a single recv(n), no timeout (hangs), a timeout per recv() instead of a
 deadline, b'' not handled, reading past n; wrong choices of the multiple-choice question; and
 the unsolved stub."""
+import sys
 import time
 
 import pytest
 
 from nbio_helpers.exercises import FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX
-from nbio_helpers.exercises.nb01 import (CHOICES, CLOSE, RIGHT_CHOICE, ScriptedPeer,
+from nbio_helpers.exercises.nb01 import (CHOICES, CLOSE, RESET, RIGHT_CHOICE, ScriptedPeer,
                                          check_recv_exactly_timeout,
                                          check_why_second_client_waited)
 
@@ -166,6 +167,40 @@ def test_scripted_peer_close_frees_a_blocked_recv():
         time.sleep(0.05)
     reader.join(2.0)
     assert not reader.is_alive() and result == [b""]
+
+
+@pytest.mark.timeout(10)
+def test_scripted_peer_reset_makes_recv_raise_connection_reset():
+    import select
+    with ScriptedPeer() as peer:
+        peer.reset()
+        assert peer.far.fileno() == -1
+        assert select.select([peer.sock], [], [], 2.0)[0]
+        with pytest.raises(ConnectionResetError):
+            peer.sock.recv(10)
+    assert peer.sock.fileno() == -1
+
+
+@pytest.mark.timeout(10)
+def test_scripted_peer_reset_before_start_and_twice():
+    peer = ScriptedPeer()
+    peer.reset()                   # never started: nothing to join
+    peer.reset()                   # already closed: harmless
+    peer.sock.settimeout(2.0)
+    with pytest.raises(ConnectionResetError):
+        peer.sock.recv(10)
+    peer.close()
+
+
+@pytest.mark.timeout(10)
+def test_scripted_peer_reset_in_a_script():
+    with ScriptedPeer([b"cut", RESET]) as peer:
+        peer.sock.settimeout(2.0)
+        if sys.platform.startswith("linux"):     # Linux delivers what arrived before the RST
+            assert peer.sock.recv(10) == b"cut"
+        with pytest.raises(ConnectionResetError):
+            while peer.sock.recv(10):
+                pass
 
 
 # ---------------------------------------------------------------- multiple choice

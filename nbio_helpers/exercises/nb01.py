@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import itertools
 import socket
+import struct
+import sys
 import threading
 import time
 
@@ -26,6 +28,10 @@ from . import NotYet, Outcome, answer_of, checker, describe_exception, try_learn
 CLOSE = "close"
 """In a :class:`ScriptedPeer` script: close the far end (the learner then reads ``b''``)."""
 
+RESET = "reset"
+"""In a :class:`ScriptedPeer` script: abort the connection from the far end (see
+:meth:`ScriptedPeer.reset`; the learner's next ``recv()`` raises ``ConnectionResetError``)."""
+
 _peers = itertools.count(1)
 
 
@@ -33,12 +39,17 @@ class ScriptedPeer:
     """A real TCP connection on 127.0.0.1 whose far end follows a script, in a thread.
 
     Script items: ``bytes`` are sent, a number is a pause in seconds, :data:`CLOSE` closes
-    the far end. After the script the far end stays open and silent (a stalled peer) until
-    the ``with`` block ends. Leaving the block ends the script at once, shuts down and
-    closes both ends (which also frees a learner's call still blocked on :attr:`sock`)::
+    the far end, :data:`RESET` aborts the connection from it (:meth:`reset`). After the
+    script the far end stays open and silent (a stalled peer) until the ``with`` block ends.
+    Leaving the block ends the script at once, shuts down and closes both ends (which also
+    frees a learner's call still blocked on :attr:`sock`)::
 
         with ScriptedPeer([b"ab", 0.05, b"cd", CLOSE]) as peer:
             peer.sock.recv(10)          # b'ab'; the learner's end: blocking, no timeout
+
+        with ScriptedPeer() as peer:
+            peer.reset()                # the far end aborts the connection
+            peer.sock.recv(10)          # raises ConnectionResetError
 
     Parameters
     ----------
@@ -86,12 +97,26 @@ class ScriptedPeer:
                 if step == CLOSE:
                     self.far.close()
                     return
+                if step == RESET:
+                    _close_with_reset(self.far)
+                    return
                 if isinstance(step, (bytes, bytearray)):
                     self.far.sendall(step)
                 else:
                     self.stopping.wait(step)
         except OSError as exc:  # the learner closed its end: the script just ends
             self.error = exc
+
+    def reset(self) -> None:
+        """Abort the connection from the far end: end the script, then close the far end
+        with ``SO_LINGER`` set to 0, so that the kernel sends a reset (RST) instead of an
+        orderly end (FIN). The learner's next ``recv()`` on :attr:`sock` raises
+        ``ConnectionResetError`` (on Linux, once it has read the bytes that arrived before
+        the reset), then ``b''``. :meth:`close` still cleans up afterwards."""
+        self.stopping.set()
+        if self._thread.ident is not None:     # started: let the script end first
+            self._thread.join(2.0)
+        _close_with_reset(self.far)
 
     def close(self) -> None:
         """End the script, then shut down and close both ends."""
@@ -101,11 +126,23 @@ class ScriptedPeer:
                 sock.shutdown(socket.SHUT_RDWR)   # frees a recv()/send() blocked on it
             except OSError:
                 pass
-        self._thread.join(2.0)
+        if self._thread.ident is not None:     # started (not a peer used without `with`)
+            self._thread.join(2.0)
         # Closed after the shutdown: a learner's loop that keeps calling recv() on the dead
         # socket now gets an OSError and ends, instead of spinning on b'' forever.
         self.sock.close()
         self.far.close()
+
+
+def _close_with_reset(sock: socket.socket) -> None:
+    """Close ``sock`` so that the peer gets a reset (RST) instead of an orderly end (FIN)."""
+    # struct linger: two ints on Unix (socket(7)), two u_shorts on Windows (winsock2.h)
+    linger = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+    except OSError:     # already closed (or shut down by close()): nothing left to abort
+        pass
+    sock.close()
 
 
 def run_learner(fn, *args, limit: float, hang_hint: str, give_up=None) -> Outcome:
@@ -314,5 +351,5 @@ def check_why_second_client_waited(answer):
     return f"({letter}) — {why}"
 
 
-__all__ = ["CHOICES", "CLOSE", "Outcome", "ScriptedPeer", "check_recv_exactly_timeout",
-           "check_why_second_client_waited", "run_learner"]
+__all__ = ["CHOICES", "CLOSE", "Outcome", "RESET", "ScriptedPeer",
+           "check_recv_exactly_timeout", "check_why_second_client_waited", "run_learner"]
