@@ -122,15 +122,14 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
         Add a legend of the kinds of marks present.
     ready:
         ``{conn: [t, ...]}``: when data became available to that connection
-        (``time.monotonic()`` seconds), e.g. the peer's ``SEND`` events (extra times, such
-        as sends to other connections before this one existed, are harmless). Each read that
-        returns data is matched with the first of these times after the previous read's
-        data (for the first read: at or after the connection's first event); the wait ends
-        there, the copy starts there or at the ``recv()`` call, if later (the time between is
-        *data waiting to be read*), never before. A time recorded just after the read
-        returned (the sender's thread logs its send once ``send()`` has returned, and may
-        log it after the reader woke up) counts as the return, provided the connection has
-        no other event in between. A read with no such time is drawn as without ``ready``.
+        (``time.monotonic()`` seconds), e.g. the times the peer sent to it (its ``SEND``
+        events for that connection only). Each read that returns data is matched with the
+        first of these times after the previous read's data; the wait ends there, the copy
+        starts there or at the ``recv()`` call, if later (the time between is *data waiting
+        to be read*), never before. A time recorded just after the read returned (the
+        sender's thread logs its send once ``send()`` has returned, and may log it after the
+        reader woke up) counts as the return, provided the connection has no other event in
+        between. A read with no such time is drawn as without ``ready``.
     """
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
@@ -189,7 +188,8 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
     for boundary in range(1, len(layout.rows)):
         if layout.rows[boundary].endswith("application") or layout.rows[boundary] == SERVER_LOOP:
             ax.axhline(boundary - 0.5, color="#bdbdbd", linewidth=0.6, zorder=0)
-    lo = min(times_ms + [0.0])
+    starts = [x for bars in spans.values() for x, _, _ in bars]   # a ready time may be earlier
+    lo = min(times_ms + starts + [0.0])
     hi = max(times_ms + [0.0]) + width
     pad = max(hi - lo, 1e-3) * 0.02
     ax.set_xlim(lo - pad, hi + pad)
@@ -216,16 +216,16 @@ def _next_times(evs, times_ms) -> list[float]:
     return following
 
 
-def _match_ready(times: list, after: float, inclusive: bool, t: float, until: float):
+def _match_ready(times: list, after: float, t: float, until: float):
     """Match a read that returned data at ``t`` with a time of ``times`` (sorted, ms).
 
     Returns ``(ready, consumed)``: when its data became available (at most ``t``) and the
     bound after which the next read's data must come, or ``(None, None)`` without a match.
-    The candidate is the first time after ``after`` (at or after it, if ``inclusive``); one
-    later than ``t`` still counts (as ``t``) if it is before ``until``, the connection's next
-    event: its sender recorded it a moment after the reader woke up.
+    The candidate is the first time after ``after``; one later than ``t`` still counts (as
+    ``t``) if it is before ``until``, the connection's next event: its sender recorded it a
+    moment after the reader woke up.
     """
-    i = bisect.bisect_left(times, after) if inclusive else bisect.bisect_right(times, after)
+    i = bisect.bisect_right(times, after)
     if i == len(times) or (times[i] > t and times[i] >= until):
         return None, None
     return min(times[i], t), max(times[i], t)
@@ -239,13 +239,11 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
     call_at: dict = {}      # conn -> time of the traced recv() call still in progress
     wait_from: dict = {}    # conn -> when the kernel started waiting for data
     last_at: dict = {}      # conn -> time of the previous event of that connection
-    first_at: dict = {}     # conn -> time of its first event
     consumed: dict = {}     # conn -> ready times up to this one belong to earlier reads
     following = _next_times(evs, times_ms) if ready_ms else []
 
     for index, (e, t) in enumerate(zip(evs, times_ms)):
         conn = e.conn
-        first_at.setdefault(conn, t)
         y_app = layout.app[conn]
         if e.kind in TICKS:
             ticks[e.kind].append((t, y_app))
@@ -265,8 +263,7 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
             copy = width if e.kind == RECV else 0.0
             ready = None
             if copy and ready_ms and conn in ready_ms:
-                after = consumed.get(conn, first_at[conn])
-                ready, upto = _match_ready(ready_ms[conn], after, conn not in consumed, t,
+                ready, upto = _match_ready(ready_ms[conn], consumed.get(conn, -math.inf), t,
                                            following[index])
                 consumed[conn] = upto if upto is not None else t
             if conn in layout.kernel:

@@ -184,10 +184,9 @@ def test_with_ready_data_waiting_before_the_call_is_buffered_then_copied():
     assert rects(artist(fig, GIDS["copy"])) == [(100.0, 1.0, 1.0)]
 
 
-def test_with_ready_each_exchange_gets_its_own_send_and_stray_times_are_ignored():
+def test_with_ready_each_exchange_gets_its_own_send():
     events = (blocking_read(start=0.0, wait=0.100) + blocking_read(start=0.200, wait=0.100))
-    ready = {"A": [T - 1.0,                            # before the connection existed
-                   T + 0.0995, T + 0.2990]}
+    ready = {"A": [T + 0.0995, T + 0.2990]}
     fig = plot_timeline(events, copy_width=1.0, ready=ready)
     assert rects(artist(fig, GIDS["wait"])) == [(0.0, 99.5, 1.0), (200.0, 99.0, 1.0)]
     assert rects(artist(fig, GIDS["copy"])) == [(99.5, 1.0, 1.0), (299.0, 1.0, 1.0)]
@@ -227,13 +226,25 @@ def test_ready_for_an_untraced_read_never_copies_before_the_previous_event():
     assert rects(artist(fig, GIDS["copy"])) == [(5.0, 5.0, 1.0), (20.0, 10.0, 1.0)]
 
 
-def test_ready_before_the_connections_first_event_is_ignored():
-    fig = plot_timeline(blocking_read(), copy_width=1.0, ready={"A": [T - 0.001]})
-    assert rects(artist(fig, GIDS["copy"])) == [(49.0, 1.0, 1.0)]     # as without ready
-    assert artist(fig, GIDS["buffered"]) is None
+def test_a_reply_recorded_before_the_clients_first_event_still_counts():
+    """The reader's thread may record its own send after the server's reply came (the
+    server thread ran first): that reply is ready before the reader's first event."""
+    events = [Event(T, SEND, "B", 9), Event(T + 0.00002, RECV_CALL, "B"),
+              Event(T + 0.00003, RECV, "B", 9)]
+    fig = plot_timeline(events, copy_width=0.01, ready={"B": [T - 0.00001]})
+    assert artist(fig, GIDS["wait"]) is None
+    assert rects(artist(fig, GIDS["buffered"])) == [(-0.01, 0.03, 1.0)]
+    assert rects(artist(fig, GIDS["copy"])) == [(0.02, 0.01, 1.0)]
 
 
 def test_ready_for_another_connection_changes_nothing_here():
     plain = plot_timeline(blocking_read(), copy_width=1.0)
     other = plot_timeline(blocking_read(), copy_width=1.0, ready={"B": [T + 0.01]})
     assert rects(artist(plain, GIDS["copy"])) == rects(artist(other, GIDS["copy"]))
+
+
+def test_the_x_axis_shows_a_span_that_starts_before_the_first_event():
+    events = [Event(T, RECV_CALL, "A"), Event(T + 0.010, RECV, "A", 5)]
+    fig = plot_timeline(events, copy_width=0.5, ready={"A": [T - 0.005]})
+    assert rects(artist(fig, GIDS["buffered"]))[0][0] == -5.0
+    assert fig.axes[0].get_xlim()[0] < -5.0
