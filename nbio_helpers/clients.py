@@ -20,7 +20,8 @@ from .connection import echo_upper
 
 
 def connect(address, timeout: float = 5.0) -> socket.socket:
-    """A connected, blocking TCP socket with ``timeout`` set on every call."""
+    """A connected TCP socket in timeout mode: every call waits at most ``timeout`` seconds
+    (the descriptor is non-blocking underneath; Python waits with ``poll()``)."""
     sock = socket.create_connection(address, timeout=timeout)
     sock.settimeout(timeout)
     return sock

@@ -563,3 +563,17 @@ def test_the_reference_tries_send_a_few_times_with_a_peer_that_never_reads():
         with pytest.raises(TimeoutError):
             send_reference(sock, payload(), 0.3)
         assert 2 <= sock.calls.would_block <= 5 < SPIN_ATTEMPTS
+
+
+@pytest.mark.timeout(40)
+def test_windows_skips_the_trickling_reader_and_says_so(monkeypatch):
+    """Winsock takes a whole send() as soon as its buffer is below SO_SNDBUF, so there the
+    trickling reader would fail the reference: the check is skipped and the verdict does not
+    claim it. (A timeout per select() then passes on Windows: the gap is documented.)"""
+    import types
+
+    from nbio_helpers.exercises import nb02
+    monkeypatch.setattr(nb02, "sys", types.SimpleNamespace(platform="win32"))
+    verdict = check_send_all_nonblocking.verdict(send_timeout_per_select)
+    assert verdict.passed, verdict.text
+    assert "read a little" not in verdict.text
