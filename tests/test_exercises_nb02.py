@@ -257,6 +257,7 @@ def test_a_watched_socket_is_the_same_connection_and_notes_the_calls():
         assert isinstance(sock, WatchedSocket) and sock.gettimeout() == 0.0
         peer.far.sendall(b"hello")
         select.select([sock], [], [], 2)
+        assert sock.calls.fileno == 1                                 # select() asked once
         assert sock.peek(10) == b"hello" and sock.calls.recv == []   # the checker's own peek
         assert sock.recv(3) == b"hel"
         sock.settimeout(0.5)
@@ -500,13 +501,36 @@ def test_send_wrong_answers_fail_with_a_hint_that_names_the_mistake(wrong, messa
 
 @pytest.mark.timeout(60)
 def test_polling_select_with_a_zero_timeout_is_a_spin():
-    """No send() attempts at all: only the CPU of the learner's thread shows the busy loop
-    (it needs a core to itself: on a loaded machine re-run it alone)."""
+    """Hardly any send() attempts: the select() calls (counted through fileno()) show the
+    busy loop, whatever the load on the machine."""
     verdict = check_send_all_nonblocking.verdict(send_polls_select_zero)
     assert not verdict.passed, verdict.text
     assert "it spins instead of waiting for room" in verdict.message, verdict.text
     tried = re.search(r"tried send\(\) (once|(\d+) times)", verdict.message)
     assert tried and (tried.group(2) is None or int(tried.group(2)) < SPIN_ATTEMPTS)
+    looked = re.search(r"select\(\) looked at the socket ([\d,]+) times", verdict.message)
+    assert looked and int(looked.group(1).replace(",", "")) > 10 * SPIN_ATTEMPTS
+
+
+@pytest.mark.timeout(30)
+def test_a_spin_that_never_touches_the_socket_shows_in_the_cpu():
+    """Only the CPU of the learner's thread shows a loop that neither sends nor selects (it
+    needs the better part of a core: on a loaded machine, re-run it alone)."""
+    def send_spins_on_the_clock(sock, data, timeout):
+        deadline = time.monotonic() + timeout
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:
+                while time.monotonic() < deadline:   # "waits" for the deadline, busily
+                    pass
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("too slow") from None
+
+    with pytest.raises(NotYet) as failure:
+        _never_read(send_spins_on_the_clock)
+    assert "it spins instead of waiting for room" in failure.value.message
 
 
 @pytest.mark.timeout(10)

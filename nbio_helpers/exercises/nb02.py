@@ -46,9 +46,9 @@ Rules stated by the exercise text, and how each is checked:
    size) through 16 KiB buffers to a reader that pauses after every ``recv()``, compared by
    hash; after a timeout, what arrived is a prefix of ``data``;
 2. when the buffer is full it waits with ``select()`` instead of retrying at full speed: with
-   a peer that never reads, at most :data:`SPIN_ATTEMPTS` failed ``send()`` calls (watched)
-   and less than :data:`SPIN_SHARE` of a core (the CPU time of the learner's own thread)
-   during the ``timeout``;
+   a peer that never reads, at most :data:`SPIN_ATTEMPTS` failed ``send()`` calls and
+   ``select()`` looks at the socket (watched), and less than :data:`SPIN_SHARE` of a core
+   (the CPU time of the learner's own thread) during the ``timeout``;
 3. ``timeout`` is for the whole call: a peer that never reads gives ``TimeoutError`` after
    about ``timeout`` (not much sooner, not much later); a peer that makes a little room every
    0.1 s (:data:`TRICKLE_SIZE` every :data:`TRICKLE_PAUSE`) still gives ``TimeoutError`` in
@@ -384,16 +384,19 @@ STALL = 3.0
 """Seconds without a byte reaching the (always reading) reader: the sender is stuck."""
 
 SPIN_ATTEMPTS = 100
-"""Failed ``send()`` calls allowed during :data:`SEND_TIMEOUT` with a peer that never reads
+"""Failed ``send()`` calls (and ``select()`` looks at the socket, counted by its ``fileno()``
+calls) allowed during :data:`SEND_TIMEOUT` with a peer that never reads
 (the reference makes 2 to 4: one before ``select()`` sleeps, one after it timed out, and on
 Linux one or two when the kernel frees a little room once, some 50-150 ms after the buffers
 filled)."""
 
 SPIN_SHARE = 0.2
-"""Share of a core the learner's thread may use while the peer never reads. Measured here:
-the reference 0.001 (it sleeps in ``select()``), a ``time.sleep(0.001)`` loop 0.02-0.03, a
-busy loop 1.0 on a quiet machine and 0.5-0.7 on a loaded one (other processes take turns
-on the cores; a correct solution's share does not grow with the load)."""
+"""Share of a core the learner's thread may use while the peer never reads. Measured on a
+2-core machine: the reference 0.001 (it sleeps in ``select()``), a ``time.sleep(0.001)`` loop
+0.02-0.03, a busy loop 1.0 when the machine is quiet but only 0.2-0.7 when other processes
+keep the cores busy. So the counts above are the main evidence of a busy loop, and the CPU
+share the evidence for one that calls neither ``send()`` nor ``select()`` on the socket; a
+correct solution's share does not grow with the load."""
 
 TRICKLE_SIZE = 16 * 1024
 TRICKLE_PAUSE = 0.1
@@ -637,15 +640,18 @@ def _never_read(fn) -> None:
         fill_buffers(sock)                 # the far end never reads: no room is left
         run = _send(fn, sock, data, SEND_TIMEOUT, limit=SEND_TIMEOUT + 2.5,
                     hang_hint=SEND_HANG_HINT, situation=situation)
-        attempts = sock.calls.would_block
+        attempts, looks = sock.calls.would_block, sock.calls.fileno
     _timed_out(fn, run, situation, len(data), SEND_HANG_HINT)
-    if attempts > SPIN_ATTEMPTS or run.cpu_share > SPIN_SHARE:
-        how = "spins" if run.cpu_share > SPIN_SHARE or attempts > 10 * SPIN_ATTEMPTS else "polls"
+    if attempts > SPIN_ATTEMPTS or looks > SPIN_ATTEMPTS or run.cpu_share > SPIN_SHARE:
+        busy = (run.cpu_share > SPIN_SHARE or attempts > 10 * SPIN_ATTEMPTS
+                or looks > 10 * SPIN_ATTEMPTS)
         times = "once" if attempts == 1 else f"{attempts:,} times"
+        polled = (f", select() looked at the socket {looks:,} times" if looks > SPIN_ATTEMPTS
+                  else "")
         raise NotYet(f"{situation}: in {run.elapsed:.1f} s {name}() tried send() {times} "
-                     f"while there was no room (BlockingIOError) and used "
-                     f"{run.cpu_share:.0%} of a core: it {how} instead of waiting for room",
-                     SPIN_HINT)
+                     f"while there was no room (BlockingIOError){polled}, and used "
+                     f"{run.cpu_share:.0%} of a core: it {'spins' if busy else 'polls'} "
+                     "instead of waiting for room", SPIN_HINT)
 
 
 def _trickle(fn) -> None:

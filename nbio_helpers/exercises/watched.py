@@ -29,6 +29,9 @@ class Calls:
     would_block: int = 0
     """Of those, how many raised ``BlockingIOError``."""
     sendall: int = 0
+    fileno: int = 0
+    """``fileno()`` calls: ``select.select()`` makes one per list the socket is in, so a loop
+    that polls ``select(..., 0)`` shows here (``selectors`` asks once, at ``register()``)."""
     waiting_modes: list = dataclasses.field(default_factory=list)
     """Each ``setblocking(True)`` / ``settimeout(t)`` (None or t > 0), as written."""
 
@@ -99,6 +102,10 @@ class WatchedSocket(socket.socket):
             shown = f"{value:g}" if isinstance(value, float) else repr(value)
             self.calls.waiting_modes.append(f"settimeout({shown})")
         return super().settimeout(value)
+
+    def fileno(self):
+        self.calls.fileno += 1
+        return super().fileno()
 
     def peek(self, size: int) -> bytes:
         """What is waiting (up to ``size`` bytes), without consuming it or noting a call."""
