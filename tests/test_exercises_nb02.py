@@ -601,3 +601,16 @@ def test_windows_skips_the_trickling_reader_and_says_so(monkeypatch):
     verdict = check_send_all_nonblocking.verdict(send_timeout_per_select)
     assert verdict.passed, verdict.text
     assert "read a little" not in verdict.text
+
+
+@pytest.mark.timeout(20)
+def test_a_loop_that_never_ends_is_not_called_a_wait():
+    """A busy loop that never calls recv() gets a hint about the loop, not about waiting
+    (it needs the better part of a core: on a loaded machine, re-run it alone)."""
+    def recv_loops_forever(sock):
+        while True:
+            pass
+
+    verdict = check_recv_nonblocking.verdict(recv_loops_forever)
+    assert "did not return within 2 s" in verdict.message, verdict.text
+    assert "a loop that never ends" in verdict.hint, verdict.text

@@ -186,6 +186,10 @@ def _recv_hang_hint(sock: WatchedSocket, situation: str):
         if calls.waiting_modes:
             return (f"it called sock.{calls.waiting_modes[0]}, so recv() waited for data: "
                     "leave the socket non-blocking, catch BlockingIOError and return None.")
+        if run.cpu_share > SPIN_SHARE:
+            return (f"it kept a core busy ({run.cpu_share:.0%}) and never returned: a loop "
+                    "that never ends. Try recv() once and return what it says (None for "
+                    "BlockingIOError).")
         return ("it waited (select() or a sleep?) instead of answering: on a non-blocking "
                 "socket, try recv() once and return None at once if it raises BlockingIOError.")
     return hint
