@@ -119,9 +119,11 @@ class _LoadClient:
         self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         self.sock.setblocking(False)
         err = self.sock.connect_ex(address)
-        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", -1)):
+        # "In progress" is EINPROGRESS (Winsock: WSAEWOULDBLOCK). Not EWOULDBLOCK: on Linux it
+        # is EAGAIN, which from connect() means the connection failed (man 2 connect).
+        if err not in (0, errno.EINPROGRESS, getattr(errno, "WSAEWOULDBLOCK", -1)):
             self.sock.close()
-            raise ConnectionError(f"client {index}: connect failed: {errno.errorcode.get(err, err)}")
+            raise ConnectionError(f"connect failed: {errno.errorcode.get(err, err)}")
         self.connected = False
         self.out = b""
         self.expected = b""
@@ -216,3 +218,29 @@ def _step(client: _LoadClient, mask: int, latencies: list[float]) -> str | None:
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+# ------------------------------------------------------------------- an abortive close
+def close_with_reset(sock: socket.socket) -> None:
+    """Close ``sock`` so that the peer gets a reset (RST) instead of an orderly end (FIN).
+
+    Sets ``SO_LINGER`` on, with a timeout of zero seconds, then closes: the kernel discards
+    whatever is still unsent and aborts the connection. The peer's next ``recv()`` (or
+    ``send()``) raises ``ConnectionResetError`` (``ECONNRESET``; Windows ``WSAECONNRESET``),
+    once; on Linux, later calls give ``b''`` and ``BrokenPipeError``. For demos and tests of a
+    broken connection; a program closes normally.
+
+    Parameters
+    ----------
+    sock:
+        A connected TCP socket; it is closed on return.
+    """
+    import struct
+    import sys
+
+    # struct linger: two ints on Unix (socket(7)), two u_shorts on Windows (winsock2.h).
+    layout = "HH" if sys.platform == "win32" else "ii"
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(layout, 1, 0))
+    finally:
+        sock.close()
