@@ -7,74 +7,17 @@ every connection must end with the server's EOF, not a reset.
 """
 from __future__ import annotations
 
-import selectors
 import socket
-import threading
 import time
 
 import pytest
+from streaming import StreamingClients
 
 from nbio_helpers import MODELS, request, start_server
 from nbio_helpers.events import RECV
 from nbio_helpers.server import wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("nothing_left_running")]
-
-ALPHABET = bytes(range(97, 123))
-SENT = memoryview(ALPHABET * 4000)              # what each client sends, again and again
-ECHO = (ALPHABET * 50000).upper()
-
-
-class StreamingClients:
-    """``count`` clients in one thread: send without end, check each echoed byte, stop
-    sending at the server's EOF, then close. ``ends`` says how each connection ended."""
-
-    def __init__(self, address, count: int):
-        self.socks = [socket.create_connection(address, timeout=5) for _ in range(count)]
-        self.sent = [0] * count
-        self.received = [0] * count
-        self.correct = [True] * count
-        self.ends = [None] * count
-        self._thread = threading.Thread(target=self._run, name="test-streaming", daemon=True)
-        self._quit = threading.Event()
-        self._thread.start()
-
-    def _run(self) -> None:
-        with selectors.DefaultSelector() as sel:
-            for i, sock in enumerate(self.socks):
-                sock.setblocking(False)
-                sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
-            while sel.get_map() and not self._quit.is_set():
-                for key, mask in sel.select(0.1):
-                    i = key.data
-                    sock = self.socks[i]
-                    try:
-                        if mask & selectors.EVENT_WRITE:
-                            offset = self.sent[i] % 26
-                            self.sent[i] += sock.send(SENT[offset:offset + 65000])
-                        if mask & selectors.EVENT_READ:
-                            data = sock.recv(1 << 20)
-                            if not data:
-                                self.ends[i] = "eof"
-                                sel.unregister(sock)
-                                sock.close()      # the client's EOF, after the server's
-                                continue
-                            offset = self.received[i] % 26
-                            self.correct[i] &= data == ECHO[offset:offset + len(data)]
-                            self.received[i] += len(data)
-                    except (BlockingIOError, InterruptedError):
-                        pass
-                    except OSError as exc:
-                        self.ends[i] = type(exc).__name__
-                        sel.unregister(sock)
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        self._quit.set()
-        self._thread.join(5)
-        for sock in self.socks:
-            sock.close()
-
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_graceful_stop_sends_back_every_byte_read(model):
@@ -106,8 +49,8 @@ def test_graceful_stop_without_clients_is_quick(model):
     server = start_server(model, name=f"quick-{model}")
     assert request(server.address, b"x") == b"X"
     started = time.monotonic()
-    server.stop(grace=10)
-    assert time.monotonic() - started < 2
+    server.stop(grace=30)
+    assert time.monotonic() - started < 10     # it did not wait for the grace period to end
     assert server.stopped and server.unfinished == 0
 
 
@@ -137,6 +80,6 @@ def test_the_fast_stop_stays_fast(model):
         assert wait_until(lambda: server.events.total_bytes(RECV) > 100_000, 30)
         started = time.monotonic()
         server.stop()
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 5      # nothing is waited for
     finally:
         clients.join(10)
