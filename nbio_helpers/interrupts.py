@@ -70,4 +70,29 @@ def interrupts_deferred():
             previous[signum](signum, frame)
 
 
-__all__ = ["DEFERRABLE", "Deferred", "interrupts_deferred"]
+def uninterruptible(function, *args):
+    """Run ``function(*args)`` to the end, however Ctrl-C falls; then raise the interrupt.
+
+    Inside :func:`interrupts_deferred`, and again if an interrupt came just before the critical
+    section began (while the handlers were being swapped). An interrupt raised once the
+    function ran (by the function itself, or delivered as the section ended) is raised again
+    when this returns; ``function``'s own exceptions propagate as they are.
+    """
+    interrupted = None
+    while True:
+        began = False
+        try:
+            with interrupts_deferred():
+                began = True
+                result = function(*args)
+        except KeyboardInterrupt as exc:
+            interrupted = interrupted or exc
+            if not began:
+                continue          # it came before the function began: run it now
+        break
+    if interrupted is not None:
+        raise interrupted
+    return result
+
+
+__all__ = ["DEFERRABLE", "Deferred", "interrupts_deferred", "uninterruptible"]

@@ -35,7 +35,7 @@ import warnings
 from . import registry
 from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
-from .interrupts import interrupts_deferred
+from .interrupts import interrupts_deferred, uninterruptible
 
 HIGH_WATER = 1024 * 1024
 """Backpressure: stop reading a connection whose pending output exceeds this many bytes."""
@@ -141,14 +141,12 @@ class Server:
         if not is_loopback(self.host):
             warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
                           "from the network", stacklevel=2)
-        with interrupts_deferred() as interrupted:
-            try:
+        try:
+            with interrupts_deferred():   # an interrupt is delivered as the block ends...
                 self._start()
-            except BaseException:
-                self._undo_start()
-                raise
-            if interrupted.pending:   # raised when the block ends, once this is undone
-                self._undo_start()
+        except BaseException:             # ... and lands here, as a failure does
+            uninterruptible(self._undo_start)
+            raise
         return self
 
     def _start(self) -> None:
@@ -167,7 +165,7 @@ class Server:
         self._thread.start()
 
     def _undo_start(self) -> None:
-        """Leave no trace of a start that failed or was interrupted."""
+        """Leave no trace of a start that failed or was interrupted (idempotent)."""
         if self._thread is not None and self._thread.ident is not None:  # the loop ran
             self._teardown(timeout=5.0, reason="it was interrupted while starting")
             return
@@ -203,9 +201,8 @@ class Server:
         try:
             if grace > 0 and not self.stopping:
                 self._finish(grace)
-        finally:
-            with interrupts_deferred():   # an interrupt now would leave sockets open
-                self._teardown(timeout, reason or STOPPED_BY_STOP)
+        finally:   # even if interrupted: half-stopped, the server would keep its sockets
+            uninterruptible(self._teardown, timeout, reason or STOPPED_BY_STOP)
         if self._thread.is_alive():
             raise ServerStopTimeout(f"server {self.name!r} did not stop within {timeout} s")
         if self.error is not None and not self._error_raised:
@@ -252,7 +249,12 @@ class Server:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.stop()
+        try:
+            self.stop()
+        except KeyboardInterrupt:   # it came as stop() began: stop anyway, then say so
+            if not self._stopped and self._thread is not None:
+                uninterruptible(self._teardown, 5.0, STOPPED_BY_STOP)
+            raise
 
     @property
     def address(self) -> tuple[str, int]:
