@@ -26,8 +26,8 @@ import importlib.util
 import json
 import math
 import os
+import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -233,12 +233,9 @@ def run_load_command(args) -> int:
         args.usage_error(f"--clients {args.clients:,} needs about {args.clients + 50:,} open "
                          f"descriptors; this process may have {limit:,}")
     address = (args.host, args.port)
-    problem = _cannot_connect(address, args.timeout)
-    if problem is not None:
-        result = LoadResult(args.clients, args.messages, args.size, [], 0.0, [problem])
-    else:
-        result = run_load(address, clients=args.clients, messages=args.messages,
-                          size=args.size, timeout=args.timeout)
+    result = run_load(address, clients=args.clients, messages=args.messages, size=args.size,
+                      timeout=args.timeout)
+    problem = _no_client_connected(result, address)
     summary = result.summary()
     if args.json:
         # NaN (no latency measured) is not JSON: write null instead.
@@ -262,13 +259,16 @@ def run_load_command(args) -> int:
     return 0 if result.ok else 1
 
 
-def _cannot_connect(address, timeout: float) -> str | None:
-    """One connection first: "is the server running?" beats a screen of ECONNREFUSED."""
-    try:
-        socket.create_connection(address, timeout=min(timeout, 10.0)).close()
-    except OSError as exc:
-        return f"cannot connect to {format_address(address)}: {connection_problem(exc)}"
-    return None
+def _no_client_connected(result: LoadResult, address) -> str | None:
+    """One sentence when every client failed the same way, before any echo: "connection
+    refused (is the server running?)" beats a screen of ECONNREFUSED lines."""
+    reasons = {re.sub(r"^client \d+: (connect failed: )?", "", error) for error in result.errors}
+    if result.completed or len(reasons) != 1:
+        return None
+    reason = re.sub(r"^\[Errno -?\d+\] ", "", reasons.pop())
+    if "ECONNREFUSED" in reason or "Connection refused" in reason:
+        reason = connection_problem(ConnectionRefusedError())
+    return f"cannot connect to {format_address(address)}: {reason}"
 
 
 # ---------------------------------------------------------------------------- helpers
