@@ -203,9 +203,9 @@ def run_serve(args) -> int:
               file=sys.stderr)
         return 1
     read = server.events.total_bytes(RECV)
-    if at_once:
+    if at_once or args.grace == 0:
         print(f"stopped at once ({read:,} bytes read from clients)", file=sys.stderr)
-        return 130
+        return 130 if at_once else 0
     if server.unfinished:
         print(f"stopped: {server.unfinished} connection(s) still open after {args.grace:g} s "
               f"were closed at once ({read:,} bytes read from clients)", file=sys.stderr)

@@ -201,3 +201,29 @@ def test_out_of_descriptors_the_loop_does_not_spin_and_recovers(model):
     assert report["errors"] == ["out of descriptors (EMFILE): a waiting client was turned "
                                 "away"] * 2
     assert report["refusals"] == {f"out of descriptors (ulimit -n {report['limit']})": 2}
+
+
+def test_threads_model_turns_a_client_away_when_no_thread_can_start(monkeypatch):
+    import threading
+
+    from nbio_helpers import request, start_server
+    from nbio_helpers.server import wait_until
+
+    real_start = threading.Thread.start
+    refuse = {"next": True}
+
+    def start(thread):
+        if thread.name.startswith("nbio-starved-client-") and refuse.pop("next", False):
+            raise RuntimeError("can't start new thread")
+        return real_start(thread)
+
+    with start_server("threads", name="starved") as server:
+        monkeypatch.setattr(threading.Thread, "start", start)
+        with socket.create_connection(server.address, timeout=5) as first:
+            try:
+                assert first.recv(1) == b""            # closed: no thread for it
+            except ConnectionResetError:
+                pass
+        assert wait_until(lambda: server.refusals() == {"cannot start another thread": 1}, 5)
+        assert request(server.address, b"next") == b"NEXT"   # the loop lives on
+        assert server.running

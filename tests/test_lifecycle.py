@@ -276,3 +276,16 @@ def test_stop_all_does_not_raise_for_a_dead_loop():
 def test_closed_connections_are_recorded(server):
     assert request(server.address, b"bye") == b"BYE"
     assert wait_until(lambda: server.events.count(CLOSE) >= 1, 5)
+
+
+def test_a_failed_start_can_be_tried_again(model, open_fds):
+    busy = start_server("select", name="busy")
+    port = busy.address[1]
+    fds = open_fds()
+    server = MODELS[model](port=port, name="retry")
+    with pytest.raises(OSError):
+        server.start()                             # the port is taken
+    assert open_fds() == fds and "retry" not in running_servers()
+    busy.stop()
+    with server:                                   # the same object, the port free now
+        assert request(server.address, b"again") == b"AGAIN"

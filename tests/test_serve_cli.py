@@ -198,3 +198,11 @@ def test_select_refusals_beyond_fd_setsize_are_reported(serve):
                 sock.close()
     server.proc.send_signal(signal.SIGINT)
     assert server.wait_exit() == 0
+
+
+def test_grace_0_stops_at_once(serve):
+    server = serve("--model", "select", "--grace", "0")
+    server.proc.send_signal(signal.SIGINT)
+    assert server.wait_exit() == 0
+    server.wait_for(r"^stopped at once \(0 bytes read from clients\)")
+    assert not any(line.startswith("stopping") for line in server.err)
