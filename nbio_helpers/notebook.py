@@ -16,12 +16,11 @@ Last cell::
 from __future__ import annotations
 
 import inspect
-import sys
 import textwrap
 import threading
 import time
 
-from .registry import running_servers, stop_all
+from .registry import disconnect_clients, running_servers, stop_all
 
 FIGSIZE = (9.0, 3.2)
 """Default figure size (inches): wide and short, as timelines are."""
@@ -88,9 +87,7 @@ def finish(timeout: float = 5.0) -> None:
     Raises ``AssertionError`` (naming what is left) if a server or thread survived.
     """
     stop_all(timeout=timeout)
-    widgets = sys.modules.get(__package__ + ".widgets")
-    if widgets is not None:  # only if a console was ever created in this kernel
-        widgets.disconnect_all()
+    disconnect_clients()   # the widgets' client consoles
     deadline = time.monotonic() + timeout
     for thread in nbio_threads():
         thread.join(max(0.0, deadline - time.monotonic()))

@@ -33,7 +33,7 @@ import time
 from typing import Iterable
 
 from .clients import connect, recv_exactly, request, run_load
-from .connection import Connection, accept_all
+from .connection import Connection, accept_all, close_finished
 from .events import ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
 from .models import MODELS
@@ -59,7 +59,7 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
     for ready in writable:
         if ready.wants_write:      # only try to send what is pending
             ready.on_writable()
-    return [c for c in connections if not c.closed]
+    return close_finished(connections)
 
 
 class AlwaysWritableSelectServer(SelectServer):

@@ -108,12 +108,16 @@ def test_load_process_answers_and_ends():
     assert load.proc.returncode == 0
 
 
-def test_bad_arguments_are_refused():
+@pytest.mark.parametrize("argv", [["--servers", "nope"], ["--servers", ","],
+                                  ["--clients", "0"], ["--clients", "25000"],
+                                  ["--seconds", "-1"], ["--seconds", "nan"], ["--rounds", "0"]])
+def test_bad_arguments_are_refused(argv, capsys):
     parser = argparse.ArgumentParser()
     configure_parser(parser)
-    from nbio_helpers.bench import run
-    assert run(parser.parse_args(["--servers", "nope"])) == 2
-    assert run(parser.parse_args(["--clients", "0"])) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("usage:")
 
 
 def _fake_results(met: bool) -> dict:
@@ -245,4 +249,4 @@ def test_python_m_nbio_helpers_bench_is_the_same_command():
     proc = subprocess.run([sys.executable, "-m", "nbio_helpers.bench", "--servers", "nope"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
-    assert "unknown server(s) nope" in proc.stderr
+    assert "unknown server(s) 'nope'" in proc.stderr and proc.stderr.startswith("usage:")
