@@ -15,6 +15,7 @@ import functools
 import socketserver
 import threading
 
+from ..asyncio_clients import ClientTasks
 from ..models import MODELS
 from ..server import Server, shutdown_quietly
 
@@ -24,6 +25,10 @@ class AsyncioStreamsReference(Server):
 
     No event log, no backpressure settings, the default event loop; only the start/stop glue
     of :class:`~nbio_helpers.server.Server` around it.
+
+    Stopping with clients connected: since Python 3.12, ``async with server:`` waits on the
+    way out until every client's connection is gone, so the clients are dropped first
+    (see :mod:`nbio_helpers.asyncio_clients`).
     """
 
     model = "ref-asyncio"
@@ -32,6 +37,7 @@ class AsyncioStreamsReference(Server):
         super().__init__(*args, **kwargs)
         self._loop = None
         self._stop_event = None
+        self._clients = ClientTasks()
 
     def serve(self) -> None:
         asyncio.run(self._main())
@@ -42,9 +48,11 @@ class AsyncioStreamsReference(Server):
         if self.stopping:  # stop() came before the loop existed (see on_stop)
             return
         self.listener.setblocking(False)
-        server = await asyncio.start_server(_echo_stream, sock=self.listener)
+        server = await asyncio.start_server(self._clients.tracking(_echo_stream),
+                                            sock=self.listener)
         async with server:
             await self._stop_event.wait()
+            await self._clients.drop(server)
 
     def on_stop(self) -> None:
         loop = self._loop

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..asyncio_clients import ClientTasks
 from ..connection import echo_upper
 from ..events import ACCEPT, CLOSE, EOF, RECV, SEND
 from ..server import Server
@@ -33,17 +34,14 @@ class AsyncioServer(Server):
         loop.add_reader(self.waker, lambda: stop.done() or stop.set_result(None))
         self.listener.setblocking(False)
         # backlog: asyncio listen()s again on the socket, by default with a backlog of 100.
-        server = await asyncio.start_server(self.handle, sock=self.listener,
+        clients = ClientTasks()   # so that stop() can drop them, also on Python 3.12+
+        server = await asyncio.start_server(clients.tracking(self.handle), sock=self.listener,
                                             limit=self.recv_size, backlog=self.backlog)
         try:
             await stop
         finally:
             loop.remove_reader(self.waker)
-            server.close()
-            tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await clients.drop(server)   # closes it, cancels each handler, aborts each client
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Echo one client: ``await`` wherever the blocking model would block."""
