@@ -90,6 +90,8 @@ class Server:
         self.sock_buffer_size = sock_buffer_size
         self.events = EventLog(enabled=record_events)
         self.cpu = ThreadCPU()
+        if self.cpu.needs_samples:   # e.g. macOS: each event recorded also reports the CPU used
+            self.events.on_record = self.cpu.sample
         self.error: BaseException | None = None
         self.listener: socket.socket | None = None
         self._waker_r: socket.socket | None = None
@@ -166,6 +168,7 @@ class Server:
     @property
     def stopping(self) -> bool:
         """True once ``stop()`` was called: the loop must return soon."""
+        self.cpu.sample()   # every loop checks this each turn: where CPU time is self-reported
         return self._stop_requested.is_set()
 
     @property

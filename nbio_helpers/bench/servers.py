@@ -48,8 +48,8 @@ class AsyncioStreamsReference(Server):
         if self.stopping:  # stop() came before the loop existed (see on_stop)
             return
         self.listener.setblocking(False)
-        server = await asyncio.start_server(self._clients.tracking(_echo_stream),
-                                            sock=self.listener)
+        echo = functools.partial(_echo_stream, sample=self.cpu.sample)
+        server = await asyncio.start_server(self._clients.tracking(echo), sock=self.listener)
         async with server:
             await self._stop_event.wait()
             await self._clients.drop(server)
@@ -63,11 +63,13 @@ class AsyncioStreamsReference(Server):
                 pass  # the loop has already finished
 
 
-async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       sample=lambda: None) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data.upper())
             await writer.drain()
+            sample()   # where CPU time is self-reported (macOS)
     except ConnectionError:
         pass
     finally:
@@ -80,9 +82,11 @@ class _EchoHandler(socketserver.BaseRequestHandler):
         self.cid = self.server.nbio.track(self.request)   # so that stop() can unblock it
 
     def handle(self):
+        sample = self.server.nbio.cpu.sample   # where CPU time is self-reported (macOS)
         try:
             while data := self.request.recv(65536):
                 self.request.sendall(data.upper())
+                sample()
         except OSError:
             pass
 

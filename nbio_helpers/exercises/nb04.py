@@ -72,6 +72,7 @@ class LearnerLoop:
             while not self._stop.is_set():
                 self.select_round(self.listener, self.outbufs, ROUND_TIMEOUT)
                 self.rounds += 1
+                self.cpu.sample()   # where CPU time is self-reported (macOS)
         except BaseException as exc:  # the checker reports it; the thread just ends
             self.error = exc
         finally:
