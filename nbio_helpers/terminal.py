@@ -2,7 +2,7 @@
 
 Usage from a shell::
 
-    python -m nbio_helpers client --port 8080          # type lines; Ctrl-D ends
+    python -m nbio_helpers client --port 8080          # type lines; end of input ends
     printf 'hello\\nworld\\n' | python -m nbio_helpers client --port 8080
 
 and from Python::
@@ -11,7 +11,9 @@ and from Python::
 
 One connection for the whole session. Each line is sent with its newline, and the reply is
 read until as many bytes came back as were sent (the echo protocol keeps the length), so the
-output is the input upper-cased, byte for byte. End of input ends the session cleanly (exit 0).
+output is the input upper-cased, byte for byte. End of input ends the session cleanly (exit 0):
+Ctrl-D at the start of a line on Linux and macOS, Ctrl-Z then Enter on Windows
+(:data:`END_OF_INPUT`); the prompt says which.
 A refused, dropped or silent connection is reported in one line on stderr (exit 1).
 """
 from __future__ import annotations
@@ -22,6 +24,9 @@ import sys
 from .clients import connect, recv_exactly
 
 PROMPT = "> "
+
+END_OF_INPUT = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
+"""The keys that end a terminal's input on this OS."""
 
 
 def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, stderr=None,
@@ -52,6 +57,8 @@ def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, s
     except OSError as exc:
         print(f"nbio client: cannot connect to {where}: {_reason(exc)}", file=stderr)
         return 1
+    if prompt:
+        print(f"connected to {where}: type lines, {END_OF_INPUT} to end", file=stderr)
     with sock:
         try:
             for line in _lines(stdin, stdout if prompt else None):
@@ -85,7 +92,7 @@ def _lines(stdin, prompt_to):
         line = binary.readline() if binary is not None else stdin.readline().encode()
         if not line:
             if prompt_to is not None:
-                prompt_to.write("\n")   # leave the shell prompt on a fresh line after Ctrl-D
+                prompt_to.write("\n")   # leave the shell prompt on a fresh line after end of input
             return
         yield line
 
