@@ -26,6 +26,7 @@ import warnings
 from . import registry
 from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
+from .limits import ensure_fd_room
 
 HIGH_WATER = 1024 * 1024
 """Backpressure: stop reading a connection whose pending output exceeds this many bytes."""
@@ -113,6 +114,7 @@ class Server:
             warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
                           "from the network", stacklevel=2)
         registry.stop_named(self.name)  # first, so a fixed port is free again
+        ensure_fd_room(self.backlog)    # room for as many clients as may wait (macOS: 256)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.listener = socket.create_server((self.host, self.port), family=family,
                                              backlog=self.backlog)

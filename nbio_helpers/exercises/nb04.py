@@ -22,6 +22,7 @@ import time
 
 from ..clients import connect, run_load
 from ..cpu import ThreadCPU
+from ..limits import OUT_OF_DESCRIPTORS, fd_limit
 from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, NotYet, call_learner, checker,
                describe_exception)
 
@@ -88,6 +89,12 @@ class LearnerLoop:
             return
         if isinstance(self.error, NotImplementedError):
             raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+        if isinstance(self.error, OSError) and self.error.errno in OUT_OF_DESCRIPTORS:
+            raise NotYet(f"this process ran out of file descriptors (soft limit {fd_limit()}) "
+                         "while your loop accepted clients",
+                         "this is the machine's limit, not a mistake in your loop: restart the "
+                         "kernel, or raise the limit (`ulimit -n 4096` in the shell that starts "
+                         "JupyterLab), and check again.")
         raise NotYet(f"select_round() raised {describe_exception(self.error)}",
                      "read the error message; remember that a closed socket must also be "
                      "removed from outbufs, or select() will be given a closed socket.")
