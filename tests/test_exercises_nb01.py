@@ -101,6 +101,7 @@ def test_reference_passes(capsys):
     assert out.count("\n") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("wrong, expected_hint", [
     (single_recv, "call it in a loop until you have all n"),
@@ -129,6 +130,7 @@ def test_not_a_function(capsys):
     assert "expected a function" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(10)
 def test_hanging_learner_does_not_leave_a_blocked_thread():
     """After the checker gives up on a function blocked in recv(), that thread ends."""

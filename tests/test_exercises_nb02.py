@@ -150,6 +150,7 @@ def test_send_reference_passes(capsys):
     assert capsys.readouterr().out.startswith(PASS_PREFIX)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("wrong, expected_hint", [
     (send_once, "keep sending the rest"),
