@@ -109,7 +109,7 @@ def longest_gc():
 
 
 def reading(cpu: ThreadCPU):
-    """``(by cpu's own method, thread clock just before, thread clock just after)``.
+    """``(by cpu's own method, thread clock just before, just after, live threads)``.
 
     The GIL is kept for the three reads (a long switch interval), so that no other thread
     runs between them; only a read that waits for the OS (psutil reads /proc) may let one.
@@ -118,24 +118,25 @@ def reading(cpu: ThreadCPU):
     sys.setswitchinterval(5.0)
     try:
         before = clock_total(cpu)
+        threads = len(cpu._live)
         value = cpu.total()
         after = clock_total(cpu)
     finally:
         sys.setswitchinterval(old)
-    return value, before, after
+    return value, before, after, threads
 
 
 def check_agreement(cpu: ThreadCPU, longest_gc, seconds: float = WINDOW):
     """Read at both ends of a window; each reading lies between the clock's readings around
     it, less at most the allowed lag. Returns (share by cpu's method, share by the clock)."""
-    v0, b0, a0 = reading(cpu)
+    v0, b0, a0, n0 = reading(cpu)
     t0 = time.perf_counter()
     time.sleep(seconds)
-    v1, b1, a1 = reading(cpu)
+    v1, b1, a1, n1 = reading(cpu)
     t1 = time.perf_counter()
-    lag = (TOLERANCE + longest_gc() if cpu.method == SELF_REPORTED
-           else PSUTIL_RESOLUTION * len(cpu._live) if cpu.method == PSUTIL else 0.0)
-    for value, before, after in ((v0, b0, a0), (v1, b1, a1)):
+    for value, before, after, threads in ((v0, b0, a0, n0), (v1, b1, a1, n1)):
+        lag = (TOLERANCE + longest_gc() if cpu.method == SELF_REPORTED
+               else PSUTIL_RESOLUTION * threads if cpu.method == PSUTIL else 0.0)
         assert not math.isnan(value)
         assert before - lag <= value <= after, (value, before, after, lag)
     return (v1 - v0) / (t1 - t0), (a1 - b0) / (t1 - t0)
