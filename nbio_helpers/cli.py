@@ -42,6 +42,7 @@ OPTIONAL_COMMANDS = {
     "student-edition": ("nbio_helpers.student", "write the student edition (solutions removed)"),
     "execute-notebooks": ("nbio_helpers.notebook_tools", "re-execute notebooks in a fresh kernel"),
     "bench": ("nbio_helpers.bench", "measure every server model side by side"),
+    "site": ("nbio_helpers.site", "build the series' website (needs the [site] extra)"),
 }
 """Commands whose code lives in another module; absent if that module is not installed."""
 
