@@ -147,3 +147,28 @@ def test_the_site_works_offline(site):
         text = page.read_text(encoding="utf-8")
         remote = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(https?://[^"]+)"', text)
         assert not remote, (page.name, remote)
+
+
+def test_without_jupyter_book_the_command_says_what_to_install(monkeypatch, capsys, tmp_path):
+    import importlib.util as util
+
+    from nbio_helpers.cli import main
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec",
+                        lambda name, *a: None if name == "jupyter_book" else real(name, *a))
+    assert main(["site", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("site: Jupyter Book is not installed") and '".[site]"' in err
+    assert "Traceback" not in err
+
+
+def test_the_site_is_never_built_inside_the_notebooks_folder(monkeypatch, capsys):
+    import importlib.util as util
+
+    from nbio_helpers.cli import main
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec",
+                        lambda name, *a: object() if name == "jupyter_book" else real(name, *a))
+    notebooks = NOTEBOOKS[0].parent
+    assert main(["site", str(notebooks / "site"), "--source", str(notebooks)]) == 1
+    assert "refusing to build the site inside the notebooks folder" in capsys.readouterr().err
