@@ -10,7 +10,6 @@ that the floors pyproject.toml states are floors that work.
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -33,6 +32,8 @@ def floors(pyproject: dict, extras=("test",)) -> list[str]:
 
 
 if __name__ == "__main__":
+    import tomllib   # Python 3.11+; the function above also runs on 3.10 (the tests)
+
     with open(ROOT / "pyproject.toml", "rb") as f:
         print("\n".join(floors(tomllib.load(f))))
     sys.exit(0)
