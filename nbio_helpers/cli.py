@@ -53,6 +53,7 @@ OPTIONAL_COMMANDS = {
     "execute-notebooks": ("nbio_helpers.notebook_tools", "re-execute notebooks in a fresh kernel"),
     "bench": ("nbio_helpers.bench", "measure every server model side by side"),
     "chat": ("nbio_helpers.loop.command", "a line chat server for classroom demos (nc clients)"),
+    "site": ("nbio_helpers.site", "build the series' website (needs the [site] extra)"),
 }
 """Commands whose code lives in another module; absent if that module is not installed."""
 

@@ -17,6 +17,7 @@ import statistics
 import time
 
 from .connection import echo_upper
+from .limits import ensure_fd_room
 
 
 def connect(address, timeout: float = 5.0) -> socket.socket:
@@ -144,10 +145,13 @@ def run_load(address, clients: int = 100, messages: int = 20, size: int = 64,
     bytes and checking every echo, all in the calling thread (one selector, no threads).
 
     Returns a :class:`LoadResult`; never raises for the server's faults (they are in
-    ``result.errors``). Gives up after ``timeout`` seconds.
+    ``result.errors``). Gives up after ``timeout`` seconds. Raises the soft limit on open
+    descriptors first if it is too low for ``2 * clients`` more (see
+    :func:`~nbio_helpers.limits.ensure_fd_room`).
     """
     if clients < 1 or messages < 1 or size < 1:
         raise ValueError("clients, messages and size must all be >= 1")
+    ensure_fd_room(2 * clients)   # the server may be in this process too (macOS allows 256)
     latencies: list[float] = []
     errors: list[str] = []
     sel = selectors.DefaultSelector()

@@ -32,6 +32,7 @@ import time
 from .clients import LoadResult, connect, recv_exactly, run_load
 from .cpu import cpu_share
 from .events import ACCEPT, ACCEPT_WOULD_BLOCK, WOULD_BLOCK
+from .limits import ensure_fd_room
 from .server import wait_until
 
 __all__ = ["IdleCost", "LatencyStats", "idle_clients", "idle_cost", "idle_cpu_share",
@@ -47,6 +48,7 @@ def idle_clients(server, clients: int = 10, timeout: float = 2.0):
     measurement taken inside the ``with`` block sees every connection. Yields the sockets.
     """
     accepted_before = server.events.count(ACCEPT)
+    ensure_fd_room(2 * clients)   # both ends are in this process (macOS allows 256)
     socks: list[socket.socket] = []
     try:
         for _ in range(clients):

@@ -105,7 +105,9 @@ def template_problems(nb) -> list[str]:
     """Every way notebook ``nb`` breaks the series' template; ``[]`` if none.
 
     Rules: a title cell ``# NN · Title`` naming Objectives, Prerequisites and Time; the first
-    code cell calls ``setup_notebook()``; ``## Exercises`` then ``## Key points`` sections; the
+    code cell calls ``setup_notebook()``; ``## Exercises`` then ``## Key points`` sections
+    (only ``## Key points``, and no solution or checker, in a notebook whose metadata says
+    ``"nbio": {"exercises": false}``: see :func:`has_exercises`); the
     last code cell calls ``finish()`` and printed its two lines; execution counts 1..n; no
     error output except in cells tagged ``raises-exception`` (which must raise); no port, fd,
     ``0x`` address or timing in compared outputs; plots and widgets only in cells tagged
@@ -139,12 +141,25 @@ def _check_title(nb) -> list[str]:
     return problems
 
 
+def has_exercises(nb) -> bool:
+    """False for a notebook whose metadata says ``"nbio": {"exercises": false}`` (the landing
+    page, 00): it needs no ``## Exercises`` section and may hold no solution or checker."""
+    return nb.metadata.get("nbio", {}).get("exercises", True) is not False
+
+
 def _check_sections(nb) -> list[str]:
     headings = [line.strip().lower() for c in nb.cells if c.cell_type == "markdown"
                 for line in c.source.splitlines() if line.startswith("## ")]
     problems = []
     positions = {}
-    for section, name in (("## exercises", "## Exercises"), ("## key points", "## Key points")):
+    required = (("## exercises", "## Exercises"), ("## key points", "## Key points"))
+    if not has_exercises(nb):
+        required = required[1:]
+        for index, cell in enumerate(nb.cells):
+            if "BEGIN SOLUTION" in cell.source or is_checker_cell(cell):
+                problems.append(f"cell {index}: a solution or checker in a notebook whose "
+                                "metadata says it has no exercises")
+    for section, name in required:
         found = [i for i, h in enumerate(headings) if h.startswith(section)]
         if not found:
             problems.append(f"no '{name}' section")
@@ -375,5 +390,5 @@ def _in_one_line(exc: BaseException) -> str:
 
 
 __all__ = ["GRADED_CELL", "KERNEL_NAME", "VOLATILE", "code_cells", "configure_parser", "default_notebooks_dir",
-           "execute_notebook", "ignores_output", "is_checker_cell", "notebook_paths",
+           "execute_notebook", "has_exercises", "ignores_output", "is_checker_cell", "notebook_paths",
            "output_texts", "run", "tags", "template_problems", "unexpected_errors"]

@@ -36,6 +36,7 @@ from . import registry
 from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
 from .interrupts import interrupts_deferred, uninterruptible
+from .limits import ensure_fd_room
 
 HIGH_WATER = 1024 * 1024
 """Backpressure: stop reading a connection whose pending output exceeds this many bytes."""
@@ -107,6 +108,8 @@ class Server:
         self.sock_buffer_size = sock_buffer_size
         self.events = EventLog(enabled=record_events)
         self.cpu = ThreadCPU()
+        if self.cpu.needs_samples:   # e.g. macOS: each event recorded also reports the CPU used
+            self.events.on_record = self.cpu.sample
         self.error: BaseException | None = None
         self.listener: socket.socket | None = None
         self.unfinished = 0
@@ -151,6 +154,7 @@ class Server:
 
     def _start(self) -> None:
         registry.stop_named(self.name, reason=f"a new server named {self.name!r} replaced it")
+        ensure_fd_room(self.backlog)    # room for as many clients as may wait (macOS: 256)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.listener = socket.create_server((self.host, self.port), family=family,
                                              backlog=self.backlog)
@@ -272,6 +276,7 @@ class Server:
     @property
     def stopping(self) -> bool:
         """True once ``stop()`` was called: accept and read no more, return soon."""
+        self.cpu.sample()   # every loop checks this each turn: where CPU time is self-reported
         return self._stop_requested.is_set()
 
     @property

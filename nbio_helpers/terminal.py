@@ -2,7 +2,7 @@
 
 Usage from a shell::
 
-    python -m nbio_helpers client --port 8080          # type lines; Ctrl-D ends
+    python -m nbio_helpers client --port 8080          # type lines; end of input ends
     printf 'hello\\nworld\\n' | python -m nbio_helpers client --port 8080
 
 and from Python::
@@ -12,8 +12,9 @@ and from Python::
 One connection for the whole session. Each line is sent with its newline, and its echo is
 printed as it comes (the echo protocol keeps the length, so the output is the input
 upper-cased, byte for byte); the next prompt waits until the whole echo is in. End of input
-ends the session cleanly (exit 0). A refused, dropped or silent connection is reported in
-one line on stderr (exit 1).
+ends the session cleanly (exit 0): Ctrl-D at the start of a line on Linux and macOS,
+Ctrl-Z then Enter on Windows (:data:`END_OF_INPUT`); the prompt says which.
+A refused, dropped or silent connection is reported in one line on stderr (exit 1).
 
 The client reads while it sends, on a non-blocking socket watched by a selector, and holds
 at most a chunk of input at a time: a line of any length (50 MB, say) comes back whole in
@@ -33,6 +34,9 @@ from .clients import connect
 PROMPT = "> "
 CHUNK = 64 * 1024
 """The most input read, or echo received, at a time."""
+
+END_OF_INPUT = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
+"""The keys that end a terminal's input on this OS."""
 
 
 def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, stderr=None,
@@ -64,6 +68,8 @@ def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, s
     except OSError as exc:
         print(f"nbio client: cannot connect to {where}: {connection_problem(exc)}", file=stderr)
         return 1
+    if prompt:
+        print(f"connected to {where}: type lines, {END_OF_INPUT} to end", file=stderr)
     with sock, EchoSession(sock, _Output(stdout), timeout) as session:
         try:
             for piece, line_ended in _pieces(stdin, stdout if prompt else None):
@@ -194,7 +200,7 @@ def _pieces(stdin, prompt_to):
             stdin.readline(CHUNK).encode("utf-8", errors="surrogateescape")
         if not piece:
             if prompt_to is not None and at_line_start:
-                prompt_to.write("\n")   # leave the shell prompt on a fresh line after Ctrl-D
+                prompt_to.write("\n")   # leave the shell prompt on a fresh line after end of input
             return
         at_line_start = piece.endswith(b"\n")
         yield piece, at_line_start

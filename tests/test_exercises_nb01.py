@@ -529,6 +529,7 @@ def test_a_failed_check_prints_one_red_line_when_reported(capsys):
     assert out.startswith(FAIL_PREFIX) and "Hint:" in out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(10)
 def test_hanging_learner_does_not_leave_a_blocked_thread():
     """After the checker gives up on a function blocked in recv(), that thread ends."""

@@ -474,6 +474,7 @@ def test_waiting_before_each_send_passes():
     assert verdict.passed, verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("wrong, message, hint", [
     (send_once, "the rest was lost", "keep sending the rest"),
