@@ -16,13 +16,12 @@ Last cell::
 from __future__ import annotations
 
 import inspect
-import sys
 import textwrap
 import threading
 import time
 
 from .measure.process import running_client_processes, stop_client_processes
-from .registry import running_servers, stop_all
+from .registry import disconnect_clients, running_servers, stop_all
 
 FIGSIZE = (9.0, 3.2)
 """Default figure size (inches): wide and short, as timelines are."""
@@ -92,9 +91,7 @@ def finish(timeout: float = 5.0) -> None:
     """
     stop_all(timeout=timeout)
     stop_client_processes()
-    widgets = sys.modules.get(__package__ + ".widgets")
-    if widgets is not None:  # only if a console was ever created in this kernel
-        widgets.disconnect_all()
+    disconnect_clients()   # the widgets' client consoles
     deadline = time.monotonic() + timeout
     for thread in nbio_threads():
         thread.join(max(0.0, deadline - time.monotonic()))

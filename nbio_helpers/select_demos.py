@@ -37,7 +37,7 @@ import time
 from typing import Iterable
 
 from .clients import connect, recv_exactly, request, run_load
-from .connection import Connection, accept_all
+from .connection import Connection, accept_all, close_finished
 from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
 from .measure import ComparisonRow, IdleCost, compare, comparison_table, idle_cost
@@ -65,7 +65,7 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
     for ready in writable:
         if ready.wants_write:      # only try to send what is pending
             ready.on_writable()
-    return [c for c in connections if not c.closed]
+    return close_finished(connections)
 
 
 class AlwaysWritableSelectServer(SelectServer):

@@ -30,7 +30,7 @@ from nbio_helpers import MODELS, running_servers, start_server, stop_all
 NONBLOCKING_MODELS = ("polling", "select", "selectors")
 """Models built on :class:`~nbio_helpers.connection.Connection` (their own output buffers)."""
 
-CONCURRENT_MODELS = ("threads", "polling", "select", "selectors", "asyncio")
+CONCURRENT_MODELS = ("threads", "polling", "select", "selectors", "asyncio", "tasks")
 """Models that serve clients at the same time (every model but ``blocking``)."""
 
 CLI = [sys.executable, "-m", "nbio_helpers"]

@@ -4,15 +4,18 @@ No speed is asserted (machines are noisy): only that every piece runs, every ech
 checked, and the table and the JSON are well formed.
 """
 import argparse
+import gc
 import json
 import re
 import socket
 import subprocess
 import sys
 
+import psutil
 import pytest
 
-from nbio_helpers import request
+from nbio_helpers import AsyncioServer, request
+from nbio_helpers.server import wait_until
 from nbio_helpers.bench import (SERVERS, AsyncioStreamsReference, LoadProcess, Settings,
                                 ThreadingTCPReference, configure_parser, echo_load,
                                 evaluate_targets, format_report, hold)
@@ -108,12 +111,16 @@ def test_load_process_answers_and_ends():
     assert load.proc.returncode == 0
 
 
-def test_bad_arguments_are_refused():
+@pytest.mark.parametrize("argv", [["--servers", "nope"], ["--servers", ","],
+                                  ["--clients", "0"], ["--clients", "25000"],
+                                  ["--seconds", "-1"], ["--seconds", "nan"], ["--rounds", "0"]])
+def test_bad_arguments_are_refused(argv, capsys):
     parser = argparse.ArgumentParser()
     configure_parser(parser)
-    from nbio_helpers.bench import run
-    assert run(parser.parse_args(["--servers", "nope"])) == 2
-    assert run(parser.parse_args(["--clients", "0"])) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("usage:")
 
 
 def _fake_results(met: bool) -> dict:
@@ -281,4 +288,53 @@ def test_python_m_nbio_helpers_bench_is_the_same_command():
     proc = subprocess.run([sys.executable, "-m", "nbio_helpers.bench", "--servers", "nope"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
-    assert "unknown server(s) nope" in proc.stderr
+    assert "unknown server(s) 'nope'" in proc.stderr and proc.stderr.startswith("usage:")
+
+
+def connection_ends(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """Read (and drop) until the peer's EOF or reset; False if it is still open after
+    ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("cls", [*REFERENCES, AsyncioServer])
+@pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "just-connected"])
+@pytest.mark.filterwarnings("error::ResourceWarning")
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_servers_stop_with_a_client_that_never_reads(cls, accepted):
+    """Replies pile up unsent; stop() must wait neither for them nor for the client, and must
+    close its socket (no "unclosed transport"), also for a client it was still accepting."""
+    server = cls().start()
+    with socket.socket() as flooder:
+        flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        flooder.connect(server.address)
+        flooder.setblocking(False)
+        sent = 0
+        try:
+            while sent < 64 * 2**20:
+                sent += flooder.send(b"x" * 65536)
+        except BlockingIOError:
+            pass   # the server takes no more of our bytes: its replies wait for us to read
+        if accepted:
+            assert wait_until(lambda: server_has_a_client(server), timeout=5)
+        server.stop()
+        assert connection_ends(flooder)
+    assert not server.running
+    gc.collect()   # an unclosed socket or transport warns here
+
+
+def server_has_a_client(server) -> bool:
+    """True once ``server`` holds an accepted connection (a descriptor of this process)."""
+    port = server.address[1]
+    process = psutil.Process()
+    connections = getattr(process, "net_connections", process.connections)  # psutil < 6
+    return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+               for c in connections("tcp"))

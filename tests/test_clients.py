@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import threading
 
 import pytest
@@ -152,6 +153,14 @@ def test_terminal_client_shows_a_prompt_when_asked(select_server):
     code, out, _ = run_terminal(select_server.address, b"hi\n", prompt=True)
     assert code == 0
     assert out == b"> HI\n> \n"
+
+
+def test_terminal_client_says_how_to_end_input_on_this_os(select_server, monkeypatch):
+    from nbio_helpers import terminal
+    code, _, err = run_terminal(select_server.address, b"", prompt=True)
+    assert code == 0 and f"type lines, {terminal.END_OF_INPUT} to end" in err
+    expected = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
+    assert terminal.END_OF_INPUT == expected
 
 
 def test_terminal_client_no_prompt_when_piped(select_server):

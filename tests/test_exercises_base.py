@@ -7,7 +7,7 @@ import pytest
 
 from nbio_helpers import request, running_servers
 from nbio_helpers.exercises import (FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX, NotYet,
-                                    Verdict, call_learner, checker, not_yet, report, scrub,
+                                    NotYetError, Verdict, call_learner, checker, not_yet, report, scrub,
                                     temporary_server, well_done)
 
 
@@ -56,20 +56,22 @@ def test_call_learner_reports_an_exception_by_name():
 
 
 @pytest.mark.timeout(20)
-def test_call_learner_gives_up_on_a_hung_function_without_hanging():
+def test_call_learner_gives_up_on_a_hung_function_and_stops_it():
     release = threading.Event()
 
     def hangs():
-        release.wait(30)   # "forever", as far as the checker is concerned
+        while not release.is_set():   # "forever", as far as the checker is concerned
+            pass
 
     try:
         with pytest.raises(NotYet) as info:
             call_learner(hangs, timeout=0.2)
-        assert "did not return in time" in info.value.message
+        assert "hangs() did not return within 0.2 s" in info.value.message
+        assert "it was still running line" in info.value.message
+        assert "while not release.is_set()" in info.value.message
         assert "timeout" in info.value.hint
-        # The learner's thread is a daemon and is not named nbio-, so finish() ignores it.
-        stuck = [t for t in threading.enumerate() if t.name.startswith("learner-hangs")]
-        assert stuck and all(t.daemon for t in stuck)
+        # Stopped: no learner thread is left running.
+        assert not [t for t in threading.enumerate() if t.name.startswith("learner-hangs")]
     finally:
         release.set()
 
@@ -90,13 +92,34 @@ def test_checker_decorator_turns_outcomes_into_verdicts(capsys):
     def stub(x):
         raise NotImplementedError
 
-    assert check_double(lambda x: 2 * x) is True
-    assert check_double(lambda x: x + 2 + 2 + 1) is False
-    assert check_double(stub) is False
+    assert check_double.report(lambda x: 2 * x) is True
+    assert check_double.report(lambda x: x + 2 + 2 + 1) is False
+    assert check_double.report(stub) is False
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "✅ Well done: double(4) == 8"
     assert out[1] == "❌ Not yet: double(4) returned 9, expected 8 Hint: multiply by 2"
     assert out[2].startswith("❌ Not yet: the exercise is not done yet (NotImplementedError)")
+
+
+def test_checker_cell_prints_on_pass_and_raises_the_verdict_on_failure(capsys):
+    @checker
+    def check_double(fn):
+        if call_learner(fn, 4, timeout=2) != 8:
+            raise NotYet("double(4) is not 8", hint="multiply by 2")
+        return "double(4) == 8"
+
+    assert check_double(lambda x: 2 * x) is None          # the cell shows no True/False
+    assert capsys.readouterr().out == "✅ Well done: double(4) == 8\n"
+    with pytest.raises(AssertionError) as info:           # nbgrader: the cell fails
+        check_double(lambda x: 9)
+    assert isinstance(info.value, NotYetError)
+    assert str(info.value) == "❌ Not yet: double(4) is not 8 Hint: multiply by 2"
+    rendered = info.value._render_traceback_()          # IPython shows this, no traceback
+    assert len(rendered) == 1 and "❌ Not yet: double(4) is not 8" in rendered[0]
+    assert capsys.readouterr().out == ""
+    verdict = check_double.verdict(lambda x: 9)
+    assert not verdict.passed and verdict.hint == "multiply by 2"
+    assert capsys.readouterr().out == ""
 
 
 def test_checker_never_raises_even_for_its_own_bugs(capsys):
@@ -104,7 +127,7 @@ def test_checker_never_raises_even_for_its_own_bugs(capsys):
     def check_buggy(fn):
         return {}["missing"]
 
-    assert check_buggy(print) is False
+    assert check_buggy.report(print) is False
     assert capsys.readouterr().out.startswith("❌ Not yet: something went wrong while checking")
 
 

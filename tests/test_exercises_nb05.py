@@ -103,10 +103,11 @@ def verdict(capsys):
 
 
 def test_reference_passes(capsys):
-    assert check_idle_timeout(Reference) is True
+    assert check_idle_timeout.report(Reference) is True
     assert verdict(capsys).startswith(PASS_PREFIX)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong, hint", [
     (variant(no_timeout=True), "give select() a timeout"),
     (variant(only_ready=True), "not only the ready ones"),
@@ -116,29 +117,29 @@ def test_reference_passes(capsys):
     (SelectorsServer, "keep the __init__ that takes idle_timeout"),
 ])
 def test_wrong_answers_fail_with_their_hint(capsys, wrong, hint):
-    assert check_idle_timeout(wrong) is False
+    assert check_idle_timeout.report(wrong) is False
     out = verdict(capsys)
     assert out.startswith(FAIL_PREFIX) and hint in out, out
 
 
 def test_stub_is_not_done_yet(capsys):
-    assert check_idle_timeout(Stub) is False
+    assert check_idle_timeout.report(Stub) is False
     assert "not done yet" in verdict(capsys)
 
 
 def test_not_a_class(capsys):
-    assert check_idle_timeout(Reference()) is False
+    assert check_idle_timeout.report(Reference()) is False
     assert "expected a class" in verdict(capsys)
 
 
 # ---------------------------------------------------------------- choosing a model
 def test_right_choices_pass_with_explanations(capsys):
-    assert check_model_choices(RIGHT) is True
+    assert check_model_choices.report(RIGHT) is True
     out = verdict(capsys)
     assert out.startswith(PASS_PREFIX)
     for key in SCENARIOS:
         assert f"- {key}: " in out
-    assert check_model_choices(dict(RIGHT, chat_server=" asyncio ")) is True
+    assert check_model_choices.report(dict(RIGHT, chat_server=" asyncio ")) is True
 
 
 @pytest.mark.parametrize("answers, expected", [
@@ -151,11 +152,11 @@ def test_right_choices_pass_with_explanations(capsys):
     ("polling", "expected a dict"),
 ])
 def test_wrong_choices_fail_with_their_hint(capsys, answers, expected):
-    assert check_model_choices(answers) is False
+    assert check_model_choices.report(answers) is False
     out = verdict(capsys)
     assert out.startswith(FAIL_PREFIX) and expected in out, out
 
 
 def test_unanswered_choices_are_not_done_yet(capsys):
-    assert check_model_choices({key: ... for key in SCENARIOS}) is False
+    assert check_model_choices.report({key: ... for key in SCENARIOS}) is False
     assert "not done yet" in verdict(capsys)

@@ -2,7 +2,8 @@
 
 The ``model`` fixture (conftest.py) runs each test once per model; tests that only make sense
 for some models take ``concurrent_model`` (every model but ``blocking``) or
-``nonblocking_model`` (the models with their own output buffers: polling, select, selectors).
+``nonblocking_model`` (the Connection-based models: polling, select, selectors);
+``BUFFERED_MODELS`` adds ``tasks``, which keeps its own output buffer too (PAUSE events).
 After every fault the server must still answer a fresh client.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nbio_helpers.server import wait_until
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("nothing_left_running")]
 
 NONBLOCKING_MODELS = ("polling", "select", "selectors")   # Connection-based: PAUSE events
+BUFFERED_MODELS = (*NONBLOCKING_MODELS, "tasks")   # own output buffers: PAUSE, SEND events
 MiB = 1024 * 1024
 SMALL_BUFFER = 4096
 
@@ -132,7 +134,7 @@ def test_8mib_with_small_socket_buffers(model, make_server, exchange):
     echoed = exchange(server.address, data, bufsize=SMALL_BUFFER, timeout=60)
     assert len(echoed) == len(data)
     assert echoed == data.upper()
-    if model in NONBLOCKING_MODELS:
+    if model in BUFFERED_MODELS:
         events = server.events
         assert events.total_bytes(RECV) == events.total_bytes(SEND) == len(data)
         # A partial send: send() raised BlockingIOError, or took less than was pending.
@@ -202,7 +204,7 @@ def test_client_that_never_reads_does_not_stall_others(concurrent_model, make_se
     with hog:
         payload = random_bytes(16 * MiB, seed=4)
         stalled = ((lambda: server.events.count(PAUSE) > 0)
-                   if concurrent_model in NONBLOCKING_MODELS else (lambda: True))
+                   if concurrent_model in BUFFERED_MODELS else (lambda: True))
         sent = fill(hog, payload, until=stalled)
         assert sent < len(payload), "the server never stopped reading a client that never reads"
         for i in range(3):                      # the others are served meanwhile
@@ -211,14 +213,14 @@ def test_client_that_never_reads_does_not_stall_others(concurrent_model, make_se
     still_serving(server)
 
 
-@pytest.mark.parametrize("backpressure_model", [*NONBLOCKING_MODELS, "asyncio", "threads"])
+@pytest.mark.parametrize("backpressure_model", [*BUFFERED_MODELS, "asyncio", "threads"])
 def test_backpressure_bounds_pending_output(backpressure_model, make_server):
     """A client sends fast and never reads: the server stops reading it once about
     ``high_water`` bytes are pending, and later every byte comes back."""
     high_water = 256 * 1024
     server = make_server(backpressure_model, high_water=high_water,
                          sock_buffer_size=SMALL_BUFFER)
-    nonblocking = backpressure_model in NONBLOCKING_MODELS
+    nonblocking = backpressure_model in BUFFERED_MODELS
     with small_buffer_socket(server.address) as sock:
         payload = random_bytes(8 * MiB, seed=5)
         paused = (lambda: server.events.count(PAUSE) > 0) if nonblocking else (lambda: True)

@@ -45,6 +45,11 @@ def nbgrader(grade_id: str) -> dict:
                          "schema_version": 3, "solution": True, "task": False}}
 
 
+def graded(grade_id: str, points: int = 1) -> dict:
+    return {"nbgrader": {"grade": True, "grade_id": grade_id, "locked": True, "points": points,
+                         "schema_version": 3, "solution": False, "task": False}}
+
+
 def sample_notebook():
     """A small notebook that follows the template (not yet executed)."""
     return new_notebook(cells=[
@@ -61,7 +66,7 @@ def sample_notebook():
         new_code_cell(CHECKER_DEFINITION),
         new_markdown_cell("## Exercises\n\nWrite `double(x)`."),
         new_code_cell(SOLUTION, metadata=nbgrader("double")),
-        new_code_cell("check_double(double)"),
+        new_code_cell("check_double(double)", metadata=graded("double-check", 2)),
         new_markdown_cell("Why? <!-- BEGIN SOLUTION -->Because.<!-- END SOLUTION -->",
                           metadata=nbgrader("why")),
         new_markdown_cell("## Key points\n\n- one\n- two"),
@@ -144,6 +149,31 @@ def no_checker(nb):
     nb.cells[10].source = "double(4)"
 
 
+def ungraded_checker(nb):
+    del nb.cells[10].metadata["nbgrader"]
+
+
+def unlocked_checker(nb):
+    nb.cells[10].metadata["nbgrader"]["locked"] = False
+
+
+def no_points(nb):
+    del nb.cells[10].metadata["nbgrader"]["points"]
+
+
+def checker_shows_true(nb):
+    nb.cells[10].outputs.append(new_output("execute_result", execution_count=1,
+                                           data={"text/plain": "True"}))
+
+
+def checker_reuses_an_id(nb):
+    nb.cells[10].metadata["nbgrader"]["grade_id"] = "double"
+
+
+def checker_schema(nb):
+    nb.cells[10].metadata["nbgrader"]["schema_version"] = 1
+
+
 def key_points_first(nb):
     nb.cells[8], nb.cells[12] = nb.cells[12], nb.cells[8]
 
@@ -183,6 +213,12 @@ VIOLATIONS = {
     "nbgrader": (no_nbgrader, "solution cell without nbgrader metadata"),
     "grade_id": (same_grade_id, "grade_id 'double' already used"),
     "checker": (no_checker, "exercise not followed by a checker cell"),
+    "graded checker": (ungraded_checker, "not a locked, graded nbgrader test cell"),
+    "locked checker": (unlocked_checker, "needs locked: True"),
+    "points": (no_points, "needs points > 0"),
+    "checker result": (checker_shows_true, "the checker cell shows a result"),
+    "checker grade_id": (checker_reuses_an_id, "grade_id 'double' already used"),
+    "checker schema": (checker_schema, "needs schema_version: 3"),
 }
 
 
@@ -256,6 +292,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_execute_notebooks_rewrites_a_good_notebook_in_place(tmp_path):
     path = tmp_path / "00_sample.ipynb"
@@ -269,6 +306,7 @@ def test_execute_notebooks_rewrites_a_good_notebook_in_place(tmp_path):
     assert "execution" not in nb.cells[3].metadata                 # no timing metadata
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_execute_notebooks_fails_on_an_unexpected_error(tmp_path):
     path = tmp_path / "00_broken.ipynb"

@@ -2,8 +2,9 @@
 
 Each notebook of notebooks/ (and a built-in sample, so this runs before any notebook exists)
 is written to a temporary folder and executed in a fresh kernel: every checker cell must
-print "❌ Not yet", none "✅ Well done", no checker cell may raise, no cell may hang, and the
-last cell must still show that nothing is left running.
+fail with its verdict (a NotYetError, the "❌ Not yet" line: nbgrader scores it 0), none
+says "✅ Well done", no other cell raises (an answer stub is a function: defining it raises
+nothing), no cell may hang, and the last cell must still show that nothing is left running.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 from test_notebook_template import NOTEBOOKS, NOTEBOOKS_DIR, sample_notebook
 
 from nbio_helpers.notebook_tools import execute_notebook, is_checker_cell, output_texts
-from nbio_helpers.student import (ANSWER_HERE, SolutionMarkerError, strip_code_solutions,
+from nbio_helpers.student import (ANSWER_HERE, InvalidNotebookError, SolutionMarkerError,
+                                  strip_code_solutions, strip_hidden_tests,
                                   strip_markdown_solutions, student_notebook,
                                   write_student_edition)
 
@@ -35,7 +37,7 @@ def test_code_solution_becomes_a_stub_at_its_indentation():
     assert strip_code_solutions(source) == ("def f(sock):\n"
                                             "    data = b''\n"
                                             "    # YOUR CODE HERE\n"
-                                            "    raise NotImplementedError\n"
+                                            "    raise NotImplementedError()\n"
                                             "    return data\n")
 
 
@@ -43,8 +45,16 @@ def test_several_regions_and_a_region_at_the_end():
     source = "### BEGIN SOLUTION\na = 1\n### END SOLUTION\nb = 2\n" \
              "def g():\n  ### BEGIN SOLUTION\n  return 3\n  ### END SOLUTION"
     assert strip_code_solutions(source) == (
-        "# YOUR CODE HERE\nraise NotImplementedError\nb = 2\n"
-        "def g():\n  # YOUR CODE HERE\n  raise NotImplementedError")
+        "# YOUR CODE HERE\nraise NotImplementedError()\nb = 2\n"
+        "def g():\n  # YOUR CODE HERE\n  raise NotImplementedError()")
+
+
+def test_hidden_tests_are_removed():
+    source = ("check_x(f)\n### BEGIN HIDDEN TESTS\ncheck_x(f, strict=True)\n"
+              "### END HIDDEN TESTS\n")
+    assert strip_hidden_tests(source) == "check_x(f)\n"
+    with pytest.raises(SolutionMarkerError):
+        strip_hidden_tests("### BEGIN HIDDEN TESTS\nx\n")
 
 
 def test_unbalanced_markers_are_refused():
@@ -87,11 +97,43 @@ def test_refuses_to_write_into_the_source_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["00_sample.ipynb"]
 
 
+def test_a_non_empty_output_folder_needs_force(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    nbformat.write(sample_notebook(), source / "00_sample.ipynb")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_student_edition(source, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert [p.name for p in write_student_edition(source, out, force=True)] == ["00_sample.ipynb"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("content", ['{"cells": 3}', "[1]", "not json", '{"nbformat": 4}'])
+def test_an_invalid_source_notebook_is_named(tmp_path, content):
+    source = tmp_path / "src"
+    source.mkdir()
+    nbformat.write(sample_notebook(), source / "00_good.ipynb")
+    (source / "01_bad.ipynb").write_text(content)
+    with pytest.raises(InvalidNotebookError, match="01_bad.ipynb is not a valid notebook"):
+        write_student_edition(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()     # nothing half-written
+    done = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
+                           str(tmp_path / "out"), "--source", str(source)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "01_bad.ipynb is not a valid notebook" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_no_notebook_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_student_edition(tmp_path / "empty", tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
@@ -106,6 +148,14 @@ def test_command_line(tmp_path):
                               str(source), "--source", str(source)],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "refusing" in refused.stderr
+    again = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
+                            str(tmp_path / "out"), "--source", str(source)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "--force" in again.stderr and "Traceback" not in again.stderr
+    forced = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
+                             str(tmp_path / "out"), "--source", str(source), "--force"],
+                            capture_output=True, text=True, timeout=60)
+    assert forced.returncode == 0, forced.stderr
 
 
 # ---------------------------------------------------------------- every notebook, executed
@@ -145,6 +195,7 @@ def test_solution_bodies_finds_code_and_markdown_answers():
     assert solution_bodies(sample_notebook()) == ["return x * 2", "Because."]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", [SAMPLE] + [p.name for p in NOTEBOOKS])
 def test_student_edition_checkers_fail_cleanly(editions, name):
@@ -168,10 +219,21 @@ def test_student_edition_checkers_fail_cleanly(editions, name):
     if bodies and any("### BEGIN SOLUTION" in c.source for c in instructor.cells):
         assert checkers, "exercises but no checker cell"
     for cell in checkers:
-        printed = "".join(t for o in cell.outputs for t in output_texts(o))
-        assert "❌ Not yet" in printed, f"checker did not fail on the stub:\n{cell.source}"
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert errors and errors[0].ename == "NotYetError", \
+            f"checker did not fail on the stub:\n{cell.source}\n{cell.outputs}"
+        shown = "\n".join(errors[0].traceback)
+        assert "❌ Not yet" in shown and "Traceback" not in shown, shown   # the verdict only
+        assert not any(o.output_type == "execute_result" for o in cell.outputs)
+    others = [c for c in student.cells if c.cell_type == "code" and c not in checkers
+              and "raises-exception" not in c.metadata.get("tags", [])]
+    for cell in others:
         assert not any(o.output_type == "error" for o in cell.outputs), \
-            f"checker cell raised:\n{cell.source}"
+            f"a cell that is not a checker raised:\n{cell.source}\n{cell.outputs}"
+    for cell in others:
+        if "requires_exercise(" in cell.source:      # a demo cell calling the learner's code
+            printed = "".join(t for o in cell.outputs for t in output_texts(o))
+            assert "first, then run this cell again" in printed, printed
     everything = "".join(t for c in student.cells if c.cell_type == "code"
                          for o in c.outputs for t in output_texts(o))
     assert "✅ Well done" not in everything

@@ -26,14 +26,19 @@ import socket
 from ..classic import ClassicPollingServer, burst, echo_payload, is_starved, send_rounds
 from ..clients import run_load
 from ..events import ACCEPT_WOULD_BLOCK, SEND
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, NotYet, call_learner, checker,
-               describe_exception)
+from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
+               LearnerStopped, NotYet, base_exception_failure, call_learner, checker,
+               describe_exception, guarded, running_for, stop_learner_code, where)
 
 PAYLOAD = 1 << 20
 """Bytes echoed through small buffers by :func:`check_send_pending`."""
 
 SNDBUF = 4096
 """SO_SNDBUF of the accepted sockets in the checks: small, so sends come out partial."""
+
+STUCK_AFTER = 1.0
+"""A learner's step still running after this many seconds is stuck: one round of the loop
+takes microseconds."""
 
 BURST_CLIENTS = 8
 BURST_PAUSE = 0.02
@@ -66,8 +71,10 @@ class LearnerClassicServer(ClassicPollingServer):
     def __init__(self, *, send_pending=None, accept_new=None, **kwargs):
         kwargs.setdefault("name", f"check-classic-{next(_servers)}")
         super().__init__(fix="all", **kwargs)
-        self.learner_send_pending = send_pending
-        self.learner_accept_new = accept_new
+        # Guarded: the harness can time them, say where they hang, and stop them; a
+        # KeyboardInterrupt or SystemExit they raise kills the loop like any error.
+        self.learner_send_pending = send_pending and guarded(send_pending, name="send_pending")
+        self.learner_accept_new = accept_new and guarded(accept_new, name="accept_new")
         self.returned_blocking = 0   # sockets accept_new returned in blocking mode
 
     def start(self) -> "LearnerClassicServer":
@@ -123,20 +130,40 @@ def _close_found(value, depth: int = 0) -> None:
 
 @contextlib.contextmanager
 def _learner_server(step: str, **options):
-    """Run the classic loop with the learner's step; on exit, stop it quietly."""
+    """Run the classic loop with the learner's step; on exit, stop it quietly (and the
+    learner's step with it, if it is stuck)."""
     server = LearnerClassicServer(**options).start()
     try:
         yield server
     finally:
-        with contextlib.suppress(Exception):  # its error is reported by _raise_loop_error
-            server.stop(timeout=3.0)
+        # Its error is reported by _raise_loop_error; a stuck step is stopped by the harness.
+        with contextlib.suppress(Exception, LearnerStopped):
+            server.stop(timeout=STUCK_AFTER)
+        if server.running:
+            stop_learner_code([server._thread.ident])
+
+
+def _raise_if_stuck(server, step: str) -> None:
+    """Fail if the learner's step has been running for more than :data:`STUCK_AFTER` s."""
+    if running_for(server._thread) > STUCK_AFTER:
+        place = where(server._thread)
+        raise NotYet(f"{step}() did not return within {STUCK_AFTER:g} s"
+                     + (f": it was still running {place}" if place else ""),
+                     "one round of the loop must not wait: never call a blocking method "
+                     "(sendall(), a blocking recv()/accept(), time.sleep) and never loop "
+                     "until something happens; do what can be done now and return.")
 
 
 def _raise_loop_error(server, step: str, ignore=()) -> None:
-    """If the learner's step killed the loop, fail with what it raised (unless ``ignore``)."""
+    """If the learner's step killed the loop (or hangs), fail with what it did (unless the
+    error is one of ``ignore``)."""
+    _raise_if_stuck(server, step)
     error = server.error
-    if error is None or isinstance(error, ignore):
+    if error is None or isinstance(error, ignore) or isinstance(error, LearnerStopped):
         return
+    if isinstance(error, LearnerBaseException):
+        message, hint = base_exception_failure(f"{step}()", error.original)
+        raise NotYet(f"the server loop died: {message}", hint)
     if isinstance(error, NotImplementedError):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if isinstance(error, WrongReturn):

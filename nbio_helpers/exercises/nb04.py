@@ -22,8 +22,10 @@ import time
 
 from ..clients import connect, run_load
 from ..cpu import ThreadCPU
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, NotYet, call_learner, checker,
-               describe_exception)
+from ..limits import OUT_OF_DESCRIPTORS, fd_limit
+from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
+               LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
+               describe_exception, guarded, running_for, stop_learner_code, where)
 
 ROUND_TIMEOUT = 0.05
 """The ``timeout`` the checker passes to the learner's ``select_round``."""
@@ -31,6 +33,9 @@ ROUND_TIMEOUT = 0.05
 SPIN_ROUNDS = 100
 """More rounds than this in :data:`IDLE_WINDOW` seconds with idle clients = a spinning loop
 (a loop that sleeps in select() makes about IDLE_WINDOW / ROUND_TIMEOUT = 6)."""
+
+STUCK_AFTER = 1.0
+"""A round still running after this many seconds (20 times ROUND_TIMEOUT) is stuck."""
 
 IDLE_WINDOW = 0.3
 SNDBUF = 64 * 1024
@@ -49,7 +54,7 @@ class LearnerLoop:
     """
 
     def __init__(self, select_round, sndbuf: int = SNDBUF):
-        self.select_round = select_round
+        self.select_round = guarded(select_round, name="select_round")
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=512)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         self.listener.setblocking(False)
@@ -72,21 +77,49 @@ class LearnerLoop:
             while not self._stop.is_set():
                 self.select_round(self.listener, self.outbufs, ROUND_TIMEOUT)
                 self.rounds += 1
+                self.cpu.sample()   # where CPU time is self-reported (macOS)
+        except LearnerStopped:        # stopped by the harness: reported as stuck, or not at all
+            pass
         except BaseException as exc:  # the checker reports it; the thread just ends
             self.error = exc
         finally:
             self.cpu.exit()
+
+    def stuck(self) -> bool:
+        """True if the current ``select_round()`` call has run for more than STUCK_AFTER s."""
+        return running_for(self._thread) > STUCK_AFTER
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def raise_if_failed(self) -> None:
-        """Turn an exception that ended the learner's loop into a :class:`NotYet`."""
+        """Turn an exception that ended the learner's loop, or a round that does not end,
+        into a :class:`NotYet`."""
+        if self.stuck():
+            place = where(self._thread)
+            raise NotYet(f"select_round() did not return within {STUCK_AFTER:g} s (it was "
+                         f"given timeout={ROUND_TIMEOUT:g})"
+                         + (f": it was still running {place}" if place else ""),
+                         "one call is one turn: pass timeout to select.select(), serve what "
+                         "it reported ready, then return; never loop inside select_round(), "
+                         "and never make a blocking call (the sockets are non-blocking).")
+        if self.listener.fileno() == -1 and not self._stop.is_set():
+            raise NotYet("select_round() closed the listening socket it was given",
+                         "the listener belongs to the caller and serves every future client: "
+                         "close only the client sockets whose peer has gone (recv() == b'').")
         if self.error is None:
             return
+        if isinstance(self.error, LearnerBaseException):
+            raise NotYet(*base_exception_failure("select_round()", self.error.original))
         if isinstance(self.error, NotImplementedError):
             raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+        if isinstance(self.error, OSError) and self.error.errno in OUT_OF_DESCRIPTORS:
+            raise NotYet(f"this process ran out of file descriptors (soft limit {fd_limit()}) "
+                         "while your loop accepted clients",
+                         "this is the machine's limit, not a mistake in your loop: restart the "
+                         "kernel, or raise the limit (`ulimit -n 4096` in the shell that starts "
+                         "JupyterLab), and check again.")
         raise NotYet(f"select_round() raised {describe_exception(self.error)}",
                      "read the error message; remember that a closed socket must also be "
                      "removed from outbufs, or select() will be given a closed socket.")
@@ -108,6 +141,9 @@ class LearnerLoop:
                 except OSError:
                     pass
             self._thread.join(1.0)
+        if self._thread.is_alive():       # still in the learner's code: the harness stops it
+            stop_learner_code([self._thread.ident], sockets=[self.listener, *self.outbufs])
+            self._thread.join(0.5)
         ended = not self._thread.is_alive()
         for sock in list(self.outbufs):
             sock.close()
@@ -197,7 +233,8 @@ def _first_echo(loop: LearnerLoop) -> None:
             sock.sendall(b"hello")
             sock.settimeout(0.05)   # short waits, to notice at once if the loop has crashed
             deadline = time.monotonic() + 3.0
-            while len(got) < 5 and loop.error is None and time.monotonic() < deadline:
+            while (len(got) < 5 and loop.error is None and time.monotonic() < deadline
+                   and not loop.stuck()):
                 try:
                     chunk = sock.recv(5 - len(got))
                 except socket.timeout:
@@ -221,7 +258,7 @@ def _first_echo(loop: LearnerLoop) -> None:
 def _idle_rounds(loop: LearnerLoop) -> None:
     idle = [connect(loop.address, timeout=3.0) for _ in range(10)]
     try:
-        if not wait_for(lambda: len(loop.outbufs) >= 10 or loop.error, 3.0):
+        if not wait_for(lambda: len(loop.outbufs) >= 10 or loop.error or loop.stuck(), 3.0):
             loop.raise_if_failed()
             raise NotYet("10 clients connected but the loop did not accept them all in 3 s",
                          "accept() whenever the listener is readable, and add the new socket "
@@ -243,7 +280,7 @@ def _idle_rounds(loop: LearnerLoop) -> None:
 
 
 def _no_leak(loop: LearnerLoop, closed: int) -> None:
-    if not wait_for(lambda: not loop.outbufs or loop.error, 2.0):
+    if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         loop.raise_if_failed()
         raise NotYet(f"{closed} client(s) closed, but {len(loop.outbufs)} socket(s) are still "
                      "in outbufs: the connections leak (and select() keeps reporting them)",
@@ -260,7 +297,7 @@ def _hundred_clients(loop: LearnerLoop) -> None:
         raise NotYet(f"with 100 concurrent clients, {result.completed} of 500 echoes came back "
                      f"right (first problem: {first})",
                      "serve every socket select() reported, not only the first one.")
-    if not wait_for(lambda: not loop.outbufs or loop.error, 2.0):
+    if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         raise NotYet(f"{len(loop.outbufs)} of 100 finished clients are still in outbufs: "
                      "the connections leak",
                      "recv() returning b'' means the client closed: close and delete it.")
@@ -308,12 +345,13 @@ QUESTIONS = {
 
 @checker
 def check_prediction(question: str, prediction):
-    """Check a predict-then-measure answer: ``prediction`` returns "a", "b" or "c"."""
+    """Check a predict-then-measure answer: ``prediction`` (a function returning "a", "b" or
+    "c", or the letter itself)."""
     if question not in QUESTIONS:
         raise NotYet(f"there is no question {question!r}",
                      f"use one of: {', '.join(QUESTIONS)}.")
     right, why = QUESTIONS[question]
-    answer = call_learner(prediction, timeout=2.0)
+    answer = answer_of(prediction)
     if not isinstance(answer, str) or answer.strip().lower().strip("()") not in ("a", "b", "c"):
         raise NotYet(f"the answer should be one of 'a', 'b' or 'c', not {answer!r}",
                      "return a single letter, e.g. return 'a'.")

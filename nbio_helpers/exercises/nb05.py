@@ -14,14 +14,18 @@ Usage in the notebook::
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
 import time
 
 from ..clients import connect, recv_exactly, request
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, NotYet, checker,
-               describe_exception)
+from ..models import SelectorsServer
+from ..server import ServerStopTimeout
+from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
+               LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
+               describe_exception, guarded, stop_learner_code, try_learner, where)
 
 MODEL_NAMES = ("blocking", "threads", "polling", "select", "selectors", "asyncio")
 
@@ -78,7 +82,9 @@ SCENARIOS = {
 
 @checker
 def check_model_choices(answers):
-    """Check the learner's ``{scenario: model name}`` answers; explain each one."""
+    """Check the learner's ``{scenario: model name}`` answers (or a function returning
+    them); explain each one."""
+    answers = answer_of(answers)
     if not isinstance(answers, dict):
         raise NotYet(f"expected a dict, got {type(answers).__name__}",
                      "answers = {'game_loop': '...', 'chat_server': '...', "
@@ -109,6 +115,9 @@ IDLE_TIMEOUT = 0.25
 
 SLACK = 1.5
 """How much later than ``IDLE_TIMEOUT`` an idle connection may be closed."""
+
+STOP_WITHIN = 1.0
+"""Seconds the learner's server has to stop after ``stop()`` before the harness stops it."""
 
 _servers = itertools.count(1)
 
@@ -161,28 +170,73 @@ def check_idle_timeout(server_class):
     if not isinstance(server_class, type):
         raise NotYet(f"expected a class, got {type(server_class).__name__}",
                      "pass the class itself: check_idle_timeout(IdleTimeoutServer).")
-    try:
-        server = server_class(idle_timeout=IDLE_TIMEOUT, name=f"check-idle-{next(_servers)}")
-    except TypeError as exc:
-        raise NotYet(f"{server_class.__name__}(idle_timeout=...) failed: "
-                     f"{describe_exception(exc)}",
-                     "keep the __init__ that takes idle_timeout.") from None
-    server.start()
+    # The learner's __init__ (and start, if overridden) run under the harness: bounded.
+    registry_name = f"check-idle-{next(_servers)}"
+    made = try_learner(lambda: server_class(idle_timeout=IDLE_TIMEOUT, name=registry_name),
+                       limit=3.0, name=server_class.__name__)
+    if made.error is not None:
+        if isinstance(made.error, TypeError):
+            raise NotYet(f"{server_class.__name__}(idle_timeout=...) failed: "
+                         f"{describe_exception(made.error)}",
+                         "keep the __init__ that takes idle_timeout.")
+        raise NotYet(f"{server_class.__name__}(idle_timeout=...) raised "
+                     f"{describe_exception(made.error)}",
+                     "keep the __init__ as it was given: it only stores idle_timeout.")
+    server = made.value
+    if not isinstance(server, SelectorsServer):
+        raise NotYet(f"{server_class.__name__} is not a SelectorsServer",
+                     "keep the class line as given: class IdleTimeoutServer(SelectorsServer).")
+    # The learner's serve() runs in the server's thread: guarded, so that it can be timed,
+    # located and stopped; the thread is renamed learner-..., as it runs learner code.
+    server.serve = guarded(server.serve, name="serve")
+    started = try_learner(server.start, limit=3.0, name="start")
+    if started.error is not None:
+        _stop_quietly(server)
+        raise NotYet(f"starting the server raised {describe_exception(started.error)}",
+                     "keep the __init__ that calls super().__init__(*args, **kwargs).")
+    if server._thread is not None:
+        server._thread.name = "learner-" + server._thread.name.removeprefix("nbio-")
     try:
         _check_alive(server)
         _idle_alone(server)
         _idle_beside_active(server)
         _still_serving(server)
-    finally:
-        try:
-            server.stop(timeout=3.0)
-        except Exception as exc:  # the learner's loop died, or did not stop
-            _raise_for_loop(exc)
+    except BaseException:      # a verdict already, or the Stop button: it must go on up
+        _stop_quietly(server)
+        raise
+    _stop_server(server)
     return (f"an idle connection was closed once idle_timeout={IDLE_TIMEOUT:g} had passed, a busy "
             "one beside it kept going, and the server went on serving")
 
 
+def _stop_quietly(server) -> None:
+    with contextlib.suppress(Exception, LearnerStopped):
+        server.stop(timeout=STOP_WITHIN)
+    if server.running:
+        stop_learner_code([server._thread.ident])
+
+
+def _stop_server(server) -> None:
+    """Stop the learner's server; fail if its loop died, or did not stop when asked."""
+    place = where(server._thread) if server._thread is not None else None
+    try:
+        server.stop(timeout=STOP_WITHIN)
+    except ServerStopTimeout:
+        stop_learner_code([server._thread.ident])
+        raise NotYet(f"your server did not stop within {STOP_WITHIN:g} s of stop()"
+                     + (f": serve() was still running {place}" if place else ""),
+                     "loop `while not self.stopping:`, give sel.select() a timeout, and "
+                     "never wait anywhere else (a blocking recv(), time.sleep) in serve().")
+    except LearnerStopped:
+        pass
+    except Exception as exc:  # the learner's loop died
+        _raise_for_loop(exc)
+
+
 def _raise_for_loop(exc: BaseException):
+    if isinstance(exc, LearnerBaseException):
+        message, hint = base_exception_failure("serve()", exc.original)
+        raise NotYet(f"your loop died: {message}", hint)
     if isinstance(exc, NotImplementedError):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if isinstance(exc, KeyError) and "registered" in str(exc):
@@ -198,7 +252,7 @@ def _check_alive(server) -> None:
     if not server.running:
         error = server.error
         server.error = None   # reported here; stop() need not raise it again
-        if error is not None:
+        if error is not None and not isinstance(error, LearnerStopped):
             _raise_for_loop(error)
         raise NotYet("your server's loop ended by itself",
                      "loop `while not self.stopping:` like the selectors server does.")

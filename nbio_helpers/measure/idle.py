@@ -26,6 +26,7 @@ import math
 import time
 
 from ..events import ACCEPT, ACCEPT_WOULD_BLOCK, WAKEUP, WOULD_BLOCK
+from ..limits import ensure_fd_room
 from ..stats import Spread
 from .process import client_process
 from .quiet import gc_paused
@@ -68,6 +69,7 @@ def idle_clients(server, clients: int = 10, timeout: float = 5.0, *, process=Non
     """
     process = process or client_process()
     host, port = server.address[:2]
+    ensure_fd_room(clients)   # the server's ends are in this process (macOS allows 256)
     with process.lock:
         accepted_before = server.events.count(ACCEPT)
         held = process.request("hold", timeout=timeout + 30, host=host, port=port,

@@ -19,10 +19,12 @@ Rules:
 * an error in the child comes back as an exception of the same kind when it is a common
   one (``ValueError``, ``TimeoutError``, ``ConnectionError``, ``OSError``...), else as
   :class:`ClientProcessError`, with the child's message and no child traceback;
+* the child ignores SIGINT and runs in its own session (``LoadProcess``): a Jupyter
+  interrupt stops the cell, and the request it cut short retires the process;
 * requests are serialised: a lock makes a measurement that holds connections, measures and
   releases them (several requests) atomic against another thread's (the explorer widget);
 * every process is registered; :func:`stop_client_processes` stops them all, and the kernel
-  ending closes the child's stdin, which ends it.
+  ending closes the child's stdin, which ends it (after the command it is running).
 """
 from __future__ import annotations
 
@@ -30,13 +32,13 @@ import atexit
 import builtins
 import threading
 
-from ..bench.worker import LoadProcess
+from ..bench.worker import LoadProcess, LoadProcessError
 
 __all__ = ["ClientProcess", "ClientProcessError", "client_process", "running_client_processes",
            "stop_client_processes"]
 
 
-class ClientProcessError(RuntimeError):
+class ClientProcessError(LoadProcessError):
     """The client process could not do what it was asked (its message says why)."""
 
 
@@ -61,18 +63,18 @@ class ClientProcess(LoadProcess):
         super().__init__()
         self.lock = threading.RLock()
         """Held for a request; hold it yourself around several requests that belong together."""
-        self._closed = False
+        self._retired = False
         with _lock:
             _processes.append(self)
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     @property
     def alive(self) -> bool:
         """True while the process runs and has not been closed."""
-        return not self._closed and self.proc.poll() is None
+        return not self._retired and self.proc is not None and self.proc.poll() is None
 
     def request(self, cmd: str, *, timeout: float, **args) -> dict:
         """Run ``cmd`` in the client process and return its reply (a dict).
@@ -92,7 +94,7 @@ class ClientProcess(LoadProcess):
                 raise TimeoutError(f"the client process did not finish {cmd!r} within "
                                    f"{timeout:g} s (stopped; the next request starts a new "
                                    "one)") from None
-            except (OSError, ValueError):   # a broken or closed pipe: the process is gone
+            except LoadProcessError:        # a broken or closed pipe: the process is gone
                 raise ClientProcessError(f"the client process has ended"
                                          f"{self._exit_note()}") from None
             finally:
@@ -109,34 +111,32 @@ class ClientProcess(LoadProcess):
 
     def kill(self) -> None:
         """Kill the process at once and release its pipes (no questions asked)."""
-        try:
-            self.proc.kill()
-        except OSError:
-            pass
+        self._retired = True
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+            except OSError:
+                pass
         self.close()
 
     def close(self) -> None:
         """Ask the process to quit (kill it if it does not), wait for it, unregister it."""
-        if self._closed:
-            return
-        self._closed = True
+        self._retired = True
         try:
             super().close()
-        except OSError:
-            # A child that died leaves "quit" unflushed in the pipe: closing raises
-            # BrokenPipeError after the child has been reaped. Release the pipes regardless.
-            for pipe in (self.proc.stdin, self.proc.stdout):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
         finally:
             with _lock:
                 if self in _processes:
                     _processes.remove(self)
 
+    def __exit__(self, exc_type, *exc):
+        try:
+            super().__exit__(exc_type, *exc)
+        finally:
+            self.close()     # unregister (the process itself is already gone)
+
     def _exit_note(self) -> str:
-        code = self.proc.poll()
+        code = self.proc.poll() if self.proc is not None else None
         return "" if code is None else f" (exit code {code})"
 
     def __repr__(self) -> str:
@@ -159,7 +159,7 @@ def client_process() -> ClientProcess:
     if shared is not None and shared.alive:
         return shared
     if shared is not None:
-        shared.kill()               # ended under us (an interrupt): release what is left
+        shared.kill()               # ended under us: release what is left
     fresh = ClientProcess()
     with _lock:
         _shared = fresh
@@ -170,7 +170,7 @@ def running_client_processes() -> list[ClientProcess]:
     """The client processes still running (the shared one and any made directly)."""
     with _lock:
         processes = list(_processes)
-    return [p for p in processes if p.proc.poll() is None]
+    return [p for p in processes if p.proc is not None and p.proc.poll() is None]
 
 
 def stop_client_processes() -> int:
@@ -180,7 +180,7 @@ def stop_client_processes() -> int:
         processes, _shared = list(_processes), None
     stopped = 0
     for process in processes:
-        stopped += process.proc.poll() is None
+        stopped += process.proc is not None and process.proc.poll() is None
         try:
             process.close()
         except Exception:  # noqa: BLE001 - the point is to leave nothing running

@@ -4,6 +4,7 @@ from .blocking import BlockingServer
 from .polling import PollingServer
 from .select_model import FD_SETSIZE, SelectServer
 from .selectors_model import SelectorsServer
+from .tasks_model import TasksServer
 from .threads import ThreadsServer
 
 MODELS = {
@@ -13,6 +14,7 @@ MODELS = {
     "select": SelectServer,
     "selectors": SelectorsServer,
     "asyncio": AsyncioServer,
+    "tasks": TasksServer,
 }
 """Model name -> server class, in the order the series teaches them."""
 
@@ -37,4 +39,4 @@ def start_server(model: str = "select", **options):
 
 
 __all__ = ["MODELS", "start_server", "AsyncioServer", "BlockingServer", "PollingServer",
-           "SelectServer", "SelectorsServer", "ThreadsServer", "FD_SETSIZE"]
+           "SelectServer", "SelectorsServer", "TasksServer", "ThreadsServer", "FD_SETSIZE"]

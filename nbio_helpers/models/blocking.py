@@ -35,15 +35,16 @@ class BlockingServer(Server):
 
     def handle(self, sock, cid) -> None:
         """Echo until the client closes: the whole server waits inside this call."""
-        reason = "peer closed"
+        reason = "server stopping"                        # unless the client closes first
         try:
-            while True:
+            while not self.stopping:
                 data = sock.recv(self.recv_size)          # blocks until data or EOF
                 if not data:
                     self.events.record(EOF, cid)
+                    reason = "peer closed"
                     break
                 self.events.record(RECV, cid, len(data))
-                if self.delay and self._stop_requested.wait(self.delay):
+                if self.delay and self._stop_now.wait(self.delay):
                     reason = "server stopping"
                     break
                 sock.sendall(echo_upper(data))            # blocks until all is sent

@@ -1,0 +1,352 @@
+"""Notebook 06's measurements: our loop against asyncio, tasks against threads, the pitfall.
+
+Latency and throughput are measured by clients in a **separate process** (a client thread in
+the kernel would share the GIL with the server thread it measures); the servers run in this
+process, in their thread, as everywhere in the series. Each function is bounded in time and
+stops what it starts::
+
+    rows = compare_loops()                 # tasks vs asyncio vs selectors, several rounds
+    print(loops_table(rows))
+    memory = idle_memory()                 # bytes per idle connection: tasks vs threads
+    blocked = blocking_call_latency(blocking=True, samples=True)   # one task: time.sleep()
+    polite = blocking_call_latency(blocking=False, samples=True)   # await loop.sleep()
+    plot_blocking_call(blocked, polite)
+
+Percentiles: the nearest-rank rule of :func:`percentile` (one rule for every figure here).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from ..clients import connect, recv_exactly
+from ..limits import raise_fd_limit
+from ..models import MODELS
+from .pitfall import PAUSE_COMMAND, PausingEchoServer
+
+LOOP_MODELS = ("tasks", "asyncio", "selectors")
+"""Our loop, asyncio's, and the plain selectors loop, compared by :func:`compare_loops`."""
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (``fraction`` 0.9 = p90); nan if empty."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+# --------------------------------------------------------------- the separate client process
+def _client_script() -> str:
+    """The client process's program: :func:`echo_clients` and :func:`percentile`, which need
+    only the standard library, so that the process starts in milliseconds (importing this
+    package, asyncio included, would take a good part of a second)."""
+    import inspect
+    return "\n".join(["import json, math, sys, time", inspect.getsource(percentile),
+                      inspect.getsource(echo_clients),
+                      "print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))"])
+
+
+def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interval: float = 0.0,
+                 warmup: float = 0.2, seconds: float = 1.0, samples: bool = False) -> dict:
+    """Echo clients for ``warmup + seconds``; figures over the last ``seconds`` only.
+
+    Each client sends a ``size``-byte message, waits for its whole echo (checked), and sends
+    the next one at once (``interval`` 0: as fast as the server answers) or ``interval``
+    seconds after the previous one was sent. Runs wherever it is called: use
+    :func:`load_from_another_process` to run it in a separate process. Returns plain numbers
+    (seconds); with ``samples``, also ``[(sent_at, latency, client)]`` (times from the start
+    of the window) for a plot.
+    """
+    import selectors
+    import socket
+
+    message = (b"echo me, loop! " * (size // 15 + 1))[:size]
+    expected = message.upper()
+    sel = selectors.DefaultSelector()
+    socks, errors, kept = [], [], []
+    state = {}                                          # sock -> [index, sent_at, got, next_at]
+    try:
+        for i in range(clients):
+            sock = socket.create_connection((host, port), timeout=10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            socks.append(sock)
+            state[sock] = [i, None, b"", 0.0]
+            sel.register(sock, selectors.EVENT_READ)
+        start = time.perf_counter()
+        window, end = start + warmup, start + warmup + seconds
+        while (now := time.perf_counter()) < end:
+            for sock, st in state.items():              # send whatever is due
+                if st[1] is None and now >= st[3]:
+                    try:
+                        sock.sendall(message)           # 64 bytes: fits in the buffer
+                    except OSError as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                        continue
+                    st[1], st[2] = now, b""
+            due = [st[3] for st in state.values() if st[1] is None]
+            timeout = max(0.0, min([end - now, *[d - now for d in due]])) if due else end - now
+            for key, _ in sel.select(min(timeout, 0.05)):
+                st = state[key.fileobj]
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    chunk, errors[len(errors):] = b"", [f"{type(exc).__name__}: {exc}"]
+                if not chunk:
+                    errors.append("the server closed a connection")
+                    sel.unregister(key.fileobj)
+                    st[1] = math.inf                    # never sends again
+                    continue
+                st[2] += chunk
+                if len(st[2]) >= size:
+                    done = time.perf_counter()
+                    if st[2] != expected:
+                        errors.append("an echo differs from what was sent")
+                    if st[1] >= window:
+                        kept.append((st[1] - window, done - st[1], st[0]))
+                    st[3] = (st[1] + interval) if interval else done
+                    st[1] = None
+    finally:
+        sel.close()
+        for sock in socks:
+            sock.close()
+    ordered = sorted(latency for _, latency, _ in kept)
+    result = {"ok": not errors, "errors": errors[:5], "completed": len(ordered),
+              "seconds": seconds, "messages_per_second": len(ordered) / seconds,
+              "median": percentile(ordered, 0.5), "p90": percentile(ordered, 0.9),
+              "p99": percentile(ordered, 0.99), "max": ordered[-1] if ordered else math.nan,
+              "over_100ms": sum(1 for x in ordered if x > 0.1)}
+    if samples:
+        result["samples"] = kept
+    return result
+
+
+def load_from_another_process(address, **options) -> dict:
+    """:func:`echo_clients` against ``address``, run in a new Python process (so that the
+    clients do not share this process's GIL with the server they measure)."""
+    args = json.dumps({"host": address[0], "port": address[1], **options})
+    wall = options.get("warmup", 0.2) + options.get("seconds", 1.0)
+    done = subprocess.run([sys.executable, "-c", _client_script(), args], capture_output=True,
+                          text=True, timeout=wall + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"the client process failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)
+
+
+# ------------------------------------------------------------------ our loop against asyncio
+@dataclasses.dataclass
+class LoopFigures:
+    """One model's rounds in :func:`compare_loops`: lists, one value per round."""
+
+    model: str
+    throughput: list[float]     # messages per second
+    median: list[float]         # seconds
+    p90: list[float]
+    ok: bool
+
+    def spread(self, name: str) -> tuple[float, float, float]:
+        """(median, min, max) over the rounds of ``throughput``, ``median`` or ``p90``."""
+        values = getattr(self, name)
+        return statistics.median(values), min(values), max(values)
+
+
+def compare_loops(models=LOOP_MODELS, *, rounds: int = 3, clients: int = 50, size: int = 64,
+                  warmup: float = 0.2, seconds: float = 0.5) -> list[LoopFigures]:
+    """The same load on each model, ``rounds`` times (the order reversed every other round,
+    so none is always first): ``clients`` clients echoing ``size``-byte messages as fast as
+    the server answers, from a separate process, for ``warmup + seconds`` (figures from the
+    last ``seconds``). About ``(warmup + seconds + 0.3) * rounds * len(models)`` seconds."""
+    figures = {m: LoopFigures(m, [], [], [], True) for m in models}
+    for round_ in range(rounds):
+        for model in (models if round_ % 2 == 0 else models[::-1]):
+            with MODELS[model](name=f"compare-loops-{model}", record_events=False) as server:
+                run = load_from_another_process(server.address, clients=clients, size=size,
+                                                warmup=warmup, seconds=seconds)
+            row = figures[model]
+            row.throughput.append(run["messages_per_second"])
+            row.median.append(run["median"])
+            row.p90.append(run["p90"])
+            row.ok = row.ok and run["ok"]
+    return list(figures.values())
+
+
+def loops_table(rows: list[LoopFigures]) -> str:
+    """:func:`compare_loops` as text: medians over the rounds, [min–max] in brackets."""
+    lines = [f"{'model':<11}{'messages/s':>28}{'median latency (ms)':>30}{'p90 (ms)':>26}"]
+    for r in rows:
+        t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")
+        lines.append(f"{r.model:<11}{t[0]:>12,.0f} [{t[1]:,.0f}–{t[2]:,.0f}]"
+                     f"{m[0] * 1e3:>14.3f} [{m[1] * 1e3:.3f}–{m[2] * 1e3:.3f}]"
+                     f"{p[0] * 1e3:>12.3f} [{p[1] * 1e3:.3f}–{p[2] * 1e3:.3f}]")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------- memory per idle connection
+_SERVER = """
+import json, sys, threading
+from nbio_helpers import start_server
+from nbio_helpers.limits import raise_fd_limit
+model, wanted = sys.argv[1], int(sys.argv[2])
+limit = raise_fd_limit(wanted + 100)
+server = start_server(model, record_events=False, backlog=min(wanted + 100, 65535))
+print(json.dumps({"port": server.address[1], "fd_limit": limit}), flush=True)
+for line in sys.stdin:
+    if line.strip() == "count":
+        print(json.dumps({"accepted": server.events.count("accept"),
+                          "threads": threading.active_count()}), flush=True)
+    else:
+        break
+server.stop()
+"""
+
+
+def _rss(pid: int) -> int:
+    import psutil
+    return psutil.Process(pid).memory_info().rss
+
+
+def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
+    """Resident memory per idle connection of a ``model`` server holding ``count`` silent
+    clients: the server runs alone in a new process, the clients in the bench's load process.
+
+    Returns ``{"model", "connections", "bytes_per_connection", "rss_before", "rss_after",
+    "seconds", "note"}``; ``connections`` may be fewer than ``count`` when the descriptor
+    limit is too low (``note`` says so).
+    """
+    from ..bench.worker import LoadProcess
+
+    started = time.monotonic()
+    note = ""
+    limit = raise_fd_limit(count + 200)
+    if limit is not None and limit < count + 200:
+        note = (f"the descriptor limit is {limit}: measured with {limit - 200} connections "
+                f"instead of {count:,}")
+        count = max(10, limit - 200)
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, model, str(count)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        hello = json.loads(proc.stdout.readline())
+        if hello["fd_limit"] is not None and hello["fd_limit"] < count + 100:
+            count = max(10, hello["fd_limit"] - 100)
+            note = note or f"the server's descriptor limit is {hello['fd_limit']}: {count} " \
+                           "connections"
+
+        def accepted():
+            proc.stdin.write("count\n")
+            proc.stdin.flush()
+            return json.loads(proc.stdout.readline())["accepted"]
+
+        with LoadProcess() as load:
+            warm = load.call("hold", host="127.0.0.1", port=hello["port"], count=50,
+                             check=True, timeout=timeout)     # first objects, lazily made
+            load.call("release")
+            deadline = time.monotonic() + 5
+            while accepted() < warm.get("opened", 0) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)                 # the warm-up connections closed, threads ended
+            before = _rss(proc.pid)
+            held = load.call("hold", host="127.0.0.1", port=hello["port"], count=count,
+                             check=False, within=timeout, timeout=timeout + 30)
+            deadline = time.monotonic() + timeout
+            total = warm.get("opened", 0) + held.get("opened", 0)
+            while accepted() < total and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            after = _rss(proc.pid)
+            load.call("release")
+        opened = held.get("opened", 0)
+        if opened < count and not note:
+            note = f"only {opened} of {count} connections opened: {held.get('errors')}"
+        return {"model": model, "connections": opened,
+                "bytes_per_connection": (after - before) / opened if opened else math.nan,
+                "rss_before": before, "rss_after": after,
+                "seconds": time.monotonic() - started, "note": note}
+    finally:
+        try:
+            proc.stdin.write("quit\n")
+            proc.stdin.close()
+            proc.wait(20)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def idle_memory(tasks: int = 10_000, threads: int = 1_000) -> list[dict]:
+    """Memory per idle connection: ``tasks`` connections on our loop (``tasks`` model), then
+    ``threads`` connections on the ``threads`` model (a thread each). About 5 s in all."""
+    return [idle_memory_of("tasks", tasks), idle_memory_of("threads", threads)]
+
+
+# ----------------------------------------------------------- one blocking call in one task
+def blocking_call_latency(blocking: bool = True, pause: float = 0.2, pauses: int = 3,
+                          clients: int = 10, interval: float = 0.01,
+                          samples: bool = False) -> dict:
+    """What the other clients see while one task pauses ``pauses`` times for ``pause`` s.
+
+    A :class:`~.pitfall.PausingEchoServer` runs in this process. ``clients`` clients in a
+    separate process each send a message every ``interval`` seconds (waiting for each echo)
+    while a client here sends ``!pause`` every ``2 * pause`` seconds, the first at 0.1 s.
+    ``blocking=True`` pauses with ``time.sleep()`` (every client waits), False with
+    ``await loop.sleep()`` (only the pausing client waits). Returns the others' figures
+    (:func:`echo_clients`; ``samples`` for a plot) plus ``pause``, ``pauses``, ``blocking``
+    and ``paused_at`` (seconds from the start of the others' window). About
+    ``0.4 + 2 * pause * pauses`` seconds.
+    """
+    warmup, seconds = 0.2, 0.2 + 2 * pause * pauses
+    with PausingEchoServer(pause=pause, blocking=blocking, record_events=False,
+                           name="pitfall") as server:
+        result: dict = {}
+        others = threading.Thread(target=lambda: result.update(load_from_another_process(
+            server.address, clients=clients, interval=interval, warmup=warmup,
+            seconds=seconds, samples=samples)), name="pitfall-clients", daemon=True)
+        paused_at = []
+        with connect(server.address, timeout=10) as pauser:
+            others.start()
+            deadline = time.monotonic() + 20
+            while server.events.count("accept") < clients + 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            window = time.monotonic() + warmup          # the others' window starts about now
+            time.sleep(warmup + 0.1)
+            for _ in range(pauses):
+                paused_at.append(time.monotonic() - window)
+                pauser.sendall(PAUSE_COMMAND)
+                assert recv_exactly(pauser, len(PAUSE_COMMAND), timeout=10) == b"!PAUSE"
+                time.sleep(pause)
+            others.join(60)
+    result.update(pause=pause, blocking=blocking, pauses=pauses, paused_at=paused_at)
+    return result
+
+
+def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = None):
+    """The other clients' latency over time, with ``time.sleep()`` and with
+    ``await loop.sleep()``: the two results of :func:`blocking_call_latency` (with
+    ``samples=True``). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, sharey=True, layout="constrained",
+                             figsize=(plt.rcParams["figure.figsize"][0], 3.2))
+    for ax, result, label in ((axes[0], blocked, "time.sleep() in one task"),
+                              (axes[1], cooperative, "await loop.sleep() in one task")):
+        points = result.get("samples", [])
+        ax.scatter([t * 1e3 for t, _, _ in points], [lat * 1e3 for _, lat, _ in points], s=4,
+                   color="tab:blue", label="another client's message")
+        for i, at in enumerate(result.get("paused_at", [])):
+            ax.axvspan(at * 1e3, (at + result["pause"]) * 1e3, color="tab:red", alpha=0.12,
+                       label="one task pauses" if i == 0 else None)
+        ax.set_yscale("log")
+        ax.set_xlabel("time (ms)")
+        ax.set_title(label)
+    axes[0].set_ylabel("latency (ms, log)")
+    axes[1].legend(loc="upper right")
+    if title:
+        fig.suptitle(title)
+    return fig

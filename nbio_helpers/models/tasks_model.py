@@ -1,0 +1,39 @@
+"""The ``tasks`` model: the echo server as ``async def`` coroutines on *our own* loop.
+
+The loop is the one notebook 06 builds (:class:`nbio_helpers.loop.Loop`: a selectors reactor,
+a timer heap, futures and tasks), not asyncio's; the echo coroutine reads like the
+``asyncio`` model's, and like the ``threads`` model's blocking loop with ``await`` where that
+one blocks. Backpressure: ``await stream.drain()`` (the water marks of the other models).
+"""
+from __future__ import annotations
+
+from ..connection import accept_all, echo_upper
+from ..loop.coroutines import Loop
+from ..loop.servers import LoopServer
+from ..loop.streams import Stream
+
+
+class TasksServer(LoopServer):
+    """One task accepts; one task per client echoes (:class:`~nbio_helpers.loop.Loop`)."""
+
+    model = "tasks"
+    loop_class = Loop
+
+    def start_serving(self, loop) -> None:
+        loop.create_task(self.accept_clients(loop), name="accept")
+
+    async def accept_clients(self, loop) -> None:
+        while True:
+            await loop.readable(self.listener)
+            for sock in accept_all(self, make=lambda sock, server: sock):
+                stream = Stream(self, loop, sock)
+                loop.create_task(self.echo(stream), name=f"conn {stream.id}")
+
+    async def echo(self, stream: Stream) -> None:
+        """Echo one client until it closes: ``await`` wherever a blocking server would block."""
+        try:
+            while data := await stream.read(self.recv_size):
+                stream.write(echo_upper(data))
+                await stream.drain()          # waits while the client reads too slowly
+        finally:
+            stream.close()

@@ -1,0 +1,75 @@
+"""Notebook 06's measurements: they run, stop what they start, and report plain numbers.
+
+No timed performance assertions (machines are noisy), except facts that load cannot break:
+a task that blocks the loop for 50 ms delays the others by at least that much.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from nbio_helpers import start_server  # noqa: E402
+from nbio_helpers.loop.measure import (LoopFigures, blocking_call_latency, compare_loops,  # noqa: E402
+                                       echo_clients, idle_memory_of, load_from_another_process,
+                                       loops_table, percentile, plot_blocking_call)
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("nothing_left_running")]
+
+
+def test_percentile_nearest_rank():
+    data = list(range(1, 11))
+    assert percentile(data, 0.5) == 5 and percentile(data, 0.9) == 9
+    assert percentile(data, 0.99) == 10 and percentile([7], 0.9) == 7
+    assert math.isnan(percentile([], 0.5))
+
+
+def test_echo_clients_in_process_and_in_another_process():
+    with start_server("tasks", name="measured") as server:
+        here = echo_clients(*server.address, clients=3, warmup=0.05, seconds=0.2,
+                            samples=True)
+        there = load_from_another_process(server.address, clients=3, warmup=0.05,
+                                          seconds=0.2, interval=0.01)
+    for result in (here, there):
+        assert result["ok"] and result["completed"] > 0, result
+        assert result["median"] <= result["p90"] <= result["p99"] <= result["max"]
+    assert len(here["samples"]) == here["completed"]
+    assert there["completed"] <= 3 * (0.2 / 0.01 + 1)      # paced: one per 10 ms per client
+
+
+def test_compare_loops_and_its_table():
+    rows = compare_loops(("tasks", "asyncio"), rounds=2, clients=5, warmup=0.05, seconds=0.15)
+    assert [r.model for r in rows] == ["tasks", "asyncio"]
+    for row in rows:
+        assert row.ok and len(row.throughput) == len(row.median) == len(row.p90) == 2
+        assert all(x > 0 for x in row.throughput)
+    table = loops_table(rows).splitlines()
+    assert table[0].split()[0] == "model" and table[1].startswith("tasks")
+    fake = LoopFigures("x", [1.0, 3.0, 2.0], [0.1, 0.2, 0.3], [1, 1, 1], True)
+    assert fake.spread("throughput") == (2.0, 1.0, 3.0)
+
+
+def test_one_blocking_call_delays_every_other_client():
+    blocked = blocking_call_latency(blocking=True, pause=0.05, pauses=2, clients=3,
+                                    samples=True)
+    polite = blocking_call_latency(blocking=False, pause=0.05, pauses=2, clients=3,
+                                   samples=True)
+    assert blocked["ok"] and polite["ok"]
+    assert blocked["max"] >= 0.04        # everyone waited for the sleeping task
+    assert len(blocked["paused_at"]) == 2 and blocked["blocking"] and not polite["blocking"]
+    fig = plot_blocking_call(blocked, polite)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("model, count", [("tasks", 300), ("threads", 50)])
+def test_idle_memory_of_a_model(model, count):
+    result = idle_memory_of(model, count)
+    assert result["connections"] == count, result
+    assert math.isfinite(result["bytes_per_connection"])
+    assert result["rss_after"] > 0 and result["note"] == ""

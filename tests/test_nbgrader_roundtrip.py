@@ -1,0 +1,145 @@
+"""The whole nbgrader round trip, with the real nbgrader, for every notebook.
+
+A course folder is made in a temporary directory, the instructor notebook goes into
+``source/``, ``nbgrader generate_assignment`` releases it, and ``nbgrader autograde`` grades
+three submissions: the unsolved release (0 points), the release with the reference solutions
+pasted back (full points), and the release with one typical wrong answer (that task's points
+lost, the others kept). The release must also be what ``student-edition`` writes.
+
+nbgrader 0.9 needs Python 3.11+ (and JupyterLab 4.2+): skipped elsewhere, or if it is not
+installed (it is in the ``test`` extra).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+if sys.version_info < (3, 11):
+    pytest.skip("nbgrader 0.9 needs Python 3.11 or newer", allow_module_level=True)
+nbgrader_api = pytest.importorskip("nbgrader.api", reason="nbgrader is not installed")
+
+from nbio_helpers.student import student_notebook  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+CONFIG = """\
+c = get_config()  # noqa: F821 (nbgrader's config loader defines it)
+c.CourseDirectory.course_id = "nbio"
+c.CourseDirectory.root = {root!r}
+c.Execute.timeout = 180          # seconds one cell may take while grading
+c.Execute.allow_errors = True    # a failed check costs its points, not the notebook
+"""
+
+# notebook, (grade_id of the solution cell to break, its wrong source, points it is worth)
+WRONG = {
+    "01_blocking_recv": ("nb01-recv-exactly-timeout", '''\
+def recv_exactly_timeout(sock, n, timeout):
+    sock.settimeout(timeout)
+    return sock.recv(n)          # one recv(): a typical first try''', 3),
+    "02_nonblocking_recv": ("nb02-recv-nonblocking", '''\
+def recv_nonblocking(sock):
+    return sock.recv(65536)      # BlockingIOError escapes''', 2),
+    "04_select": ("nb04-predict-spin", '''\
+def predict_spin_one_client():
+    return "a"''', 1),
+    "05_selectors_and_asyncio": ("nb05-choose-model", '''\
+def answers():
+    return {"game_loop": "threads", "chat_server": "selectors", "legacy_driver": "threads"}''',
+                                 2),
+    "03_polling_loop": ("accept_new", '''\
+def accept_new(listener):
+    """Accept every waiting client; return their sockets, ready to be polled."""
+    new = []
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except BlockingIOError:
+            return new
+        new.append(sock)         # left blocking: one quiet client freezes the loop''', 3),
+}
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+                          capture_output=True, text=True, timeout=800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def cells_by_id(nb) -> dict:
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id")}
+
+
+def points_of(nb) -> float:
+    return sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells
+               if c.metadata.get("nbgrader", {}).get("grade"))
+
+
+def submit(course: Path, student: str, assignment: str, name: str, nb) -> None:
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def round_trip(tmp_path: Path, name: str) -> dict:
+    """Release notebook ``name``, grade three submissions; return their scores and more."""
+    course = tmp_path / "course"
+    assignment = name.split("_")[0]
+    (course / "source" / assignment).mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course)))
+    instructor = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    shutil.copy(NOTEBOOKS / f"{name}.ipynb", course / "source" / assignment)
+
+    nbgrader(course, "generate_assignment", assignment, "--create", "--force")
+    release = nbformat.read(course / "release" / assignment / f"{name}.ipynb", as_version=4)
+
+    solved = nbformat.from_dict(release)
+    answers = cells_by_id(instructor)
+    for gid, cell in cells_by_id(solved).items():
+        if cell.metadata["nbgrader"].get("solution"):
+            cell.source = answers[gid].source     # the markers are comments: harmless
+    wrong = nbformat.from_dict(solved)
+    broken, source, worth = WRONG[name]
+    cells_by_id(wrong)[broken].source = source
+
+    for student, nb in (("unsolved", release), ("solved", solved), ("wrong", wrong)):
+        submit(course, student, assignment, name, nb)
+    nbgrader(course, "autograde", assignment, "--create", "--force")
+
+    with nbgrader_api.Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {student: gb.find_submission_notebook(name, assignment, student).score
+                  for student in ("unsolved", "solved", "wrong")}
+    return {"scores": scores, "total": points_of(instructor), "worth": worth,
+            "release": release}
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_nbgrader_round_trip(tmp_path, name):
+    result = round_trip(tmp_path, name)
+    scores, total = result["scores"], result["total"]
+    assert total > 0
+    assert scores["unsolved"] == 0, scores
+    assert scores["solved"] == total, scores
+    assert scores["wrong"] == total - result["worth"], scores
+
+    # nbgrader's release and the project's student edition give the same cells.
+    ours = student_notebook(nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4))
+    theirs = result["release"]
+    assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the scores for the report
+    import tempfile
+
+    for notebook in sys.argv[1:] or list(WRONG):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = round_trip(Path(tmp), notebook)
+            print(notebook, "total", result["total"], result["scores"])
