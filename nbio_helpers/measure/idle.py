@@ -57,6 +57,10 @@ class HeldClients:
     errors: tuple = ()
     """Why connecting stopped early, if it did."""
 
+    def __len__(self) -> int:
+        """How many connections are held (``opened``)."""
+        return self.opened
+
 
 @contextlib.contextmanager
 def idle_clients(server, clients: int = 10, timeout: float = 5.0, *, process=None,
