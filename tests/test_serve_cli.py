@@ -33,8 +33,9 @@ class Serve:
 
     def __init__(self, *args, fd_limit: int | None = None):
         def lower_limit():
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, hard))
+            # Both limits, as `ulimit -n` does: the server raises a low soft limit itself
+            # (limits.ensure_fd_room) as far as the hard limit allows.
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
         self.proc = subprocess.Popen([*CLI, "serve", "--port", "0", *map(str, args)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True,
