@@ -57,7 +57,9 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
     """
     for ready in readable:
         if ready is server.listener:
-            connections += [c for c in accept_all(server) if server.fits_in_select(c, connections)]
+            for conn in accept_all(server):       # a burst: each one counted as it joins
+                if server.fits_in_select(conn, connections):
+                    connections.append(conn)
         elif ready is server.waker:
             server.drain_waker()
         else:
