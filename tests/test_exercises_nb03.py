@@ -632,3 +632,23 @@ def test_checkers_leave_no_thread_behind():
     check_accept_new.verdict(leaves_blocking)
     after = {t.name for t in threading.enumerate() if t.is_alive()}
     assert not {n for n in after - before if n.startswith(("nbio-", "learner-"))}
+
+
+@pytest.mark.parametrize("function", [send_pending, accept_new])
+def test_the_references_here_are_the_notebooks_solutions(function):
+    """What passes 5 times above is what the notebook ships: its solution cell, verbatim
+    (the docstring aside: the notebook's is the exercise's)."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "03_polling_loop.ipynb"
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code"
+             and c.metadata.get("nbgrader", {}).get("grade_id") == function.__name__]
+    assert len(cells) == 1, f"one solution cell for {function.__name__}"
+    body = re.search(r"### BEGIN SOLUTION\n(.*?)\s*### END SOLUTION", cells[0], re.S).group(1)
+    ours = inspect.getsource(function).split('"""', 2)[2].lstrip("\n").rstrip()
+    assert ours == body.rstrip()
