@@ -1,4 +1,4 @@
-"""Prototype for the measurement layer: why a polling round costs more after a longer pause.
+"""Why a polling round costs more after a longer pause (notebook 03, section 5.2).
 
     costs = round_cost_after([0.001, 0.01, 0.05])     # about 1.5 s
     costs["busy"]                  # seconds one round takes right after another round
