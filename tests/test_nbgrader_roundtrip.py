@@ -11,6 +11,7 @@ installed (it is in the ``test`` extra).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,11 @@ def accept_new(listener):
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+    # nbgrader runs `alembic` (its database migrations) by name, from PATH: as in an
+    # activated virtual environment, this Python's scripts directory comes first.
+    scripts = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
                           capture_output=True, text=True, timeout=800)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
