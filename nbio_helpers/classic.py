@@ -1,30 +1,43 @@
-"""The classic polling server, with its flaws kept on purpose, and the probes that expose them.
+"""The classic polling server: the article's design as a correct loop, and its flaws, one each.
 
-This is our own version of the design in the article the series grew from: one non-blocking
-listener, a list of connections polled with ``recv()`` (``rlist``), a list of pending
-``[sock, reply]`` pairs (``wlist``), and a ``time.sleep`` between rounds. Its five flaws are
-switched on by default; fix them one at a time with ``fix``::
+The series grew from the article "Python concurrent programming: non-blocking IO" (Alibaba
+Cloud developer community). Its server keeps every socket non-blocking, a list of connected
+sockets (``rlist``) asked with ``recv()`` once per round, a list of pending replies
+(``wlist``) sent with ``send()``, and removes what is finished after each loop, from lists of
+removals (``del_rlist``, ``del_wlist``). This module is our own code with that structure.
 
-    server = ClassicPollingServer(fix={"misused_append"}).start()   # four flaws left
-    server = ClassicPollingServer(fix="all").start()                # a correct server
-    server = ClassicPollingServer(fix=all_but("partial_send")).start()  # just that flaw
+:class:`ClassicServer` is the design with its flaws fixed: read it whole with
+``show_source(ClassicLoop)``. Each flaw of the article is a subclass that overrides one small
+step of the loop, so that the mistake is the line that differs::
 
-=====================  ==================================================================
-flaw                   what goes wrong
-=====================  ==================================================================
-``misused_append``     ``wlist.append(sock, data)``: a TypeError, swallowed by a broad
-                       ``except`` that closes the client: nobody ever gets a reply
-``partial_send``       a reply that ``send()`` took only part of is dropped: bytes lost
-``blocking_accept``    the accepted socket is blocking (what Linux's ``accept()`` returns):
-                       one quiet client freezes the whole loop
-``mutating_lists``     items removed from a list while iterating over it: the next item is
-                       skipped, so replies wait extra rounds
-``closed_not_cleaned`` ``recv()`` returning ``b''`` is ignored: a departed client is polled
-                       every round, never closed, never told EOF
-=====================  ==================================================================
+    with ClassicServer() as server:                  # the article's design, working
+        request(server.address, b"hi")               # -> b"HI"
 
-The probes (:func:`echo_payload`, :func:`is_starved`, :func:`burst`, :func:`half_close_sees_eof`)
-make each flaw happen from a notebook cell, safely: every one has a timeout.
+    with FLAWS["partial_send"](sndbuf=4096) as lossy:   # the same loop, one mistake in it
+        echo_payload(lossy.address).intact            # -> False: bytes lost
+
+=======================  ========================  ==========================================
+flaw (key of FLAWS)      subclass                  what goes wrong
+=======================  ========================  ==========================================
+``serves_when_idle``     ServesOnlyWhenIdle        clients are served only in a round where
+                                                   nobody arrived: arrivals delay everyone
+``blocking_accept``      BlockingAccepted          accepted sockets left blocking (as Linux's
+                                                   ``accept()`` returns them): one quiet client
+                                                   freezes the loop
+``misused_append``       MisusedAppend             ``wlist.append(sock, data)`` raises
+                                                   TypeError, a catch-all hides it: nobody is
+                                                   answered, and a client that leaves without
+                                                   a word is removed twice: ValueError kills
+                                                   the loop
+``partial_send``         DropsPartialSends         the rest of a partial ``send()`` is dropped
+``send_errors_kill``     SendErrorsKill            only BlockingIOError is caught around
+                                                   ``send()``: a client that leaves before its
+                                                   reply kills the loop
+``never_closed``         NeverCloses               a departed client's socket is forgotten,
+                                                   never closed: a descriptor held, no EOF
+=======================  ========================  ==========================================
+
+The probes below make each flaw happen from a notebook cell, every one bounded in time.
 """
 from __future__ import annotations
 
@@ -34,182 +47,313 @@ import socket
 import time
 
 from .clients import connect, recv_exactly
-from .events import ACCEPT, ACCEPT_WOULD_BLOCK, EOF, ERROR, RECV, SEND, WAKEUP, WOULD_BLOCK
+from .events import (ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, EOF, ERROR, RECV, SEND, SEND_WOULD_BLOCK,
+                     WOULD_BLOCK)
 from .server import Server, shutdown_quietly, wait_until
 
-FLAWS = {
-    "misused_append": "wlist.append(sock, data): TypeError, hidden by a broad except",
-    "partial_send": "the rest of a partial send() is dropped: bytes lost",
-    "blocking_accept": "accepted sockets are blocking: one quiet client freezes everyone",
-    "mutating_lists": "lists changed while iterated: items skipped, replies delayed",
-    "closed_not_cleaned": "recv() == b'' ignored: dead connections polled forever, never closed",
-}
-"""Flaw name -> what it does. Pass names to ``ClassicPollingServer(fix=...)`` to fix them."""
-
-def all_but(*flaws: str) -> set[str]:
-    """The ``fix`` argument that fixes every flaw except ``flaws``: to show one at a time.
-
-    >>> sorted(all_but("partial_send"))
-    ['blocking_accept', 'closed_not_cleaned', 'misused_append', 'mutating_lists']
-    """
-    unknown = set(flaws) - set(FLAWS)
-    if unknown:
-        raise ValueError(f"unknown flaw(s) {sorted(unknown)}; choose from {sorted(FLAWS)}")
-    return set(FLAWS) - set(flaws)
-
-
 MAX_PAUSE = 1.0
-"""Longest allowed pause: ``time.sleep`` cannot be interrupted, so ``stop()`` waits it out."""
+"""Longest allowed pause. The loop sleeps with ``time.sleep`` in its own thread, where nothing
+can cut the sleep short (signals are handled in the main thread only): ``stop()`` waits it out."""
 
 
-class ClassicPollingServer(Server):
-    """The article's polling server, in our words, with switchable flaws.
+# ------------------------------------------------------------------------ the loop
+class ClassicLoop:
+    """The article's loop, correct. Everything a round does is here, in the order it does it.
+
+    ``rlist``: the clients, each asked ``recv()`` once per round. ``wlist``: the replies still
+    to send, as ``[sock, bytes]`` pairs. ``done``: clients that have finished sending, closed
+    once their last reply is out. Needs ``listener``, ``stopping``, ``pause`` and ``accept()``
+    (see :class:`ClassicServer`).
+    """
+
+    def serve(self):
+        self.listener.setblocking(False)
+        while not self.stopping:
+            self.one_round()
+            if self.pause:
+                time.sleep(self.pause)          # the article's way to spare the CPU
+
+    def one_round(self):
+        self.rlist += self.accept_new()         # everyone waiting to connect...
+        self.serve_clients()                    # ...then every client, every round
+
+    def accept_new(self):
+        """Accept every client waiting; return their sockets, ready to be polled."""
+        new = []
+        while True:
+            try:
+                new.append(self.accept_one())
+            except BlockingIOError:             # nobody (else) is waiting
+                return new
+
+    def accept_one(self):
+        sock = self.accept()                    # BlockingIOError if nobody is waiting
+        sock.setblocking(False)                 # accept() may return a blocking socket
+        return sock
+
+    def serve_clients(self):
+        del_rlist = []
+        for sock in self.rlist:                 # ask every client: anything for me?
+            self.read_one(sock, del_rlist)
+        self.send_pending(self.wlist)
+        for sock in del_rlist:                  # removed after the loop, never during it
+            self.rlist.remove(sock)
+            self.done.append(sock)
+        self.close_done()
+
+    def read_one(self, sock, del_rlist):
+        try:
+            data = sock.recv(1024)
+        except BlockingIOError:                 # nothing yet: ask again next round
+            return
+        except OSError:                         # reset by the client: it has gone
+            data = b""
+        if data:
+            self.queue_reply(sock, data.upper())
+        else:                                   # b'': it will send nothing more
+            del_rlist.append(sock)
+
+    def queue_reply(self, sock, reply):
+        for item in self.wlist:                 # a reply still pending for this client:
+            if item[0] is sock:                 # add to it, so the bytes stay in order
+                item[1] += reply
+                return
+        self.wlist.append([sock, reply])
+
+    def send_pending(self, wlist):
+        """One ``send()`` per pending ``[sock, data]`` pair; remove the pairs fully sent."""
+        del_wlist = []
+        for item in wlist:
+            self.send_one(item, del_wlist)
+        for item in del_wlist:                  # removed after the loop, never during it
+            wlist.remove(item)
+
+    def send_one(self, item, del_wlist):
+        sock, data = item
+        try:
+            sent = sock.send(data)              # may take only part of data
+        except BlockingIOError:                 # its send buffer is full: next round
+            return
+        except OSError:                         # the client has gone: drop its reply
+            del_wlist.append(item)
+            return
+        item[1] = data[sent:]                   # keep what send() did not take
+        if not item[1]:
+            del_wlist.append(item)
+
+    def close_done(self):
+        pending = [item[0] for item in self.wlist]
+        for sock in [s for s in self.done if s not in pending]:
+            self.done.remove(sock)              # its last reply is out:
+            sock.close()                        # close it, and the client sees EOF
+
+
+# ------------------------------------------------------------------- the machinery
+class TracedConn(socket.socket):
+    """An accepted socket that records its ``recv()``, ``send()`` and ``close()`` in its
+    server's event log (so the loop itself records nothing). Otherwise a plain socket."""
+
+    def __init__(self, fileno: int, server: "ClassicServer"):
+        super().__init__(fileno=fileno)
+        self.server = server
+        self.cid = server.track(self)
+
+    def recv(self, bufsize, flags=0):
+        try:
+            data = super().recv(bufsize, flags)
+        except BlockingIOError:
+            self.server.events.record(WOULD_BLOCK, self.cid)
+            raise
+        except OSError as exc:
+            self.server.events.record(ERROR, self.cid, detail=f"recv: {type(exc).__name__}")
+            raise
+        self.server.events.record(RECV if data else EOF, self.cid, len(data))
+        return data
+
+    def send(self, data, flags=0):
+        try:
+            sent = super().send(data, flags)
+        except BlockingIOError:
+            self.server.events.record(SEND_WOULD_BLOCK, self.cid)
+            raise
+        except OSError as exc:
+            self.server.events.record(ERROR, self.cid, detail=f"send: {type(exc).__name__}")
+            raise
+        partial = f"partial: {sent} of {len(data)}" if sent < len(data) else ""
+        self.server.events.record(SEND, self.cid, sent, detail=partial)
+        return sent
+
+    def close(self):
+        if self.fileno() != -1:
+            self.server.forget(self)
+            self.server.events.record(CLOSE, self.cid)
+        super().close()
+
+
+class ClassicServer(ClassicLoop, Server):
+    """The article's polling server, our code, its flaws fixed. The loop is :class:`ClassicLoop`.
 
     Parameters
     ----------
-    fix:
-        Flaw names (keys of :data:`FLAWS`) to fix, or ``"all"``. Default: none fixed.
     pause:
-        Seconds of ``time.sleep`` between rounds (0 = busy polling). At most 1 s.
+        Seconds of ``time.sleep`` between rounds (0 = busy polling). At most :data:`MAX_PAUSE`.
     sndbuf:
-        If set, SO_SNDBUF of every accepted socket: small buffers make partial sends likely.
-    recv_size:
-        Bytes asked of each ``recv()``; 1024 as in the article.
+        If set, SO_SNDBUF of every accepted socket (bytes): small buffers make partial sends.
+    Other parameters: those of :class:`~nbio_helpers.server.Server`.
 
-    Attributes ``rlist`` (sockets polled with ``recv()``) and ``wlist`` (pending
-    ``[sock, reply]`` pairs) are the loop's own lists: read them to see its state.
+    Attributes ``rlist``, ``wlist`` and ``done`` are the loop's own lists: read them to see its
+    state; :meth:`open_connections` counts the accepted sockets not closed yet.
     """
 
     model = "classic"
+    flaw = None
+    """The key of :data:`FLAWS` this class stands for (None: no flaw)."""
+    summary = "the article's design, its flaws fixed"
+    """What goes wrong, in one line (for a table in a notebook)."""
 
-    def __init__(self, *args, fix=(), pause: float = 0.0, sndbuf: int | None = None,
-                 recv_size: int = 1024, **kwargs):
-        super().__init__(*args, recv_size=recv_size, **kwargs)
-        fix = set(FLAWS) if fix == "all" else set([fix] if isinstance(fix, str) else fix)
-        unknown = fix - set(FLAWS)
-        if unknown:
-            raise ValueError(f"unknown flaw(s) {sorted(unknown)}; choose from {sorted(FLAWS)}")
+    def __init__(self, *args, pause: float = 0.0, sndbuf: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
         if not 0 <= pause <= MAX_PAUSE:
             raise ValueError(f"pause must be between 0 and {MAX_PAUSE} s, not {pause!r}")
-        self.fix = frozenset(fix)
         self.pause = pause
         self.sndbuf = sndbuf
         self.rlist: list[socket.socket] = []
         self.wlist: list[list] = []
-        self.finishing: set[socket.socket] = set()   # read to the end; close once replied
-        self.ids: dict[socket.socket, int] = {}
+        self.done: list[socket.socket] = []
 
-    @property
-    def flaws(self) -> list[str]:
-        """The flaws still switched on, in the order of :data:`FLAWS`."""
-        return [name for name in FLAWS if name not in self.fix]
+    def accept(self) -> TracedConn:
+        """``listener.accept()``: the new socket, traced and noted (``stop()`` closes it).
 
-    def flawed(self, name: str) -> bool:
-        return name not in self.fix
+        Raises ``BlockingIOError`` when nobody is waiting, as ``accept()`` does. The socket
+        is in the mode the operating system gave it: blocking on Linux, the listener's
+        (non-blocking) on macOS and Windows.
+        """
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            self.events.record(ACCEPT_WOULD_BLOCK)
+            raise
+        if self.sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        return TracedConn(sock.detach(), self)  # same descriptor, same mode
 
-    # ----------------------------------------------------------------------- the loop
-    def serve(self) -> None:
-        self.listener.setblocking(False)
-        while not self.stopping:
-            self.rlist += self.accept_new()
-            self.poll_reads()
-            self.send_pending(self.wlist)
-            self.close_finished()
-            if self.pause:
-                time.sleep(self.pause)          # the article's way to spare the CPU
-                self.events.record(WAKEUP)
-
-    def accept_new(self) -> list[socket.socket]:
-        """Accept every waiting client; return the new sockets."""
-        new = []
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except BlockingIOError:             # nobody (else) is waiting
-                self.events.record(ACCEPT_WOULD_BLOCK)
-                return new
-            if self.flawed("blocking_accept"):
-                sock.setblocking(True)          # flaw: left as Linux returns it (other OSes
-            else:                               # inherit non-blocking; we show Linux's case)
-                sock.setblocking(False)         # fix
-            if self.sndbuf:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
-            self.ids[sock] = self.track(sock)
-            new.append(sock)
-
-    def poll_reads(self) -> None:
-        """One ``recv()`` on every socket in ``rlist``; queue the replies in ``wlist``."""
-        rlist = self.rlist
-        for sock in (rlist if self.flawed("mutating_lists") else rlist[:]):   # fix: a copy
-            cid = self.ids.get(sock)
-            try:
-                data = sock.recv(self.recv_size)
-            except BlockingIOError:
-                self.events.record(WOULD_BLOCK, cid)
-                continue
-            except OSError:                     # reset by the peer: same as a goodbye
-                data = b""
-            if not data:
-                self.events.record(EOF, cid)
-                if self.flawed("closed_not_cleaned"):
-                    continue                    # flaw: polled again next round, forever
-                rlist.remove(sock)
-                self.finishing.add(sock)        # fix: close it once its replies are sent
-                continue
-            self.events.record(RECV, cid, len(data))
-            try:
-                self.queue_reply(sock, data.upper())
-            except Exception as exc:            # the article's catch-all hides any bug...
-                self.events.record(ERROR, cid, detail=f"{type(exc).__name__}: {exc}")
-                rlist.remove(sock)
-                self.close_connection(sock, self.ids.pop(sock, None),
-                                      "closed by the catch-all except")
-
-    def queue_reply(self, sock: socket.socket, reply: bytes) -> None:
-        """Add ``reply`` to ``wlist``: one pending pair per socket keeps the bytes in order."""
-        if self.flawed("misused_append"):
-            self.wlist.append(sock, reply)      # flaw: TypeError, append() takes one argument
-        for item in self.wlist:
-            if item[0] is sock:
-                item[1] += reply
-                return
-        self.wlist.append([sock, reply])        # fix: one argument, a [sock, reply] pair
-
-    def send_pending(self, wlist: list) -> None:
-        """One ``send()`` per pending ``[sock, reply]`` pair; remove the pairs fully sent."""
-        for item in (wlist if self.flawed("mutating_lists") else wlist[:]):  # fix: a copy
-            sock, data = item
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:             # its send buffer is full: next round
-                continue
-            except OSError:                     # the client is gone
-                wlist.remove(item)
-                continue
-            partial = f"partial: {sent} of {len(data)}" if sent < len(data) else ""
-            self.events.record(SEND, self.ids.get(sock), sent, detail=partial)
-            if sent < len(data) and not self.flawed("partial_send"):
-                item[1] = data[sent:]           # fix: keep the rest for the next round
-                continue
-            wlist.remove(item)                  # flaw if sent < len(data): the rest is lost
-
-    def close_finished(self) -> None:
-        """Close the sockets that said goodbye and have nothing left to send."""
-        pending = {item[0] for item in self.wlist}
-        for sock in [s for s in self.finishing if s not in pending]:
-            self.finishing.discard(sock)
-            shutdown_quietly(sock)              # our EOF, after their last reply
-            self.close_connection(sock, self.ids.pop(sock, None), "peer closed, replies sent")
+    def forget(self, sock: socket.socket) -> None:
+        """No longer close ``sock`` at ``stop()`` (it is being closed now)."""
+        with self._open_lock:
+            self._open.pop(sock, None)
 
     def on_stop(self) -> None:
-        # Wake a loop stuck in a blocking recv()/send() on a quiet client (the blocking flaw).
+        # Wake a loop stuck in a blocking recv() on a quiet client (BlockingAccepted).
         with self._open_lock:
             socks = list(self._open)
         for sock in socks:
             shutdown_quietly(sock)
 
 
-# ------------------------------------------------------------------------------ probes
+# ---------------------------------------------------------------------- the flaws
+class ServesOnlyWhenIdle(ClassicServer):
+    """The article accepts one client per round, and serves clients only in a round where
+    ``accept()`` raised BlockingIOError: while clients keep arriving, nobody is served."""
+
+    flaw = "serves_when_idle"
+    summary = "clients served only in rounds where nobody arrived: arrivals delay everyone"
+
+    def one_round(self):
+        try:
+            self.rlist.append(self.accept_one())   # one newcomer, if any...
+        except BlockingIOError:
+            self.serve_clients()                   # mistake: serving only when nobody came
+
+
+class BlockingAccepted(ClassicServer):
+    """The article never makes an accepted socket non-blocking. On Linux it is blocking, and
+    ``recv()`` on a quiet client stops the whole loop. (macOS and Windows pass the listener's
+    non-blocking mode on; this class makes the socket blocking there too, as Linux does.)"""
+
+    flaw = "blocking_accept"
+    summary = "accepted sockets left blocking: one quiet client freezes the loop (Linux)"
+
+    def accept_one(self):
+        sock = self.accept()
+        sock.setblocking(True)                  # mistake: left blocking, as Linux returns it
+        return sock
+
+
+class MisusedAppend(ClassicServer):
+    """The article's recv step: ``wlist.append(sock, data)`` raises TypeError (``append()``
+    takes one argument), and a catch-all ``except Exception`` hides it by closing the client.
+    After ``b''`` the same step removes the client a second time: ValueError ends the loop."""
+
+    flaw = "misused_append"
+    summary = ("wlist.append(sock, data): a TypeError hidden by a catch-all, so no replies; "
+               "a client that leaves silently kills the loop")
+
+    def read_one(self, sock, del_rlist):
+        try:
+            data = sock.recv(1024)
+            if not data:
+                del_rlist.append(sock)
+            self.wlist.append(sock, data.upper())  # mistake: two arguments -> TypeError
+        except BlockingIOError:
+            return
+        except Exception:                          # ...hidden by a catch-all, which
+            sock.close()                           # closes the client unanswered
+            del_rlist.append(sock)                 # (after b'': in del_rlist twice)
+
+
+class DropsPartialSends(ClassicServer):
+    """The article ignores what ``send()`` returns and drops the pair: a partial send loses
+    the rest of the reply."""
+
+    flaw = "partial_send"
+    summary = "the rest of a partial send() is dropped: bytes lost"
+
+    def send_one(self, item, del_wlist):
+        sock, data = item
+        try:
+            sock.send(data)                     # mistake: ignores how much it took...
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        del_wlist.append(item)                  # ...and drops the rest
+
+
+class SendErrorsKill(ClassicServer):
+    """The article catches only BlockingIOError around ``send()``: a client that has gone
+    (BrokenPipeError, ConnectionResetError) kills the loop."""
+
+    flaw = "send_errors_kill"
+    summary = "only BlockingIOError caught around send(): a client that leaves kills the loop"
+
+    def send_one(self, item, del_wlist):
+        sock, data = item
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:                 # mistake: the only error caught
+            return
+        item[1] = data[sent:]
+        if not item[1]:
+            del_wlist.append(item)
+
+
+class NeverCloses(ClassicServer):
+    """The article stops polling a client that sent ``b''`` but never closes its socket: the
+    client never sees EOF, and the descriptor stays taken."""
+
+    flaw = "never_closed"
+    summary = "b'' stops the polling but nobody calls close(): no EOF, a descriptor held"
+
+    def close_done(self):
+        self.done.clear()                       # mistake: forgotten, never closed
+
+
+FLAWS = {cls.flaw: cls for cls in (ServesOnlyWhenIdle, BlockingAccepted, MisusedAppend,
+                                   DropsPartialSends, SendErrorsKill, NeverCloses)}
+"""Flaw name -> the :class:`ClassicServer` subclass that has that one flaw, in loop order."""
+
+
+# ------------------------------------------------------------------------ probes
 @dataclasses.dataclass
 class EchoOutcome:
     """What :func:`echo_payload` saw: bytes sent, bytes echoed back, and whether intact."""
@@ -250,17 +394,17 @@ def echo_payload(address, nbytes: int = 1 << 20, *, rcvbuf: int = 8192, timeout:
         last_progress = time.monotonic()
         while len(received) < nbytes and time.monotonic() < deadline:
             if not out and time.monotonic() - last_progress > quiet:
-                break                           # all sent, and the echo has stopped coming
+                break
             for _, mask in sel.select(0.05):
                 if mask & selectors.EVENT_WRITE and out:
                     try:
                         out = out[sock.send(out[:65536]):]
                         last_progress = time.monotonic()
                         if out:
-                            continue            # could write: write more before reading
+                            continue
                         sel.modify(sock, selectors.EVENT_READ)
                     except BlockingIOError:
-                        pass                    # cannot write now: read instead
+                        pass
                 if mask & selectors.EVENT_READ:
                     try:
                         chunk = sock.recv(65536)
@@ -270,12 +414,12 @@ def echo_payload(address, nbytes: int = 1 << 20, *, rcvbuf: int = 8192, timeout:
                         break
                     received += chunk
                     last_progress = time.monotonic()
-                    time.sleep(0.0005)          # a slowish reader: the server's buffer fills
+                    time.sleep(0.0005)
             else:
                 continue
-            break                               # the server closed the connection
+            break
     except OSError:
-        pass                                    # reset by the server: count what came
+        pass
     finally:
         sel.close()
         sock.close()
@@ -285,10 +429,9 @@ def echo_payload(address, nbytes: int = 1 << 20, *, rcvbuf: int = 8192, timeout:
 def is_starved(server, wait: float = 0.5) -> bool:
     """Does one quiet client stop another client from being served?
 
-    Connects a client that sends nothing, waits until the server has accepted it, then
-    sends one request from a second client and waits ``wait`` seconds for the reply.
-    Returns True if the reply did not come (the active client was starved). Both clients are
-    closed before returning, which lets a frozen server carry on.
+    Connects a client that sends nothing, waits until the server has accepted it, then sends
+    one request from a second client and waits ``wait`` seconds for the reply. True if it did
+    not come. Both clients are closed before returning, which lets a frozen loop carry on.
     """
     accepted = server.events.count(ACCEPT)
     with connect(server.address, timeout=wait + 2) as quiet:
@@ -303,12 +446,74 @@ def is_starved(server, wait: float = 0.5) -> bool:
             return False
 
 
+def wait_while_arriving(server, newcomers: int = 10, timeout: float = 3.0) -> float:
+    """How long a connected client waits for its reply while ``newcomers`` clients arrive.
+
+    A client connects and is accepted; then ``newcomers`` clients connect at once (all waiting
+    in the listener's queue), and the first client sends one request. Returns the seconds its
+    reply took (``inf`` if none came within ``timeout``). A loop that serves clients only in
+    rounds where nobody arrived needs one round per newcomer first.
+    """
+    accepted = server.events.count(ACCEPT)
+    with connect(server.address, timeout) as client:
+        wait_until(lambda: server.events.count(ACCEPT) > accepted, timeout)
+        others = [connect(server.address, timeout) for _ in range(newcomers)]
+        try:
+            start = time.perf_counter()
+            client.sendall(b"ping")
+            try:
+                recv_exactly(client, 4, timeout=timeout)
+            except (TimeoutError, ConnectionError):
+                return float("inf")
+            return time.perf_counter() - start
+        finally:
+            for sock in others:
+                sock.close()
+
+
+def leave_silently(server, timeout: float = 2.0) -> None:
+    """A client connects, is accepted, and closes without sending anything."""
+    accepted = server.events.count(ACCEPT)
+    with connect(server.address, timeout):
+        wait_until(lambda: server.events.count(ACCEPT) > accepted, timeout)
+
+
+def leave_before_reply(server, nbytes: int = 256 * 1024, timeout: float = 2.0) -> None:
+    """A client sends ``nbytes`` and closes without reading: the echo meets a closed peer.
+
+    The server reads 1024 bytes a round and answers each piece; the first piece that reaches
+    the closed client makes its system reset the connection, so the server's next ``send()``
+    fails (BrokenPipeError or ConnectionResetError). Returns once the server has closed that
+    connection or its loop has ended (at most ``timeout`` seconds).
+    """
+    closed = server.events.count(CLOSE)
+    with connect(server.address, timeout) as sock:
+        sock.sendall(b"x" * nbytes)
+    wait_until(lambda: server.events.count(CLOSE) > closed or not server.running, timeout)
+
+
+def half_close_sees_eof(address, wait: float = 0.5) -> bool:
+    """Send a request, half-close (``shutdown(SHUT_WR)``), read the reply, then wait ``wait``
+    seconds for the server's EOF. True if the server closed its end."""
+    with connect(address, timeout=wait + 2) as sock:
+        sock.sendall(b"bye")
+        sock.shutdown(socket.SHUT_WR)
+        recv_exactly(sock, 3, timeout=wait + 2)
+        sock.settimeout(wait)
+        try:
+            return sock.recv(1) == b""
+        except (TimeoutError, socket.timeout):
+            return False
+        except OSError:
+            return True
+
+
 def burst(address, clients: int = 8, timeout: float = 3.0) -> list[float]:
     """``clients`` clients each send one request at the same moment; returns how long each
     waited for its reply (seconds, sorted; ``inf`` for a reply that never came).
 
     Against a sleeping server all the requests arrive in one round, so all the replies are
-    pending at once: a loop that skips list items answers them over several rounds.
+    pending at once: a ``send_pending`` that skips list items answers them over several rounds.
     """
     socks = [connect(address, timeout) for _ in range(clients)]
     sel = selectors.DefaultSelector()
@@ -320,7 +525,7 @@ def burst(address, clients: int = 8, timeout: float = 3.0) -> list[float]:
             sock.sendall(b"ping")
             sel.register(sock, selectors.EVENT_READ)
         while len(delays) < clients and time.perf_counter() - start < timeout:
-            for key, _ in sel.select(0.05):     # every client waits at once: arrival times
+            for key, _ in sel.select(0.05):
                 sock = key.fileobj
                 chunk = sock.recv(4 - len(got[sock]))
                 got[sock] += chunk
@@ -337,10 +542,10 @@ def burst(address, clients: int = 8, timeout: float = 3.0) -> list[float]:
 def send_rounds(events) -> int:
     """In how many rounds of the loop did replies go out? (From a server's event log.)
 
-    The classic loop records one ``ACCEPT_WOULD_BLOCK`` per round; each ``SEND`` belongs to
-    the round it follows. A loop that skips list items needs several rounds for a burst.
-    Count once the server has stopped: a ``SEND`` is recorded just after its bytes left,
-    so a client may have its reply before the log has the send.
+    :class:`ClassicServer` records one ``ACCEPT_WOULD_BLOCK`` per round (its ``accept_new``
+    ends on one); each ``SEND`` belongs to the round it follows. Count once the server has
+    stopped: a ``SEND`` is recorded just after its bytes left, so a client may have its reply
+    before the log has the send.
     """
     if hasattr(events, "events"):
         events = events.events()
@@ -353,22 +558,8 @@ def send_rounds(events) -> int:
     return len(rounds)
 
 
-def half_close_sees_eof(address, wait: float = 0.5) -> bool:
-    """Send a request, half-close (``shutdown(SHUT_WR)``: "I am done sending"), read the
-    reply, then wait ``wait`` seconds for the server's EOF. True if the server closed its end.
-    """
-    with connect(address, timeout=wait + 2) as sock:
-        sock.sendall(b"bye")
-        sock.shutdown(socket.SHUT_WR)
-        recv_exactly(sock, 3, timeout=wait + 2)
-        sock.settimeout(wait)
-        try:
-            return sock.recv(1) == b""
-        except (TimeoutError, socket.timeout):
-            return False
-        except OSError:                         # reset: closed too, if rudely
-            return True
-
-
-__all__ = ["FLAWS", "MAX_PAUSE", "ClassicPollingServer", "EchoOutcome", "all_but", "burst",
-           "echo_payload", "half_close_sees_eof", "is_starved", "send_rounds"]
+__all__ = ["FLAWS", "MAX_PAUSE", "BlockingAccepted", "ClassicLoop", "ClassicServer",
+           "DropsPartialSends", "EchoOutcome", "MisusedAppend", "NeverCloses", "SendErrorsKill",
+           "ServesOnlyWhenIdle", "TracedConn", "burst", "echo_payload",
+           "half_close_sees_eof", "is_starved", "leave_before_reply", "leave_silently",
+           "send_rounds", "wait_while_arriving"]
