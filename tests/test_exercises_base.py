@@ -150,3 +150,26 @@ def test_temporary_server_does_not_replace_a_notebook_server(make_server):
     with temporary_server("select"):
         pass
     assert mine.running
+
+
+def test_guarded_calls_under_a_tracer_do_not_hang():
+    # CPython 3.11: PyThreadState_SetAsyncExc(id, NULL) (cancelling an asynchronous exception)
+    # leaves the eval breaker set, and the next C call under a profiler or tracer (a
+    # debugger, coverage, this checker's blocking-call hook) loops forever. The harness must
+    # cancel only what it scheduled.
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        from nbio_helpers.exercises.harness import guarded
+        def step(x):
+            return len(str(x))
+        call = guarded(step)
+        call(1)                          # a learner call ends: nothing was scheduled
+        sys.settrace(lambda *a: None)
+        print(call(2) + len("ok"))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout.strip() == "3", done.stderr

@@ -101,16 +101,28 @@ _cancel_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_voi
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
 
 
+_signalled: set[int] = set()          # threads sent an asynchronous exception, maybe pending
+
+
 def _raise_in(ident: int, exc_type) -> bool:
     """Schedule ``exc_type`` in thread ``ident`` (None: cancel a pending one)."""
     if exc_type is None:
+        _signalled.discard(ident)
         return _cancel_async_exc(ident, None) == 1
+    _signalled.add(ident)
     return _set_async_exc(ident, exc_type) == 1
 
 
 def _clear_pending() -> None:
-    """Cancel an asynchronous exception aimed at the current thread and not yet raised."""
-    _cancel_async_exc(threading.get_ident(), None)
+    """Cancel an asynchronous exception aimed at the current thread and not yet raised.
+
+    Only if one was sent: on CPython 3.11, cancelling (``PyThreadState_SetAsyncExc(id,
+    NULL)``) leaves the thread's eval breaker set, and its next C call under a tracer or
+    profiler (a debugger, coverage) then loops forever."""
+    ident = threading.get_ident()
+    if ident in _signalled:
+        _signalled.discard(ident)
+        _cancel_async_exc(ident, None)
 
 
 def _enter(name: str) -> None:
@@ -211,8 +223,8 @@ _CELL_FILE = re.compile(r"ipykernel_\d+|<ipython-input-|<cell")
 
 
 def _is_learner_file(filename: str) -> bool:
-    if not filename or filename.startswith("<frozen"):
-        return False
+    if not filename or filename.startswith(("<frozen", "<string>")):   # <string>: generated
+        return False                                                   # (dataclass methods)
     path = os.path.abspath(filename) if not filename.startswith("<") else filename
     if path.startswith(_PACKAGE_DIR + os.sep) or "site-packages" in path:
         return False
