@@ -338,15 +338,23 @@ def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = Non
                               (axes[1], cooperative, "await loop.sleep() in one task")):
         points = result.get("samples", [])
         ax.scatter([t * 1e3 for t, _, _ in points], [lat * 1e3 for _, lat, _ in points], s=4,
-                   color="tab:blue", label="another client's message")
+                   color="tab:blue", label="another client's message", zorder=2)
         for i, at in enumerate(result.get("paused_at", [])):
             ax.axvspan(at * 1e3, (at + result["pause"]) * 1e3, color="tab:red", alpha=0.12,
                        label="one task pauses" if i == 0 else None)
+            # The messages that waited out the pause are sent at about the same moment with
+            # about the same latency: drawn on top of each other. Say how many.
+            waited = [lat for t, lat, _ in points
+                      if at - 0.05 <= t <= at + result["pause"] and lat > result["pause"] / 2]
+            if waited:
+                ax.annotate(f"{len(waited)} messages\nwaited it out",
+                            (at * 1e3, max(waited) * 1e3), textcoords="offset points",
+                            xytext=(6, -4), va="top", fontsize=8, color="tab:red")
         ax.set_yscale("log")
         ax.set_xlabel("time (ms)")
         ax.set_title(label)
     axes[0].set_ylabel("latency (ms, log)")
-    axes[1].legend(loc="upper right")
+    axes[1].legend(loc="center right")          # the empty band between the two clouds
     if title:
         fig.suptitle(title)
     return fig
