@@ -211,7 +211,8 @@ def plot_loop_timeline(log: LoopLog, *, selects: list[SelectCall] | None = None,
             handles.append(Line2D([], [], linestyle="none", marker="x", color=_EXPIRED,
                                   label="woke: timeout spent\n(a timer is due)"))
         if run_artists:
-            handles.append(Patch(facecolor=palette[1 % len(palette)], label="a task runs"))
+            handles.append(Patch(facecolor=palette[1 % len(palette)],
+                                 label="a task runs\n(a colour per task)"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   borderaxespad=0.0, labelspacing=0.8)
     return fig
