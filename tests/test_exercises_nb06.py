@@ -895,3 +895,24 @@ def test_try_on_asyncio_runs_the_handler_on_asyncio():
     with pytest.raises(NotImplementedError):
         nb06.try_on_asyncio(stub_handler)
 
+
+
+def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
+    async def spins(room, client):
+        room.welcome(client)
+        while True:
+            pass
+
+    started = time.monotonic()
+    lines = nb06.try_on_asyncio(spins)
+    assert time.monotonic() - started < 10
+    assert lines[-1] == "(no answer within 1 s: does my_chat block?)"
+    assert nb06.try_on_asyncio(plain_function) == [
+        "my_chat is not an async def function: see exercise 3."]
+    from nbio_helpers.exercises.harness import learner_calls_running
+    assert not learner_calls_running()
+
+
+def test_try_on_asyncio_says_what_a_failing_handler_raised():
+    lines = nb06.try_on_asyncio(missing_await)
+    assert lines[-1].startswith("my_chat raised TypeError"), lines

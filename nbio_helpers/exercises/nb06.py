@@ -46,8 +46,9 @@ Exercise 2, ``MyTimerLoop(GeneratorLoop)``: ``call_later``, ``timeout``, ``run_t
 3. ``timeout()`` is 0 while callbacks are ready (``self.ready``), else the seconds until the
    earliest timer not cancelled (never negative), else None;
 4. a timer set by a timer's callback (even with delay 0) waits for the next turn;
-5. live, an idle loop sleeps: with one timer 0.5 s away, at most a few ``select()`` calls
-   and no CPU (a spinning loop makes thousands and uses a core);
+5. live, an idle loop sleeps: with one timer 0.5 s away, at most :data:`SPIN_CALLS` (50)
+   ``select()`` calls in :data:`IDLE_WINDOW` (0.3 s) and at most 30 % of a core (a sleeping
+   loop makes one or two calls and uses nothing; a spinning one makes thousands);
 6. live, timers fire on time: never early, and their median lateness at most
    :data:`TIMER_TOLERANCE` (50 ms); a generator task's ``yield "sleep", s`` too.
 
@@ -1463,32 +1464,41 @@ def _idle_conversation(talk: _Talk) -> None:
 def try_on_asyncio(handler) -> list[str]:
     """Run ``handler`` (the learner's ``my_chat``), unchanged, on asyncio's loop
     (:class:`~nbio_helpers.loop.chat_asyncio.AsyncioChatServer`): two clients talk; returns
-    the lines they received. Raises NotImplementedError if the handler is still the stub,
-    and prints (instead of a transcript) why it failed otherwise."""
+    the lines they received. Raises NotImplementedError if the handler is still the stub.
+    Its steps run under the harness: a handler that never gives the loop back is stopped when
+    the conversation is over, and the last line says what went wrong."""
+    if not inspect.iscoroutinefunction(handler):
+        return ["my_chat is not an async def function: see exercise 3."]
     failed: list[BaseException] = []
 
     async def noted(room, client):
         try:
-            await handler(room, client)
+            await _Steps(handler(room, client))
         except (LineTooLong, TimeoutError):
             raise
         except Exception as exc:
             failed.append(exc)
 
     transcript: list[str] = []
-    with AsyncioChatServer(handler=noted, name="nb06-my-chat-on-asyncio") as server:
-        try:
-            with ChatClient(server.address, timeout=1.0) as ann, \
-                    ChatClient(server.address, timeout=1.0) as bob:
-                transcript.append(f"ann got: {ann.join('ann')}")
-                transcript.append(f"bob got: {bob.join('bob')}")
-                bob.say("hello from asyncio")
-                transcript += [f"ann got: {line}" for line in ann.lines(quiet=0.1)]
-                bob.say("/quit")
-                transcript += [f"bob got: {line}" for line in bob.lines(quiet=0.1)]
-                transcript += [f"ann got: {line}" for line in ann.lines(quiet=0.1)]
-        except (TimeoutError, OSError):
-            pass
+    server = AsyncioChatServer(handler=noted, name="nb06-my-chat-on-asyncio").start()
+    try:
+        with ChatClient(server.address, timeout=1.0) as ann, \
+                ChatClient(server.address, timeout=1.0) as bob:
+            transcript.append(f"ann got: {ann.join('ann')}")
+            transcript.append(f"bob got: {bob.join('bob')}")
+            bob.say("hello from asyncio")
+            transcript += [f"ann got: {line}" for line in ann.lines(quiet=0.1)]
+            bob.say("/quit")
+            transcript += [f"bob got: {line}" for line in bob.lines(quiet=0.1)]
+            transcript += [f"ann got: {line}" for line in ann.lines(quiet=0.1)]
+    except (TimeoutError, OSError):
+        transcript.append("(no answer within 1 s: does my_chat block?)")
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop(timeout=1.0)
+        if server.running:                      # a step that never returns: stop it
+            stop_learner_code([server._thread.ident])
+            server._thread.join(1.0)
     if any(isinstance(exc, NotImplementedError) for exc in failed):
         raise NotImplementedError("my_chat")
     if failed:
