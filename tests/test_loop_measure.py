@@ -50,8 +50,11 @@ def test_compare_loops_and_its_table():
         assert all(x > 0 for x in row.throughput)
     table = loops_table(rows).splitlines()
     assert table[0].split()[0] == "model" and table[1].startswith("tasks")
+    assert "[" in table[1]                                   # two rounds: a spread
     fake = LoopFigures("x", [1.0, 3.0, 2.0], [0.1, 0.2, 0.3], [1, 1, 1], True)
     assert fake.spread("throughput") == (2.0, 1.0, 3.0)
+    once = loops_table([LoopFigures("tasks", [1234.0], [0.001], [0.002], True)]).splitlines()
+    assert once[1].split() == ["tasks", "1,234", "1.000", "ms", "2.000", "ms"]  # no brackets
 
 
 def test_one_blocking_call_delays_every_other_client():

@@ -153,14 +153,15 @@ def _feed_all(framer, chunks, trace) -> None:
     """Runs in the learner thread: feed each chunk, note each result and what is kept."""
     for chunk in chunks:
         out = framer.feed(chunk)
-        trace.append((out, held_bytes(framer)))
+        # A copy: a framer that returns (then empties) a list of its own keeps what it gave.
+        trace.append((list(out) if isinstance(out, list) else out, held_bytes(framer)))
 
 
 def _make_framer(cls, max_line: int | None):
     args = () if max_line is None else (max_line,)
     label = f"{getattr(cls, '__name__', 'MyFramer')}({'' if max_line is None else max_line})"
     outcome = run_learner(cls, *args, limit=2.0, name=label)
-    _judge_framer(outcome, label, "keep the __init__ as it was given.")
+    _judge_call(outcome, label, "keep the __init__ as it was given.")
     if outcome.error is not None:
         raise NotYet(f"{label} raised {describe_exception(outcome.error)}",
                      "keep the __init__ as it was given: it stores max_line and an empty "
@@ -171,7 +172,7 @@ def _make_framer(cls, max_line: int | None):
     return framer
 
 
-def _judge_framer(outcome, label: str, hang_hint: str) -> None:
+def _judge_call(outcome, label: str, hang_hint: str) -> None:
     if isinstance(outcome.error, NotImplementedError):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if outcome.base_error is not None:
@@ -211,7 +212,7 @@ def _feed(framer, chunks, what: str, *, expect_error: bool = False):
     the bytes held after each feed."""
     trace: list = []
     outcome = run_learner(_feed_all, framer, chunks, trace, limit=2.0, name="feed")
-    _judge_framer(outcome, f"feed() ({what})", FEED_HANG_HINT)
+    _judge_call(outcome, f"feed() ({what})", FEED_HANG_HINT)
     outputs = [_lines_of(out, chunk) for (out, _), chunk in zip(trace, chunks)]
     held = [h for _, h in trace]
     error = outcome.error
@@ -282,7 +283,8 @@ def _strip_hint(chunks, outputs, want, at) -> str:
 def _empty_hint(chunks, outputs, want, at) -> str:
     got = outputs[at]
     if len(got) < len(want[at]):
-        return "an empty line is a line: return it as b'' (what to do with it is the protocol's business)."
+        return ("an empty line is a line: return it as b'' (what to do with it is the "
+                "protocol's business).")
     return _split_hint(chunks, outputs, want, at)
 
 
@@ -518,19 +520,19 @@ def _timer_loop(cls, calls: _Calls, selector=None):
     """Build the learner's loop (in the calling learner thread) with its methods wrapped."""
     loop = cls(selector)
     if not isinstance(loop, GeneratorLoop):
-        loop_close(loop)
+        _loop_close(loop)
         raise NotYet(f"{cls.__name__} is not a GeneratorLoop",
                      "keep the class line as given: class MyTimerLoop(GeneratorLoop).")
     for name in (*LEARNER_METHODS, "run_once"):
         method = getattr(loop, name, None)
         if not callable(method):
-            loop_close(loop)
+            _loop_close(loop)
             raise NotYet(f"{cls.__name__} has no {name}() method", f"write {name}().")
         setattr(loop, name, calls.wrap(name, method))
     return loop
 
 
-def loop_close(loop) -> None:
+def _loop_close(loop) -> None:
     with contextlib.suppress(Exception):
         loop.selector.close()
 
@@ -694,7 +696,7 @@ def _timeout_checks(cls, calls):
             b.cancel()
             got = fresh.timeout()
         finally:
-            loop_close(fresh)
+            _loop_close(fresh)
         if got is not None:
             raise _Failed(f"with only cancelled timers left, timeout() returned {got!r}, "
                           "expected None", "cancelled timers do not count: with none left, "
@@ -704,7 +706,7 @@ def _timeout_checks(cls, calls):
             exc.doing = step
         raise
     finally:
-        loop_close(loop)
+        _loop_close(loop)
 
 
 def _expect_timeout(got, want: float, when: str) -> None:
@@ -817,7 +819,7 @@ def _run_timers_checks(cls, calls):
             exc.doing = step
         raise
     finally:
-        loop_close(loop)
+        _loop_close(loop)
 
 
 class _LiveLoop:
@@ -836,7 +838,7 @@ class _LiveLoop:
             self.close_sockets()
             if isinstance(made.error, NotYet):
                 raise made.error
-            _judge_framer(made, f"{cls.__name__}()", "keep __init__ as it was given.")
+            _judge_call(made, f"{cls.__name__}()", "keep __init__ as it was given.")
             raise NotYet(f"{cls.__name__}() raised {describe_exception(made.error)}",
                          "keep __init__ as it was given.")
         self.loop = made.value
@@ -870,8 +872,8 @@ class _LiveLoop:
         stuck = self.calls.stuck()
         if stuck:
             place = self.runner.where()
-            raise NotYet(f"{stuck}() did not return within {STUCK_AFTER:g} s (the loop running)"
-                         + (f": it was still running {place}" if place else ""),
+            raise NotYet(f"{stuck}() did not return within {STUCK_AFTER:g} s while the loop "
+                         "ran" + (f": it was still running {place}" if place else ""),
                          TIMER_HANG_HINTS[stuck])
         error = self.runner.error
         if error is not None and not isinstance(error, LearnerStopped):
@@ -888,7 +890,7 @@ class _LiveLoop:
         self.run(self.loop.stop)
         self.runner.thread.join(1.0)
         self.runner.stop(join=0.5)
-        loop_close(self.loop)
+        _loop_close(self.loop)
         self.close_sockets()
 
     def close_sockets(self) -> None:

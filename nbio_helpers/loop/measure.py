@@ -179,7 +179,16 @@ def compare_loops(models=LOOP_MODELS, *, rounds: int = 3, clients: int = 50, siz
 
 
 def loops_table(rows: list[LoopFigures]) -> str:
-    """:func:`compare_loops` as text: medians over the rounds, [min–max] in brackets."""
+    """:func:`compare_loops` as text: medians over the rounds, [min–max] in brackets (no
+    brackets after a single round: there is no spread to show)."""
+    rounds = max((len(r.throughput) for r in rows), default=0)
+    if rounds <= 1:
+        lines = [f"{'model':<11}{'messages/s':>12}{'median latency':>17}{'p90':>11}"]
+        for r in rows:
+            t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")
+            lines.append(f"{r.model:<11}{t[0]:>12,.0f}{m[0] * 1e3:>14.3f} ms"
+                         f"{p[0] * 1e3:>8.3f} ms")
+        return "\n".join(lines)
     lines = [f"{'model':<11}{'messages/s':>28}{'median latency (ms)':>30}{'p90 (ms)':>26}"]
     for r in rows:
         t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")

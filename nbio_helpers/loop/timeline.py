@@ -165,7 +165,8 @@ def plot_loop_timeline(log: LoopLog, *, selects: list[SelectCall] | None = None,
     by_lane = {}
     for r in runs:
         if r.lane in y_of:
-            by_lane.setdefault(r.lane, []).append((ms(r.start), max(width, (r.end - r.start) * 1e3)))
+            by_lane.setdefault(r.lane, []).append((ms(r.start),
+                                                   max(width, (r.end - r.start) * 1e3)))
     palette = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["#1f77b4"])
     run_artists = [bars(spans, y_of[lane], palette[(i + 1) % len(palette)], GIDS["run"],
                         height=0.55)
