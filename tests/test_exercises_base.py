@@ -173,3 +173,25 @@ def test_guarded_calls_under_a_tracer_do_not_hang():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30)
     assert done.stdout.strip() == "3", done.stderr
+
+
+def test_a_call_that_missed_its_leave_is_forgotten_once_its_thread_ended():
+    # A stopped call can miss its _leave (the asynchronous exception may land between
+    # _enter and the try that runs it); its thread ends, and a later thread may get the same
+    # ident: it must not look like a learner call running for ages.
+    import time as clock
+    from nbio_helpers.exercises import harness
+
+    leaker = threading.Thread(target=lambda: harness._enter("leaked"))
+    leaker.start()
+    leaker.join()
+    assert harness.learner_calls_running() == {}
+    me = threading.current_thread()
+    with harness._lock:
+        harness._running[me.ident] = harness._Call("ghost", clock.monotonic() - 100, 1, leaker)
+    try:
+        assert harness.running_for(me) == 0.0
+        assert harness.learner_calls_running() == {}
+    finally:
+        with harness._lock:
+            harness._running.pop(me.ident, None)

@@ -916,3 +916,25 @@ def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
 def test_try_on_asyncio_says_what_a_failing_handler_raised():
     lines = nb06.try_on_asyncio(missing_await)
     assert lines[-1].startswith("my_chat raised TypeError"), lines
+
+
+def test_timeline_of_the_learners_loop(capsys):
+    log = nb06.timeline_of(MyTimerLoop)
+    calls = log.selects()
+    assert 3 <= len(calls) <= 20 and {"sleeper", "reader"} <= set(log.lanes())
+    assert sum(1 for c in calls if c.ready) >= 2           # the two messages woke it
+    assert sum(1 for c in calls if c.timeout and not c.ready) >= 2   # and the timers
+    with pytest.raises(NotImplementedError):
+        nb06.timeline_of(timer_loop(call_later=stub))
+    spinning = nb06.timeline_of(timer_loop(timeout=zero_with_timers))
+    assert len(spinning.selects()) > 100                    # drawn as it is: spinning
+    def hangs(self):
+        if any(t.when <= self.time() for t in self.timers):
+            while True:
+                pass
+
+    stuck = nb06.timeline_of(timer_loop(run_timers=hangs))
+    assert "did not stop when asked, and was stopped" in capsys.readouterr().out
+    assert stuck.selects()
+    from nbio_helpers.exercises.harness import learner_calls_running
+    assert not learner_calls_running()

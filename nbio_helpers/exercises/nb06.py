@@ -101,13 +101,13 @@ from ..loop.chat import (ALONE, ASK_NAME, BAD_NAME, BYE, HELLO, IDLE, JOINED, LE
 from ..loop.chat_asyncio import AsyncioChatServer
 from ..loop.chat_coroutines import CoroutineChatServer
 from ..loop.generators import GeneratorLoop
-from ..loop.record import LoopLog, RecordingSelector
+from ..loop.record import LoopLog, RecordingSelector, recording
 from ..loop.talk import ChatClient
 from ..server import wait_until
 from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
                LearnerStopped, LearnerThread,
                NotYet, base_exception_failure, checker, describe_exception, guarded,
-               run_learner, running_for, stop_learner_code, where)
+               run_learner, stop_learner_code, where)
 
 # ======================================================================= exercise 1
 FRAMER_LIMIT = 16
@@ -1011,6 +1011,80 @@ def _on_time_check(live: _LiveLoop) -> float:
     return median
 
 
+def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
+    """A short scene on the learner's timer loop, recorded (``recording(loop_class)``), for
+    :func:`~nbio_helpers.loop.timeline.plot_loop_timeline`: two timers and a cancelled one,
+    a task that sleeps, a task that reads two messages a socket pair gets at 30 and 90 ms.
+
+    The loop runs ``run_forever()`` in a learner thread for ``seconds``, then is stopped (by
+    the harness if it must). Raises NotImplementedError if a method is still the stub;
+    prints why, if the loop failed otherwise, and returns what it recorded up to then."""
+    log = LoopLog()
+    made = run_learner(lambda: recording(loop_class)(log), limit=2.0, name=loop_class.__name__)
+    if made.error is not None or made.value is None:
+        if isinstance(made.error, NotImplementedError):
+            raise NotImplementedError(loop_class.__name__)
+        print(f"{loop_class.__name__}() could not be made: "
+              f"{describe_exception(made.error) if made.error else 'it did not return'}")
+        return log
+    loop = made.value
+    waker_r, waker_w = socket.socketpair()
+    ours, peer = socket.socketpair()
+    for sock in (waker_r, ours):
+        sock.setblocking(False)
+    jobs: collections.deque = collections.deque()
+
+    def woken():
+        with contextlib.suppress(BlockingIOError):
+            waker_r.recv(4096)
+        while jobs:
+            jobs.popleft()()
+
+    def sleeper():
+        yield "sleep", 0.12
+
+    def reader():
+        for _ in range(2):
+            yield "read", ours
+            ours.recv(4096)
+
+    def scene():
+        loop.call_later(0.05, lambda: None)
+        loop.call_later(0.15, lambda: None)
+        loop.call_later(0.10, lambda: None).cancel()
+        loop.spawn(sleeper())
+        loop.spawn(reader())
+
+    loop.add_reader(waker_r, woken)
+    runner = LearnerThread(guarded(loop.run_forever, name="run_forever"),
+                           name="timeline", sockets=[waker_r, ours]).start()
+    try:
+        jobs.append(scene)
+        waker_w.send(b"\0")
+        start = time.monotonic()
+        for at in (0.03, 0.09, seconds):
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            if at < seconds:
+                peer.send(b"ping")
+        jobs.append(loop.stop)
+        with contextlib.suppress(OSError):
+            waker_w.send(b"\0")
+        runner.thread.join(1.0)
+    finally:
+        had_to_stop = runner.thread.is_alive()
+        runner.stop(join=0.2)
+        _loop_close(loop)
+        for sock in (waker_r, waker_w, ours, peer):
+            sock.close()
+    if isinstance(runner.error, NotImplementedError):
+        raise NotImplementedError(loop_class.__name__)
+    if runner.error is not None and not isinstance(runner.error, LearnerStopped):
+        print(f"your loop stopped: {describe_exception(runner.error)}")
+    elif had_to_stop:
+        print("your loop did not stop when asked, and was stopped: see exercise 2's checker")
+    return log
+
+
 # ======================================================================= exercise 3
 BLOCK_LIMIT = 0.15
 """Seconds one step of the learner's coroutine (from one await to the next) may hold the loop."""
@@ -1047,6 +1121,7 @@ class _Watch:
     def __init__(self):
         self.held: tuple[float, str] | None = None     # (seconds, where) of the longest
         self.stopped: str | None = None                # where a stuck step was stopped
+        self.step_started: float | None = None         # the step running now, since when
         self.thread: threading.Thread | None = None
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -1060,7 +1135,8 @@ class _Watch:
 
     def _watch(self) -> None:
         while not self._done.wait(0.005):
-            seconds = running_for(self.thread)
+            started = self.step_started
+            seconds = time.monotonic() - started if started is not None else 0.0
             if seconds > BLOCK_LIMIT:           # where it is now is where it holds the loop
                 place = self.held[1] if self.held else where(self.thread) or ""
                 self.held = (max(seconds, self.held[0] if self.held else 0.0), place)
@@ -1077,12 +1153,24 @@ class _Watch:
 
 class _Steps:
     """Drives the learner's coroutine one guarded step at a time: each ``send``/``throw`` is
-    a learner call, timed (by the watchdog), located and stoppable."""
+    a learner call, located and stoppable, and timed for the ``watch`` (if any)."""
 
-    def __init__(self, coro):
-        self.coro = coro
-        self._send = guarded(coro.send, name="my_chat", wrap_base=False)
-        self._throw = guarded(coro.throw, name="my_chat", wrap_base=False)
+    def __init__(self, coro, watch: _Watch | None = None):
+        self.coro, self.watch = coro, watch
+        self._send = self._timed(guarded(coro.send, name="my_chat", wrap_base=False))
+        self._throw = self._timed(guarded(coro.throw, name="my_chat", wrap_base=False))
+
+    def _timed(self, step):
+        if self.watch is None:
+            return step
+
+        def timed(value):
+            try:
+                self.watch.step_started = time.monotonic()
+                return step(value)
+            finally:
+                self.watch.step_started = None
+        return timed
 
     def __await__(self):
         return self
@@ -1139,7 +1227,7 @@ class _HandlerServer(CoroutineChatServer):
                     coro.close()
                 raise _NotACoroutine(f"the handler returned {type(coro).__name__}, not a "
                                      "coroutine")
-            await _Steps(coro)
+            await _Steps(coro, self.watch)
         except (LineTooLong, TimeoutError) as exc:
             client.say(error_line(exc, self))
             reason = type(exc).__name__
@@ -1509,4 +1597,4 @@ def try_on_asyncio(handler) -> list[str]:
 
 
 __all__ = ["BLOCK_LIMIT", "FRAMER_LIMIT", "IDLE_TIMEOUT", "TIMER_TOLERANCE", "check_chat_handler",
-           "check_framer", "check_timer_loop", "held_bytes", "try_on_asyncio"]
+           "check_framer", "check_timer_loop", "held_bytes", "timeline_of", "try_on_asyncio"]
