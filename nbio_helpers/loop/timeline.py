@@ -121,9 +121,9 @@ def plot_loop_timeline(log: LoopLog, *, selects: list[SelectCall] | None = None,
          [_ASLEEP[i % 2] for i in range(len(slept))], GIDS["asleep"])
     for c in slept:                     # the idle gap, and the timeout, where there is room
         room = c.idle * 1e3 / span
-        if room > 0.025:
+        if room > 0.035:
             text = f"{c.idle * 1e3:.0f}"
-            if room > 0.07:
+            if room > 0.11:
                 text += (" ms, no timeout" if c.timeout is None
                          else f" of {c.timeout * 1e3:.0f} ms")
             ax.text(ms(c.start) + c.idle * 5e2, 0, text, ha="center", va="center",
