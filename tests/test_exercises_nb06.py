@@ -911,6 +911,8 @@ def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
         "my_chat is not an async def function: see exercise 3."]
     from nbio_helpers.exercises.harness import learner_calls_running
     assert not learner_calls_running()
+    import threading
+    assert not [t.name for t in threading.enumerate() if "my-chat-on-asyncio" in t.name]
 
 
 def test_try_on_asyncio_says_what_a_failing_handler_raised():

@@ -1584,11 +1584,12 @@ def try_on_asyncio(handler) -> list[str]:
     except (TimeoutError, OSError):
         transcript.append("(no answer within 1 s: does my_chat block?)")
     finally:
+        # A step that never gave the loop back is stopped first (asyncio's Task takes the
+        # exception as the handler's failure and its loop goes on), then the server: stop()
+        # wakes the loop through its socketpair, which a stop() that timed out would close.
+        stop_learner_code([server._thread.ident])
         with contextlib.suppress(Exception):
-            server.stop(timeout=1.0)
-        if server.running:                      # a step that never returns: stop it
-            stop_learner_code([server._thread.ident])
-            server._thread.join(1.0)
+            server.stop(timeout=2.0)
     if any(isinstance(exc, NotImplementedError) for exc in failed):
         raise NotImplementedError("my_chat")
     if failed:
