@@ -13,13 +13,13 @@ from .events import Event, EventLog
 from .models import (FD_SETSIZE, MODELS, AsyncioServer, BlockingServer, PollingServer,
                      SelectorsServer, SelectServer, ThreadsServer, start_server)
 from .registry import running_servers, stop_all
-from .server import HIGH_WATER, Server, ServerStopTimeout
+from .server import HIGH_WATER, Server, ServerStoppedError, ServerStopTimeout
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncioServer", "BlockingServer", "Event", "EventLog", "FD_SETSIZE", "HIGH_WATER",
     "LoadResult", "MODELS", "PollingServer", "SelectServer", "SelectorsServer", "Server",
-    "ServerStopTimeout", "ThreadCPU", "ThreadsServer", "connect", "cpu_share", "recv_exactly",
+    "ServerStopTimeout", "ServerStoppedError", "ThreadCPU", "ThreadsServer", "connect", "cpu_share", "recv_exactly",
     "request", "run_load", "running_servers", "start_server", "stop_all",
 ]

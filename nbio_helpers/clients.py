@@ -17,10 +17,13 @@ import statistics
 import time
 
 from .connection import echo_upper
+from .limits import ensure_fd_room
+from .stats import Tail, tail
 
 
 def connect(address, timeout: float = 5.0) -> socket.socket:
-    """A connected, blocking TCP socket with ``timeout`` set on every call."""
+    """A connected TCP socket in timeout mode: every call waits at most ``timeout`` seconds
+    (the descriptor is non-blocking underneath; Python waits with ``poll()`` or ``select()``)."""
     sock = socket.create_connection(address, timeout=timeout)
     sock.settimeout(timeout)
     return sock
@@ -93,18 +96,24 @@ class LoadResult:
         return statistics.median(self.latencies) if self.latencies else float("nan")
 
     @property
+    def tail_latency(self) -> Tail:
+        """The slow end under its true name: p99 with 1,000 echoes or more, p90 with 100 or
+        more, else the maximum (:func:`nbio_helpers.stats.tail`)."""
+        return tail(self.latencies)
+
+    @property
     def p99_latency(self) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        """The p99 latency; ``nan`` with fewer than 1,000 echoes (see :attr:`tail_latency`)."""
+        slow = self.tail_latency
+        return slow.value if slow.name == "p99" else float("nan")
 
     def summary(self) -> dict:
         """Plain numbers, for printing or JSON."""
         return {"clients": self.clients, "messages": self.messages, "size": self.size,
                 "completed": self.completed, "ok": self.ok, "errors": self.errors[:10],
                 "elapsed_s": self.elapsed, "messages_per_second": self.messages_per_second,
-                "median_latency_s": self.median_latency, "p99_latency_s": self.p99_latency}
+                "median_latency_s": self.median_latency, "p99_latency_s": self.p99_latency,
+                "tail_latency_s": self.tail_latency.value, "tail_name": self.tail_latency.name}
 
 
 class _LoadClient:
@@ -118,9 +127,11 @@ class _LoadClient:
         self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         self.sock.setblocking(False)
         err = self.sock.connect_ex(address)
-        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", -1)):
+        # "In progress" is EINPROGRESS (Winsock: WSAEWOULDBLOCK). Not EWOULDBLOCK: on Linux it
+        # is EAGAIN, which from connect() means the connection failed (man 2 connect).
+        if err not in (0, errno.EINPROGRESS, getattr(errno, "WSAEWOULDBLOCK", -1)):
             self.sock.close()
-            raise ConnectionError(f"client {index}: connect failed: {errno.errorcode.get(err, err)}")
+            raise ConnectionError(f"connect failed: {errno.errorcode.get(err, err)}")
         self.connected = False
         self.out = b""
         self.expected = b""
@@ -141,10 +152,13 @@ def run_load(address, clients: int = 100, messages: int = 20, size: int = 64,
     bytes and checking every echo, all in the calling thread (one selector, no threads).
 
     Returns a :class:`LoadResult`; never raises for the server's faults (they are in
-    ``result.errors``). Gives up after ``timeout`` seconds.
+    ``result.errors``). Gives up after ``timeout`` seconds. Raises the soft limit on open
+    descriptors first if it is too low for ``2 * clients`` more (see
+    :func:`~nbio_helpers.limits.ensure_fd_room`).
     """
     if clients < 1 or messages < 1 or size < 1:
         raise ValueError("clients, messages and size must all be >= 1")
+    ensure_fd_room(2 * clients)   # the server may be in this process too (macOS allows 256)
     latencies: list[float] = []
     errors: list[str] = []
     sel = selectors.DefaultSelector()
@@ -215,3 +229,29 @@ def _step(client: _LoadClient, mask: int, latencies: list[float]) -> str | None:
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+# ------------------------------------------------------------------- an abortive close
+def close_with_reset(sock: socket.socket) -> None:
+    """Close ``sock`` so that the peer gets a reset (RST) instead of an orderly end (FIN).
+
+    Sets ``SO_LINGER`` on, with a timeout of zero seconds, then closes: the kernel discards
+    whatever is still unsent and aborts the connection. The peer's next ``recv()`` (or
+    ``send()``) raises ``ConnectionResetError`` (``ECONNRESET``; Windows ``WSAECONNRESET``),
+    once; on Linux, later calls give ``b''`` and ``BrokenPipeError``. For demos and tests of a
+    broken connection; a program closes normally.
+
+    Parameters
+    ----------
+    sock:
+        A connected TCP socket; it is closed on return.
+    """
+    import struct
+    import sys
+
+    # struct linger: two ints on Unix (socket(7)), two u_shorts on Windows (winsock2.h).
+    layout = "HH" if sys.platform == "win32" else "ii"
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(layout, 1, 0))
+    finally:
+        sock.close()

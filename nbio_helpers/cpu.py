@@ -3,43 +3,82 @@
 A server knows which threads are its own; :class:`ThreadCPU` adds up the CPU time they used,
 so a notebook can say "the polling loop burnt 0.97 s of CPU in the last second".
 
-How each platform is measured:
+How each platform is measured (:attr:`ThreadCPU.method`):
 
-* Linux (and other Unixes with ``pthread_getcpuclockid``): the thread's own CPU clock,
-  nanosecond resolution.
-* Elsewhere (macOS, Windows): ``psutil`` per-thread times, matched by native thread id.
-* A thread that has ended reports its final ``time.thread_time()`` itself, so nothing is lost.
+* ``"thread clock"`` -- Linux and other Unixes with ``pthread_getcpuclockid``: each thread's
+  own CPU clock, read from outside at any moment, nanosecond resolution.
+* ``"psutil"`` -- Windows: ``psutil``'s per-thread times, whose ids are the native thread
+  ids there; one ``Process.threads()`` call per :meth:`ThreadCPU.total`, for every thread.
+* ``"self-reported"`` -- macOS and anywhere else: macOS has no ``pthread_getcpuclockid``,
+  and psutil numbers its threads 1..n, which never match ``threading.get_native_id()``. So
+  each measured thread reports its own ``time.thread_time()``: :meth:`ThreadCPU.sample`,
+  which the server calls where every loop passes anyway (the ``Server.stopping`` check, each
+  event it records), after each garbage collection, and :meth:`ThreadCPU.exit`. A thread that sits blocked in ``select()``
+  or ``recv()`` uses no CPU, so its last report is still right; a busy one reports on every
+  turn.
 
-``ThreadCPU.supported`` is False where no method works; ``total()`` then returns ``nan``.
+Every method gives a number: a thread that cannot be read counts with its last report.
+The thread clock method is exact; the others lag by at most one loop turn.
 """
 from __future__ import annotations
 
-import math
+import gc
 import threading
 import time
+import weakref
 
-try:  # optional: the fallback for platforms without per-thread CPU clocks
+try:  # optional: how Windows is measured
     import psutil
 except ImportError:  # pragma: no cover - psutil is a dependency, but stay importable
     psutil = None
 
+THREAD_CLOCK = "thread clock"
+PSUTIL = "psutil"
+SELF_REPORTED = "self-reported"
+
 _HAS_PTHREAD_CLOCK = hasattr(time, "pthread_getcpuclockid")
+_psutil_ids_match: bool | None = None   # found out once, on first use
+_self_reporting: "weakref.WeakSet[ThreadCPU]" = weakref.WeakSet()
 
 
-def _live_thread_time(ident: int, native_id: int) -> float | None:
-    if _HAS_PTHREAD_CLOCK:
+def _report_after_gc(phase: str, info: dict) -> None:
+    """A garbage collection runs inside whichever thread allocated last, and can take tens
+    of milliseconds of CPU in the middle of one loop turn: report it as soon as it ends."""
+    for cpu in list(_self_reporting):
+        cpu.sample()
+
+
+def _psutil_knows_native_ids() -> bool:
+    """True if psutil's thread ids are the native ids (Linux, Windows; not macOS)."""
+    global _psutil_ids_match
+    if _psutil_ids_match is None:
         try:
-            return time.clock_gettime(time.pthread_getcpuclockid(ident))
-        except (OSError, OverflowError):
-            pass  # the thread may have just ended; try the other ways
-    if psutil is not None:
-        try:
-            for t in psutil.Process().threads():
-                if t.id == native_id:
-                    return t.user_time + t.system_time
+            ids = {t.id for t in psutil.Process().threads()}
         except (psutil.Error, OSError):
-            return None
-    return None
+            ids = set()
+        _psutil_ids_match = threading.get_native_id() in ids
+    return _psutil_ids_match
+
+
+def measuring_method() -> str:
+    """How this platform measures a thread's CPU: one of ``"thread clock"``, ``"psutil"``,
+    ``"self-reported"`` (see the module's docstring)."""
+    if _HAS_PTHREAD_CLOCK:
+        return THREAD_CLOCK
+    if psutil is not None and _psutil_knows_native_ids():
+        return PSUTIL
+    return SELF_REPORTED
+
+
+class _Thread:
+    """One measured thread: its ids and the CPU time it last reported."""
+
+    __slots__ = ("ident", "native_id", "reported")
+
+    def __init__(self) -> None:
+        self.ident = threading.get_ident()
+        self.native_id = threading.get_native_id()
+        self.reported = time.thread_time()
 
 
 class ThreadCPU:
@@ -51,24 +90,49 @@ class ThreadCPU:
         def worker():
             cpu.enter()
             try:
-                ...
+                while ...:
+                    cpu.sample()      # once per loop turn: needed where method is "self-reported"
+                    ...
             finally:
                 cpu.exit()
 
     and from any thread: ``cpu.total()`` in seconds.
+
+    Attributes
+    ----------
+    method:
+        How the threads are read: ``"thread clock"``, ``"psutil"`` or ``"self-reported"``.
+    needs_samples:
+        True when :meth:`sample` matters (``"self-reported"``); otherwise it does nothing.
     """
 
-    supported = _HAS_PTHREAD_CLOCK or psutil is not None
+    supported = True
+    """Kept for callers that checked it: every platform is measured now."""
 
     def __init__(self) -> None:
+        self.method = measuring_method()
+        self.needs_samples = self.method == SELF_REPORTED
         self._lock = threading.Lock()
-        self._live: dict[int, int] = {}  # ident -> native id
+        self._live: dict[int, _Thread] = {}  # ident -> thread
         self._finished = 0.0
+        if self.needs_samples:
+            _self_reporting.add(self)
+            if _report_after_gc not in gc.callbacks:
+                gc.callbacks.append(_report_after_gc)
 
     def enter(self) -> None:
         """Start counting the calling thread."""
+        thread = _Thread()
         with self._lock:
-            self._live[threading.get_ident()] = threading.get_native_id()
+            self._live[thread.ident] = thread
+
+    def sample(self) -> None:
+        """Report the calling thread's CPU time so far (cheap; a no-op unless it is needed,
+        or if the calling thread did not :meth:`enter`)."""
+        if self.needs_samples:
+            thread = self._live.get(threading.get_ident())
+            if thread is not None:
+                thread.reported = time.thread_time()
 
     def exit(self) -> None:
         """Stop counting the calling thread, keeping the CPU time it used."""
@@ -79,15 +143,36 @@ class ThreadCPU:
 
     def total(self) -> float:
         """CPU seconds used so far by every thread that entered (live and finished)."""
+        # Under the lock: a thread cannot finish exit() meanwhile, so it is still alive while
+        # its clock is read (reading the clock of an ended thread is undefined).
         with self._lock:
-            live = list(self._live.items())
+            live = list(self._live.values())
             total = self._finished
-        for ident, native_id in live:
-            used = _live_thread_time(ident, native_id)
-            if used is None:
-                return math.nan
-            total += used
+            if self.method == THREAD_CLOCK:
+                for thread in live:
+                    total += _thread_clock(thread)
+            elif self.method == PSUTIL:
+                times = _psutil_thread_times()
+                for thread in live:
+                    total += times.get(thread.native_id, thread.reported)
+            else:
+                for thread in live:
+                    total += thread.reported
         return total
+
+
+def _thread_clock(thread: _Thread) -> float:
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (OSError, OverflowError):
+        return thread.reported
+
+
+def _psutil_thread_times() -> dict[int, float]:
+    try:
+        return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+    except (psutil.Error, OSError):
+        return {}
 
 
 def cpu_share(cpu: ThreadCPU, seconds: float, wait=time.sleep) -> float:
@@ -99,3 +184,7 @@ def cpu_share(cpu: ThreadCPU, seconds: float, wait=time.sleep) -> float:
     wait(seconds)
     c1, t1 = cpu.total(), time.perf_counter()
     return (c1 - c0) / (t1 - t0)
+
+
+__all__ = ["PSUTIL", "SELF_REPORTED", "THREAD_CLOCK", "ThreadCPU", "cpu_share",
+           "measuring_method"]

@@ -68,6 +68,7 @@ class EventLog:
         self._bytes: collections.Counter[str] = collections.Counter()
         self.enabled = enabled
         self.started = time.monotonic()
+        self.on_record = None   # called (no arguments) after each record, if set
 
     def record(self, kind: str, conn: int | None = None, nbytes: int = 0, detail: str = "") -> None:
         """Record one event now. Safe to call from any thread."""
@@ -76,6 +77,8 @@ class EventLog:
             self._bytes[kind] += nbytes
             if self.enabled:
                 self._events.append(Event(time.monotonic(), kind, conn, nbytes, detail))
+        if self.on_record is not None:
+            self.on_record()
 
     def count(self, kind: str) -> int:
         """How many events of ``kind`` were recorded since the last :meth:`clear`."""

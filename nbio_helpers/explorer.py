@@ -6,8 +6,8 @@ Usage (in a cell tagged ``nbval-ignore-output``)::
     explorer                                 # slider (ms, log scale), "busy", Measure, plot
 
 Each click on **Measure** starts a polling server sleeping that interval between rounds,
-measures its CPU share with idle clients connected and the latency of a few requests, stops
-it, and adds a point to the CPU-vs-latency plot (see :func:`~nbio_helpers.measure.plot_tradeoff`),
+measures its CPU share with idle clients connected and the latency of a few requests (from
+the client process, see :mod:`nbio_helpers.measure`), stops it, and adds a point to the CPU-vs-latency plot (see :func:`~nbio_helpers.measure.plot_tradeoff`),
 ringed in orange over the ``reference`` points (a sweep made earlier), if any.
 A measurement takes about one second and never more than :attr:`PollIntervalExplorer.bound`;
 it runs in a background thread, so the kernel stays free, and the button is disabled
@@ -104,8 +104,12 @@ class PollIntervalExplorer(widgets.VBox):
 
     @property
     def bound(self) -> float:
-        """Seconds one measurement may take at most (start, CPU window, latency, stop)."""
-        return self.cpu_seconds + self.latency_seconds + 0.1 + 10 ** self.slider.max / 1e3 * 2
+        """Seconds one measurement may take at most: the CPU window (at least three rounds,
+        aligned on rounds), the latency, and 0.3 s to start and stop the server (and the
+        client process, the first time)."""
+        longest = 10 ** self.slider.max / 1e3
+        return (max(self.cpu_seconds, 3 * longest) + 2 * longest + self.latency_seconds
+                + 0.3)
 
     @property
     def measuring(self) -> bool:
@@ -166,8 +170,9 @@ class PollIntervalExplorer(widgets.VBox):
             self.button.disabled = False
 
     def _measure(self, interval: float) -> dict:
+        # One window, one latency series: a click must answer within about a second.
         point = poll_interval_sweep(
-            [interval], seconds=self.cpu_seconds, clients=self.clients,
+            [interval], seconds=self.cpu_seconds, clients=self.clients, repeat=1, trials=1,
             latency_budget=self.latency_seconds * 0.6, timeout=self.latency_seconds,
             make_server=self.make_server)[0]
         self.points.append(point)
@@ -175,7 +180,7 @@ class PollIntervalExplorer(widgets.VBox):
         self.status.value = self._note(
             f"{_label(interval)}: CPU {point['cpu']:.1%} of a core, median latency "
             f"{point['median'] * 1e3:.3g} ms (theory {point['theory'] * 1e3:.3g} ms), "
-            f"p99 {point['p99'] * 1e3:.3g} ms — {len(self.points)} point(s)")
+            f"{point['tail_name']} {point['tail'] * 1e3:.3g} ms — {len(self.points)} point(s)")
         return point
 
     def _redraw(self) -> None:

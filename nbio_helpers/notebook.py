@@ -16,12 +16,12 @@ Last cell::
 from __future__ import annotations
 
 import inspect
-import sys
 import textwrap
 import threading
 import time
 
-from .registry import running_servers, stop_all
+from .measure.process import running_client_processes, stop_client_processes
+from .registry import disconnect_clients, running_servers, stop_all
 
 FIGSIZE = (9.0, 3.2)
 """Default figure size (inches): wide and short, as timelines are."""
@@ -79,18 +79,19 @@ def nbio_threads() -> list[threading.Thread]:
 def finish(timeout: float = 5.0) -> None:
     """Stop every server, then prove that nothing is left running.
 
-    Stops every registered server, closes every client console's connection, joins every
+    Stops every registered server, closes every client console's connection, stops the
+    client process of the measurements (:mod:`nbio_helpers.measure.process`), joins every
     ``nbio-…`` thread (``timeout`` seconds in all), then prints exactly::
 
         servers running: none
         nbio threads alive: 0
 
-    Raises ``AssertionError`` (naming what is left) if a server or thread survived.
+    Raises ``AssertionError`` (naming what is left) if a server, a client process or a
+    thread survived.
     """
     stop_all(timeout=timeout)
-    widgets = sys.modules.get(__package__ + ".widgets")
-    if widgets is not None:  # only if a console was ever created in this kernel
-        widgets.disconnect_all()
+    stop_client_processes()
+    disconnect_clients()   # the widgets' client consoles
     deadline = time.monotonic() + timeout
     for thread in nbio_threads():
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -98,6 +99,8 @@ def finish(timeout: float = 5.0) -> None:
     assert not left, f"servers still running: {', '.join(left)}"
     alive = sorted(t.name for t in nbio_threads())
     assert not alive, f"nbio threads still alive: {', '.join(alive)}"
+    processes = running_client_processes()
+    assert not processes, f"client processes still running: {processes}"
     print("servers running: none")
     print("nbio threads alive: 0")
 

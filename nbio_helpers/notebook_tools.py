@@ -7,8 +7,10 @@ folder), so that committed outputs always come from a clean top-to-bottom run::
     python -m nbio_helpers execute-notebooks notebooks/01_blocking_recv.ipynb
 
 It prints the time each notebook took and exits 1, without rewriting the notebook, if a cell
-produced an error that its tags did not announce (``raises-exception``). Template problems
-(see :func:`template_problems`) are printed as warnings.
+produced an error that its tags did not announce (``raises-exception``). A file that is not a
+notebook, a kernel that dies, a cell that times out: each is reported in a line, and the next
+notebook runs anyway; the exit code says whether any failed. Template problems (see
+:func:`template_problems`) are printed as warnings.
 
 Check a notebook against the series' template (used by tests/test_notebook_template.py)::
 
@@ -103,7 +105,9 @@ def template_problems(nb) -> list[str]:
     """Every way notebook ``nb`` breaks the series' template; ``[]`` if none.
 
     Rules: a title cell ``# NN · Title`` naming Objectives, Prerequisites and Time; the first
-    code cell calls ``setup_notebook()``; ``## Exercises`` then ``## Key points`` sections; the
+    code cell calls ``setup_notebook()``; ``## Exercises`` then ``## Key points`` sections
+    (only ``## Key points``, and no solution or checker, in a notebook whose metadata says
+    ``"nbio": {"exercises": false}``: see :func:`has_exercises`); the
     last code cell calls ``finish()`` and printed its two lines; execution counts 1..n; no
     error output except in cells tagged ``raises-exception`` (which must raise); no port, fd,
     ``0x`` address or timing in compared outputs; plots and widgets only in cells tagged
@@ -137,12 +141,25 @@ def _check_title(nb) -> list[str]:
     return problems
 
 
+def has_exercises(nb) -> bool:
+    """False for a notebook whose metadata says ``"nbio": {"exercises": false}`` (the landing
+    page, 00): it needs no ``## Exercises`` section and may hold no solution or checker."""
+    return nb.metadata.get("nbio", {}).get("exercises", True) is not False
+
+
 def _check_sections(nb) -> list[str]:
     headings = [line.strip().lower() for c in nb.cells if c.cell_type == "markdown"
                 for line in c.source.splitlines() if line.startswith("## ")]
     problems = []
     positions = {}
-    for section, name in (("## exercises", "## Exercises"), ("## key points", "## Key points")):
+    required = (("## exercises", "## Exercises"), ("## key points", "## Key points"))
+    if not has_exercises(nb):
+        required = required[1:]
+        for index, cell in enumerate(nb.cells):
+            if "BEGIN SOLUTION" in cell.source or is_checker_cell(cell):
+                problems.append(f"cell {index}: a solution or checker in a notebook whose "
+                                "metadata says it has no exercises")
+    for section, name in required:
         found = [i for i, h in enumerate(headings) if h.startswith(section)]
         if not found:
             problems.append(f"no '{name}' section")
@@ -310,8 +327,9 @@ def configure_parser(parser) -> None:
     """Arguments of ``python -m nbio_helpers execute-notebooks``."""
     parser.add_argument("paths", nargs="*",
                         help="notebooks or folders (default: every notebook in ./notebooks)")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds one cell may run (default 120)")
+    from .cli_args import seconds
+    parser.add_argument("--timeout", type=seconds(above=0, most=86400), default=120.0,
+                        help="seconds one cell may run (default 120; at most a day)")
 
 
 def run(args) -> int:
@@ -331,12 +349,17 @@ def run(args) -> int:
         return 1
     failed = 0
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as exc:  # not JSON, not a notebook, unreadable: report, go on
+            print(f"{path}: FAILED, not a notebook ({_in_one_line(exc)})", flush=True)
+            failed += 1
+            continue
         started = time.perf_counter()
         try:
             execute_notebook(nb, path.resolve().parent, timeout=args.timeout)
         except Exception as exc:  # a timeout, a dead kernel: report and go on to the next
-            print(f"{path}: FAILED ({type(exc).__name__}: {exc})", flush=True)
+            print(f"{path}: FAILED ({_in_one_line(exc)})", flush=True)
             failed += 1
             continue
         elapsed = time.perf_counter() - started
@@ -347,13 +370,25 @@ def run(args) -> int:
             for line in errors:
                 print(f"  {line}")
             continue
-        nbformat.write(nb, path)
+        try:
+            nbformat.write(nb, path)
+        except OSError as exc:
+            print(f"{path}: FAILED, cannot rewrite it ({exc.strerror or exc})", flush=True)
+            failed += 1
+            continue
         print(f"{path}: {elapsed:.1f} s", flush=True)
         for problem in template_problems(nb):
             print(f"  warning: {problem}")
+    if failed:
+        print(f"execute-notebooks: {failed} of {len(paths)} notebook(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _in_one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
 __all__ = ["GRADED_CELL", "KERNEL_NAME", "VOLATILE", "code_cells", "configure_parser", "default_notebooks_dir",
-           "execute_notebook", "ignores_output", "is_checker_cell", "notebook_paths",
+           "execute_notebook", "has_exercises", "ignores_output", "is_checker_cell", "notebook_paths",
            "output_texts", "run", "tags", "template_problems", "unexpected_errors"]

@@ -18,20 +18,26 @@ Each connection (the ``conn`` of its events) gets a lane of two rows:
   :class:`~nbio_helpers.tracing.TracedSocket`), the time spent blocked inside it (a bar),
   each ``BlockingIOError`` (a red tick: there may be thousands, drawn as one collection),
   data returned (▲), end of stream (■), a timeout or error (✕), accepts and sends;
-* **kernel**: the two phases of every read: *wait for data* (from the first attempt until
-  data is there) and *copy data to user* (at the end; it lasts microseconds, so it is drawn
-  with a minimum width that is not to scale).
+* **kernel (inferred)**: the two phases of every read, *wait for data* (from the first
+  attempt until data is there) and *copy data to user*, inferred from the application's
+  timestamps and, when given (``ready=``), from the times the data became available:
+  nothing here traces the kernel itself. The copy is short (microseconds for a few bytes,
+  more for more), so it is drawn with a minimum width that is not to scale. With ``ready``,
+  the copy never starts before the data existed, and data that sat unread until a later
+  ``recv()`` call is drawn as *data waiting to be read*.
 
 Events without a connection (the polling loop's ``accept()`` attempts, wake-ups) go to one
 "server loop" row. Time is in milliseconds from ``t0`` (default: the first event).
 
 Every artist is one collection per kind of mark (never one artist per event) and carries a
-``gid`` (``"nbio-wait"``, ``"nbio-copy"``, ``"nbio-would-block"``...; see :data:`GIDS`) so
-tests can find it.
+``gid`` (``"nbio-wait"``, ``"nbio-copy"``, ``"nbio-buffered"``, ``"nbio-would-block"``...;
+see :data:`GIDS`) so tests can find it.
 """
 from __future__ import annotations
 
+import bisect
 import collections
+import math
 from typing import Iterable
 
 from .events import (ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, EOF, ERROR, RECV, RECV_CALL, SEND,
@@ -41,8 +47,9 @@ from .events import (ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, EOF, ERROR, RECV, RECV_C
 # lines, marks are markers.
 SPANS = {
     "wait": ("nbio-wait", "kernel: wait for data", "#c6dbef"),
-    "copy": ("nbio-copy", "kernel: copy data to user", "#08519c"),
+    "copy": ("nbio-copy", "kernel: copy data to user (drawn wider)", "#08519c"),
     "blocked": ("nbio-blocked", "application blocked in recv()", "#fdd0a2"),
+    "buffered": ("nbio-buffered", "kernel: data waiting to be read", "#a1d99b"),
 }
 TICKS = {
     WOULD_BLOCK: ("nbio-would-block", "recv(): BlockingIOError", "#d62728"),
@@ -81,7 +88,8 @@ class _Lanes:
                 continue
             name = labels.get(conn, f"conn {conn}" if isinstance(conn, int) else str(conn))
             self.app[conn] = self._add(f"{name}: application" if several else "application")
-            self.kernel[conn] = self._add(f"{name}: kernel" if several else "kernel")
+            self.kernel[conn] = self._add(f"{name}: kernel (inferred)" if several
+                                          else "kernel (inferred)")
 
     def _add(self, label: str) -> int:
         self.rows.append(label)
@@ -90,7 +98,7 @@ class _Lanes:
 
 def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = None, ax=None,
                   t0: float | None = None, labels: dict | None = None, lanes=None,
-                  copy_width: float | None = None, legend: bool = True):
+                  copy_width: float | None = None, legend: bool = True, ready=None):
     """Draw an event log as the classic I/O-model figure; return the matplotlib Figure.
 
     Parameters
@@ -112,6 +120,16 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
         Drawn width (ms) of a *copy data to user* phase. Default: 0.6 % of the time range.
     legend:
         Add a legend of the kinds of marks present.
+    ready:
+        ``{conn: [t, ...]}``: when data became available to that connection
+        (``time.monotonic()`` seconds), e.g. the times the peer sent to it (its ``SEND``
+        events for that connection only). Each read that returns data is matched with the
+        first of these times after the previous read's data; the wait ends there, the copy
+        starts there or at the ``recv()`` call, if later (the time between is *data waiting
+        to be read*), never before. A time recorded just after the read returned (the
+        sender's thread logs its send once ``send()`` has returned, and may log it after the
+        reader woke up) counts as the return, provided the connection has no other event in
+        between. A read with no such time is drawn as without ``ready``.
     """
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
@@ -137,7 +155,9 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
     span_ms = (max(times_ms) - min(times_ms)) if evs else 1.0
     width = copy_width if copy_width is not None else max(span_ms, 1e-3) * 0.006
 
-    spans, ticks, marks = _collect(evs, times_ms, layout, width)
+    ready_ms = {conn: sorted((t - start) * 1000.0 for t in times)
+                for conn, times in (ready or {}).items()}
+    spans, ticks, marks = _collect(evs, times_ms, layout, width, ready_ms)
 
     for name, bars in spans.items():
         gid, _, color = SPANS[name]
@@ -168,7 +188,8 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
     for boundary in range(1, len(layout.rows)):
         if layout.rows[boundary].endswith("application") or layout.rows[boundary] == SERVER_LOOP:
             ax.axhline(boundary - 0.5, color="#bdbdbd", linewidth=0.6, zorder=0)
-    lo = min(times_ms + [0.0])
+    starts = [x for bars in spans.values() for x, _, _ in bars]   # a ready time may be earlier
+    lo = min(times_ms + starts + [0.0])
     hi = max(times_ms + [0.0]) + width
     pad = max(hi - lo, 1e-3) * 0.02
     ax.set_xlim(lo - pad, hi + pad)
@@ -185,7 +206,32 @@ def _drawn(event: Event) -> bool:
     return event.kind in MARKS or event.kind in TICKS
 
 
-def _collect(evs, times_ms, layout: _Lanes, width: float):
+def _next_times(evs, times_ms) -> list[float]:
+    """For each event, the time of the next event of the same connection (inf: none)."""
+    following = [math.inf] * len(evs)
+    later: dict = {}
+    for i in range(len(evs) - 1, -1, -1):
+        following[i] = later.get(evs[i].conn, math.inf)
+        later[evs[i].conn] = times_ms[i]
+    return following
+
+
+def _match_ready(times: list, after: float, t: float, until: float):
+    """Match a read that returned data at ``t`` with a time of ``times`` (sorted, ms).
+
+    Returns ``(ready, consumed)``: when its data became available (at most ``t``) and the
+    bound after which the next read's data must come, or ``(None, None)`` without a match.
+    The candidate is the first time after ``after``; one later than ``t`` still counts (as
+    ``t``) if it is before ``until``, the connection's next event: its sender recorded it a
+    moment after the reader woke up.
+    """
+    i = bisect.bisect_right(times, after)
+    if i == len(times) or (times[i] > t and times[i] >= until):
+        return None, None
+    return min(times[i], t), max(times[i], t)
+
+
+def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None = None):
     """Walk the events once; return {span: [(x, w, y)]}, {kind: [(x, y)]} x 2 (ticks, marks)."""
     spans: dict[str, list] = collections.defaultdict(list)
     ticks: dict[str, list] = collections.defaultdict(list)
@@ -193,8 +239,10 @@ def _collect(evs, times_ms, layout: _Lanes, width: float):
     call_at: dict = {}      # conn -> time of the traced recv() call still in progress
     wait_from: dict = {}    # conn -> when the kernel started waiting for data
     last_at: dict = {}      # conn -> time of the previous event of that connection
+    consumed: dict = {}     # conn -> ready times up to this one belong to earlier reads
+    following = _next_times(evs, times_ms) if ready_ms else []
 
-    for e, t in zip(evs, times_ms):
+    for index, (e, t) in enumerate(zip(evs, times_ms)):
         conn = e.conn
         y_app = layout.app[conn]
         if e.kind in TICKS:
@@ -213,15 +261,32 @@ def _collect(evs, times_ms, layout: _Lanes, width: float):
             # previous event (the accept, the last send...).
             begin = wait_from.pop(conn, called if called is not None else last_at.get(conn, t))
             copy = width if e.kind == RECV else 0.0
+            ready = None
+            if copy and ready_ms and conn in ready_ms:
+                ready, upto = _match_ready(ready_ms[conn], consumed.get(conn, -math.inf), t,
+                                           following[index])
+                consumed[conn] = upto if upto is not None else t
             if conn in layout.kernel:
                 y_kernel = layout.kernel[conn]
-                if t - copy > begin:
-                    spans["wait"].append((begin, t - copy - begin, y_kernel))
-                if copy:
-                    spans["copy"].append((t - copy, copy, y_kernel))
+                if ready is None:      # no better clue: the copy ends when recv() returned
+                    if t - copy > begin:
+                        spans["wait"].append((begin, t - copy - begin, y_kernel))
+                    if copy:
+                        spans["copy"].append((t - copy, copy, y_kernel))
+                else:                  # the data existed from `ready` on: never copy before
+                    # An untraced read was called at `begin` at the earliest.
+                    read_from = max(ready, called if called is not None else begin)
+                    if ready > begin:
+                        spans["wait"].append((begin, ready - begin, y_kernel))
+                    if read_from > ready:
+                        spans["buffered"].append((ready, read_from - ready, y_kernel))
+                    spans["copy"].append((read_from, max(t - read_from, copy), y_kernel))
             if called is not None:
-                left = min(called, t - copy)
-                spans["blocked"].append((left, t - left, y_app))
+                if ready is None:
+                    left = min(called, t - copy)
+                    spans["blocked"].append((left, t - left, y_app))
+                else:                  # true start; a minimum width, if any, goes right
+                    spans["blocked"].append((called, max(t - called, copy), y_app))
         else:
             marks[e.kind].append((t, y_app))
         last_at[conn] = t

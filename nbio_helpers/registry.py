@@ -1,7 +1,11 @@
-"""Every running server, by name, so that nothing is ever left behind.
+"""Every running server, by name, and every client console, so that nothing is left behind.
 
 Re-running a notebook cell that starts a server named ``"demo"`` stops the previous
-``"demo"`` first; the last cell of every notebook calls :func:`stop_all`.
+``"demo"`` first; the last cell of every notebook calls :func:`stop_all` (through ``finish()``).
+
+Clients that keep a connection open (the widgets' client consoles) are kept here too, by key,
+the same way: registering a client under a key that is taken replaces the older client
+(its ``replaced()`` is called), and :func:`disconnect_clients` closes every connection.
 """
 from __future__ import annotations
 
@@ -9,15 +13,21 @@ import threading
 
 _lock = threading.Lock()
 _servers: dict[str, object] = {}
+_clients: dict[str, object] = {}
+
+STOPPED_BY_STOP_ALL = "finish() or stop_all() stopped every server"
 
 
-def stop_named(name: str) -> None:
-    """Stop the running server called ``name``, if any (its errors are not raised here)."""
+def stop_named(name: str, reason: str | None = None) -> None:
+    """Stop the running server called ``name``, if any (its errors are not raised here).
+
+    ``reason`` is what the old server says if it is used afterwards.
+    """
     with _lock:
         old = _servers.get(name)
     if old is not None:
         try:
-            old.stop()
+            old.stop(reason=reason or f"a new server named {name!r} replaced it")
         except Exception:  # the old server's failure must not prevent a new one
             pass
 
@@ -55,7 +65,34 @@ def stop_all(timeout: float = 5.0) -> list[str]:
         servers = list(_servers.values())
     for server in servers:
         try:
-            server.stop(timeout=timeout)
+            server.stop(timeout=timeout, reason=STOPPED_BY_STOP_ALL)
         except Exception:
             pass
     return sorted(s.name for s in servers)
+
+
+# ------------------------------------------------------------------------------ clients
+def register_client(key: str, client) -> None:
+    """Keep ``client`` under ``key``; an older client under the same key is told it was
+    ``replaced()`` (it closes its connection and stops sending) and forgotten."""
+    with _lock:
+        old = _clients.get(key)
+        _clients[key] = client
+    if old is not None and old is not client:
+        old.replaced()
+
+
+def clients() -> dict[str, object]:
+    """A snapshot ``{key: client}`` of the registered clients."""
+    with _lock:
+        return dict(_clients)
+
+
+def disconnect_clients() -> int:
+    """Close the connection of every registered client (each opens a new one if used
+    again); returns how many clients there are."""
+    with _lock:
+        everyone = list(_clients.values())
+    for client in everyone:
+        client.disconnect()
+    return len(everyone)

@@ -2,29 +2,33 @@
 
 * :class:`AlwaysWritableSelectServer` — the mistake of many tutorials: asking ``select()`` for
   write readiness on every socket. An idle socket is always writable, so the loop never sleeps.
-  :func:`measure_idle` shows it (CPU share and wake-ups per second with idle clients).
+  :func:`nbio_helpers.measure.idle_cost` shows it (CPU share and wake-ups per second with
+  idle clients).
 * :class:`HeartbeatSelectServer` — ``select()``'s timeout used for periodic work.
 * :func:`partial_send_report` — an 8 MiB echo through small socket buffers, with the partial
   sends counted from the event log (:func:`count_partial_sends`).
 * :func:`select_on_high_descriptor` and :func:`high_descriptor_client` — the FD_SETSIZE limit:
   ``select()`` refuses a descriptor >= 1024 (POSIX), and the select server refuses such a
   client while it keeps serving the others.
-* :func:`compare_models` — any models side by side (idle CPU and loop rounds, latency,
-  throughput), with :func:`format_table` and :func:`plot_comparison`.
 
 Usage::
 
-    from nbio_helpers.select_demos import measure_idle, AlwaysWritableSelectServer
+    from nbio_helpers.measure import idle_cost
+    from nbio_helpers.select_demos import AlwaysWritableSelectServer
     with AlwaysWritableSelectServer() as server:
-        measure_idle(server, clients=10, seconds=0.5)
-        # IdleMeasure(cpu_share≈1.0, wakeups_per_second≈100_000): it never sleeps
+        idle_cost(server, clients=10, seconds=0.5)   # cpu ≈ 1.0, rounds_per_second ≈ 100,000
+
+Deprecated aliases of :mod:`nbio_helpers.measure`, kept while notebook 04 imports them from
+here: :func:`measure_idle` (= ``idle_cost``; its result's ``cpu_share`` and
+``wakeups_per_second`` are deprecated names of ``cpu`` and ``rounds_per_second``),
+:func:`compare_models` (= ``compare`` without the connection probe), :func:`format_table`
+(= ``comparison_table``) and :func:`plot_comparison`.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import errno
-import math
 import os
 import select
 import socket
@@ -33,9 +37,11 @@ import time
 from typing import Iterable
 
 from .clients import connect, recv_exactly, request, run_load
-from .connection import Connection, accept_all
-from .events import ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, RECV, SEND, WAKEUP
+from .connection import Connection, accept_all, close_finished
+from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
+from .measure import ComparisonRow, IdleCost, compare, comparison_table, idle_cost
+from .measure import plot_comparison  # noqa: F401 - a deprecated alias: notebook 04 imports it
 from .models import MODELS
 from .models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
 from .server import Server, wait_until
@@ -59,7 +65,7 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
     for ready in writable:
         if ready.wants_write:      # only try to send what is pending
             ready.on_writable()
-    return [c for c in connections if not c.closed]
+    return close_finished(connections)
 
 
 class AlwaysWritableSelectServer(SelectServer):
@@ -115,52 +121,12 @@ class HeartbeatSelectServer(SelectServer):
 
 
 # --------------------------------------------------------------------------- idle cost
-@dataclasses.dataclass
-class IdleMeasure:
-    """What :func:`measure_idle` saw while every client was silent.
+def measure_idle(server: Server, clients: int = 10, seconds: float = 0.5) -> IdleCost:
+    """Deprecated alias: :func:`nbio_helpers.measure.idle_cost` ``(server, clients, seconds)``.
 
-    ``cpu_share``: the server thread's CPU time as a fraction of one core (1.0 = a full core).
-    ``wakeups_per_second``: how many times per second its loop went round (``select()``
-    returned, or a polling round ended). Sleeping loops make almost none. The count does not
-    depend on how busy the machine is the way CPU share does: a spinning loop that gets only
-    a slice of a core still goes round thousands of times per second.
+    Read ``.cpu_share`` (= ``.cpu``) and ``.wakeups_per_second`` (= ``.rounds_per_second``).
     """
-
-    cpu_share: float
-    wakeups_per_second: float
-
-
-def loop_rounds(server: Server) -> int:
-    """How many times ``server``'s loop has gone round so far, read from its event log.
-
-    Waiting loops (select, sleeping polls) record a ``WAKEUP`` each time they return; the
-    polling loop records an ``ACCEPT_WOULD_BLOCK`` every round, busy or not. The larger of
-    the two counts is the number of rounds. Counted even with ``record_events=False``.
-    """
-    return max(server.events.count(WAKEUP), server.events.count(ACCEPT_WOULD_BLOCK))
-
-
-def measure_idle(server: Server, clients: int = 10, seconds: float = 0.5) -> IdleMeasure:
-    """Connect ``clients`` idle clients, wait until all are accepted, then measure the server
-    thread's CPU share and its loop's rounds over ``seconds``. Clients are closed afterwards.
-
-    Works for any model that counts its rounds (see :func:`loop_rounds`).
-    Raises ``TimeoutError`` if the server has not accepted every client within 5 seconds.
-    """
-    socks = []
-    try:
-        accepted = server.events.count(ACCEPT)
-        for _ in range(clients):
-            socks.append(connect(server.address))
-        if not wait_until(lambda: server.events.count(ACCEPT) >= accepted + clients, timeout=5.0):
-            raise TimeoutError(f"the server did not accept {clients} clients within 5 s")
-        c0, w0, t0 = server.cpu_time(), loop_rounds(server), time.perf_counter()
-        time.sleep(seconds)
-        c1, w1, t1 = server.cpu_time(), loop_rounds(server), time.perf_counter()
-    finally:
-        for sock in socks:
-            sock.close()
-    return IdleMeasure((c1 - c0) / (t1 - t0), (w1 - w0) / (t1 - t0))
+    return idle_cost(server, clients, seconds)
 
 
 # --------------------------------------------------------------------------- partial sends
@@ -344,162 +310,20 @@ def high_descriptor_client(model: str = "select", timeout: float = 5.0) -> HighD
 
 
 # --------------------------------------------------------------------------- comparison
-@dataclasses.dataclass
-class ModelRow:
-    """One model's figures in :func:`compare_models`. Times in seconds, CPU in cores."""
-
-    label: str
-    model: str
-    options: dict
-    idle_cpu: float            # share of one core, with silent clients connected
-    idle_wakeups: float        # loop rounds per second meanwhile (see loop_rounds)
-    median_latency: float
-    p90_latency: float         # 9 requests in 10 were answered at least this fast
-    throughput: float          # messages per second, under the concurrent load
-    load_ok: bool              # every echo of the load came back intact
-
-    def as_dict(self) -> dict:
-        """Plain values (for JSON, pandas, or a table of your own)."""
-        return dataclasses.asdict(self)
+def compare_models(models, **settings) -> list[ComparisonRow]:
+    """Deprecated alias: :func:`nbio_helpers.measure.compare` with the parts notebook 04
+    uses (idle CPU and wake-ups, latency, throughput; no connection probe)."""
+    return compare(models, parts=("idle", "latency", "load"), **settings)
 
 
-def _model_spec(spec) -> tuple[str, object, dict]:
-    """Normalise a model spec to (label, model name or Server class, options)."""
-    if isinstance(spec, (str, type)):
-        spec = (spec, {})
-    if len(spec) == 2:
-        model, options = spec
-        name = model if isinstance(model, str) else getattr(model, "model", model.__name__)
-        extra = " ".join(f"{k}={v}" for k, v in options.items())
-        return (f"{name} {extra}".strip(), model, dict(options))
-    label, model, options = spec
-    return label, model, dict(options)
+def format_table(rows: list[ComparisonRow]) -> str:
+    """Deprecated alias of :func:`nbio_helpers.measure.comparison_table`."""
+    return comparison_table(rows)
 
 
-def percentile(samples, fraction: float) -> float:
-    """Nearest-rank percentile: the smallest sample with ``fraction`` of them at or below it.
-
-    ``percentile(latencies, 0.9)`` with 40 samples is the 36th fastest; ``nan`` if empty.
-    """
-    ordered = sorted(samples)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def compare_models(models, *, idle_clients: int = 20, idle_seconds: float = 0.5,
-                   requests: int = 40, size: int = 64, load_clients: int = 20,
-                   load_messages: int = 20, timeout: float = 10.0) -> list[ModelRow]:
-    """Measure each model on the same load, one after another; return one row per model.
-
-    Parameters
-    ----------
-    models:
-        Each item is a model name (``"select"``), ``(model, options)`` (label made from
-        them, e.g. ``("polling", {"interval": 0.01})`` -> ``"polling interval=0.01"``), or
-        ``(label, model, options)``. ``model`` is a name in :data:`MODELS` or a Server class.
-    idle_clients, idle_seconds:
-        Silent clients connected while the server's CPU share and loop rounds are measured
-        (:func:`measure_idle`).
-    requests, size:
-        Sequential requests of ``size`` bytes on one connection, for the median and p90
-        latency (:func:`nbio_helpers.measure.latency_stats`; the random pause before each
-        request spans a model's ``interval`` option, so sleeping pollers are caught at every
-        phase). p90 rather than p99: a few dozen requests cannot tell a p99 from the maximum,
-        and one hiccup of a busy machine would decide it.
-    load_clients, load_messages:
-        Concurrent clients and messages each, for throughput
-        (:func:`nbio_helpers.measure.throughput`).
-    timeout:
-        Bound on each latency and load measurement, in seconds.
-
-    Returns
-    -------
-    list of :class:`ModelRow`, in the order given. Every server is stopped before returning.
-    """
-    from . import measure  # the measurements shared by notebooks 03-05
-    rows = []
-    for spec in models:
-        label, model, options = _model_spec(spec)
-        cls = MODELS[model] if isinstance(model, str) else model
-        spacing = (0.0, max(0.002, options.get("interval", 0.0)))
-        with cls(name=f"compare-{label}", record_events=False, **options) as server:
-            idle = measure_idle(server, idle_clients, idle_seconds)
-            lat = measure.latency_stats(server.address, requests, size, timeout, spacing)
-            load = measure.throughput(server.address, load_clients, load_messages, size, timeout)
-        rows.append(ModelRow(
-            label=label, model=getattr(cls, "model", str(model)), options=options,
-            idle_cpu=idle.cpu_share, idle_wakeups=idle.wakeups_per_second,
-            median_latency=lat.median, p90_latency=percentile(lat.samples, 0.9),
-            throughput=load.messages_per_second, load_ok=load.ok))
-    return rows
-
-
-def format_table(rows: list[ModelRow]) -> str:
-    """A small fixed-width text table of :func:`compare_models` rows (rounded figures)."""
-    header = (f"{'model':<24} {'idle CPU':>8} {'idle rounds/s':>13} {'median':>10} "
-              f"{'p90':>10} {'msg/s':>8}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(f"{r.label:<24} {r.idle_cpu:>8.0%} {r.idle_wakeups:>13,.0f} "
-                     f"{_ms(r.median_latency):>10} {_ms(r.p90_latency):>10} {r.throughput:>8,.0f}")
-    return "\n".join(lines)
-
-
-def _ms(seconds: float) -> str:
-    return "n/a" if math.isnan(seconds) else f"{seconds * 1000:.2f} ms"
-
-
-def plot_comparison(rows: list[ModelRow], *, title: str | None = None):
-    """One figure, three panels sharing the model axis: CPU share while idle, request latency
-    (median bar, p90 tick; log scale) and throughput. Each bar is labelled with its value.
-
-    Returns the matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    labels = [r.label for r in rows]
-    y = list(range(len(rows)))
-    fig, (ax_cpu, ax_lat, ax_tput) = plt.subplots(1, 3, figsize=(11, 0.55 * len(rows) + 2.0),
-                                                  sharey=True)
-    cpu = [r.idle_cpu for r in rows]
-    ax_cpu.barh(y, cpu, color="tab:red")
-    ax_cpu.axvline(1.0, color="gray", ls=":", lw=1)
-    ax_cpu.set_xlim(0, max(1.3, max(cpu) * 1.3))
-    ax_cpu.set_xlabel("CPU while idle (1 = one full core)")
-    _label_bars(ax_cpu, cpu, [f"{v:.0%}" for v in cpu])
-    median = [r.median_latency * 1000 for r in rows]
-    p90 = [r.p90_latency * 1000 for r in rows]
-    ax_lat.barh(y, median, color="tab:blue")
-    ax_lat.plot(p90, y, "k|", markersize=16, markeredgewidth=2)
-    ax_lat.set_xscale("log")
-    finite = [v for v in median + p90 if v > 0 and math.isfinite(v)] or [1.0]
-    ax_lat.set_xlim(min(finite) / 3, max(finite) * 40)
-    ax_lat.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax_lat.set_xlabel("reply latency, ms, log scale (bar: median, |: p90)")
-    _label_bars(ax_lat, p90, [f"{m:.2g} ms (p90 {p:.2g})" for m, p in zip(median, p90)],
-                log=True)
-    tput = [r.throughput for r in rows]
-    ax_tput.barh(y, tput, color="tab:green")
-    ax_tput.set_xlim(0, max(tput) * 1.35 if max(tput) > 0 else 1)
-    ax_tput.set_xlabel("throughput (messages/s)")
-    _label_bars(ax_tput, tput, [f"{v:,.0f}" for v in tput])
-    ax_cpu.set_yticks(y, labels)
-    ax_cpu.invert_yaxis()
-    for ax in (ax_cpu, ax_lat, ax_tput):
-        ax.grid(axis="y", visible=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def _label_bars(ax, ends, texts, log: bool = False) -> None:
-    """Write ``texts`` just right of each bar (or mark) ending at ``ends``."""
-    for i, (end, text) in enumerate(zip(ends, texts)):
-        if not math.isfinite(end):
-            continue
-        x = end * 1.25 if log else end
-        ax.annotate(text, (x, i), xytext=(4, 0), textcoords="offset points",
-                    va="center", fontsize=9)
+__all__ = [
+    "AlwaysWritableSelectServer", "HeartbeatSelectServer", "HighDescriptorOutcome",
+    "LimitDemo", "PartialSendReport", "compare_models", "count_partial_sends", "format_table",
+    "high_descriptor_client", "low_descriptors_taken", "measure_idle", "partial_send_report",
+    "plot_comparison", "select_on_high_descriptor", "serve_ready",
+]

@@ -13,9 +13,18 @@ Usage::
 
     server = SelectServer(name="demo").start()   # same name again stops this one first
     server.stop(); server.stop()                  # idempotent
+    server.address          # ServerStoppedError: "server 'demo' was stopped (...); run the
+                            # cell that starts it again"
+
+    server.stop(grace=1.0)  # graceful: no new clients, no more reading; the replies to what
+                            # was read are sent (for up to 1 s), then every socket is closed
+
+Starting and stopping cannot be cut in half by Ctrl-C (see :mod:`nbio_helpers.interrupts`): an
+interrupt during ``start()`` leaves no server behind, one during ``stop()`` lets it finish.
 """
 from __future__ import annotations
 
+import collections
 import ipaddress
 import itertools
 import socket
@@ -26,6 +35,8 @@ import warnings
 from . import registry
 from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
+from .interrupts import interrupts_deferred, uninterruptible
+from .limits import ensure_fd_room
 
 HIGH_WATER = 1024 * 1024
 """Backpressure: stop reading a connection whose pending output exceeds this many bytes."""
@@ -50,6 +61,13 @@ _unnamed = itertools.count(1)
 
 class ServerStopTimeout(RuntimeError):
     """The server thread did not end within the time ``stop()`` allowed."""
+
+
+class ServerStoppedError(RuntimeError):
+    """A stopped server was used: its sockets are closed, and it cannot be started again."""
+
+
+STOPPED_BY_STOP = "stop() was called"
 
 
 class Server:
@@ -90,83 +108,193 @@ class Server:
         self.sock_buffer_size = sock_buffer_size
         self.events = EventLog(enabled=record_events)
         self.cpu = ThreadCPU()
+        if self.cpu.needs_samples:   # e.g. macOS: each event recorded also reports the CPU used
+            self.events.on_record = self.cpu.sample
         self.error: BaseException | None = None
         self.listener: socket.socket | None = None
+        self.unfinished = 0
+        """Connections a graceful stop had to close before their replies were all sent."""
+        self._address: tuple[str, int] | None = None
         self._waker_r: socket.socket | None = None
         self._waker_w: socket.socket | None = None
-        self._stop_requested = threading.Event()
+        self._stop_requested = threading.Event()   # stop accepting and reading; return soon
+        self._stop_now = threading.Event()         # ... and close every connection at once
+        self._grace_until: float | None = None     # a graceful stop's deadline (monotonic)
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._stopped_because = ""
         self._error_raised = False
         self._conn_ids = itertools.count(1)
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, object] = {}   # accepted socket -> its owner (or None)
         self._open_lock = threading.Lock()
+        self._refused: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Server":
-        """Bind, listen and start the loop in a daemon thread. Returns ``self``."""
+        """Bind, listen and start the loop in a daemon thread. Returns ``self``.
+
+        Interrupted (Ctrl-C) or failing half-way, it undoes what it did and raises: no thread,
+        no socket and no registry entry is left behind.
+        """
+        if self._stopped:
+            raise ServerStoppedError(f"{self._stale_message()}; a stopped server cannot be "
+                                     "started again")
         if self._thread is not None:
             raise RuntimeError(f"server {self.name!r} was already started")
         if not is_loopback(self.host):
             warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
                           "from the network", stacklevel=2)
-        registry.stop_named(self.name)  # first, so a fixed port is free again
+        try:
+            with interrupts_deferred():   # an interrupt is delivered as the block ends...
+                self._start()
+        except BaseException:             # ... and lands here, as a failure does
+            uninterruptible(self._undo_start)
+            raise
+        return self
+
+    def _start(self) -> None:
+        registry.stop_named(self.name, reason=f"a new server named {self.name!r} replaced it")
+        ensure_fd_room(self.backlog)    # room for as many clients as may wait (macOS: 256)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.listener = socket.create_server((self.host, self.port), family=family,
                                              backlog=self.backlog)
+        self._address = self.listener.getsockname()[:2]
         # Accepted sockets inherit the listener's buffer sizes (also those asyncio accepts).
         self.set_buffer_sizes(self.listener)
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
-        registry.register(self)
         self._thread = threading.Thread(target=self._run, name=f"nbio-{self.name}", daemon=True)
+        registry.register(self)
         self._thread.start()
-        return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def _undo_start(self) -> None:
+        """Leave no trace of a start that failed or was interrupted (idempotent)."""
+        if self._thread is not None and self._thread.ident is not None:  # the loop ran
+            self._teardown(timeout=5.0, reason="it was interrupted while starting")
+            return
+        registry.unregister(self)
+        for sock in (self.listener, self._waker_r, self._waker_w):
+            if sock is not None:
+                sock.close()
+        self.listener = self._waker_r = self._waker_w = self._thread = None
+        self._address = None
+
+    def stop(self, timeout: float = 5.0, *, grace: float = 0.0, reason: str | None = None) -> None:
         """Stop the loop, join its thread(s), close every socket. Safe to call twice.
+
+        Parameters
+        ----------
+        timeout:
+            Seconds to wait for the thread(s) to end once they are told to stop at once.
+        grace:
+            0 (the default): close every connection at once. More: a graceful stop that lasts
+            at most ``grace`` seconds: accept no new client and read no more, send the replies
+            to what was read, then close each connection the polite way (our EOF, then the
+            client's). A ``KeyboardInterrupt`` during the grace period stops at once (and is
+            raised again afterwards). :attr:`unfinished` counts the connections cut short.
+        reason:
+            Why the server is stopped, for the error it raises if it is used afterwards
+            (default: "stop() was called").
 
         Raises the exception that killed the loop, if any (once; it stays on ``.error``),
         and :class:`ServerStopTimeout` if the thread does not end within ``timeout``.
         """
         if self._thread is None or self._stopped:
             return
-        self._stop_requested.set()
-        self._wake()
-        self.on_stop()
-        self._thread.join(timeout)
-        alive = self._thread.is_alive()
-        self._join_workers(timeout)
-        self._close_all()
-        self._stopped = True
-        registry.unregister(self)
-        if alive:
+        try:
+            if grace > 0 and not self.stopping:
+                self._finish(grace)
+        finally:   # even if interrupted: half-stopped, the server would keep its sockets
+            uninterruptible(self._teardown, timeout, reason or STOPPED_BY_STOP)
+        if self._thread.is_alive():
             raise ServerStopTimeout(f"server {self.name!r} did not stop within {timeout} s")
         if self.error is not None and not self._error_raised:
             self._error_raised = True
             raise self.error
 
+    def _finish(self, grace: float) -> None:
+        """The graceful part of ``stop(grace=...)``: let the loop finish by itself, in time."""
+        self._grace_until = time.monotonic() + grace
+        self._stop_requested.set()
+        self._wake()
+        self._thread.join(max(0.0, self._grace_until - time.monotonic()))
+        self._join_workers(max(0.0, self._grace_until - time.monotonic()))
+
+    def _teardown(self, timeout: float, reason: str) -> None:
+        """The fast stop: wake everything, join, close every socket, forget the server.
+
+        Every step runs even if an earlier one fails (the first failure is raised at the end):
+        what matters most is that nothing is left open or registered."""
+        self._stopped_because = reason
+        if self._grace_until is not None:
+            self.unfinished = self.open_connections()
+        self._stop_requested.set()
+        self._stop_now.set()
+        failure = None
+        for step in (self._wake, self.on_stop, lambda: self._join_thread(timeout),
+                     lambda: self._join_workers(timeout), self._close_all,
+                     lambda: registry.unregister(self)):
+            try:
+                step()
+            except BaseException as exc:  # noqa: BLE001 - raised below, after every step
+                failure = failure or exc
+        self._stopped = True
+        if failure is not None:
+            raise failure
+
+    def _join_thread(self, timeout: float) -> None:
+        if self._thread.ident is not None:   # it was started
+            self._thread.join(timeout)
+
     def __enter__(self) -> "Server":
-        if self._thread is None:
-            self.start()
+        if self._thread is None or self._stopped:
+            self.start()   # a stopped server raises ServerStoppedError here
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.stop()
+        try:
+            self.stop()
+        except KeyboardInterrupt:   # it came as stop() began: stop anyway, then say so
+            if not self._stopped and self._thread is not None:
+                uninterruptible(self._teardown, 5.0, STOPPED_BY_STOP)
+            raise
 
     @property
     def address(self) -> tuple[str, int]:
         """``(host, port)`` to connect to."""
-        if self.listener is None:
+        if self._stopped:
+            raise ServerStoppedError(self._stale_message())
+        if self._address is None:
             raise RuntimeError("the server is not started: call start() first")
-        host, port = self.listener.getsockname()[:2]
-        return host, port
+        return self._address
+
+    def _stale_message(self) -> str:
+        return (f"server {self.name!r} was stopped ({self._stopped_because}); run the cell "
+                "that starts it again")
 
     @property
     def stopping(self) -> bool:
-        """True once ``stop()`` was called: the loop must return soon."""
+        """True once ``stop()`` was called: accept and read no more, return soon."""
+        self.cpu.sample()   # every loop checks this each turn: where CPU time is self-reported
         return self._stop_requested.is_set()
+
+    @property
+    def in_grace_period(self) -> bool:
+        """True during a graceful stop's grace period: replies to what was read still go out."""
+        return (self._grace_until is not None and not self._stop_now.is_set()
+                and time.monotonic() < self._grace_until)
+
+    def grace_left(self) -> float:
+        """Seconds left in a graceful stop's grace period (0 when there is none)."""
+        if self._grace_until is None or self._stop_now.is_set():
+            return 0.0
+        return max(0.0, self._grace_until - time.monotonic())
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``stop()`` has finished: every socket is closed."""
+        return self._stopped
 
     @property
     def running(self) -> bool:
@@ -177,6 +305,16 @@ class Server:
         """CPU seconds used so far by this server's own thread(s)."""
         return self.cpu.total()
 
+    def refusals(self) -> dict[str, int]:
+        """Clients turned away so far, by reason: ``{"out of descriptors (ulimit -n 64)": 3}``."""
+        with self._open_lock:
+            return dict(self._refused)
+
+    def open_connections(self) -> int:
+        """How many accepted connections are open now."""
+        with self._open_lock:
+            return len(self._open)
+
     def __repr__(self) -> str:
         state = "running" if self.running else ("stopped" if self._stopped else "not started")
         return f"<{type(self).__name__} {self.name!r} {state}>"
@@ -186,11 +324,22 @@ class Server:
         """The loop. Runs in the server thread; must return soon after :attr:`stopping`."""
         raise NotImplementedError
 
+    def finish_replies(self) -> None:
+        """Hook, graceful stop only: runs in the server thread after :meth:`serve` returned.
+
+        The default sends the pending output of every :class:`~nbio_helpers.connection.Connection`
+        (the polling, select and selectors models) until the grace period ends.
+        """
+        from .connection import Connection, finish_replies  # connection.py needs no server
+        with self._open_lock:
+            connections = [c for c in self._open.values() if isinstance(c, Connection)]
+        finish_replies(self, connections)
+
     def on_stop(self) -> None:
-        """Hook: called by ``stop()`` after waking the loop (e.g. to unblock workers)."""
+        """Hook: called by the fast stop after waking the loop (e.g. to unblock workers)."""
 
     def _join_workers(self, timeout: float) -> None:
-        """Hook: join extra threads (the ``threads`` model)."""
+        """Hook: join extra threads (the ``threads`` model), ``timeout`` seconds in all."""
 
     def new_conn_id(self) -> int:
         """A small integer naming a connection in the event log."""
@@ -202,21 +351,37 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sock_buffer_size)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.sock_buffer_size)
 
-    def track(self, sock: socket.socket) -> int:
-        """Note an accepted socket (so ``stop()`` closes it); returns its connection id."""
+    def track(self, sock: socket.socket, owner=None) -> int:
+        """Note an accepted socket (so ``stop()`` closes it); returns its connection id.
+
+        ``owner``: the object that serves it (a Connection), found again by a graceful stop.
+        """
         self.set_buffer_sizes(sock)
         with self._open_lock:
-            self._open.add(sock)
+            self._open[sock] = owner
         cid = self.new_conn_id()
         self.events.record(ACCEPT, cid)
         return cid
 
     def close_connection(self, sock: socket.socket, cid: int | None, reason: str) -> None:
-        """Close an accepted socket and record why."""
+        """Close an accepted socket and record why.
+
+        During a graceful stop a blocking socket (``blocking`` and ``threads`` models) is
+        closed the polite way, see :func:`close_politely`.
+        """
+        if self.in_grace_period and sock.gettimeout() != 0.0:
+            close_politely(sock, self._grace_until)
         with self._open_lock:
-            self._open.discard(sock)
+            self._open.pop(sock, None)
         sock.close()
         self.events.record(CLOSE, cid, detail=reason)
+
+    def count_refusal(self, why: str) -> None:
+        """Count a client turned away; ``why`` is a short reason (see :meth:`refusals`).
+
+        Counted even without ``record_events``, so that ``serve`` can report them."""
+        with self._open_lock:
+            self._refused[why] += 1
 
     def wait_for_client(self) -> bool:
         """Block until a client is waiting to be accepted; False if asked to stop instead.
@@ -248,13 +413,15 @@ class Server:
     def _wake(self) -> None:
         try:
             self._waker_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # already full of wake-ups, or already closed: the loop will see the flag
+        except (BlockingIOError, OSError, AttributeError):
+            pass  # already full of wake-ups, already closed, or never opened
 
     def _run(self) -> None:
         self.cpu.enter()
         try:
             self.serve()
+            if self.in_grace_period:
+                self.finish_replies()
         except BaseException as exc:  # keep it for stop() to re-raise in the caller's thread
             self.error = exc
             self.events.record(ERROR, detail=f"{type(exc).__name__}: {exc}")
@@ -263,12 +430,30 @@ class Server:
 
     def _close_all(self) -> None:
         with self._open_lock:
-            sockets, self._open = list(self._open), set()
+            sockets, self._open = list(self._open), {}
         for sock in sockets:
             sock.close()
         for sock in (self.listener, self._waker_r, self._waker_w):
             if sock is not None:
                 sock.close()
+
+
+def close_politely(sock: socket.socket, deadline: float) -> None:
+    """End a blocking connection without losing the end of the reply (graceful stops).
+
+    Closing a socket that still has unread input makes the kernel reset the connection, and a
+    reset throws away whatever the peer has not yet received of the reply. So: send our EOF
+    (``shutdown(SHUT_WR)``), then read and drop what the peer still sends until its EOF (it
+    has everything then) or ``deadline`` (``time.monotonic()``); the caller then closes.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(RECV_SIZE):
+                return
+    except OSError:   # reset, timed out: nothing more to do politely
+        pass
 
 
 def shutdown_quietly(sock: socket.socket) -> None:

@@ -2,26 +2,41 @@
 
 Usage from a shell::
 
-    python -m nbio_helpers client --port 8080          # type lines; Ctrl-D ends
+    python -m nbio_helpers client --port 8080          # type lines; end of input ends
     printf 'hello\\nworld\\n' | python -m nbio_helpers client --port 8080
 
 and from Python::
 
     exit_code = terminal_client(("127.0.0.1", 8080))
 
-One connection for the whole session. Each line is sent with its newline, and the reply is
-read until as many bytes came back as were sent (the echo protocol keeps the length), so the
-output is the input upper-cased, byte for byte. End of input ends the session cleanly (exit 0).
+One connection for the whole session. Each line is sent with its newline, and its echo is
+printed as it comes (the echo protocol keeps the length, so the output is the input
+upper-cased, byte for byte); the next prompt waits until the whole echo is in. End of input
+ends the session cleanly (exit 0): Ctrl-D at the start of a line on Linux and macOS,
+Ctrl-Z then Enter on Windows (:data:`END_OF_INPUT`); the prompt says which.
 A refused, dropped or silent connection is reported in one line on stderr (exit 1).
+
+The client reads while it sends, on a non-blocking socket watched by a selector, and holds
+at most a chunk of input at a time: a line of any length (50 MB, say) comes back whole in
+bounded memory. Sending a long line first and reading its echo afterwards would deadlock:
+the server stops reading while its replies are not read, and this client would stop reading
+while the server does not read.
 """
 from __future__ import annotations
 
+import codecs
+import selectors
 import socket
 import sys
 
-from .clients import connect, recv_exactly
+from .clients import connect
 
 PROMPT = "> "
+CHUNK = 64 * 1024
+"""The most input read, or echo received, at a time."""
+
+END_OF_INPUT = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
+"""The keys that end a terminal's input on this OS."""
 
 
 def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, stderr=None,
@@ -33,10 +48,11 @@ def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, s
     address:
         ``(host, port)`` of an echo server.
     timeout:
-        Seconds to wait for the connection and for each reply.
+        Seconds to wait for the connection, and for the server to go on reading or replying.
     stdin, stdout, stderr:
-        Text streams (default: the process's own). Lines are read from ``stdin.buffer`` when it
-        has one, so bytes that are not UTF-8 go through unchanged.
+        Text streams (default: the process's own). Input is read from ``stdin.buffer`` and
+        the echo written to ``stdout.buffer`` when they have one, so bytes that are not UTF-8
+        go through unchanged.
     prompt:
         Show a ``"> "`` prompt before each line. Default: only if ``stdin`` is a terminal.
     """
@@ -50,23 +66,119 @@ def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, s
     try:
         sock = connect(address, timeout)
     except OSError as exc:
-        print(f"nbio client: cannot connect to {where}: {_reason(exc)}", file=stderr)
+        print(f"nbio client: cannot connect to {where}: {connection_problem(exc)}", file=stderr)
         return 1
-    with sock:
+    if prompt:
+        print(f"connected to {where}: type lines, {END_OF_INPUT} to end", file=stderr)
+    with sock, EchoSession(sock, _Output(stdout), timeout) as session:
         try:
-            for line in _lines(stdin, stdout if prompt else None):
-                sock.sendall(line)
-                _write(stdout, recv_exactly(sock, len(line), timeout))
+            for piece, line_ended in _pieces(stdin, stdout if prompt else None):
+                session.send(piece)             # reading the echo meanwhile
+                if line_ended:
+                    session.wait_for_echo()     # the whole echo, before the next prompt
+            session.wait_for_echo()             # a last line without a newline
         except TimeoutError:
-            print(f"nbio client: no reply from {where} within {timeout} s", file=stderr)
+            print(f"nbio client: no reply from {where} within {timeout:g} s", file=stderr)
             return 1
         except OSError as exc:  # ConnectionError too: reset, broken pipe, closed early
-            print(f"nbio client: connection to {where} lost: {_reason(exc)}", file=stderr)
+            print(f"nbio client: connection to {where} lost: {connection_problem(exc)}",
+                  file=stderr)
             return 1
         except KeyboardInterrupt:
             print(file=stderr)
             return 130
     return 0
+
+
+class EchoSession:
+    """Send bytes on ``sock`` while its echo is written to ``output`` as it arrives.
+
+    :meth:`send` returns once every byte is handed to the kernel; :meth:`wait_for_echo`
+    once as many bytes came back as were sent. Both raise ``TimeoutError`` if the server
+    neither reads nor replies for ``timeout`` seconds, ``ConnectionError`` if it closes first.
+    """
+
+    def __init__(self, sock: socket.socket, output, timeout: float):
+        sock.setblocking(False)
+        self.sock = sock
+        self.output = output
+        self.timeout = timeout
+        self.outstanding = 0                 # bytes sent whose echo has not come yet
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_READ)
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._wait(selectors.EVENT_READ | selectors.EVENT_WRITE) & selectors.EVENT_WRITE:
+                try:
+                    sent = self.sock.send(view)
+                except BlockingIOError:      # readiness is a hint
+                    sent = 0
+                view = view[sent:]
+                self.outstanding += sent
+            self._receive()
+
+    def wait_for_echo(self) -> None:
+        while self.outstanding > 0:
+            self._wait(selectors.EVENT_READ)
+            self._receive()
+
+    def _wait(self, events: int) -> int:
+        """Wait until the socket is ready for ``events``; return what it is ready for."""
+        if self._selector.get_key(self.sock).events != events:
+            self._selector.modify(self.sock, events)
+        ready = self._selector.select(self.timeout)
+        if not ready:
+            raise TimeoutError(f"nothing happened for {self.timeout} s")
+        return ready[0][1]
+
+    def _receive(self) -> None:
+        try:
+            data = self.sock.recv(CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            raise ConnectionError(f"the server closed the connection with {self.outstanding:,} "
+                                  "bytes of echo still to come")
+        self.outstanding -= len(data)
+        self.output.write(data)
+
+    def close(self) -> None:
+        self._selector.close()
+        self.output.finish()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class _Output:
+    """Echo bytes to a text stream: to its ``.buffer`` as they are, else decoded as UTF-8
+    (a character split between two chunks is decoded whole)."""
+
+    def __init__(self, stdout):
+        self.stdout = stdout
+        self.binary = getattr(stdout, "buffer", None)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def write(self, data: bytes) -> None:
+        if self.binary is not None:
+            self.stdout.flush()              # a prompt written as text goes out first
+            self.binary.write(data)
+            self.binary.flush()
+        else:
+            self.stdout.write(self._decoder.decode(data))
+            self.stdout.flush()
+
+    def finish(self) -> None:
+        if self.binary is None:
+            rest = self._decoder.decode(b"", final=True)
+            if rest:
+                self.stdout.write(rest)
+                self.stdout.flush()
 
 
 def format_address(address) -> str:
@@ -75,30 +187,23 @@ def format_address(address) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _lines(stdin, prompt_to):
-    """Yield each input line as bytes, newline included; stops at end of input."""
+def _pieces(stdin, prompt_to):
+    """Yield the input as ``(bytes, line_ended)``: each line in pieces of at most CHUNK bytes,
+    ``line_ended`` True for the piece that ends with the newline. Prompts before each line."""
     binary = getattr(stdin, "buffer", None)
+    at_line_start = True
     while True:
-        if prompt_to is not None:
+        if at_line_start and prompt_to is not None:
             prompt_to.write(PROMPT)
             prompt_to.flush()
-        line = binary.readline() if binary is not None else stdin.readline().encode()
-        if not line:
-            if prompt_to is not None:
-                prompt_to.write("\n")   # leave the shell prompt on a fresh line after Ctrl-D
+        piece = binary.readline(CHUNK) if binary is not None else \
+            stdin.readline(CHUNK).encode("utf-8", errors="surrogateescape")
+        if not piece:
+            if prompt_to is not None and at_line_start:
+                prompt_to.write("\n")   # leave the shell prompt on a fresh line after end of input
             return
-        yield line
-
-
-def _write(stdout, data: bytes) -> None:
-    binary = getattr(stdout, "buffer", None)
-    if binary is not None:
-        stdout.flush()
-        binary.write(data)
-        binary.flush()
-    else:
-        stdout.write(data.decode("utf-8", errors="replace"))
-        stdout.flush()
+        at_line_start = piece.endswith(b"\n")
+        yield piece, at_line_start
 
 
 def _isatty(stream) -> bool:
@@ -108,7 +213,8 @@ def _isatty(stream) -> bool:
         return False
 
 
-def _reason(exc: OSError) -> str:
+def connection_problem(exc: OSError) -> str:
+    """A connection error in a few words: "connection refused (is the server running?)"."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the server running?)"
     if isinstance(exc, ConnectionError) and not exc.strerror:

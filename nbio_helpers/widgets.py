@@ -15,19 +15,29 @@ history of ``sent -> reply`` lines. From code (tests, or a cell driving the widg
 
 A callback never blocks for long: each request has a ``timeout`` (2 s by default); one
 connection is reused, and opened again if the server dropped it. Errors (no server, no
-reply in time) are shown in the widget as a sentence, never as a traceback.
+reply in time, a server that was stopped) are shown in the widget as a sentence, never as a
+traceback.
+
+Re-running the cell replaces the console, as re-running a cell that starts a server replaces
+the server: a console is registered under the name of the server it talks to (the server
+object given, or the running server at the address given), and a new console for the same
+server disconnects and disables the old one. Otherwise the old console would keep its
+connection, and a one-client-at-a-time server would serve nobody else. For two consoles on
+one server, name them: ``ClientConsole(server, name="A")``, ``ClientConsole(server, name="B")``.
+:func:`disconnect_all` (called by ``finish()``) closes every console's connection.
 """
 from __future__ import annotations
 
 import html
 import socket
-import weakref
 
 import ipywidgets as widgets
 
+from . import registry
 from .clients import connect, recv_exactly
+from .server import ServerStoppedError
 
-_consoles: "weakref.WeakSet[ClientConsole]" = weakref.WeakSet()
+REPLACED = "this console was replaced by a newer one for the same server: use that one"
 
 
 class ClientConsole(widgets.VBox):
@@ -41,6 +51,9 @@ class ClientConsole(widgets.VBox):
         Seconds one request may take (connect, send and reply), so a callback never hangs.
     max_lines:
         How many lines of history the reply area keeps.
+    name:
+        Registry key: a new console with the same key replaces this one. Default: the name
+        of the server it talks to (or ``HOST:PORT`` if no running server has that address).
 
     Attributes
     ----------
@@ -49,9 +62,12 @@ class ClientConsole(widgets.VBox):
         ``nbio-client-send``, ``nbio-client-reply``; the box is ``nbio-client-console``).
     history:
         The lines shown in the reply area, as plain text.
+    key:
+        The registry key (see ``name``).
     """
 
-    def __init__(self, address, *, timeout: float = 2.0, max_lines: int = 20):
+    def __init__(self, address, *, timeout: float = 2.0, max_lines: int = 20,
+                 name: str | None = None):
         self.text = widgets.Text(placeholder="type a message, then Enter or Send",
                                  layout=widgets.Layout(width="60%"))
         self.send_button = widgets.Button(description="Send", button_style="primary",
@@ -66,13 +82,15 @@ class ClientConsole(widgets.VBox):
         self.timeout = timeout
         self.max_lines = max_lines
         self.history: list[str] = []
+        self.is_replaced = False
         self._sock: socket.socket | None = None
         self._last_address: tuple = ("?", "?")
         self.send_button.on_click(lambda _button: self.submit())
         # Enter: the front end sends a "submit" message (Text.on_submit is deprecated in
         # ipywidgets 8; this is the message it listened to).
         self.text.on_msg(self._on_text_msg)
-        _consoles.add(self)
+        self.key = console_key(address, name)
+        registry.register_client(self.key, self)
 
     # ------------------------------------------------------------------ actions
     @property
@@ -84,7 +102,7 @@ class ClientConsole(widgets.VBox):
             return tuple(target)
         try:
             self._last_address = tuple(target.address)
-        except (OSError, RuntimeError):  # a stopped server's listener is closed
+        except (OSError, RuntimeError):  # a stopped server: its last address
             pass
         return self._last_address
 
@@ -100,6 +118,10 @@ class ClientConsole(widgets.VBox):
             self.text.value = ""
         if not message:
             return ""
+        if self.is_replaced:
+            line = f"{message} -> not sent: {REPLACED}"
+            self._show(line)
+            return line
         try:
             line = f"{message} -> {self._request(message)}"
         except Exception as exc:  # shown in the widget: a callback must never raise
@@ -117,6 +139,14 @@ class ClientConsole(widgets.VBox):
         """Empty the history."""
         self.history = []
         self.reply.value = self._render([])
+
+    def replaced(self) -> None:
+        """A newer console took this one's place: disconnect, and send nothing any more
+        (called by the registry; the text box and the button are disabled)."""
+        self.is_replaced = True
+        self.disconnect()
+        self.text.disabled = self.send_button.disabled = True
+        self._show(f"({REPLACED})")
 
     # ------------------------------------------------------------------ internals
     def _on_text_msg(self, _widget, content, _buffers) -> None:
@@ -138,6 +168,8 @@ class ClientConsole(widgets.VBox):
             raise
 
     def _exchange(self, data: bytes) -> str:
+        if getattr(self.target, "stopped", False):
+            self.target.address           # raises ServerStoppedError, which says why
         if getattr(self.target, "running", True) is False:
             raise ConnectionRefusedError("the server is not running")
         if self._sock is None:
@@ -148,6 +180,8 @@ class ClientConsole(widgets.VBox):
 
     def _explain(self, exc: BaseException) -> str:
         host, port = self.address[:2]
+        if isinstance(exc, ServerStoppedError):
+            return str(exc)
         if isinstance(exc, ConnectionRefusedError):
             return f"no server at {host}:{port} — is it running?"
         if isinstance(exc, TimeoutError):
@@ -167,10 +201,26 @@ class ClientConsole(widgets.VBox):
         return f"<pre style='margin:0.3em 0'>{body}</pre>"
 
 
-def disconnect_all() -> None:
-    """Close the connection of every client console (``finish()`` calls this)."""
-    for console in list(_consoles):
-        console.disconnect()
+def console_key(target, name: str | None = None) -> str:
+    """The registry key of a console talking to ``target`` (see :class:`ClientConsole`)."""
+    if name:
+        return f"console {name}"
+    if not isinstance(target, (tuple, list)):
+        return f"server {getattr(target, 'name', id(target))}"
+    address = tuple(target[:2])
+    for server_name, server in registry.running_servers().items():
+        try:
+            if tuple(server.address) == address:
+                return f"server {server_name}"
+        except RuntimeError:   # stopping meanwhile
+            continue
+    return f"address {address[0]}:{address[1]}"
 
 
-__all__ = ["ClientConsole", "disconnect_all"]
+def disconnect_all() -> int:
+    """Close the connection of every client console (``finish()`` does this); each opens a
+    new one if used again. Returns how many consoles there are."""
+    return registry.disconnect_clients()
+
+
+__all__ = ["ClientConsole", "console_key", "disconnect_all"]

@@ -8,6 +8,7 @@ serves new clients again.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import socket
@@ -85,7 +86,9 @@ class FakeListener:
 
 
 def fake_server(*outcomes):
-    return types.SimpleNamespace(listener=FakeListener(*outcomes), events=EventLog())
+    refused = collections.Counter()
+    return types.SimpleNamespace(listener=FakeListener(*outcomes), events=EventLog(),
+                                 refused=refused, count_refusal=lambda why: refused.update([why]))
 
 
 @posix_only
@@ -100,6 +103,7 @@ def test_accept_all_turns_a_client_away_when_out_of_descriptors():
         assert server.listener.outcomes == []       # ... then accept() said nobody waits
         [event] = server.events.events(ERROR)
         assert event.detail == "out of descriptors (EMFILE): a waiting client was turned away"
+        assert server.refused == {f"out of descriptors (ulimit -n {fd_limit()})": 1}
     assert RESERVE.held
 
 
@@ -153,28 +157,31 @@ with start_server(model, name="emfile") as server:
         except TimeoutError:                            # still waiting in the backlog
             closed = False
         # A spinning loop would make thousands of rounds in this window; an idle one none.
-        wakeups = server.events.count(WAKEUP)
+        wakeups, cpu = server.events.count(WAKEUP), server.cpu_time()
         time.sleep(0.3)
         witness.sendall(b"still served")                # one more round, for the witness
         witness_ok = recv_exactly(witness, 12, timeout=5) == b"STILL SERVED"
         wakeups = server.events.count(WAKEUP) - wakeups
+        cpu = server.cpu_time() - cpu
         client.close()                                  # frees descriptors: not before
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         for fd in fillers:
             os.close(fd)
         report["rounds"].append({
             "fillers": len(fillers), "turned_away": turned_away, "client_closed": closed,
-            "wakeups": wakeups, "witness_ok": witness_ok,
+            "wakeups": wakeups, "cpu": cpu, "witness_ok": witness_ok,
             "served_after": request(server.address, b"after", timeout=5) == b"AFTER",
             "reserve_held": RESERVE.held})
     witness.close()
     report["errors"] = [e.detail for e in server.events.events(ERROR)]
+    report["refusals"] = server.refusals()
+    report["limit"] = limit
 print(json.dumps(report))
 """
 
 
 @pytest.mark.skipif(sys.platform not in ("linux", "darwin"), reason="Linux and macOS only")
-@pytest.mark.parametrize("model", ["threads", "select", "selectors", "tasks"])
+@pytest.mark.parametrize("model", ["threads", "select", "selectors", "asyncio", "tasks"])
 def test_out_of_descriptors_the_loop_does_not_spin_and_recovers(model):
     # Not the busy polling model: out of descriptors, Linux's accept() fails with EMFILE even
     # when nobody is waiting, so a busy loop frees and retakes its reserve descriptor all the
@@ -188,7 +195,92 @@ def test_out_of_descriptors_the_loop_does_not_spin_and_recovers(model):
         assert round_["fillers"] > 0, round_             # the shortage really happened
         assert round_["turned_away"] and round_["client_closed"], round_
         assert round_["wakeups"] < 50, round_            # thousands if the loop spun
+        assert round_["cpu"] < 0.1, round_               # 0.3 s if it spun (asyncio did)
         assert round_["witness_ok"] and round_["served_after"], round_
         assert round_["reserve_held"], round_
     assert report["errors"] == ["out of descriptors (EMFILE): a waiting client was turned "
                                 "away"] * 2
+    assert report["refusals"] == {f"out of descriptors (ulimit -n {report['limit']})": 2}
+
+
+def test_threads_model_turns_a_client_away_when_no_thread_can_start(monkeypatch):
+    import threading
+
+    from nbio_helpers import request, start_server
+    from nbio_helpers.server import wait_until
+
+    real_start = threading.Thread.start
+    refuse = {"next": True}
+
+    def start(thread):
+        if thread.name.startswith("nbio-starved-client-") and refuse.pop("next", False):
+            raise RuntimeError("can't start new thread")
+        return real_start(thread)
+
+    with start_server("threads", name="starved") as server:
+        monkeypatch.setattr(threading.Thread, "start", start)
+        with socket.create_connection(server.address, timeout=5) as first:
+            try:
+                assert first.recv(1) == b""            # closed: no thread for it
+            except ConnectionResetError:
+                pass
+        assert wait_until(lambda: server.refusals() == {"cannot start another thread": 1}, 5)
+        assert request(server.address, b"next") == b"NEXT"   # the loop lives on
+        assert server.running
+
+
+def test_accept_all_stops_at_its_limit():
+    first, second = socket.socketpair()
+    try:
+        server = fake_server(first, second)
+        assert accept_all(server, make=lambda sock, server: sock, limit=1) == [first]
+        assert server.listener.outcomes == [second]   # the next client is left waiting
+    finally:
+        first.close()
+        second.close()
+
+
+BLOCKING_SCRIPT = r"""
+import json, os, resource, socket, sys
+from nbio_helpers import request, start_server
+from nbio_helpers.server import wait_until
+
+with start_server("blocking", name="emfile") as server:
+    assert request(server.address, b"warm up") == b"WARM UP"
+    probe = os.open(os.devnull, os.O_RDONLY)
+    os.close(probe)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = probe + 16
+    client = socket.socket()
+    client.settimeout(5)
+    fillers = []
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < limit:
+        fillers.append(fd)
+    os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    client.connect(server.address)                  # accept() fails with EMFILE
+    turned_away = wait_until(lambda: sum(server.refusals().values()) > 0, 5)
+    try:
+        closed = client.recv(1) == b""
+    except ConnectionResetError:
+        closed = True
+    client.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for fd in fillers:
+        os.close(fd)
+    served_after = request(server.address, b"after", timeout=5) == b"AFTER"
+    alive = server.running
+print(json.dumps({"turned_away": turned_away, "closed": closed, "served_after": served_after,
+                  "alive": alive, "error": repr(server.error)}))
+"""
+
+
+@pytest.mark.skipif(sys.platform not in ("linux", "darwin"), reason="Linux and macOS only")
+def test_the_blocking_model_turns_a_client_away_and_goes_on_out_of_descriptors():
+    # It used to call a bare accept(): EMFILE ended its loop (kept on .error).
+    proc = subprocess.run([sys.executable, "-c", BLOCKING_SCRIPT], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report == {"turned_away": True, "closed": True, "served_after": True,
+                      "alive": True, "error": "None"}, report

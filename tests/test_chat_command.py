@@ -142,12 +142,12 @@ def test_sigterm_with_clients_connected_exits_0(chat_process):
 
 @pytest.mark.parametrize("args, message", [
     (["--port", "x"], "not a whole number"),
-    (["--port", "70000"], "a port is 0..65535"),
+    (["--port", "70000"], "a port must be 0 to 65,535"),
     (["--step", "nope"], "invalid choice"),
-    (["--idle-timeout", "-1"], "seconds must be >= 0"),
-    (["--idle-timeout", "0"], "more than 0 seconds"),
+    (["--idle-timeout", "-1"], "seconds must be more than 0"),
+    (["--idle-timeout", "0"], "seconds must be more than 0"),
     (["--step", "generators", "--idle-timeout", "5"], "needs timers"),
-    (["--max-line", "0"], "must be at least 1"),
+    (["--max-line", "0"], "--max-line must be 1 to"),
 ])
 def test_bad_arguments_exit_2_with_usage_and_no_traceback(cli, args, message):
     done = cli("chat", *args)

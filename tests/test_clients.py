@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import threading
 
 import pytest
@@ -97,9 +98,12 @@ def test_run_load_checks_every_echo(select_server):
     assert result.ok, result.errors
     assert result.completed == 200 and len(result.latencies) == 200
     assert result.messages_per_second > 0
-    assert 0 < result.median_latency <= result.p99_latency
+    slow = result.tail_latency
+    assert slow.name == "p90" and 0 < result.median_latency <= slow.value   # 200 echoes
+    assert result.p99_latency != result.p99_latency     # nan: 200 echoes cannot name a p99
     summary = result.summary()
     assert summary["ok"] is True and summary["completed"] == 200
+    assert (summary["tail_name"], summary["tail_latency_s"]) == tuple(slow)
 
 
 def test_run_load_reports_a_refused_connection(free_port):
@@ -149,6 +153,14 @@ def test_terminal_client_shows_a_prompt_when_asked(select_server):
     code, out, _ = run_terminal(select_server.address, b"hi\n", prompt=True)
     assert code == 0
     assert out == b"> HI\n> \n"
+
+
+def test_terminal_client_says_how_to_end_input_on_this_os(select_server, monkeypatch):
+    from nbio_helpers import terminal
+    code, _, err = run_terminal(select_server.address, b"", prompt=True)
+    assert code == 0 and f"type lines, {terminal.END_OF_INPUT} to end" in err
+    expected = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
+    assert terminal.END_OF_INPUT == expected
 
 
 def test_terminal_client_no_prompt_when_piped(select_server):

@@ -140,9 +140,10 @@ CASES = {
     "nb01.recv_exactly_timeout": (nb01.check_recv_exactly_timeout, None, 0,
                                   PURE + ["close", "recv", "select"]),
     "nb01.why_second_client_waited": (nb01.check_why_second_client_waited, None, 0, PURE),
-    "nb02.recv_nonblocking": (nb02.check_recv_nonblocking, None, 0, PURE + ["close", "select"]),
+    "nb02.recv_nonblocking": (nb02.check_recv_nonblocking, None, 0,
+                              PURE + ["close", "recv", "select"]),
     "nb02.send_all_nonblocking": (nb02.check_send_all_nonblocking, None, 0,
-                                  PURE + ["close", "select"]),
+                                  PURE + ["close", "recv", "select"]),
     "nb03.send_pending": (nb03.check_send_pending, t03.send_pending, 1, PURE),
     "nb03.accept_new": (nb03.check_accept_new, t03.accept_new, 1, PURE + ["select"]),
     "nb04.select_round": (nb04.check_select_round, t04.reference, 0, PURE + ["close", "select"]),
@@ -224,7 +225,8 @@ def test_hostile_code_gets_a_verdict_and_is_stopped(name, kind, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("name", ["nb01.recv_exactly_timeout", "nb04.select_round",
+@pytest.mark.parametrize("name", ["nb01.recv_exactly_timeout", "nb02.send_all_nonblocking",
+                                  "nb04.select_round",
                                   "nb05.idle_timeout.serve", "nb05.idle_timeout.init",
                                   "nb06.framer", "nb06.timer_loop", "nb06.chat_handler"])
 @pytest.mark.parametrize("kind", ["sleep", "swallow"])

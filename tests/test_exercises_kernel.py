@@ -47,11 +47,18 @@ CASES = {
         """, RECV_CHECK, "did not return within"),
     "blocking recv() without timeout (01)": ("""
         def recv_exactly_timeout(sock, n, timeout):
-            sock.settimeout(None)
-            data = b''
-            while len(data) < n:
-                data += sock.recv(n - len(data))
-            return data
+            old = sock.gettimeout()
+            sock.settimeout(None)               # blocks forever on the peer that stalls
+            try:
+                data = b''
+                while len(data) < n:
+                    chunk = sock.recv(n - len(data))
+                    if not chunk:
+                        raise ConnectionError('closed')
+                    data += chunk
+                return data
+            finally:
+                sock.settimeout(old)
         """, RECV_CHECK, "did not return within"),
     "select() without timeout (04)": ("""
         import select

@@ -205,6 +205,7 @@ def test_accept_new_reference_passes(capsys):
     assert verdict(capsys).startswith(PASS_PREFIX)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong, expected", [
     (leaves_blocking, "setblocking(False)"),
     (forgets_nobody_waiting, "BlockingIOError"),

@@ -105,6 +105,7 @@ def test_reference_passes(capsys):
     assert no_learner_threads_left()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mistake, expected", [
     ({"write_always": True}, "it spins"),

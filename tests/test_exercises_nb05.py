@@ -107,6 +107,7 @@ def test_reference_passes(capsys):
     assert verdict(capsys).startswith(PASS_PREFIX)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong, hint", [
     (variant(no_timeout=True), "give select() a timeout"),
     (variant(only_ready=True), "not only the ready ones"),

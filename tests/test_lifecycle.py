@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 
-from nbio_helpers import (MODELS, Server, ServerStopTimeout, connect, recv_exactly, request,
-                          running_servers, start_server, stop_all)
+from nbio_helpers import (MODELS, Server, ServerStoppedError, ServerStopTimeout, connect,
+                          recv_exactly, request, running_servers, start_server, stop_all)
 from nbio_helpers.events import CLOSE, ERROR
 from nbio_helpers.server import wait_until
 
@@ -66,6 +66,35 @@ def test_stop_before_start_is_harmless(model):
     server.stop()
     with pytest.raises(RuntimeError, match="not started"):
         server.address
+
+
+STALE = r"; run the cell that starts it again"
+
+
+def test_a_stopped_server_explains_itself(model):
+    server = start_server(model, name="stale")
+    server.stop()
+    with pytest.raises(ServerStoppedError,
+                       match=r"^server 'stale' was stopped \(stop\(\) was called\)" + STALE + "$"):
+        server.address
+    with pytest.raises(ServerStoppedError, match="cannot be started again"):
+        server.start()
+    with pytest.raises(ServerStoppedError, match="cannot be started again"):
+        with server:
+            pass
+    assert isinstance(ServerStoppedError("x"), RuntimeError)   # as "not started" is
+
+
+def test_replaced_and_finished_servers_say_why():
+    old = start_server("select", name="demo")
+    new = start_server("select", name="demo")
+    with pytest.raises(ServerStoppedError, match=r"\(a new server named 'demo' replaced it\)" + STALE):
+        old.address
+    assert request(new.address, b"new") == b"NEW"
+    stop_all()
+    with pytest.raises(ServerStoppedError,
+                       match=r"\(finish\(\) or stop_all\(\) stopped every server\)" + STALE):
+        new.address
 
 
 def test_start_twice_raises(server):
@@ -247,3 +276,16 @@ def test_stop_all_does_not_raise_for_a_dead_loop():
 def test_closed_connections_are_recorded(server):
     assert request(server.address, b"bye") == b"BYE"
     assert wait_until(lambda: server.events.count(CLOSE) >= 1, 5)
+
+
+def test_a_failed_start_can_be_tried_again(model, open_fds):
+    busy = start_server("select", name="busy")
+    port = busy.address[1]
+    fds = open_fds()
+    server = MODELS[model](port=port, name="retry")
+    with pytest.raises(OSError):
+        server.start()                             # the port is taken
+    assert open_fds() == fds and "retry" not in running_servers()
+    busy.stop()
+    with server:                                   # the same object, the port free now
+        assert request(server.address, b"again") == b"AGAIN"

@@ -292,6 +292,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_execute_notebooks_rewrites_a_good_notebook_in_place(tmp_path):
     path = tmp_path / "00_sample.ipynb"
@@ -305,6 +306,7 @@ def test_execute_notebooks_rewrites_a_good_notebook_in_place(tmp_path):
     assert "execution" not in nb.cells[3].metadata                 # no timing metadata
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_execute_notebooks_fails_on_an_unexpected_error(tmp_path):
     path = tmp_path / "00_broken.ipynb"

@@ -19,6 +19,7 @@ print(threading.active_count(), len(os.listdir('/proc/self/fd')))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", ["01_blocking_recv.ipynb", "03_polling_loop.ipynb"])

@@ -1,4 +1,5 @@
-"""nbio_helpers.scaling: the cost of one wait with N idle sockets (structure only, no timings)."""
+"""nbio_helpers.scaling: the cost of one wait with N idle sockets (structure only, no timings;
+the slopes are asserted in test_relations.py)."""
 import os
 import selectors
 
@@ -11,7 +12,7 @@ import pytest  # noqa: E402
 from nbio_helpers import FD_SETSIZE  # noqa: E402
 from nbio_helpers import scaling  # noqa: E402
 from nbio_helpers.scaling import (ScalingResult, available_selectors, fd_limit,  # noqa: E402
-                                  measure_scaling, plot_scaling, raise_fd_limit)
+                                  fit_slope, measure_scaling, plot_scaling, raise_fd_limit)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,13 +27,18 @@ def test_available_selectors_include_select_and_the_default():
     assert selectors.DefaultSelector in found.values()
 
 
-def test_every_selector_is_measured_at_every_n():
+@pytest.mark.parametrize("wait", [True, False])
+def test_every_selector_is_measured_at_every_n(wait):
     before = open_fds()
-    result = measure_scaling([5, 50], budget_per_point=0.005)
-    assert set(result.seconds) == set(available_selectors())
+    result = measure_scaling([5, 50], budget_per_point=0.005, trials=2, wait=wait)
+    assert set(result.seconds) == set(available_selectors()) == set(result.floor)
+    assert result.wait is wait
     for name, by_n in result.seconds.items():
         assert sorted(by_n) == [5, 50], name
         assert all(seconds > 0 for seconds in by_n.values())
+        assert all(lo <= by_n[n] <= hi for n, (lo, hi) in result.spread[name].items())
+        assert result.floor[name] > 0 and result.per_socket(name) == pytest.approx(
+            (by_n[50] - result.floor[name]) / 50)
     rows = result.table()
     assert len(rows) == 2 * len(result.seconds)
     assert {"selector", "n", "us_per_call"} == set(rows[0])
@@ -51,9 +57,10 @@ def test_select_stops_at_fd_setsize_and_ends_its_line_there():
         pytest.skip("the descriptor limit cannot be raised past FD_SETSIZE here")
     result = measure_scaling([10, FD_SETSIZE + 50], names=["select", "poll"] if "poll" in
                              available_selectors() else ["select"], budget_per_point=0.005)
-    assert "FD_SETSIZE" in result.skipped["select"][FD_SETSIZE + 50]
+    assert "descriptor 1024 reached" in result.skipped["select"][FD_SETSIZE + 50]
     ns = sorted(result.seconds["select"])
     assert ns[0] == 10 and 10 < ns[-1] < FD_SETSIZE   # measured once more, at its limit
+    assert result.select_limit == ns[-1]
     if "poll" in result.seconds:
         assert sorted(result.seconds["poll"]) == [10, FD_SETSIZE + 50]
 
@@ -63,6 +70,37 @@ def test_n_beyond_the_descriptor_limit_is_skipped(monkeypatch):
     result = measure_scaling([10, 500], names=["select"], budget_per_point=0.005)
     assert sorted(result.seconds["select"]) == [10]
     assert "descriptor limit is 200" in result.skipped["select"][500]
+
+
+def test_the_ready_socket_is_reached_last():
+    # select() scans descriptors in increasing order: the ready one must be the highest, or
+    # the kernel stops registering (fs/select.c sets _qproc to NULL) before the idle ones.
+    import socket
+    a, b = socket.socketpair()
+    idle = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
+    try:
+        highest = max(s.fileno() for s in idle + [a, b])
+        ready = scaling._high_active(a, highest)
+        if os.name != "nt":
+            assert ready.fileno() > highest
+        ready.close()
+    finally:
+        for s in idle + [a, b]:
+            s.close()
+
+
+def test_fit_slope():
+    linear = {n: n * 1e-8 for n in (100, 300, 1000, 3000)}
+    flat = {n: 1e-6 for n in (100, 300, 1000, 3000)}
+    assert fit_slope(linear) == pytest.approx(1.0)
+    assert fit_slope(flat) == pytest.approx(0.0)
+    assert fit_slope({10: 1e-6, 30: 3e-6}) == pytest.approx(1.0)    # smaller N taken in
+    assert fit_slope({10: 1e-6}) != fit_slope({10: 1e-6})            # nan: one point
+    # select stops near descriptor 1024: 1000 and 1012 alone would give any slope at all.
+    near = {10: 1e-7, 100: 1e-6, 1000: 1e-5, 1012: 1.3e-5}
+    assert 0.9 < fit_slope(near) < 1.2
+    result = ScalingResult({"poll": linear, "epoll": flat}, {})
+    assert result.slopes() == {"poll": pytest.approx(1.0), "epoll": pytest.approx(0.0)}
 
 
 def test_raise_fd_limit_never_lowers():
@@ -76,7 +114,21 @@ def test_plot_is_log_log():
     fig = plot_scaling(result)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    assert [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")] \
-        == ["select", "epoll"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["select (slope 0.65)",
+                                                                    "epoll (slope 0.00)"]
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_plot_shows_slopes_floors_and_descriptor_1024():
+    result = ScalingResult({"select": {300: 3e-5, 1000: 1e-4}, "epoll": {300: 1e-6, 1000: 1e-6}},
+                           {}, spread={"select": {300: (2.9e-5, 3.1e-5), 1000: (1e-4, 1e-4)}},
+                           floor={"select": 2e-6, "epoll": 1e-6}, select_limit=1000)
+    fig = plot_scaling(result)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(legend) == ["epoll (slope 0.00)", "floor: N = 0, the call itself",
+                              "select (slope 1.00)"]
+    assert any("descriptor 1024" in t.get_text() for t in ax.texts)
     import matplotlib.pyplot as plt
     plt.close(fig)

@@ -133,6 +133,7 @@ def test_no_notebook_is_an_error(tmp_path):
         write_student_edition(tmp_path / "empty", tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
@@ -194,6 +195,7 @@ def test_solution_bodies_finds_code_and_markdown_answers():
     assert solution_bodies(sample_notebook()) == ["return x * 2", "Because."]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", [SAMPLE] + [p.name for p in NOTEBOOKS])
 def test_student_edition_checkers_fail_cleanly(editions, name):

@@ -90,11 +90,44 @@ def test_dead_server_is_a_sentence_not_a_traceback(consoles):
 
 
 def test_stopped_server_object(make_server, consoles):
-    server = make_server("select")
+    server = make_server("select", name="echo")
     console = consoles(server)
     assert console.submit("a") == "a -> A"
     server.stop()
-    assert console.submit("b").startswith("b -> no server at 127.0.0.1:")
+    assert console.submit("b") == ("b -> server 'echo' was stopped (stop() was called); run "
+                                   "the cell that starts it again")
+
+
+def test_server_replaced_under_the_console(make_server, consoles):
+    old = make_server("select", name="echo")
+    console = consoles(old)
+    make_server("select", name="echo")                 # the cell that starts it, run again
+    assert console.submit("hi") == ("hi -> server 'echo' was stopped (a new server named "
+                                    "'echo' replaced it); run the cell that starts it again")
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("target", ["address", "server"])
+def test_running_the_console_cell_again_replaces_the_console(make_server, consoles, target):
+    """Notebook 01: the blocking server serves one client at a time; a console left behind
+    by running its cell twice kept it busy, and the new console got no reply."""
+    server = make_server("blocking", name="echo")
+    first = consoles(server.address if target == "address" else server, timeout=1)
+    assert first.submit("one") == "one -> ONE"
+    second = consoles(server.address if target == "address" else server, timeout=1)
+    assert second.submit("two") == "two -> TWO"
+    assert first.is_replaced and first._sock is None
+    assert first.text.disabled and first.send_button.disabled
+    assert first.submit("three").startswith("three -> not sent: this console was replaced")
+    assert second.submit("four") == "four -> FOUR"
+
+
+def test_named_consoles_live_side_by_side(make_server, consoles):
+    server = make_server("threads", name="echo")
+    a, b = consoles(server, name="A"), consoles(server, name="B")
+    assert a.submit("a") == "a -> A" and b.submit("b") == "b -> B"
+    assert not a.is_replaced and not b.is_replaced
+    assert (a.key, b.key) == ("console A", "console B")
 
 
 @pytest.mark.timeout(20)
@@ -150,7 +183,7 @@ def test_history_is_bounded(make_server, consoles):
 
 def test_disconnect_all_closes_every_connection(make_server, consoles):
     server = make_server("select")
-    first, second = consoles(server), consoles(server)
+    first, second = consoles(server, name="first"), consoles(server, name="second")
     first.submit("a")
     second.submit("b")
     socks = [first._sock, second._sock]
@@ -158,3 +191,14 @@ def test_disconnect_all_closes_every_connection(make_server, consoles):
     assert first._sock is None and second._sock is None
     assert all(s.fileno() == -1 for s in socks)
     assert first.submit("c") == "c -> C"       # opens a new one
+
+
+def test_finish_disconnects_every_console(make_server, consoles, capsys):
+    from nbio_helpers.notebook import finish
+
+    console = consoles(make_server("select"))
+    assert console.submit("x") == "x -> X"
+    sock = console._sock
+    finish()
+    assert console._sock is None and sock.fileno() == -1
+    assert capsys.readouterr().out == "servers running: none\nnbio threads alive: 0\n"

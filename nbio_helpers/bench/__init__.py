@@ -23,7 +23,7 @@ Usage::
     python -m nbio_helpers bench --quick       # a few seconds; smoke test
     python -m nbio_helpers bench --clients 50 --json results.json --servers selectors,ref-asyncio
 
-    from nbio_helpers.bench import compare, comparison_table   # notebook-sized, in a cell
+    from nbio_helpers.measure import compare, comparison_table   # notebook-sized, in a cell
 
 One idea per module:
 
@@ -33,24 +33,39 @@ One idea per module:
 * :mod:`.measurements` — loopback ceiling, idle CPU, throughput, maximum connections;
 * :mod:`.runner` — one full run, in order, with progress;
 * :mod:`.report` — the targets, the table, the JSON;
-* :mod:`.comparison` — every model under the same load, small enough for notebook 05;
+* :mod:`.comparison` — deprecated aliases of :mod:`nbio_helpers.measure.comparison`;
 * :mod:`.command` — the ``bench`` command line.
-"""
-from .command import configure_parser, main, run
-from .comparison import NOTEBOOK_MODELS, ModelFigures, compare, comparison_table, plot_comparison
-from .load import BULK_BUFFER, bulk_send, echo_load, hold
-from .measurements import (idle_cpu, loopback_ceiling, max_connections, select_refusal,
-                           throughput)
-from .report import IDLE_CPU_TARGET, IDLE_TARGET_SERVERS, evaluate_targets, format_report
-from .runner import SIZES, Settings, machine_info, run_bench
-from .servers import REFERENCE, SERVERS, AsyncioStreamsReference, ThreadingTCPReference
-from .worker import LoadProcess, worker_main
 
-__all__ = [
-    "BULK_BUFFER", "IDLE_CPU_TARGET", "IDLE_TARGET_SERVERS", "NOTEBOOK_MODELS", "REFERENCE",
-    "SERVERS", "SIZES", "AsyncioStreamsReference", "LoadProcess", "ModelFigures", "Settings",
-    "ThreadingTCPReference", "bulk_send", "compare", "comparison_table", "configure_parser",
-    "echo_load", "evaluate_targets", "format_report", "hold", "idle_cpu", "loopback_ceiling",
-    "machine_info", "main", "max_connections", "plot_comparison", "run", "run_bench",
-    "select_refusal", "throughput", "worker_main",
-]
+The names below are imported on first use (PEP 562), so that ``import
+nbio_helpers.bench.worker`` (the client process, and :mod:`nbio_helpers.measure`) stays light
+and free of import cycles.
+"""
+import importlib
+
+_EXPORTS = {
+    ".command": ("configure_parser", "main", "run"),
+    ".comparison": ("compare", "comparison_table", "plot_comparison"),   # deprecated
+    ".load": ("BULK_BUFFER", "bulk_send", "echo_load", "hold", "sequential_echo"),
+    ".measurements": ("idle_cpu", "loopback_ceiling", "max_connections", "select_refusal",
+                      "throughput"),
+    ".report": ("IDLE_CPU_TARGET", "IDLE_TARGET_SERVERS", "evaluate_targets", "format_report"),
+    ".runner": ("SIZES", "Settings", "machine_info", "run_bench"),
+    ".servers": ("REFERENCE", "SERVERS", "AsyncioStreamsReference", "ThreadingTCPReference"),
+    ".worker": ("LoadProcess", "worker_main"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value     # next time without __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

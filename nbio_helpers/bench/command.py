@@ -10,9 +10,17 @@ import json
 import os
 import sys
 
+from ..cli_args import seconds, whole_number
+from ..limits import raise_fd_limit
 from .report import format_report, json_ready
 from .runner import Settings, run_bench
 from .servers import SERVERS
+from .worker import LoadProcessError
+
+MAX_CLIENTS = 1000
+"""Clients at once, at most: the servers' listen backlog is 1024, and the blocking model
+accepts one client at a time, so the others must all fit in the backlog."""
+MAX_CONNECTIONS = 100_000
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -21,44 +29,60 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                           "and socketserver servers.")
     parser.add_argument("--quick", action="store_true",
                         help="a small, fast run (seconds): short windows, 300 connections")
-    parser.add_argument("--clients", type=int, default=100, metavar="N",
-                        help="concurrent clients for throughput and idle CPU (default 100)")
-    parser.add_argument("--connections", type=int, default=None, metavar="N",
+    parser.add_argument("--clients", type=whole_number(1, MAX_CLIENTS, "--clients"),
+                        default=100, metavar="N",
+                        help="concurrent clients for throughput and idle CPU (default 100; "
+                             f"at most {MAX_CLIENTS:,}, the servers' listen backlog)")
+    parser.add_argument("--connections", type=whole_number(1, MAX_CONNECTIONS, "--connections"),
+                        default=None, metavar="N",
                         help="concurrent connections to hold on selectors "
                              "(default 5000; quick 300)")
-    parser.add_argument("--seconds", type=float, default=None, metavar="S",
+    parser.add_argument("--seconds", type=seconds(above=0, most=60), default=None, metavar="S",
                         help="measured seconds per throughput run (default 1.2; quick 0.3)")
-    parser.add_argument("--rounds", type=int, default=None, metavar="R",
-                        help="throughput rounds, best kept (default 4; quick 1)")
-    parser.add_argument("--servers", default=None, metavar="A,B",
+    parser.add_argument("--rounds", type=whole_number(1, 100, "--rounds"), default=None,
+                        metavar="R", help="throughput rounds, best kept (default 4; quick 1)")
+    parser.add_argument("--servers", type=server_list, default=None, metavar="A,B",
                         help=f"only these servers (default all: {','.join(SERVERS)})")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the results as JSON")
+    parser.set_defaults(usage_error=parser.error)
+
+
+def server_list(text: str) -> list[str]:
+    """``--servers A,B``: known server names, at least one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown server(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(SERVERS)}")
+    return names
+
+
+server_list.kind = "names"
+server_list.names = tuple(SERVERS)
 
 
 def run(args) -> int:
     """Run the benchmark as configured by :func:`configure_parser`; print the table."""
-    servers = None
-    if args.servers:
-        servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-        unknown = [s for s in servers if s not in SERVERS]
-        if unknown:
-            print(f"bench: unknown server(s) {', '.join(unknown)}; "
-                  f"choose from {', '.join(SERVERS)}", file=sys.stderr)
-            return 2
-    if args.clients < 1 or (args.rounds is not None and args.rounds < 1):
-        print("bench: --clients and --rounds must be at least 1", file=sys.stderr)
-        return 2
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        print(f"bench: cannot write {args.json}: no such folder", file=sys.stderr)
-        return 2   # said now, not after minutes of measuring
+        args.usage_error(f"cannot write {args.json}: no such folder")   # now, not after minutes
+    # The servers run in this process: each client takes a descriptor here (and in the load
+    # process, which inherits the limit).
+    limit = raise_fd_limit(args.clients * 2 + 200)
+    if limit is not None and limit < args.clients * 2 + 200:
+        args.usage_error(f"--clients {args.clients:,} needs about {args.clients * 2 + 200:,} "
+                         f"open descriptors; this process may have {limit:,}")
     settings = Settings(quick=args.quick, clients=args.clients, connections=args.connections,
-                        seconds=args.seconds, rounds=args.rounds, servers=servers)
+                        seconds=args.seconds, rounds=args.rounds, servers=args.servers)
     try:
         results = run_bench(settings, progress=_progress)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except LoadProcessError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
     print(format_report(results), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

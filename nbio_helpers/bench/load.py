@@ -1,9 +1,10 @@
-"""What the load process does: many echo clients, many idle connections, one bulk sender.
+"""What the client process does: timed echoes, many echo clients, idle connections, bulk.
 
 These functions run in the benchmark's *load process* (see :mod:`.worker`), never next to the
 servers they measure; they return plain numbers (JSON-able). They also work in-process, for
 tests::
 
+    sequential_echo("127.0.0.1", port, requests=20, spacing=(0, 0.001))   # latencies
     echo_load("127.0.0.1", port, clients=5, size=3000, warmup=0.05, duration=0.2)
     held = []
     hold(held, "127.0.0.1", port, count=20)     # {'opened': 20, 'echoed_ok': 20, ...}
@@ -12,6 +13,7 @@ Every echo is checked byte for byte against what was sent.
 """
 from __future__ import annotations
 
+import random
 import selectors
 import socket
 import statistics
@@ -19,6 +21,7 @@ import time
 
 from ..connection import echo_upper
 from ..limits import raise_fd_limit
+from ..stats import tail
 
 BULK_BUFFER = 4 * 1024 * 1024
 """Socket buffer size of the loopback ceiling's single connection."""
@@ -40,9 +43,12 @@ class _Client:
 
 
 def echo_load(host: str, port: int, clients: int, size: int, warmup: float, duration: float,
-              connect_timeout: float = 10.0) -> dict:
+              connect_timeout: float = 10.0, keep_latencies: bool = False) -> dict:
     """Run ``clients`` echo clients for ``warmup + duration`` seconds; count only the last
-    ``duration``. Every echo is checked byte for byte. Returns plain numbers (JSON-able)."""
+    ``duration``. Every echo is checked byte for byte. Returns plain numbers (JSON-able):
+    ``messages_per_second``, ``median_latency_s``, ``tail_latency_s`` with its
+    ``tail_name`` (``p99``, ``p90`` or ``max``: see :mod:`nbio_helpers.stats`), ``errors``...
+    """
     message = (b"echo me, nbio! " * (size // 15 + 1))[:size]
     expected = echo_upper(message)
     out = memoryview(message)
@@ -99,8 +105,8 @@ def echo_load(host: str, port: int, clients: int, size: int, warmup: float, dura
         sel.close()
         for c in conns:
             c.sock.close()
-    latencies.sort()
     done = len(latencies)
+    slowest = tail(latencies)
     return {
         "clients": clients, "size": size, "seconds": elapsed, "messages": done,
         "all_messages": total,
@@ -108,9 +114,117 @@ def echo_load(host: str, port: int, clients: int, size: int, warmup: float, dura
         "bytes_per_second": done * size / elapsed if elapsed > 0 else 0.0,
         "clients_served": sum(1 for c in conns if c.done),
         "median_latency_s": statistics.median(latencies) if latencies else None,
-        "p99_latency_s": latencies[min(done - 1, int(0.99 * done))] if latencies else None,
+        # The tail under its true name (nbio_helpers.stats): p99 only with 1,000 echoes.
+        "tail_latency_s": slowest.value if latencies else None, "tail_name": slowest.name,
         "errors": errors,
+        **({"latencies_s": latencies} if keep_latencies else {}),
     }
+
+
+def stratified_pauses(requests: int, spacing: tuple[float, float], rng: random.Random) -> list:
+    """``requests`` pauses spread uniformly over ``spacing``: one in each of ``requests``
+    equal slices, at a random point of it, in random order."""
+    low, high = spacing
+    pauses = [low + (high - low) * (k + rng.random()) / requests for k in range(requests)]
+    rng.shuffle(pauses)
+    return pauses
+
+
+def sequential_echo(host: str, port: int, requests: int = 100, size: int = 32,
+                    spacing: tuple[float, float] = (0.0, 0.0005), trials: int = 1,
+                    seed: int = 0, within: float = 5.0, pace: str = "spin") -> dict:
+    """Time ``requests`` echo round trips, one after another on one connection, per trial.
+
+    Before each request the client pauses a random time from ``spacing`` (seconds),
+    stratified (see :func:`stratified_pauses`). Why: a polling server that sleeps between
+    rounds answers just after it wakes; a client that sent its next request at once would
+    always arrive at the same point of the server's sleep. Pauses spread uniformly over the
+    polling period ``P`` (choose ``spacing`` spanning at least ``(0, P)``) spread arrivals
+    uniformly over the server's cycle, so the median wait is ``P / 2``; stratified, a few
+    requests already give a steady median. Each trial opens its own connection, and sends one
+    untimed request first (it meets the server at an unknown point of its cycle).
+    ``pace="spin"`` pauses on the clock (see :func:`_spin` for why), ``"sleep"`` with
+    ``time.sleep()``.
+
+    Returns ``{"trials": [[seconds, ...], ...], "requested": requests}`` (JSON-able). No new
+    request starts after ``within`` seconds (counted from the start); a trial cut short keeps
+    what it measured. (``within``, not ``timeout``: that name belongs to the request.)
+
+    Raises ``TimeoutError`` if no request at all completed in time, ``ValueError`` if an echo
+    came back wrong, ``ConnectionError`` if the server closed the connection.
+    """
+    if requests < 1 or size < 1 or trials < 1:
+        raise ValueError("requests, size and trials must be >= 1")
+    if pace not in ("spin", "sleep"):
+        raise ValueError(f"pace must be 'spin' or 'sleep', not {pace!r}")
+    low, high = spacing
+    if not 0 <= low <= high:
+        raise ValueError(f"spacing must be (low, high) with 0 <= low <= high, not {spacing!r}")
+    rng = random.Random(seed)
+    payload = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(size))
+    expected = echo_upper(payload)
+    deadline = time.monotonic() + within
+    results: list[list[float]] = []
+    for _ in range(trials):
+        if time.monotonic() >= deadline:
+            break
+        samples: list[float] = []
+        with socket.create_connection((host, port), timeout=within) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for pause in [0.0, *stratified_pauses(requests, spacing, rng)]:
+                if time.monotonic() + pause >= deadline:
+                    break
+                start = _spin(pause) if pace == "spin" else _sleep(pause)
+                sock.sendall(payload)
+                reply = _receive(sock, size, deadline)
+                if reply is None:
+                    break
+                samples.append(time.perf_counter() - start)
+                if reply != expected:
+                    raise ValueError(f"echo mismatch: sent {payload!r}, got {reply!r}")
+        results.append(samples[1:])
+    if not any(results):
+        raise TimeoutError(f"no echo from {host}:{port} within {within:g} s")
+    return {"trials": results, "requested": requests}
+
+
+def _spin(seconds: float) -> float:
+    """Wait ``seconds`` on the clock, without a timer; return ``perf_counter()`` at the end.
+
+    Not ``time.sleep()``: the kernel fires timers that fall due close together in one go
+    (timer slack, 50 µs by default on Linux), so a client's sleep ending would wake a
+    sleeping poller's timer with it, and every request would arrive just as the server wakes:
+    a sleeping poller would look faster than a busy one. Spinning keeps the client's
+    requests independent of the server's timer.
+    """
+    end = time.perf_counter() + seconds
+    while (now := time.perf_counter()) < end:
+        pass
+    return now
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return time.perf_counter()
+
+
+def _receive(sock: socket.socket, size: int, deadline: float) -> bytes | None:
+    """``size`` bytes from ``sock``; None if ``deadline`` (monotonic) passes first."""
+    got = bytearray()
+    while len(got) < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(size - len(got))
+        except socket.timeout:
+            return None
+        if not chunk:
+            raise ConnectionError(f"the server closed the connection after {len(got)} of "
+                                  f"{size} bytes")
+        got += chunk
+    return bytes(got)
 
 
 def hold(held: list, host: str, port: int, count: int, check: bool = True,

@@ -7,7 +7,8 @@
 * :func:`max_connections` — how many concurrent connections a model holds, every echo checked;
 * :func:`select_refusal` — the ``select`` model refusing descriptors beyond FD_SETSIZE.
 
-Each takes the :class:`~.worker.LoadProcess` that makes the load, and returns plain data.
+Each takes the :class:`~nbio_helpers.measure.ClientProcess` that makes the load, and returns
+plain data. Idle CPU is :func:`nbio_helpers.measure.idle_cost`, the notebooks' measurement.
 """
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ import socket
 import sys
 import time
 
-from ..cpu import cpu_share
 from ..limits import fd_limit, raise_fd_limit
+from ..measure import idle_cost
+from ..measure.process import ClientProcess
 from ..models import FD_SETSIZE
 from ..server import Server
 from .load import BULK_BUFFER
 from .servers import SERVERS
-from .worker import LoadProcess
 
 
-def loopback_ceiling(load: LoadProcess, seconds: float) -> dict:
+def loopback_ceiling(load: ClientProcess, seconds: float) -> dict:
     """Bytes per second through one loopback connection (load process -> this process)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BULK_BUFFER)
@@ -46,21 +47,19 @@ def loopback_ceiling(load: LoadProcess, seconds: float) -> dict:
             "errors": [reply["error"]] if "error" in reply else []}
 
 
-def idle_cpu(server: Server, load: LoadProcess, clients: int, settle: float,
+def idle_cpu(server: Server, load: ClientProcess, clients: int, settle: float,
              seconds: float) -> dict:
-    """CPU share of the server's threads while ``clients`` silent clients stay connected."""
-    host, port = server.address
-    held = load.call("hold", host=host, port=port, count=clients, check=False)
-    try:
-        # Let the server accept them (and the threads model start its threads) first.
-        time.sleep(settle)
-        share = cpu_share(server.cpu, seconds)
-    finally:
-        load.call("release")
-    return {"cpu_share": share, "clients": held.get("opened", 0), "errors": held.get("errors", [])}
+    """CPU share of the server's threads while ``clients`` silent clients stay connected.
+
+    ``settle`` is the longest wait for the server to accept them (a server that records no
+    accepts, such as the plain peers, is given that long).
+    """
+    cost = idle_cost(server, clients, seconds, process=load, settle=settle)
+    return {"cpu_share": cost.cpu, "clients": cost.opened, "accepted": cost.clients,
+            "rounds_per_second": cost.rounds_per_second, "errors": list(cost.errors)}
 
 
-def echo_with_cpu(server: Server, load: LoadProcess, clients: int, size: int, warmup: float,
+def echo_with_cpu(server: Server, load: ClientProcess, clients: int, size: int, warmup: float,
                   seconds: float) -> tuple[dict, float, float]:
     """The load process's ``echo_load`` against ``server``.
 
@@ -69,12 +68,12 @@ def echo_with_cpu(server: Server, load: LoadProcess, clients: int, size: int, wa
     """
     host, port = server.address
     cpu0, t0 = server.cpu.total(), time.perf_counter()
-    result = load.call("echo_load", timeout=warmup + seconds + 60, host=host, port=port,
-                       clients=clients, size=size, warmup=warmup, duration=seconds)
+    result = load.request("echo_load", timeout=warmup + seconds + 60, host=host, port=port,
+                          clients=clients, size=size, warmup=warmup, duration=seconds)
     return result, server.cpu.total() - cpu0, time.perf_counter() - t0
 
 
-def throughput(server: Server, load: LoadProcess, clients: int, size: int, warmup: float,
+def throughput(server: Server, load: ClientProcess, clients: int, size: int, warmup: float,
                seconds: float) -> dict:
     """Echo throughput of ``clients`` clients sending ``size``-byte messages (load process).
 
@@ -87,18 +86,19 @@ def throughput(server: Server, load: LoadProcess, clients: int, size: int, warmu
     return result
 
 
-def held_echoes(server: Server, load: LoadProcess, count: int, timeout: float = 120,
+def held_echoes(server: Server, load: ClientProcess, count: int, timeout: float = 120,
                 **options) -> dict:
     """``count`` concurrent connections to ``server``, each echoing its own message at the
     same time, then closed (see :func:`.load.hold` for ``options`` and the result)."""
     host, port = server.address
-    result = load.call("hold", timeout=timeout, host=host, port=port, count=count, check=True,
-                       **options)
-    load.call("release")
+    with load.lock:
+        result = load.request("hold", timeout=timeout, host=host, port=port, count=count,
+                              check=True, **options)
+        load.request("release", timeout=60)
     return result
 
 
-def max_connections(load: LoadProcess, model: str, count: int) -> dict:
+def max_connections(load: ClientProcess, model: str, count: int) -> dict:
     """Open ``count`` concurrent connections to a fresh server of ``model``; check every echo."""
     limit_before = fd_limit()
     limit = raise_fd_limit(count + 200)
@@ -108,7 +108,7 @@ def max_connections(load: LoadProcess, model: str, count: int) -> dict:
     return result
 
 
-def select_refusal(load: LoadProcess, beyond: int) -> dict:
+def select_refusal(load: ClientProcess, beyond: int) -> dict:
     """Connect ``FD_SETSIZE + beyond`` clients to the ``select`` model: those whose descriptor
     would pass FD_SETSIZE are refused (closed at once); the others keep being served."""
     if sys.platform == "win32":

@@ -26,6 +26,8 @@ LEGEND = [
     "than throughput on a busy machine);",
     "of ceiling: echoed payload bytes/s (one way) over the loopback ceiling (one way);",
     "served: clients that got at least one echo (64 B run);",
+    "p99 ms: of the 64 B echoes; '-' with fewer than 1,000 echoes, too few to name a p99 "
+    "(see nbio_helpers.stats);",
 ]
 
 
@@ -101,7 +103,7 @@ def _server_row(name: str, entry: dict, ref: dict | None, ceiling: float) -> str
             f"{_times(ratio_small):>7}"
             f"{fmt(small.get('cpu_us_per_message'), '.1f'):>7}"
             f"{fmt(_ms(small['median_latency_s']), '.2f'):>7}"
-            f"{fmt(_ms(small['p99_latency_s']), '.1f'):>7}"
+            f"{fmt(_ms(_p99(small)), '.1f'):>7}"
             f"{fmt(large['bytes_per_second'] / 1e6, ',.1f'):>12}"
             f"{_times(ratio_large):>7}"
             f"{fmt(large.get('cpu_us_per_message'), '.1f'):>7}"
@@ -157,6 +159,11 @@ def size_text(nbytes: int) -> str:
 
 def _times(ratio) -> str:
     return fmt(ratio, ".2f") + "x" if ratio else "-"
+
+
+def _p99(run: dict):
+    """The run's p99 latency (seconds), or None if it had too few echoes to name one."""
+    return run.get("tail_latency_s") if run.get("tail_name") == "p99" else None
 
 
 def _ms(seconds):

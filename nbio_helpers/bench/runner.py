@@ -6,7 +6,8 @@ Usage::
     print(format_report(results))
 
 The servers run in threads of this process, one at a time, as in the notebooks; the clients
-run in the load process (:class:`~.worker.LoadProcess`).
+run in a client process of their own (:class:`~nbio_helpers.measure.ClientProcess`, a
+:class:`~.worker.LoadProcess`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..limits import fd_limit
 from .measurements import idle_cpu, loopback_ceiling, max_connections, select_refusal, throughput
 from .report import evaluate_targets, size_text
 from .servers import SERVERS
-from .worker import LoadProcess
+from ..measure.process import ClientProcess
 
 SIZES = {"small": 64, "large": 64 * 1024}
 """The message sizes of the throughput runs, in bytes."""
@@ -66,7 +67,7 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
         step += 1
         progress(f"[{step:2d}/{steps}] {time.perf_counter() - started:5.1f} s  {text}")
 
-    with LoadProcess() as load:
+    with ClientProcess() as load:
         ping = load.call("ping", timeout=30)
         if "error" in ping:
             raise RuntimeError(f"the load process failed to start: {ping['error']}")

@@ -15,6 +15,7 @@ import functools
 import socketserver
 import threading
 
+from ..asyncio_clients import ClientTasks
 from ..models import MODELS
 from ..server import Server, shutdown_quietly
 
@@ -24,6 +25,10 @@ class AsyncioStreamsReference(Server):
 
     No event log, no backpressure settings, the default event loop; only the start/stop glue
     of :class:`~nbio_helpers.server.Server` around it.
+
+    Stopping with clients connected: since Python 3.12, ``async with server:`` waits on the
+    way out until every client's connection is gone, so the clients are dropped first
+    (see :mod:`nbio_helpers.asyncio_clients`).
     """
 
     model = "ref-asyncio"
@@ -32,6 +37,7 @@ class AsyncioStreamsReference(Server):
         super().__init__(*args, **kwargs)
         self._loop = None
         self._stop_event = None
+        self._clients = ClientTasks()
 
     def serve(self) -> None:
         asyncio.run(self._main())
@@ -42,9 +48,11 @@ class AsyncioStreamsReference(Server):
         if self.stopping:  # stop() came before the loop existed (see on_stop)
             return
         self.listener.setblocking(False)
-        server = await asyncio.start_server(_echo_stream, sock=self.listener)
+        echo = functools.partial(_echo_stream, sample=self.cpu.sample)
+        server = await asyncio.start_server(self._clients.tracking(echo), sock=self.listener)
         async with server:
             await self._stop_event.wait()
+            await self._clients.drop(server)
 
     def on_stop(self) -> None:
         loop = self._loop
@@ -55,11 +63,13 @@ class AsyncioStreamsReference(Server):
                 pass  # the loop has already finished
 
 
-async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       sample=lambda: None) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data.upper())
             await writer.drain()
+            sample()   # where CPU time is self-reported (macOS)
     except ConnectionError:
         pass
     finally:
@@ -72,9 +82,11 @@ class _EchoHandler(socketserver.BaseRequestHandler):
         self.cid = self.server.nbio.track(self.request)   # so that stop() can unblock it
 
     def handle(self):
+        sample = self.server.nbio.cpu.sample   # where CPU time is self-reported (macOS)
         try:
             while data := self.request.recv(65536):
                 self.request.sendall(data.upper())
+                sample()
         except OSError:
             pass
 

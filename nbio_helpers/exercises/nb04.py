@@ -22,6 +22,7 @@ import time
 
 from ..clients import connect, run_load
 from ..cpu import ThreadCPU
+from ..limits import OUT_OF_DESCRIPTORS, fd_limit
 from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
                LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
                describe_exception, guarded, running_for, stop_learner_code, where)
@@ -76,6 +77,7 @@ class LearnerLoop:
             while not self._stop.is_set():
                 self.select_round(self.listener, self.outbufs, ROUND_TIMEOUT)
                 self.rounds += 1
+                self.cpu.sample()   # where CPU time is self-reported (macOS)
         except LearnerStopped:        # stopped by the harness: reported as stuck, or not at all
             pass
         except BaseException as exc:  # the checker reports it; the thread just ends
@@ -112,6 +114,12 @@ class LearnerLoop:
             raise NotYet(*base_exception_failure("select_round()", self.error.original))
         if isinstance(self.error, NotImplementedError):
             raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+        if isinstance(self.error, OSError) and self.error.errno in OUT_OF_DESCRIPTORS:
+            raise NotYet(f"this process ran out of file descriptors (soft limit {fd_limit()}) "
+                         "while your loop accepted clients",
+                         "this is the machine's limit, not a mistake in your loop: restart the "
+                         "kernel, or raise the limit (`ulimit -n 4096` in the shell that starts "
+                         "JupyterLab), and check again.")
         raise NotYet(f"select_round() raised {describe_exception(self.error)}",
                      "read the error message; remember that a closed socket must also be "
                      "removed from outbufs, or select() will be given a closed socket.")

@@ -13,10 +13,10 @@ Exit codes: 0 after Ctrl-C, 1 if it cannot listen or the loop failed, 2 for a ba
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 
-from ..cli import _add_address, _ignore_stop_signals, _positive, _seconds, _stop_signals
+from ..cli import _add_address, _ignore_stop_signals, _stop_signals
+from ..cli_args import seconds, whole_number
 from ..framing import MAX_LINE
 from ..terminal import format_address
 from . import CHAT_SERVERS
@@ -30,10 +30,12 @@ def configure_parser(parser) -> None:
     parser.add_argument("--step", choices=list(CHAT_SERVERS), default="coroutines",
                         help="which of notebook 06's servers runs it (default coroutines: "
                              "async/await on our own loop)")
-    parser.add_argument("--idle-timeout", type=_seconds, default=None, metavar="SECONDS",
+    parser.add_argument("--idle-timeout", type=seconds(above=0, most=7 * 24 * 3600), default=None,
+                        metavar="SECONDS",
                         help="disconnect a client silent that long (steps timers, coroutines "
                              "and asyncio; default: never)")
-    parser.add_argument("--max-line", type=_positive, default=MAX_LINE, metavar="BYTES",
+    parser.add_argument("--max-line", type=whole_number(1, 64 * 1024 * 1024, "--max-line"),
+                        default=MAX_LINE, metavar="BYTES",
                         help=f"longest line accepted (default {MAX_LINE})")
     parser.set_defaults(usage_error=parser.error)
 
@@ -43,8 +45,6 @@ def run(args) -> int:
     options = {"host": args.host, "port": args.port, "name": "cli-chat",
                "record_events": False, "max_line": args.max_line}
     if args.idle_timeout is not None:
-        if args.idle_timeout == 0:
-            args.usage_error("--idle-timeout must be more than 0 seconds")
         if args.step in ("callbacks", "generators"):
             args.usage_error(f"--idle-timeout needs timers: --step timers, coroutines or "
                              f"asyncio, not {args.step}")
@@ -61,15 +61,15 @@ def run(args) -> int:
             return 1
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    with _stop_signals():
+    with _stop_signals() as stop_requested:
         try:
             address = format_address(server.address)
             print(f"listening on {address}", flush=True)
             host, _, port = address.rpartition(":")
             print(f"chat server ({args.step}) running; connect with: nc {host.strip('[]')} "
                   f"{port}; Ctrl-C to stop", file=sys.stderr, flush=True)
-            while server.running:
-                time.sleep(0.5)
+            while server.running and not stop_requested.wait(0.5):
+                pass
         except KeyboardInterrupt:
             pass
         finally:

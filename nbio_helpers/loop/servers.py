@@ -68,6 +68,8 @@ class LoopServer(Server):
         try:
             self.start_serving(loop)
             loop.run_forever()
+            if self.in_grace_period:
+                self.finish_gracefully(loop)
         finally:
             self.wind_down(loop)
 
@@ -81,6 +83,19 @@ class LoopServer(Server):
 
     def task_failed(self, task, error: BaseException) -> None:
         self.events.record(ERROR, detail=f"task {task.name}: {type(error).__name__}: {error}")
+
+    def finish_gracefully(self, loop) -> None:
+        """A graceful stop (``stop(grace=...)``), after the loop stopped: accept and read no
+        more, but send every reply, and close each connection politely (our EOF, then the
+        client's: see :meth:`.transport.Transport.close`), until the grace period ends.
+
+        Cancelling a task ends it at its ``await``: a coroutine that has just read some bytes
+        writes their reply before it awaits again, so no byte read goes unanswered."""
+        for task in list(getattr(loop, "tasks", ())):
+            if isinstance(task, Task):
+                task.cancel()
+        while self.open_connections() and self.in_grace_period:
+            loop.run_once()
 
     def wind_down(self, loop) -> None:
         """In the server thread, after the loop stopped: cancel every coroutine task and let

@@ -39,13 +39,18 @@ class Stream:
         self.id = server.track(sock)
         self.transport = Transport(loop, sock, server, self.id)
         self.reason = "peer closed and every byte was sent"
+        self._yield_first = False      # the last read did not wait: let others run first
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; ``b''`` at the end of the stream (or when the peer reset).
 
-        Always a scheduling point: if the data was there at once, it first lets the other
-        ready tasks run. Without that, a client that answers at once would keep ``recv()``
-        succeeding, its task would never give the loop back, and the others would starve."""
+        Always a scheduling point: if the previous read found its data there at once (it did
+        not wait), this one first lets the other ready tasks run. Without that, a client that answers at once
+        would keep ``recv()`` succeeding, its task would never give the loop back, and the
+        others would starve. (Yielding *before* the ``recv()``, not after it, means that a
+        task cancelled at that point has read nothing it would fail to answer.)"""
+        if self._yield_first:
+            await self.loop.sleep(0)
         waited = False
         while True:
             try:
@@ -58,8 +63,7 @@ class Stream:
                 self.reason = f"recv failed: {type(exc).__name__}"
                 return b""
             self.server.events.record(RECV if data else EOF, self.id, len(data))
-            if not waited:
-                await self.loop.sleep(0)
+            self._yield_first = not waited
             return data
 
     def write(self, data: bytes) -> None:

@@ -101,6 +101,9 @@ class Transport:
         if self.closed:
             return
         self.closed = True
+        if self.server.in_grace_period:          # a graceful stop: wait for the peer's FIN
+            self._close_politely()
+            return
         try:
             self.sock.shutdown(socket.SHUT_WR)   # our FIN after the last byte
             # Unread input would make close() send a reset, which can destroy the reply we
@@ -110,4 +113,26 @@ class Transport:
                     break
         except OSError:                          # BlockingIOError included: nothing more now
             pass
+        self.server.close_connection(self.sock, self.id, self.reason)
+
+    def _close_politely(self) -> None:
+        """Our FIN, then read and drop the peer's input until its FIN (or the end of the grace
+        period, when ``stop()`` closes what is left): closing with unread input would reset
+        the connection and destroy the end of the reply on its way."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.server.close_connection(self.sock, self.id, self.reason)
+            return
+        self.loop.add_reader(self.sock, self._drop_input)
+
+    def _drop_input(self) -> None:
+        try:
+            if self.sock.recv(65536):
+                return
+        except BlockingIOError:
+            return
+        except OSError:                          # reset: nothing more to wait for
+            pass
+        self.loop.remove_reader(self.sock)
         self.server.close_connection(self.sock, self.id, self.reason)

@@ -5,20 +5,33 @@ registers sockets with ``selectors.DefaultSelector`` and calls back whoever wait
 
 A Jupyter kernel already runs an asyncio loop in its main thread, and only one loop may run
 per thread; so this server creates its own loop and runs it in the server's own thread.
+
+Clients are accepted with :func:`~nbio_helpers.connection.accept_all`, as in every other model,
+and each accepted socket becomes a pair of streams (``asyncio.open_connection(sock=...)``).
+Not with ``asyncio.start_server``: out of descriptors, its accept loop logs a traceback for
+every failed ``accept()`` (up to ``backlog`` of them per turn of the loop, each also scheduling
+a retry) and leaves the waiting clients hanging, where ``accept_all`` turns them away.
 """
 from __future__ import annotations
 
 import asyncio
 
-from ..connection import echo_upper
+from ..connection import accept_all, echo_upper
 from ..events import ACCEPT, CLOSE, EOF, RECV, SEND
 from ..server import Server
 
+DROP_SIZE = 256 * 1024
+"""How many bytes one read takes when dropping what a client sends after a graceful stop."""
+
 
 class AsyncioServer(Server):
-    """Runs ``asyncio.start_server`` on a private :class:`asyncio.SelectorEventLoop`."""
+    """Serves each client with asyncio streams on a private :class:`asyncio.SelectorEventLoop`."""
 
     model = "asyncio"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients: set[asyncio.Task] = set()
 
     def serve(self) -> None:
         loop = asyncio.SelectorEventLoop()   # a selector loop on every OS (not Proactor)
@@ -28,22 +41,63 @@ class AsyncioServer(Server):
             loop.close()
 
     async def _main(self, loop) -> None:
-        stop = loop.create_future()
+        woken = asyncio.Event()
         # stop() writes to the socketpair; the loop watches it like any socket.
-        loop.add_reader(self.waker, lambda: stop.done() or stop.set_result(None))
+        loop.add_reader(self.waker, self._on_wake, woken)
         self.listener.setblocking(False)
-        # backlog: asyncio listen()s again on the socket, by default with a backlog of 100.
-        server = await asyncio.start_server(self.handle, sock=self.listener,
-                                            limit=self.recv_size, backlog=self.backlog)
+        loop.add_reader(self.listener, self._accept, loop)
         try:
-            await stop
+            while not self.stopping:
+                await woken.wait()
+                woken.clear()
         finally:
+            loop.remove_reader(self.listener)   # accept no more (before stop() closes it)
+            await self._end_clients(woken)
             loop.remove_reader(self.waker)
-            server.close()
-            tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _on_wake(self, woken: asyncio.Event) -> None:
+        self.drain_waker()
+        woken.set()
+
+    def _accept(self, loop) -> None:
+        for sock in accept_all(self, make=lambda sock, server: sock):
+            task = loop.create_task(self._client(sock))
+            self._clients.add(task)
+            task.add_done_callback(self._clients.discard)
+
+    async def _client(self, sock) -> None:
+        """One accepted client: its socket wrapped in a pair of streams, then :meth:`handle`."""
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=self.recv_size)
+        except BaseException:
+            sock.close()
+            raise
+        await self.handle(reader, writer)
+
+    async def _end_clients(self, woken: asyncio.Event) -> None:
+        """Cancel every client's handler, and wait for their streams to close.
+
+        Cancelling loses no byte that a handler has read: it can only happen at an ``await``,
+        and a handler awaits either ``reader.read()`` (nothing read yet) or ``drain()`` (the
+        reply is in the transport's buffer already). In a graceful stop, each stream then
+        closes politely (see :meth:`close_stream`) until the grace period ends or ``stop()``
+        says to stop at once (through the waker), and then every one is closed at once.
+        """
+        for task in self._clients:
+            task.cancel()
+        while self._clients and self.in_grace_period:
+            woken.clear()
+            wake = asyncio.ensure_future(woken.wait())
+            await asyncio.wait([*self._clients, wake], timeout=self.grace_left(),
+                               return_when=asyncio.FIRST_COMPLETED)
+            wake.cancel()
+        for task in self._clients:
+            task.cancel()
+        await asyncio.gather(*self._clients, return_exceptions=True)
+        await asyncio.sleep(0)   # let the transports just closed close their sockets
+
+    def open_connections(self) -> int:
+        return len(self._clients)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Echo one client: ``await`` wherever the blocking model would block."""
@@ -65,5 +119,32 @@ class AsyncioServer(Server):
         except asyncio.CancelledError:
             reason = "server stopping"
         finally:
-            writer.close()
+            await self.close_stream(reader, writer, cid, reason)
+
+    async def close_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           cid: int, reason: str) -> None:
+        """Close one client's stream and record why.
+
+        In a graceful stop the close is polite: our EOF once the reply is all sent, then what
+        the client still sends is dropped until its own EOF (closing with unread input would
+        reset the connection, and lose the end of the reply), within the grace period.
+        Stopped at once, the connection is aborted.
+        """
+        try:
+            if self.in_grace_period and not writer.is_closing():
+                await asyncio.wait_for(_end_politely(reader, writer), self.grace_left())
+        except (asyncio.TimeoutError, OSError):
+            pass
+        finally:
+            if self.stopping and not self.in_grace_period:
+                writer.transport.abort()
+            else:
+                writer.close()
             self.events.record(CLOSE, cid, detail=reason)
+
+
+async def _end_politely(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    if writer.can_write_eof():
+        writer.write_eof()          # sent once the transport's buffer is
+    while await reader.read(DROP_SIZE):
+        pass

@@ -5,7 +5,7 @@ in the listen backlog until this one disconnects.
 """
 from __future__ import annotations
 
-from ..connection import echo_upper
+from ..connection import accept_all, echo_upper
 from ..events import EOF, RECV, SEND
 from ..server import Server, shutdown_quietly
 
@@ -27,23 +27,25 @@ class BlockingServer(Server):
         self._current = None
 
     def serve(self) -> None:
+        self.listener.setblocking(False)     # so that accept() can never wait (notebook 02)
         while self.wait_for_client():
-            sock, _ = self.listener.accept()
-            sock.setblocking(True)
-            self._current = sock
-            self.handle(sock, self.track(sock))
+            for sock in accept_all(self, make=lambda sock, server: sock, limit=1):
+                sock.setblocking(True)
+                self._current = sock
+                self.handle(sock, self.track(sock))
 
     def handle(self, sock, cid) -> None:
         """Echo until the client closes: the whole server waits inside this call."""
-        reason = "peer closed"
+        reason = "server stopping"                        # unless the client closes first
         try:
-            while True:
+            while not self.stopping:
                 data = sock.recv(self.recv_size)          # blocks until data or EOF
                 if not data:
                     self.events.record(EOF, cid)
+                    reason = "peer closed"
                     break
                 self.events.record(RECV, cid, len(data))
-                if self.delay and self._stop_requested.wait(self.delay):
+                if self.delay and self._stop_now.wait(self.delay):
                     reason = "server stopping"
                     break
                 sock.sendall(echo_upper(data))            # blocks until all is sent

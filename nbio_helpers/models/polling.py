@@ -6,7 +6,7 @@ whole core; sleeping ``interval`` seconds between rounds saves CPU but delays ev
 """
 from __future__ import annotations
 
-from ..connection import accept_all
+from ..connection import accept_all, close_finished
 from ..events import ACCEPT_WOULD_BLOCK, WAKEUP
 from ..server import Server
 
@@ -35,7 +35,7 @@ class PollingServer(Server):
                     conn.on_readable()
                 if conn.wants_write:
                     conn.on_writable()
-            connections = [c for c in connections if not c.closed]
+            connections = close_finished(connections)   # close those that are done
             if self.interval:
                 # Sleep, but let stop() cut the sleep short (it sets this event).
                 self._stop_requested.wait(self.interval)

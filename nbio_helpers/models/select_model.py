@@ -9,7 +9,7 @@ from __future__ import annotations
 import select
 import sys
 
-from ..connection import Connection, accept_all
+from ..connection import Connection, accept_all, close_finished
 from ..events import WAKEUP
 from ..server import Server
 
@@ -40,14 +40,17 @@ class SelectServer(Server):
                     ready.on_readable()
             for ready in writable:
                 ready.on_writable()            # readiness is a hint: it may still raise BlockingIOError
-            connections = [c for c in connections if not c.closed]
+            connections = close_finished(connections)   # close those that are done
 
     def fits_in_select(self, conn: Connection, connections: list) -> bool:
         """Refuse (close) a connection that ``select()`` cannot watch; the others carry on."""
         if sys.platform == "win32":
             too_many = len(connections) + 2 >= WINDOWS_SELECT_LIMIT
+            why = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
         else:
             too_many = conn.fileno() >= FD_SETSIZE
+            why = f"descriptor beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
         if too_many:
+            self.count_refusal(why)
             conn.close(f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit")
         return not too_many

@@ -57,8 +57,9 @@ class SelectorsServer(Server):
             # writable, and asking first costs two more system calls and a loop round per
             # message. Only what send() leaves in outbuf waits for WRITE (asyncio does the same).
             conn.on_writable()
-        if conn.closed:
-            sel.unregister(conn.sock)
+        if conn.done:
+            sel.unregister(conn.sock)             # stop watching it, then close it
+            conn.close()
             return
         wanted = (READ if conn.wants_read else 0) | (WRITE if conn.wants_write else 0)
         if wanted != key.events:

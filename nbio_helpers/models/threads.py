@@ -6,9 +6,10 @@ between threads whenever one blocks. The price is a thread (stack, scheduling) p
 from __future__ import annotations
 
 import threading
+import time
 
 from ..connection import accept_all, echo_upper
-from ..events import EOF, RECV, SEND
+from ..events import EOF, ERROR, RECV, SEND
 from ..server import Server, shutdown_quietly
 
 
@@ -38,17 +39,25 @@ class ThreadsServer(Server):
                                   name=f"nbio-{self.name}-client-{cid}", daemon=True)
         with self._workers_lock:
             self._workers[worker] = sock
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError as exc:   # "can't start new thread": turn this client away
+            with self._workers_lock:
+                del self._workers[worker]
+            self.count_refusal("cannot start another thread")
+            self.events.record(ERROR, cid, detail=f"{exc}: a client was turned away")
+            self.close_connection(sock, cid, "no thread for it")
 
     def handle(self, sock, cid) -> None:
         """Echo until the client closes (runs in the client's own thread)."""
         self.cpu.enter()
-        reason = "peer closed"
+        reason = "server stopping"                 # unless the client closes first
         try:
-            while True:
+            while not self.stopping:
                 data = sock.recv(self.recv_size)   # blocks only this client's thread
                 if not data:
                     self.events.record(EOF, cid)
+                    reason = "peer closed"
                     break
                 self.events.record(RECV, cid, len(data))
                 sock.sendall(echo_upper(data))
@@ -68,7 +77,8 @@ class ThreadsServer(Server):
             shutdown_quietly(sock)
 
     def _join_workers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         with self._workers_lock:
             workers = list(self._workers)
         for worker in workers:
-            worker.join(timeout)
+            worker.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,85 @@
+"""Argument types of the command line: each refuses, with one clear sentence, what cannot work.
+
+An argparse ``type=`` function that raises ``argparse.ArgumentTypeError`` makes the command
+print its usage line and that sentence, and exit 2, before any work is done::
+
+    parser.add_argument("--timeout", type=seconds(above=0, most=3600), default=5.0)
+    parser.add_argument("--clients", type=whole_number(1, 1000), default=100)
+    parser.add_argument("--host", type=host, default="127.0.0.1")
+
+Each range type carries its bounds (``.low``, ``.high``, ``.low_open``, ``.kind``), so that
+the tests can try every option with values of the wrong kind and out of range.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import math
+
+
+def whole_number(low: int, high: int, what: str = ""):
+    """A type accepting whole numbers from ``low`` to ``high`` (both included)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{what or 'the value'} must be {low:,} to {high:,}, not {value:,}")
+        return value
+    parse.__name__ = "whole number"
+    parse.kind, parse.low, parse.high, parse.low_open = "int", low, high, False
+    return parse
+
+
+def seconds(*, above: float | None = None, least: float | None = None, most: float):
+    """A type accepting a number of seconds: more than ``above`` (or at least ``least``),
+    at most ``most``. Never NaN or infinite."""
+    low = above if above is not None else least
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        too_low = value <= low if above is not None else value < low
+        if math.isnan(value) or too_low or value > most:
+            floor = f"more than {low:g}" if above is not None else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"seconds must be {floor} and at most {most:g}, "
+                                             f"not {text}")
+        return value
+    parse.__name__ = "seconds"
+    parse.kind, parse.low, parse.high, parse.low_open = "float", low, most, above is not None
+    return parse
+
+
+def host(text: str) -> str:
+    """A host to listen on or connect to: a name, an IPv4 or an IPv6 address (no brackets,
+    no port: the port has an option of its own)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "no host given: name one, e.g. 127.0.0.1, ::1, or 0.0.0.0 for every interface")
+    if text.startswith("[") or text.endswith("]"):
+        raise argparse.ArgumentTypeError(
+            f"write an IPv6 address without brackets: {text.strip('[]')!r}")
+    if any(c.isspace() for c in text) or len(text) > 253:
+        raise argparse.ArgumentTypeError(f"not a host name or address: {text!r}")
+    if ":" in text:
+        try:
+            ipaddress.IPv6Address(text.split("%", 1)[0])
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not an address: {text!r} (give the port with --port)") from None
+    return text
+
+
+host.kind = "host"
+
+PORT = whole_number(0, 65535, "a port")
+"""A port to listen on: 0 means any free port."""
+
+SERVER_PORT = whole_number(1, 65535, "the server's port")
+"""A port to connect to (port 0 cannot be connected to)."""
+
+
+__all__ = ["PORT", "SERVER_PORT", "host", "seconds", "whole_number"]
