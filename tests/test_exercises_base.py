@@ -150,3 +150,48 @@ def test_temporary_server_does_not_replace_a_notebook_server(make_server):
     with temporary_server("select"):
         pass
     assert mine.running
+
+
+def test_guarded_calls_under_a_tracer_do_not_hang():
+    # CPython 3.11: PyThreadState_SetAsyncExc(id, NULL) (cancelling an asynchronous exception)
+    # leaves the eval breaker set, and the next C call under a profiler or tracer (a
+    # debugger, coverage, this checker's blocking-call hook) loops forever. The harness must
+    # cancel only what it scheduled.
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        from nbio_helpers.exercises.harness import guarded
+        def step(x):
+            return len(str(x))
+        call = guarded(step)
+        call(1)                          # a learner call ends: nothing was scheduled
+        sys.settrace(lambda *a: None)
+        print(call(2) + len("ok"))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout.strip() == "3", done.stderr
+
+
+def test_a_call_that_missed_its_leave_is_forgotten_once_its_thread_ended():
+    # A stopped call can miss its _leave (the asynchronous exception may land between
+    # _enter and the try that runs it); its thread ends, and a later thread may get the same
+    # ident: it must not look like a learner call running for ages.
+    import time as clock
+    from nbio_helpers.exercises import harness
+
+    leaker = threading.Thread(target=lambda: harness._enter("leaked"))
+    leaker.start()
+    leaker.join()
+    assert harness.learner_calls_running() == {}
+    me = threading.current_thread()
+    with harness._lock:
+        harness._running[me.ident] = harness._Call("ghost", clock.monotonic() - 100, 1, leaker)
+    try:
+        assert harness.running_for(me) == 0.0
+        assert harness.learner_calls_running() == {}
+    finally:
+        with harness._lock:
+            harness._running.pop(me.ident, None)

@@ -31,10 +31,11 @@ import test_exercises_nb02 as t02
 import test_exercises_nb03 as t03
 import test_exercises_nb04 as t04
 import test_exercises_nb05 as t05
+import test_exercises_nb06 as t06
 
 from nbio_helpers.exercises import RESTART_ADVICE, zombies
 from nbio_helpers.exercises.harness import learner_calls_running as learner_calls_running_now
-from nbio_helpers.exercises import nb01, nb02, nb03, nb04, nb05
+from nbio_helpers.exercises import nb01, nb02, nb03, nb04, nb05, nb06
 from nbio_helpers.models import SelectorsServer
 
 BOUND = 30.0
@@ -114,6 +115,25 @@ def hostile_server(kind: str, where: str = "serve"):
     return Hostile
 
 
+def framer_with(bad):
+    """Notebook 06's framer whose feed() is hostile."""
+    return type("HostileFramer", (t06.MyFramer,), {"feed": lambda self, data: bad(data)})
+
+
+def timer_loop_with(bad):
+    """Notebook 06's timer loop whose timeout() is hostile."""
+    return type("HostileLoop", (t06.MyTimerLoop,), {"timeout": lambda self: bad()})
+
+
+def handler_with(bad):
+    """Notebook 06's chat handler, hostile right after its greeting (in the loop's thread)."""
+    async def my_chat(room, client):
+        room.welcome(client)
+        bad(client.sock)
+        await t06.my_chat(room, client)
+    return my_chat
+
+
 # checker, how to call it with a learner, after (calls that behave), kinds that apply
 PURE = ["spin", "flood", "keyboard", "exit"]
 CASES = {
@@ -133,6 +153,11 @@ CASES = {
     "nb05.model_choices": (nb05.check_model_choices, None, 0, PURE),
     "nb05.idle_timeout.serve": (nb05.check_idle_timeout, "serve", 0, PURE + ["select"]),
     "nb05.idle_timeout.init": (nb05.check_idle_timeout, "init", 0, PURE),
+    "nb06.framer": (lambda bad: nb06.check_framer.verdict(framer_with(bad)), None, 0, PURE),
+    "nb06.timer_loop": (lambda bad: nb06.check_timer_loop.verdict(timer_loop_with(bad)),
+                        None, 0, PURE),
+    "nb06.chat_handler": (lambda bad: nb06.check_chat_handler.verdict(handler_with(bad)),
+                          None, 0, PURE + ["select", "recv"]),
 }
 EXPECTED = {
     "spin": "did not return within|made no progress",
@@ -152,7 +177,7 @@ def run_case(name: str, kind: str):
         learner = hostile_server(kind, where=reference)
     else:
         learner = hostile(kind, reference, after)
-    verdict_of = check if name == "nb04.prediction" else check.verdict
+    verdict_of = check.verdict if hasattr(check, "verdict") else check
     started = time.monotonic()
     verdict = verdict_of(learner)
     return verdict, time.monotonic() - started
@@ -184,6 +209,8 @@ def test_hostile_code_gets_a_verdict_and_is_stopped(name, kind, capsys):
         expected = "did not stop within"        # serve() is a loop: it must stop when asked
     if name.startswith(("nb03", "nb04.select")) and kind in ("flood", "spin", "select"):
         expected = "did not return within 1 s"
+    if name == "nb06.chat_handler" and kind in ("flood", "spin", "select", "recv"):
+        expected = "did not give the loop back"     # a coroutine step: stopped after 1 s
     assert any(e in verdict.text for e in expected.split("|")), verdict.text
     if kind in ("spin", "flood") and not name.startswith("nb05.idle_timeout.serve"):
         assert "still running line" in verdict.text, verdict.text   # says where it was
@@ -201,7 +228,8 @@ def test_hostile_code_gets_a_verdict_and_is_stopped(name, kind, capsys):
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("name", ["nb01.recv_exactly_timeout", "nb02.send_all_nonblocking",
                                   "nb04.select_round",
-                                  "nb05.idle_timeout.serve", "nb05.idle_timeout.init"])
+                                  "nb05.idle_timeout.serve", "nb05.idle_timeout.init",
+                                  "nb06.framer", "nb06.timer_loop", "nb06.chat_handler"])
 @pytest.mark.parametrize("kind", ["sleep", "swallow"])
 def test_unstoppable_code_gets_the_restart_advice(name, kind, capsys):
     RELEASE.clear()

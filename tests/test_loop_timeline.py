@@ -117,3 +117,25 @@ def test_every_step_records_selects_and_task_runs(step):
     fig = plot_loop_timeline(server.events)
     assert artists(fig, GIDS["run"])
     plt.close(fig)
+
+
+def test_plot_marks_look_only_turns_deadlines_labels_and_idle_gaps():
+    log = LoopLog()
+    t = 50.0
+    log.record_select(SelectCall(t, t, 2, 0, 0))                    # select(0): only looked
+    log.record_select(SelectCall(t, t + 0.100, 2, 1, 0.300))         # woke early: a socket
+    log.record_select(SelectCall(t + 0.101, t + 0.301, 2, 0, 0.200))  # a timer was due
+    log.record_run(TaskRun("conn 1", t + 0.1001, t + 0.1002))
+    fig = plot_loop_timeline(log, labels={"conn 1": "conn 1 (ann)"})
+    ax = fig.axes[0]
+    [nosleep] = artists(fig, GIDS["nosleep"])
+    assert len(nosleep.get_offsets()) == 1
+    [asleep] = artists(fig, GIDS["asleep"])
+    assert len(asleep.get_paths()) == 2                  # the look-only turn is not a sleep
+    [deadline] = artists(fig, GIDS["deadline"])
+    assert sorted(x for x, _ in deadline.get_offsets()) == pytest.approx([300.0, 301.0])
+    texts = [t.get_text() for t in ax.texts]
+    assert "100 of 300 ms" in texts and "200 of 200 ms" in texts     # asleep, of the timeout
+    assert [t.get_text() for t in ax.get_yticklabels()][1] == "conn 1 (ann)"
+    assert "3 select() calls, asleep 300 of 301 ms" in ax.get_xlabel()
+    plt.close(fig)

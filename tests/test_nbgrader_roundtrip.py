@@ -56,6 +56,14 @@ def predict_spin_one_client():
 def answers():
     return {"game_loop": "threads", "chat_server": "selectors", "legacy_driver": "threads"}''',
                                  2),
+    "06_event_loop_from_scratch": ("nb06-framer", '''\
+class MyFramer:
+    def __init__(self, max_line=1024):
+        self.max_line = max_line
+        self.buffer = bytearray()
+
+    def feed(self, data):
+        return data.split(b"\\n")[:-1]     # each recv() alone: a line cut in two is lost''', 3),
     "03_polling_loop": ("accept_new", '''\
 def accept_new(listener):
     """Accept every waiting client; return their sockets, ready to be polled."""

@@ -85,6 +85,7 @@ class _Call:
     name: str
     started: float
     depth: int = 1
+    thread: threading.Thread | None = None   # the thread (an ident is reused once it ends)
 
 
 _lock = threading.Lock()
@@ -101,29 +102,53 @@ _cancel_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_voi
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
 
 
+_signalled: set[int] = set()          # threads sent an asynchronous exception, maybe pending
+
+
 def _raise_in(ident: int, exc_type) -> bool:
     """Schedule ``exc_type`` in thread ``ident`` (None: cancel a pending one)."""
     if exc_type is None:
+        _signalled.discard(ident)
         return _cancel_async_exc(ident, None) == 1
+    _signalled.add(ident)
     return _set_async_exc(ident, exc_type) == 1
 
 
 def _clear_pending() -> None:
-    """Cancel an asynchronous exception aimed at the current thread and not yet raised."""
-    _cancel_async_exc(threading.get_ident(), None)
+    """Cancel an asynchronous exception aimed at the current thread and not yet raised.
+
+    Only if one was sent: on CPython 3.11, cancelling (``PyThreadState_SetAsyncExc(id,
+    NULL)``) leaves the thread's eval breaker set, and its next C call under a tracer or
+    profiler (a debugger, coverage) then loops forever."""
+    ident = threading.get_ident()
+    if ident in _signalled:
+        _signalled.discard(ident)
+        _cancel_async_exc(ident, None)
+
+
+def _purge() -> None:
+    """Forget the calls of threads that have ended (call with ``_lock`` held). A stopped call
+    can miss its ``_leave`` (the asynchronous exception may land between ``_enter`` and the
+    ``try`` that would run it), and a new thread may get the ended one's ident."""
+    for ident in [i for i, call in _running.items()
+                  if call.thread is not None and not call.thread.is_alive()]:
+        del _running[ident]
 
 
 def _enter(name: str) -> None:
     ident = threading.get_ident()
+    me = threading.current_thread()
     with _lock:
         call = _running.get(ident)
-        if call is None:
-            _running[ident] = _Call(name, time.monotonic())
+        if call is None or call.thread is not me:     # none, or an ended thread's
+            _running[ident] = _Call(name, time.monotonic(), 1, me)
         else:
             call.depth += 1
 
 
-def _leave() -> None:
+def _leave(final: bool = False) -> None:
+    """End the current thread's learner call (``final``: the outermost one, whatever the
+    depth says: a stopped inner call may have missed its own ``_leave``)."""
     # Leaving must not be cut short by a LearnerStopped aimed at the call just ending.
     while True:
         try:
@@ -131,7 +156,7 @@ def _leave() -> None:
             with _lock:
                 call = _running.get(ident)
                 if call is not None:
-                    call.depth -= 1
+                    call.depth = 0 if final else call.depth - 1
                     if call.depth <= 0:
                         del _running[ident]
                         _clear_pending()
@@ -185,13 +210,18 @@ def running_for(thread: threading.Thread | int | None) -> float:
     """Seconds the learner call now running in ``thread`` has been running (0 if none)."""
     ident = thread.ident if isinstance(thread, threading.Thread) else thread
     with _lock:
+        _purge()
         call = _running.get(ident)
-    return 0.0 if call is None else time.monotonic() - call.started
+    if call is None or (isinstance(thread, threading.Thread) and call.thread is not None
+                        and call.thread is not thread):
+        return 0.0
+    return time.monotonic() - call.started
 
 
 def learner_calls_running() -> dict[int, str]:
     """``{thread ident: function name}`` of the learner calls running now, zombies included."""
     with _lock:
+        _purge()
         return {ident: call.name for ident, call in _running.items()}
 
 
@@ -199,6 +229,7 @@ def zombies() -> dict[int, str]:
     """``{thread ident: where}`` of learner code that could not be stopped and still runs."""
     alive = {t.ident for t in threading.enumerate()}
     with _lock:
+        _purge()
         for ident in [i for i in _zombies if i not in alive or i not in _running]:
             del _zombies[ident]
         return dict(_zombies)
@@ -211,8 +242,8 @@ _CELL_FILE = re.compile(r"ipykernel_\d+|<ipython-input-|<cell")
 
 
 def _is_learner_file(filename: str) -> bool:
-    if not filename or filename.startswith("<frozen"):
-        return False
+    if not filename or filename.startswith(("<frozen", "<string>")):   # <string>: generated
+        return False                                                   # (dataclass methods)
     path = os.path.abspath(filename) if not filename.startswith("<") else filename
     if path.startswith(_PACKAGE_DIR + os.sep) or "site-packages" in path:
         return False
@@ -273,6 +304,7 @@ def stop_learner_code(idents=None, *, sockets=(), timeout: float = STOP_TIMEOUT)
     """
     known = zombies()
     with _lock:
+        _purge()
         targets = [i for i in (_running if idents is None else idents)
                    if i in _running and i not in known]
     if not targets:
@@ -349,6 +381,7 @@ class LearnerThread:
         except BaseException as exc:   # reported by the checker; the thread just ends
             self.error = exc.original if isinstance(exc, LearnerBaseException) else exc
         finally:
+            _leave(final=True)         # a stopped inner call may have missed its own
             self.cpu.exit()
 
     @property
@@ -443,7 +476,7 @@ def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), gi
         except LearnerStopped:                  # landed in our own lines above
             result["stopped"] = True
         finally:
-            _leave()
+            _leave(final=True)
 
     thread = threading.Thread(target=target, daemon=True, name=f"learner-{label}-{next(_names)}")
     began = time.monotonic()

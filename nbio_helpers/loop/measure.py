@@ -12,44 +12,49 @@ stops what it starts::
     polite = blocking_call_latency(blocking=False, samples=True)   # await loop.sleep()
     plot_blocking_call(blocked, polite)
 
-Percentiles: the nearest-rank rule of :func:`percentile` (one rule for every figure here).
+:func:`compare_loops` drives the load from the series' shared client process
+(:mod:`nbio_helpers.measure`: its ``echo_load``, with the automatic GC paused as for every
+measurement there). :func:`blocking_call_latency` needs what that load does not have: clients
+that send at a steady pace and the send time of every message (for the plot); its clients,
+:func:`echo_clients`, run in a process of their own. Percentiles, the tail rule and the spread
+of rounds are those of :mod:`nbio_helpers.stats`, the one definition of the series.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import statistics
 import subprocess
 import sys
 import threading
 import time
 
+from .. import stats
 from ..clients import connect, recv_exactly
 from ..limits import raise_fd_limit
 from ..models import MODELS
+from ..stats import Spread, percentile, tail
 from .pitfall import PAUSE_COMMAND, PausingEchoServer
 
 LOOP_MODELS = ("tasks", "asyncio", "selectors")
 """Our loop, asyncio's, and the plain selectors loop, compared by :func:`compare_loops`."""
 
 
-def percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending list (``fraction`` 0.9 = p90); nan if empty."""
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 # --------------------------------------------------------------- the separate client process
 def _client_script() -> str:
-    """The client process's program: :func:`echo_clients` and :func:`percentile`, which need
-    only the standard library, so that the process starts in milliseconds (importing this
-    package, asyncio included, would take a good part of a second)."""
+    """The client process's program: :func:`echo_clients`, which needs only the standard
+    library and :mod:`nbio_helpers.stats` (loaded from its file alone, which imports nothing
+    from the package), so that the process starts in milliseconds (importing the package,
+    asyncio included, would take a good part of a second)."""
     import inspect
-    return "\n".join(["import json, math, sys, time", inspect.getsource(percentile),
-                      inspect.getsource(echo_clients),
-                      "print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))"])
+    return "\n".join([
+        "import importlib.util, json, math, sys, time",
+        f"_spec = importlib.util.spec_from_file_location('nbio_stats', {stats.__file__!r})",
+        "stats = importlib.util.module_from_spec(_spec)",
+        "_spec.loader.exec_module(stats)",
+        "percentile, tail = stats.percentile, stats.tail",
+        inspect.getsource(echo_clients),
+        "print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))"])
 
 
 def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interval: float = 0.0,
@@ -60,8 +65,10 @@ def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interv
     the next one at once (``interval`` 0: as fast as the server answers) or ``interval``
     seconds after the previous one was sent. Runs wherever it is called: use
     :func:`load_from_another_process` to run it in a separate process. Returns plain numbers
-    (seconds); with ``samples``, also ``[(sent_at, latency, client)]`` (times from the start
-    of the window) for a plot.
+    (seconds): ``completed``, ``messages_per_second``, ``median``, ``tail`` and its
+    ``tail_name`` (``p99``, ``p90`` or ``max``, by the tail rule of :mod:`nbio_helpers.stats`),
+    ``max``, ``over_100ms``; with ``samples``, also ``[(sent_at, latency, client)]`` (times from
+    the start of the window) for a plot.
     """
     import selectors
     import socket
@@ -119,10 +126,12 @@ def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interv
         for sock in socks:
             sock.close()
     ordered = sorted(latency for _, latency, _ in kept)
+    slow = tail(ordered)
     result = {"ok": not errors, "errors": errors[:5], "completed": len(ordered),
               "seconds": seconds, "messages_per_second": len(ordered) / seconds,
-              "median": percentile(ordered, 0.5), "p90": percentile(ordered, 0.9),
-              "p99": percentile(ordered, 0.99), "max": ordered[-1] if ordered else math.nan,
+              "median": percentile(ordered, 0.5),
+              "tail": slow.value, "tail_name": slow.name,
+              "max": ordered[-1] if ordered else math.nan,
               "over_100ms": sum(1 for x in ordered if x > 0.1)}
     if samples:
         result["samples"] = kept
@@ -144,48 +153,107 @@ def load_from_another_process(address, **options) -> dict:
 # ------------------------------------------------------------------ our loop against asyncio
 @dataclasses.dataclass
 class LoopFigures:
-    """One model's rounds in :func:`compare_loops`: lists, one value per round."""
+    """One model's rounds in :func:`compare_loops`: lists with one value per round, and every
+    echo's latency of every round (``latencies``, seconds) for the pooled figures."""
 
     model: str
-    throughput: list[float]     # messages per second
-    median: list[float]         # seconds
-    p90: list[float]
+    throughput: list[float]     # messages per second, per round
+    median: list[float]         # seconds, per round
+    p90: list[float]            # seconds, per round (nan for a round of fewer than 100 echoes)
     ok: bool
+    messages: list[int] = dataclasses.field(default_factory=list)    # per round
+    seconds: list[float] = dataclasses.field(default_factory=list)   # measured, per round
+    latencies: list[float] = dataclasses.field(default_factory=list, repr=False)
 
-    def spread(self, name: str) -> tuple[float, float, float]:
-        """(median, min, max) over the rounds of ``throughput``, ``median`` or ``p90``."""
+    def spread(self, name: str) -> Spread:
+        """``throughput``, ``median`` or ``p90`` as a :class:`~nbio_helpers.stats.Spread`:
+        the pooled figure (every echo of every round; throughput = all messages over all
+        measured seconds) and the lowest and highest round. Without pooled data (a row made
+        by hand), the value is the median of the rounds."""
         values = getattr(self, name)
-        return statistics.median(values), min(values), max(values)
+        pooled = None
+        if name == "throughput" and self.messages and sum(self.seconds) > 0:
+            pooled = sum(self.messages) / sum(self.seconds)
+        elif name in ("median", "p90") and self.latencies:
+            pooled = p90_or_nan(self.latencies) if name == "p90" else \
+                percentile(self.latencies, 0.5)
+        return Spread.of(values, pooled=pooled)
+
+
+def p90_or_nan(latencies: list[float]) -> float:
+    """The p90 of ``latencies``, or nan when there are too few to name one (fewer than 100:
+    the tail rule of :mod:`nbio_helpers.stats`)."""
+    return percentile(latencies, 0.9) if stats.tail_name(len(latencies)) != "max" else math.nan
 
 
 def compare_loops(models=LOOP_MODELS, *, rounds: int = 3, clients: int = 50, size: int = 64,
-                  warmup: float = 0.2, seconds: float = 0.5) -> list[LoopFigures]:
+                  warmup: float = 0.2, seconds: float = 0.5, process=None) -> list[LoopFigures]:
     """The same load on each model, ``rounds`` times (the order reversed every other round,
-    so none is always first): ``clients`` clients echoing ``size``-byte messages as fast as
-    the server answers, from a separate process, for ``warmup + seconds`` (figures from the
-    last ``seconds``). About ``(warmup + seconds + 0.3) * rounds * len(models)`` seconds."""
+    so none is always first).
+
+    Parameters
+    ----------
+    models:
+        Names in ``MODELS`` (default: ``tasks``, ``asyncio``, ``selectors``).
+    rounds:
+        Each model is measured once per round.
+    clients, size:
+        ``clients`` concurrent clients echoing ``size``-byte messages, each sending its next
+        message as soon as its echo is back (every echo checked byte for byte).
+    warmup, seconds:
+        Each measurement lasts ``warmup + seconds``; only the last ``seconds`` count.
+    process:
+        The client process (default: the shared one of :mod:`nbio_helpers.measure`).
+
+    Returns
+    -------
+    One :class:`LoopFigures` per model, in the order given. About
+    ``(warmup + seconds + 0.1) * rounds * len(models)`` seconds.
+    """
+    from ..measure import client_process
+    from ..measure.quiet import gc_paused
+
+    process = process or client_process()
     figures = {m: LoopFigures(m, [], [], [], True) for m in models}
     for round_ in range(rounds):
         for model in (models if round_ % 2 == 0 else models[::-1]):
-            with MODELS[model](name=f"compare-loops-{model}", record_events=False) as server:
-                run = load_from_another_process(server.address, clients=clients, size=size,
-                                                warmup=warmup, seconds=seconds)
+            with MODELS[model](name=f"compare-loops-{model}", record_events=False,
+                               backlog=max(128, clients + 10)) as server:
+                host, port = server.address
+                with gc_paused():
+                    run = process.request("echo_load", timeout=warmup + seconds + 40,
+                                          host=host, port=port, clients=clients, size=size,
+                                          warmup=warmup, duration=seconds,
+                                          keep_latencies=True)
+            latencies = run["latencies_s"]
             row = figures[model]
             row.throughput.append(run["messages_per_second"])
-            row.median.append(run["median"])
-            row.p90.append(run["p90"])
-            row.ok = row.ok and run["ok"]
+            row.median.append(percentile(latencies, 0.5))
+            row.p90.append(p90_or_nan(latencies))
+            row.messages.append(run["messages"])
+            row.seconds.append(run["seconds"])
+            row.latencies.extend(latencies)
+            row.ok = row.ok and not run["errors"] and run["messages"] > 0
     return list(figures.values())
 
 
 def loops_table(rows: list[LoopFigures]) -> str:
-    """:func:`compare_loops` as text: medians over the rounds, [min–max] in brackets."""
+    """:func:`compare_loops` as text: the pooled figures, the lowest and highest round in
+    brackets (no brackets after a single round: there is no spread to show)."""
+    rounds = max((len(r.throughput) for r in rows), default=0)
+    if rounds <= 1:
+        lines = [f"{'model':<11}{'messages/s':>12}{'median latency':>17}{'p90':>11}"]
+        for r in rows:
+            t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")
+            lines.append(f"{r.model:<11}{t.value:>12,.0f}{m.value * 1e3:>14.3f} ms"
+                         f"{p.value * 1e3:>8.3f} ms")
+        return "\n".join(lines)
     lines = [f"{'model':<11}{'messages/s':>28}{'median latency (ms)':>30}{'p90 (ms)':>26}"]
     for r in rows:
         t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")
-        lines.append(f"{r.model:<11}{t[0]:>12,.0f} [{t[1]:,.0f}–{t[2]:,.0f}]"
-                     f"{m[0] * 1e3:>14.3f} [{m[1] * 1e3:.3f}–{m[2] * 1e3:.3f}]"
-                     f"{p[0] * 1e3:>12.3f} [{p[1] * 1e3:.3f}–{p[2] * 1e3:.3f}]")
+        lines.append(f"{r.model:<11}{t.value:>12,.0f} [{t.low:,.0f}–{t.high:,.0f}]"
+                     f"{m.value * 1e3:>14.3f} [{m.low * 1e3:.3f}–{m.high * 1e3:.3f}]"
+                     f"{p.value * 1e3:>12.3f} [{p.low * 1e3:.3f}–{p.high * 1e3:.3f}]")
     return "\n".join(lines)
 
 
@@ -338,15 +406,23 @@ def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = Non
                               (axes[1], cooperative, "await loop.sleep() in one task")):
         points = result.get("samples", [])
         ax.scatter([t * 1e3 for t, _, _ in points], [lat * 1e3 for _, lat, _ in points], s=4,
-                   color="tab:blue", label="another client's message")
+                   color="tab:blue", label="another client's message", zorder=2)
         for i, at in enumerate(result.get("paused_at", [])):
             ax.axvspan(at * 1e3, (at + result["pause"]) * 1e3, color="tab:red", alpha=0.12,
                        label="one task pauses" if i == 0 else None)
+            # The messages that waited out the pause are sent at about the same moment with
+            # about the same latency: drawn on top of each other. Say how many.
+            waited = [lat for t, lat, _ in points
+                      if at - 0.05 <= t <= at + result["pause"] and lat > result["pause"] / 2]
+            if waited:
+                ax.annotate(f"{len(waited)} messages\nwaited it out",
+                            (at * 1e3, max(waited) * 1e3), textcoords="offset points",
+                            xytext=(6, -4), va="top", fontsize=8, color="tab:red")
         ax.set_yscale("log")
         ax.set_xlabel("time (ms)")
         ax.set_title(label)
     axes[0].set_ylabel("latency (ms, log)")
-    axes[1].legend(loc="upper right")
+    axes[1].legend(loc="center right")          # the empty band between the two clouds
     if title:
         fig.suptitle(title)
     return fig
