@@ -2,6 +2,7 @@
 typical wrong answers: a wrong model; a select() without timeout, or clocks looked at only for
 the ready sockets (idle clients never closed); activity never noted (busy clients closed);
 closing without unregistering (the loop crashes); and the unsolved stubs."""
+import selectors
 import time
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from nbio_helpers import SelectorsServer
 from nbio_helpers.connection import Connection, accept_all
 from nbio_helpers.exercises import FAIL_PREFIX, PASS_PREFIX
-from nbio_helpers.exercises.nb05 import SCENARIOS, check_idle_timeout, check_model_choices
+from nbio_helpers.exercises.nb05 import (IDLE_TIMEOUT, SCENARIOS, check_idle_timeout,
+                                         check_model_choices)
 from nbio_helpers.models.selectors_model import READ
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,39 +52,64 @@ class Reference(SelectorsServer):
                         conn.close("idle for too long")
 
 
-def variant(*, no_timeout=False, never_touch=False, no_unregister=False, too_eager=False,
-            only_ready=False):
-    """The reference with one typical mistake switched on."""
+def variant(*, timeout="quarter", sleep=0.0, never_touch=False, no_unregister=False,
+            close_first=False, too_eager=False, only_ready=False, only_when_events=False,
+            no_clock_at_accept=False, own_selector=False, clock=time.monotonic):
+    """The reference with typical mistakes switched on (and a few harmless differences).
+
+    timeout: "quarter" (idle_timeout / 4, the reference), None, 0, a number of seconds, or
+    "deadline" (None while no client is connected, else the time until the earliest one can
+    become idle: the best answer); sleep: seconds of time.sleep() in each turn.
+    """
 
     class Variant(Reference):
+        def select_timeout(self, sel):
+            if timeout == "quarter":
+                return self.idle_timeout / 4
+            if timeout == "deadline":
+                clocks = [key.data.last_active for key in sel.get_map().values()
+                          if isinstance(key.data, Connection)]
+                if not clocks:
+                    return None
+                return max(0.0, min(clocks) + self.idle_timeout - clock()) + 0.001
+            return timeout
+
         def serve(self) -> None:
             self.listener.setblocking(False)
-            with self.selector_class() as sel:
+            make = selectors.DefaultSelector if own_selector else self.selector_class
+            with make() as sel:
                 sel.register(self.listener, READ, data="listener")
                 sel.register(self.waker, READ, data="waker")
                 while not self.stopping:
-                    timeout = None if no_timeout else self.idle_timeout / 4
-                    ready = sel.select(timeout=timeout)
+                    if sleep:
+                        time.sleep(sleep)
+                    ready = sel.select(timeout=self.select_timeout(sel))
                     for key, mask in ready:
                         if key.data == "listener":
                             for conn in accept_all(self):
-                                conn.last_active = time.monotonic()
+                                if not no_clock_at_accept:
+                                    conn.last_active = clock()
                                 sel.register(conn.sock, READ, data=conn)
                         elif key.data == "waker":
                             self.drain_waker()
                         else:
                             if not never_touch:
-                                key.data.last_active = time.monotonic()
+                                key.data.last_active = clock()
                             self.serve_connection(sel, key, mask)
-                    now = time.monotonic()
+                    if only_when_events and not ready:
+                        continue
+                    now = clock()
                     limit = 0 if too_eager else self.idle_timeout
                     keys = [key for key, _ in ready] if only_ready else sel.get_map().values()
                     for key in list(keys):
                         conn = key.data
                         if isinstance(conn, Connection) and now - conn.last_active > limit:
+                            if close_first:
+                                conn.close("idle for too long")
                             if not no_unregister:
                                 sel.unregister(conn.sock)
-                            conn.close("idle for too long")
+                            if not close_first:
+                                conn.close("idle for too long")
 
     return Variant
 
@@ -107,19 +134,54 @@ def test_reference_passes(capsys):
     assert verdict(capsys).startswith(PASS_PREFIX)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("wrong, hint", [
-    (variant(no_timeout=True), "give select() a timeout"),
-    (variant(only_ready=True), "not only the ready ones"),
-    (variant(never_touch=True), "last activity"),
-    (variant(no_unregister=True), "unregister"),
-    (variant(too_eager=True), "sooner than idle_timeout"),
-    (SelectorsServer, "keep the __init__ that takes idle_timeout"),
+@pytest.mark.parametrize("right", [
+    pytest.param(variant(clock=time.time), id="time.time-instead-of-monotonic"),
+    pytest.param(variant(timeout="deadline"), id="timeout-until-the-earliest-deadline"),
+    pytest.param(variant(timeout=IDLE_TIMEOUT), id="timeout-of-idle_timeout"),
+    pytest.param(variant(timeout=0.01), id="short-timeout"),
 ])
-def test_wrong_answers_fail_with_their_hint(capsys, wrong, hint):
-    assert check_idle_timeout.report(wrong) is False
-    out = verdict(capsys)
-    assert out.startswith(FAIL_PREFIX) and hint in out, out
+def test_other_right_answers_pass(capsys, right):
+    assert check_idle_timeout.report(right) is True, verdict(capsys)
+
+
+# One test per typical mistake: the checker refuses it, with a hint that names it.
+MISTAKES = [
+    pytest.param(variant(timeout=None), "give select() a timeout", id="select-without-timeout"),
+    pytest.param(variant(timeout=0), "select(timeout=0) returns at once", id="spins-on-timeout-0"),
+    pytest.param(variant(timeout=0, sleep=0.05), "do not sleep in the loop (time.sleep)",
+                 id="sleeps-then-select-timeout-0"),
+    pytest.param(variant(sleep=0.1), "do not sleep in the loop (time.sleep)",
+                 id="sleeps-in-the-loop"),
+    pytest.param(variant(only_when_events=True), "only when select() reported something",
+                 id="clocks-only-when-an-event-came"),
+    pytest.param(variant(only_ready=True), "not only the ready ones", id="only-ready-keys"),
+    pytest.param(variant(never_touch=True), "note the time of the last activity",
+                 id="activity-never-noted"),
+    pytest.param(variant(too_eager=True), "only when now - its last activity > idle_timeout",
+                 id="closes-too-soon"),
+    pytest.param(variant(timeout=1.0), "no longer than idle_timeout", id="timeout-too-long"),
+    pytest.param(variant(no_unregister=True), "sel.unregister(conn.sock), then conn.close",
+                 id="never-unregisters"),
+    pytest.param(variant(close_first=True), "unregister first, then close",
+                 id="closes-then-unregisters"),
+    pytest.param(variant(no_clock_at_accept=True), "when you accept it",
+                 id="no-clock-at-accept"),
+    pytest.param(variant(own_selector=True), "self.selector_class()", id="own-selector"),
+    pytest.param(SelectorsServer, "keep the __init__ that takes idle_timeout", id="no-init"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong, hint", MISTAKES)
+def test_wrong_answers_fail_with_their_hint(wrong, hint):
+    verdict_ = check_idle_timeout.verdict(wrong)
+    assert not verdict_.passed and hint in verdict_.hint, verdict_.text
+
+
+@pytest.mark.slow
+def test_a_spinning_loop_is_told_what_it_costs():
+    verdict_ = check_idle_timeout.verdict(variant(timeout=0))
+    assert "it spins" in verdict_.message and "of a core" in verdict_.message, verdict_.text
 
 
 def test_stub_is_not_done_yet(capsys):
