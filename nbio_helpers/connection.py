@@ -137,8 +137,12 @@ def close_finished(connections: list) -> list:
     return [c for c in connections if not c.closed]
 
 
-def accept_all(server, make=Connection) -> list:
+def accept_all(server, make=Connection, limit: int | None = None) -> list:
     """Accept every client waiting on ``server.listener`` (non-blocking); return Connections.
+
+    ``make(sock, server)`` turns each accepted socket into what is returned (default a
+    :class:`Connection`); ``limit`` stops after that many (``limit=1``: one client, or none if
+    the one that was waiting has gone already, ECONNABORTED).
 
     Out of descriptors (EMFILE, ENFILE), ``accept()`` fails but leaves the client waiting: the
     listener would stay readable and the loop would spin until a descriptor is freed. Each
@@ -147,7 +151,7 @@ def accept_all(server, make=Connection) -> list:
     event says so.
     """
     accepted = []
-    while True:
+    while limit is None or len(accepted) < limit:
         try:
             sock, _ = server.listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -162,6 +166,7 @@ def accept_all(server, make=Connection) -> list:
                                                ": a waiting client was turned away")
             continue
         accepted.append(make(sock, server))
+    return accepted
 
 
 def out_of_descriptors_reason(error: int) -> str:

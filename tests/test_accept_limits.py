@@ -227,3 +227,60 @@ def test_threads_model_turns_a_client_away_when_no_thread_can_start(monkeypatch)
         assert wait_until(lambda: server.refusals() == {"cannot start another thread": 1}, 5)
         assert request(server.address, b"next") == b"NEXT"   # the loop lives on
         assert server.running
+
+
+def test_accept_all_stops_at_its_limit():
+    first, second = socket.socketpair()
+    try:
+        server = fake_server(first, second)
+        assert accept_all(server, make=lambda sock, server: sock, limit=1) == [first]
+        assert server.listener.outcomes == [second]   # the next client is left waiting
+    finally:
+        first.close()
+        second.close()
+
+
+BLOCKING_SCRIPT = r"""
+import json, os, resource, socket, sys
+from nbio_helpers import request, start_server
+from nbio_helpers.server import wait_until
+
+with start_server("blocking", name="emfile") as server:
+    assert request(server.address, b"warm up") == b"WARM UP"
+    probe = os.open(os.devnull, os.O_RDONLY)
+    os.close(probe)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = probe + 16
+    client = socket.socket()
+    client.settimeout(5)
+    fillers = []
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < limit:
+        fillers.append(fd)
+    os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    client.connect(server.address)                  # accept() fails with EMFILE
+    turned_away = wait_until(lambda: sum(server.refusals().values()) > 0, 5)
+    try:
+        closed = client.recv(1) == b""
+    except ConnectionResetError:
+        closed = True
+    client.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for fd in fillers:
+        os.close(fd)
+    served_after = request(server.address, b"after", timeout=5) == b"AFTER"
+    alive = server.running
+print(json.dumps({"turned_away": turned_away, "closed": closed, "served_after": served_after,
+                  "alive": alive, "error": repr(server.error)}))
+"""
+
+
+@pytest.mark.skipif(sys.platform not in ("linux", "darwin"), reason="Linux and macOS only")
+def test_the_blocking_model_turns_a_client_away_and_goes_on_out_of_descriptors():
+    # It used to call a bare accept(): EMFILE ended its loop (kept on .error).
+    proc = subprocess.run([sys.executable, "-c", BLOCKING_SCRIPT], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report == {"turned_away": True, "closed": True, "served_after": True,
+                      "alive": True, "error": "None"}, report

@@ -116,3 +116,20 @@ def test_plot_of_fewer_parts():
     assert len(fig.axes) == 1 and "max" in fig.axes[0].get_xlabel()
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_table_columns_never_touch():
+    rows = _rows()
+    rows[0].tail_latency, rows[0].throughput = 1.55e-3, 156_357
+    rows[0].throughput_range = (150_000, 160_000)
+    line = comparison_table(rows).splitlines()[2]
+    assert "1.55 ms  156,357 (150,000-160,000)" in line          # was "1.55 ms156,357"
+    assert len({len(row) for row in comparison_table(rows).splitlines()}) == 1
+
+
+def test_plot_labels_connections_served_of_tried():
+    fig = plot_comparison(_rows())
+    labels = [t.get_text() for t in fig.axes[3].texts]
+    assert labels == ["1,050/1,050", "1,013/1,050"]            # same spot on a log axis
+    import matplotlib.pyplot as plt
+    plt.close(fig)

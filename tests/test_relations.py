@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from nbio_helpers.measure import (compare, idle_cost, neighbour_slowdown,
-                                  poll_interval_sweep, spare_cores)
+from nbio_helpers.measure import (ComparisonRow, compare, comparison_relations, idle_cost,
+                                  neighbour_slowdown, poll_interval_sweep, spare_cores)
 from nbio_helpers.models import PollingServer
 from nbio_helpers.scaling import available_selectors, measure_scaling
 
@@ -31,12 +31,26 @@ def sweep():
                                                           latency_budget=0.6)}
 
 
+MODELS = [("busy", "polling", {"interval": 0}), ("sleeping", "polling", {"interval": 0.01}),
+          *[(name, name, {}) for name in WAITING]]
+
+
 @pytest.fixture(scope="module")
 def rows():
-    models = [("busy", "polling", {"interval": 0}), ("sleeping", "polling", {"interval": 0.01}),
-              *[(name, name, {}) for name in WAITING]]
-    return {row.label: row for row in compare(models, parts=("idle", "latency", "load"),
-                                              idle_seconds=0.2)}
+    before = spare_cores(0.3)
+    rows = compare(MODELS, parts=("idle", "latency", "load"), idle_seconds=0.2)
+    after = spare_cores(0.3)
+    spare = None if before is None or after is None else min(before, after)
+    return {row.label: row for row in rows}, spare
+
+
+def sentences_for(models) -> list[str]:
+    """The relations comparison_relations() checks for these models (they depend only on
+    which models and parts were measured, not on the figures)."""
+    shaped = [ComparisonRow(label, model, options, idle_cpu=0.0, idle_wakeups=0.0,
+                            median_latency=1.0, throughput=1.0)
+              for label, model, options in models]
+    return [sentence for sentence, _ in comparison_relations(shaped)]
 
 
 # ------------------------------------------------------------- the polling trade-off
@@ -64,23 +78,13 @@ def test_a_sleeping_poller_goes_round_no_faster_than_it_sleeps(sweep):
             assert r["cpu_per_round"] > 0
 
 
-# -------------------------------------------------------------------- idle CPU
-@pytest.mark.parametrize("name", WAITING)
-def test_loops_that_wait_in_the_kernel_idle_at_no_cpu(rows, name):
-    assert rows[name].idle_cpu <= 0.05, rows[name]
-
-
-@pytest.mark.parametrize("name", ["select", "selectors"])
-def test_loops_that_wait_in_the_kernel_do_not_wake_up_while_idle(rows, name):
-    assert rows[name].idle_wakeups < 10, rows[name]
-
-
-def test_busy_polling_goes_round_thousands_of_times_a_second(rows):
-    assert rows["busy"].idle_wakeups > 1000
-
-
-def test_a_10_ms_sleeper_wakes_about_100_times_a_second_at_most(rows):
-    assert rows["sleeping"].idle_wakeups <= 100 * 1.1
+# ------------------------------------------ the relations notebooks 04 and 05 assert
+@pytest.mark.parametrize("sentence", sentences_for(MODELS))
+def test_the_comparison_relations_hold(rows, sentence):
+    by_label, spare = rows
+    relations = {r.sentence: r for r in comparison_relations(by_label.values(),
+                                                             spare_cores=spare)}
+    assert relations[sentence].holds, relations[sentence].figures
 
 
 def needs_a_free_core():
@@ -101,13 +105,9 @@ def test_busy_polling_burns_a_core_where_one_is_free():
 
 
 # ------------------------------------------------------------ latency, throughput
-def test_a_sleeping_poller_is_late_and_slow(rows):
-    sleeping = rows["sleeping"]
-    assert sleeping.median_latency > 5 * rows["selectors"].median_latency
-    # One echo per client per round, at most: 20 clients, about 100 rounds a second.
-    assert sleeping.throughput <= 20 / 0.01 * 1.05
-    assert rows["select"].throughput > sleeping.throughput
-    assert all(row.load_ok for row in rows.values())
+def test_a_sleeping_poller_is_late(rows):
+    by_label, _ = rows
+    assert by_label["sleeping"].median_latency > 5 * by_label["selectors"].median_latency
 
 
 # ----------------------------------------------------------------- neighbours

@@ -18,6 +18,8 @@ throughput under concurrent clients    :func:`throughput` (:mod:`.latency`)
 the polling trade-off (notebook 03)    :func:`poll_interval_sweep`, :func:`plot_tradeoff`
 every model compared (04, 05, bench)   :func:`compare`, :func:`comparison_table`,
                                        :func:`plot_comparison` (:mod:`.comparison`)
+what holds on any machine (04, 05)     :func:`comparison_relations`,
+                                       :func:`print_relations` (:mod:`.relations`)
 the busy loop and its neighbours (03)  :func:`neighbour_slowdown` (:mod:`.gil`)
 how waits scale with N (05)            :mod:`nbio_helpers.scaling`
 =====================================  ================================================
@@ -45,17 +47,19 @@ from .gil import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
 from .idle import (HeldClients, IdleCost, idle_clients, idle_cost, idle_cost_held,
                    loop_rounds)
 from .latency import LatencyStats, Throughput, latency_stats, throughput
+from .relations import Relation, comparison_relations, print_relations
 from .process import (ClientProcess, ClientProcessError, client_process,
                       running_client_processes, stop_client_processes)
 from .sweep import plot_tradeoff, poll_interval_sweep, spacing_for
 
 __all__ = [
     "BEYOND", "PARTS", "VARIANTS", "WORKLOADS", "ClientProcess", "ClientProcessError",
-    "ComparisonRow", "HeldClients", "IdleCost", "LatencyStats", "NeighbourSlowdown", "Spread",
-    "Tail", "Throughput", "client_process", "compare", "comparison_models", "comparison_table",
+    "ComparisonRow", "HeldClients", "IdleCost", "LatencyStats", "NeighbourSlowdown", "Relation",
+    "Spread", "Tail", "Throughput", "client_process", "compare", "comparison_models",
+    "comparison_relations", "comparison_table",
     "idle_clients", "idle_cost", "idle_cost_held", "latency_stats",
     "loop_rounds", "neighbour_slowdown", "percentile", "plot_comparison", "plot_tradeoff",
-    "poll_interval_sweep", "running_client_processes", "spacing_for", "spare_cores",
+    "poll_interval_sweep", "print_relations", "running_client_processes", "spacing_for", "spare_cores",
     "stop_client_processes", "tail", "tail_name", "throughput",
 ]
 

@@ -5,7 +5,7 @@ in the listen backlog until this one disconnects.
 """
 from __future__ import annotations
 
-from ..connection import echo_upper
+from ..connection import accept_all, echo_upper
 from ..events import EOF, RECV, SEND
 from ..server import Server, shutdown_quietly
 
@@ -27,11 +27,12 @@ class BlockingServer(Server):
         self._current = None
 
     def serve(self) -> None:
+        self.listener.setblocking(False)     # so that accept() can never wait (notebook 02)
         while self.wait_for_client():
-            sock, _ = self.listener.accept()
-            sock.setblocking(True)
-            self._current = sock
-            self.handle(sock, self.track(sock))
+            for sock in accept_all(self, make=lambda sock, server: sock, limit=1):
+                sock.setblocking(True)
+                self._current = sock
+                self.handle(sock, self.track(sock))
 
     def handle(self, sock, cid) -> None:
         """Echo until the client closes: the whole server waits inside this call."""
