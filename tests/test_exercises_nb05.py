@@ -1,5 +1,5 @@
 """The checkers of notebook 05 pass the reference solutions and fail, with their hint, on the
-typical wrong answers: a wrong model; a select() without timeout, or clocks looked at only for
+typical wrong answers (one test per mistake, the list is in nbio_helpers/exercises/nb05.py): a wrong model; a select() without timeout, or clocks looked at only for
 the ready sockets (idle clients never closed); activity never noted (busy clients closed);
 closing without unregistering (the loop crashes); and the unsolved stubs."""
 import selectors
@@ -10,8 +10,9 @@ import pytest
 from nbio_helpers import SelectorsServer
 from nbio_helpers.connection import Connection, accept_all
 from nbio_helpers.exercises import FAIL_PREFIX, PASS_PREFIX
-from nbio_helpers.exercises.nb05 import (IDLE_TIMEOUT, SCENARIOS, check_idle_timeout,
-                                         check_model_choices)
+from nbio_helpers.exercises.nb05 import (IDLE_TIMEOUT, MODEL_NAMES, SCENARIOS,
+                                         check_idle_timeout, check_model_choices)
+from nbio_helpers.models import MODELS
 from nbio_helpers.models.selectors_model import READ
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,7 +55,8 @@ class Reference(SelectorsServer):
 
 def variant(*, timeout="quarter", sleep=0.0, never_touch=False, no_unregister=False,
             close_first=False, too_eager=False, only_ready=False, only_when_events=False,
-            no_clock_at_accept=False, own_selector=False, clock=time.monotonic):
+            no_clock_at_accept=False, own_selector=False, ignore_stopping=False,
+            clock=time.monotonic):
     """The reference with typical mistakes switched on (and a few harmless differences).
 
     timeout: "quarter" (idle_timeout / 4, the reference), None, 0, a number of seconds, or
@@ -80,7 +82,7 @@ def variant(*, timeout="quarter", sleep=0.0, never_touch=False, no_unregister=Fa
             with make() as sel:
                 sel.register(self.listener, READ, data="listener")
                 sel.register(self.waker, READ, data="waker")
-                while not self.stopping:
+                while ignore_stopping or not self.stopping:
                     if sleep:
                         time.sleep(sleep)
                     ready = sel.select(timeout=self.select_timeout(sel))
@@ -134,6 +136,20 @@ def test_reference_passes(capsys):
     assert verdict(capsys).startswith(PASS_PREFIX)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_reference_passes_five_times_in_a_row():
+    for attempt in range(5):
+        verdict_ = check_idle_timeout.verdict(Reference)
+        assert verdict_.passed, f"attempt {attempt + 1}: {verdict_.text}"
+
+
+@pytest.mark.slow
+def test_a_loop_that_ignores_stopping_is_told_it_did_not_stop():
+    verdict_ = check_idle_timeout.verdict(variant(ignore_stopping=True))
+    assert "did not stop within" in verdict_.message, verdict_.text
+
+
 @pytest.mark.parametrize("right", [
     pytest.param(variant(clock=time.time), id="time.time-instead-of-monotonic"),
     pytest.param(variant(timeout="deadline"), id="timeout-until-the-earliest-deadline"),
@@ -167,6 +183,8 @@ MISTAKES = [
     pytest.param(variant(no_clock_at_accept=True), "when you accept it",
                  id="no-clock-at-accept"),
     pytest.param(variant(own_selector=True), "self.selector_class()", id="own-selector"),
+    pytest.param(variant(ignore_stopping=True), "loop `while not self.stopping:`",
+                 id="while-true-never-stops"),
     pytest.param(SelectorsServer, "keep the __init__ that takes idle_timeout", id="no-init"),
 ]
 
@@ -206,6 +224,12 @@ def test_right_choices_pass_with_explanations(capsys):
 
 @pytest.mark.parametrize("answers, expected", [
     (dict(RIGHT, chat_server="select"), "FD_SETSIZE"),
+    (dict(RIGHT, game_loop="selectors"), "a selector is for many sockets"),
+    (dict(RIGHT, game_loop="threads"), "Python's GIL"),
+    (dict(RIGHT, game_loop="tasks"), "a loop of its own"),
+    (dict(RIGHT, chat_server="tasks"), "teaching loop"),
+    (dict(RIGHT, legacy_driver="tasks"), "stops the whole loop"),
+    (dict(RIGHT, legacy_driver="polling"), "the loop stops for everyone"),
     (dict(RIGHT, chat_server="threads"), "10,000 threads"),
     (dict(RIGHT, legacy_driver="asyncio"), "stops the whole event loop"),
     (dict(RIGHT, game_loop="blocking"), "freeze"),
@@ -217,6 +241,30 @@ def test_wrong_choices_fail_with_their_hint(capsys, answers, expected):
     assert check_model_choices.report(answers) is False
     out = verdict(capsys)
     assert out.startswith(FAIL_PREFIX) and expected in out, out
+
+
+def test_select_with_timeout_0_is_right_for_the_game_loop(capsys):
+    assert check_model_choices.report(dict(RIGHT, game_loop="select")) is True
+    assert "select() with a timeout of 0" in verdict(capsys)
+
+
+def test_every_model_is_a_choice_and_every_wrong_one_has_its_hint():
+    assert set(MODEL_NAMES) == set(MODELS)          # tasks (notebook 06's loop) included
+    for key, scenario in SCENARIOS.items():
+        for name in MODEL_NAMES:
+            if name not in scenario["accept"]:
+                assert name in scenario["hints"], (key, name)
+                verdict_ = check_model_choices.verdict(dict(RIGHT, **{key: name}))
+                assert not verdict_.passed and verdict_.hint == scenario["hints"][name]
+
+
+def test_the_hints_issue_9_asked_for_word_for_word():
+    threads = SCENARIOS["chat_server"]["hints"]["threads"]
+    assert "a thread asleep in recv() costs no CPU" in threads
+    assert "Python's GIL" in threads and "stack" in threads
+    asyncio_hint = SCENARIOS["legacy_driver"]["hints"]["asyncio"]
+    assert "asyncio.to_thread" in asyncio_hint and "threads again" in asyncio_hint
+    assert SCENARIOS["game_loop"]["accept"] == ("polling", "select")
 
 
 def test_unanswered_choices_are_not_done_yet(capsys):

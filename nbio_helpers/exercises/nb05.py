@@ -8,13 +8,17 @@ Usage in the notebook::
 
 Exercise 1, :func:`check_model_choices`: the right model for three scenarios.
 
-* Rules the text states: one answer per scenario of :data:`SCENARIOS`, each one of the six
-  model names; the best fit is accepted (two models for the game loop and for the chat
-  server), with the reason; any other choice is refused with what is wrong with it.
-* Typical mistakes, each refused with its own hint (``SCENARIOS[...]["hints"]``): the game
-  loop given a blocking recv(), a reader thread, a selector, asyncio; the chat server given
-  threads (memory and GIL hand-offs), select (FD_SETSIZE), polling, blocking; the blocking
-  driver given asyncio (``to_thread`` is threads again) or any single-threaded loop. Also: a
+* Rules the text states: one answer per scenario of :data:`SCENARIOS`, each one of the model
+  names of :data:`MODEL_NAMES` (every model of ``MODELS``, notebook 06's ``tasks`` included;
+  case and spaces do not matter); the best fit is accepted (two models for the game loop:
+  polling, or ``select()`` with a timeout of 0 once per frame; two for the chat server), with
+  the reason; any other choice is refused with what is wrong with it.
+* Typical mistakes, each refused with its own hint (``SCENARIOS[...]["hints"]``: one for every
+  model a scenario does not accept, tests/test_exercises_nb05.py checks it): the game loop given
+  a blocking recv(), a reader thread (the GIL, a queue), a selector, asyncio or tasks (a loop
+  of their own); the chat server given threads (memory and GIL hand-offs, not CPU while they
+  sleep), select (FD_SETSIZE), polling, blocking, tasks (a teaching loop); the blocking driver
+  given asyncio (``to_thread`` is threads again), tasks, or any single-threaded loop. Also: a
   name that is not a model (``"epoll"``), a missing scenario, not a dict, the stub.
 
 Exercise 2, :func:`check_idle_timeout`: the selectors loop closing idle connections. The
@@ -36,7 +40,9 @@ learner's ``serve()`` runs as a real server; the checker gives it a selector of 
   replies); clocks looked at only when ``select()`` reported something; only the ready
   keys looked at; activity never noted (busy clients closed); closing too soon; a timeout
   so long that idle clients are closed late; never unregistering; closing before
-  unregistering; no clock given at accept (AttributeError); another selector than
+  unregistering; ``while True:`` instead of ``while not self.stopping:`` (does not stop when
+  asked); a ``serve()`` stuck before it serves anybody (no client answered: where it was
+  stuck is named); no clock given at accept (AttributeError); another selector than
   ``self.selector_class()``; the ``__init__`` changed; the stub. Accepted: ``time.time()``
   instead of ``time.monotonic()``; any ``select()`` timeout up to ``idle_timeout``; a
   timeout computed from the earliest deadline (``None`` while no client is connected).
@@ -51,13 +57,15 @@ import threading
 import time
 
 from ..clients import connect, recv_exactly, request
-from ..models import SelectorsServer
+from ..models import MODELS, SelectorsServer
 from ..server import ServerStopTimeout
 from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
                LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
                describe_exception, guarded, stop_learner_code, try_learner, where)
 
-MODEL_NAMES = ("blocking", "threads", "polling", "select", "selectors", "asyncio")
+MODEL_NAMES = tuple(MODELS)
+"""The names exercise 1 accepts: every model of :data:`nbio_helpers.models.MODELS`, in order
+(``tasks``, notebook 06's loop, included); every scenario has a hint for each wrong one."""
 
 SCENARIOS = {
     "game_loop": {
@@ -78,6 +86,9 @@ SCENARIOS = {
                          "up. Choose polling or select.",
             "asyncio": "asyncio wants to own the main loop (asyncio.run()); the game already "
                        "has one, and would have to run asyncio's a step at a time each frame.",
+            "tasks": "the tasks model runs a loop of its own (notebook 06's Loop), as asyncio "
+                     "does: the game already has one, and would have to run that one a step "
+                     "at a time each frame.",
         },
     },
     "chat_server": {
@@ -96,6 +107,9 @@ SCENARIOS = {
             "polling": "asking 10,000 silent sockets again and again burns a core for nothing.",
             "select": "select() cannot watch descriptor numbers of 1024 or more (FD_SETSIZE), "
                       "and every call costs time for every socket it watches.",
+            "tasks": "the tasks model is this series' own teaching loop (notebook 06): it "
+                     "would wait in epoll as asyncio does, but a real server is built on what "
+                     "is maintained and tested by others: selectors, or asyncio.",
         },
     },
     "legacy_driver": {
@@ -115,6 +129,8 @@ SCENARIOS = {
                        "loop, and the pool has min(32, CPUs + 4) threads, so on a small machine "
                        "some of 20 slow queries wait for a free one. For 20 clients, threads "
                        "alone are simpler.",
+            "tasks": "a blocking call inside a task stops the whole loop, as in asyncio: "
+                     "every other client waits while one query runs.",
         },
     },
 }
