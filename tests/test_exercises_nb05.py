@@ -1,7 +1,9 @@
 """The checkers of notebook 05 pass the reference solutions and fail, with their hint, on the
-typical wrong answers (one test per mistake, the list is in nbio_helpers/exercises/nb05.py): a wrong model; a select() without timeout, or clocks looked at only for
-the ready sockets (idle clients never closed); activity never noted (busy clients closed);
-closing without unregistering (the loop crashes); and the unsolved stubs."""
+typical wrong answers: one test per mistake, listed with the rules in the docstring of
+nbio_helpers/exercises/nb05.py (a wrong model; a select() without timeout, or with a timeout
+of 0, which spins; a sleep in the loop; clocks looked at only for the ready sockets; activity
+never noted; closing too soon or too late; closing without unregistering, or before it; a
+loop that does not stop when asked; and the unsolved stubs)."""
 import selectors
 import time
 
