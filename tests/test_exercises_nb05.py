@@ -272,3 +272,28 @@ def test_the_hints_issue_9_asked_for_word_for_word():
 def test_unanswered_choices_are_not_done_yet(capsys):
     assert check_model_choices.report({key: ... for key in SCENARIOS}) is False
     assert "not done yet" in verdict(capsys)
+
+
+def test_closed_after_is_counted_from_the_connection_not_from_the_checkers_pause():
+    """The reference was once refused in a notebook run ("closed 0.20 s after it connected,
+    sooner than idle_timeout=0.25 s"): the checker counted from after its own 0.05 s pause.
+    A close 0.2 s after `since` must read 0.2 s however long the checker waited first."""
+    import socket
+    import threading
+    import types
+
+    from nbio_helpers.exercises import nb05
+
+    ours, peer = socket.socketpair()
+    try:
+        since = time.monotonic()
+        time.sleep(0.1)                         # the checker's pause before it watches
+        closer = threading.Timer(0.1, peer.close)
+        closer.start()
+        after = nb05._closed_by_server(ours, 2.0, types.SimpleNamespace(running=True),
+                                       since=since)
+        closer.join(2)
+    finally:
+        ours.close()
+        peer.close()
+    assert after is not None and after >= 0.2, after

@@ -282,10 +282,12 @@ def _watched_selector_class(log: _SelectLog):
     return CheckersSelector
 
 
-def _closed_by_server(sock: socket.socket, within: float, server) -> float | None:
-    """Seconds until the server closed ``sock`` (EOF or reset), or None if it did not within
-    ``within`` seconds (or if the server's loop ended: then there is no point waiting)."""
-    start = time.monotonic()
+def _closed_by_server(sock: socket.socket, within: float, server,
+                      since: float | None = None) -> float | None:
+    """Seconds from ``since`` (a ``time.monotonic()`` value: when ``sock`` connected; default
+    now) until the server closed ``sock`` (EOF or reset), or None if it did not within
+    ``within`` seconds of ``since`` (or if the server's loop ended: no point waiting)."""
+    start = time.monotonic() if since is None else since
     sock.settimeout(0.02)   # short waits, to notice at once if the loop has died
     while time.monotonic() - start < within and server.running:
         try:
@@ -494,8 +496,9 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
                               args=(server.address, CHATTY_EVERY, seconds, outcome),
                               name="check-idle-chatty", daemon=True)
     with connect(server.address, timeout=3.0) as idle:
+        connected = time.monotonic()
         chatty.start()
-        after = _closed_by_server(idle, WAIT_FOR_CLOSE, server)
+        after = _closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
         chatty.join(seconds + 5)
     _check_alive(server)
     if after is not None and after < TOO_SOON:
@@ -534,10 +537,11 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
 def _idle_alone(server, log: _SelectLog) -> None:
     """A silent client, alone: closed in time, while the loop sleeps in select()."""
     with connect(server.address, timeout=3.0) as idle:
-        time.sleep(0.05)                     # accepted and registered by now
+        connected = time.monotonic()         # "closed after": counted from here, not from
+        time.sleep(0.05)                     # after this pause (accepted and registered by now)
         log.reset()
         c0, t0 = server.cpu.total(), time.perf_counter()
-        after = _closed_by_server(idle, WAIT_FOR_CLOSE, server)
+        after = _closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
         cpu = (server.cpu.total() - c0) / (time.perf_counter() - t0)
         rate = log.rate()
         with log.lock:
