@@ -11,7 +11,7 @@ from .clients import LoadResult, connect, recv_exactly, request, run_load
 from .cpu import ThreadCPU, cpu_share
 from .events import Event, EventLog
 from .models import (FD_SETSIZE, MODELS, AsyncioServer, BlockingServer, PollingServer,
-                     SelectorsServer, SelectServer, ThreadsServer, start_server)
+                     SelectorsServer, SelectServer, TasksServer, ThreadsServer, start_server)
 from .registry import running_servers, stop_all
 from .server import HIGH_WATER, Server, ServerStoppedError, ServerStopTimeout
 
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncioServer", "BlockingServer", "Event", "EventLog", "FD_SETSIZE", "HIGH_WATER",
     "LoadResult", "MODELS", "PollingServer", "SelectServer", "SelectorsServer", "Server",
-    "ServerStopTimeout", "ServerStoppedError", "ThreadCPU", "ThreadsServer", "connect", "cpu_share", "recv_exactly",
+    "ServerStopTimeout", "ServerStoppedError", "TasksServer", "ThreadCPU", "ThreadsServer",
+    "connect", "cpu_share", "recv_exactly",
     "request", "run_load", "running_servers", "start_server", "stop_all",
 ]

@@ -101,8 +101,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     asks for that command, so that ``serve`` starts fast."""
     parser = argparse.ArgumentParser(
         prog=_prog(),
-        description="Echo servers (every byte back upper-cased) in six IO models, "
-                    "a terminal client and a load generator.")
+        description=f"Echo servers (every byte back upper-cased) in {len(MODELS)} IO "
+                    "models, a terminal client, a load generator and a chat server.")
     parser.add_argument("--version", action="version", version=f"nbio_helpers {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

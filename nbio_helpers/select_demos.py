@@ -7,6 +7,11 @@
 * :class:`HeartbeatSelectServer` — ``select()``'s timeout used for periodic work.
 * :func:`partial_send_report` — an 8 MiB echo through small socket buffers, with the partial
   sends counted from the event log (:func:`count_partial_sends`).
+* :func:`two_acceptors` and :func:`reset_before_accept` — readiness is a hint: two threads
+  told "readable" for one client (one gets it, one gets ``BlockingIOError``); a client that
+  resets before ``accept()`` (what each OS does then).
+* :func:`select_cost_by_descriptor` — what one ``select()`` costs: a high descriptor number a
+  little, many sockets a lot.
 * :func:`select_on_high_descriptor` and :func:`high_descriptor_client` — the FD_SETSIZE limit:
   ``select()`` refuses a descriptor >= 1024 (POSIX), and the select server refuses such a
   client while it keeps serving the others.
@@ -29,14 +34,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import math
 import os
 import select
 import socket
+import statistics
 import sys
+import threading
 import time
 from typing import Iterable
 
-from .clients import connect, recv_exactly, request, run_load
+from .clients import close_with_reset, connect, recv_exactly, request, run_load
 from .connection import Connection, accept_all, close_finished
 from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
@@ -57,7 +65,9 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
     """
     for ready in readable:
         if ready is server.listener:
-            connections += [c for c in accept_all(server) if server.fits_in_select(c, connections)]
+            for conn in accept_all(server):       # a burst: each one counted as it joins
+                if server.fits_in_select(conn, connections):
+                    connections.append(conn)
         elif ready is server.waker:
             server.drain_waker()
         else:
@@ -176,6 +186,191 @@ def partial_send_report(payload: int = 8 * MiB, sndbuf: int = 16 * 1024,
             ok=result.ok, payload=payload, recv_calls=log.count(RECV), send_calls=log.count(SEND),
             partial_sends=count_partial_sends(log.events()),
             would_block=log.count("send_would_block"), pauses=log.count("pause"))
+
+
+# --------------------------------------------------------------------------- readiness is a hint
+ONE_WINS = ["accept() got the client", "accept() raised BlockingIOError"]
+"""What :func:`two_acceptors` returns: one client, two threads acting on one answer."""
+
+
+def two_acceptors(timeout: float = 5.0) -> list[str]:
+    """Two threads wait in ``select()`` on one non-blocking listener; one client connects.
+    Both are told "readable"; only then (they wait for each other) does each call
+    ``accept()``.
+
+    Returns the two outcomes, sorted: :data:`ONE_WINS`, every time (``select()`` is
+    level-triggered: a thread that looks after the client arrived is told readable too).
+    Bounded by ``timeout``; every socket is closed and both threads are joined.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)          # so that the loser gets BlockingIOError, not a hang
+    both_told = threading.Barrier(2, timeout=timeout)
+    outcomes = {}
+
+    def acceptor(name: str) -> None:
+        readable, _, _ = select.select([listener], [], [], timeout)
+        outcomes[name] = "told readable" if readable else "select() timed out"
+        try:
+            both_told.wait()             # both have their answer before either acts on it
+        except threading.BrokenBarrierError:
+            return
+        try:
+            client, _ = listener.accept()
+        except BlockingIOError:
+            outcomes[name] = "accept() raised BlockingIOError"
+        else:
+            outcomes[name] = "accept() got the client"
+            client.close()
+
+    threads = [threading.Thread(target=acceptor, args=(name,), name=f"nbio-acceptor-{name}",
+                                daemon=True) for name in ("A", "B")]
+    client = None
+    try:
+        for thread in threads:
+            thread.start()
+        client = socket.create_connection(listener.getsockname(), timeout=timeout)
+        for thread in threads:
+            thread.join(timeout + 1)
+    finally:
+        both_told.abort()                # frees a thread still waiting, if anything failed
+        for thread in threads:
+            thread.join(1.0)
+        if client is not None:
+            client.close()
+        listener.close()
+    return sorted(outcomes.values())
+
+
+@dataclasses.dataclass
+class ResetBeforeAccept:
+    """What happened to a client that connected, then reset, before the server's ``accept()``.
+
+    Each outcome is ``"returned a socket"``, ``"b''"``, ``"data"`` or the name of the
+    exception raised (the type only: its text differs by OS).
+    """
+
+    selected: bool         # select() reported the listener readable (a client was waiting)
+    accept: str            # what accept() did then
+    first_recv: str        # what the first recv() on the accepted socket did ("" if none)
+    second_accept: str     # what a second accept() did
+
+
+def reset_before_accept(timeout: float = 2.0) -> ResetBeforeAccept:
+    """A client connects, ``select()`` reports the listener readable, the client resets the
+    connection (:func:`~nbio_helpers.clients.close_with_reset`), and only then does the
+    server call ``accept()`` on its non-blocking listener.
+
+    Linux (run): ``accept()`` returns the dead connection, whose first ``recv()`` raises
+    ``ConnectionResetError``; a second ``accept()`` raises ``BlockingIOError``. Systems
+    derived from BSD (macOS) may drop such a connection from the queue (``accept()`` then
+    raises ``BlockingIOError``) or fail ``accept()`` with ``ConnectionAbortedError``
+    (ECONNABORTED); Windows documents WSAECONNRESET (``ConnectionResetError``). Nothing
+    blocks: about 0.05 s. Every socket is closed.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    conn = None
+    try:
+        client = socket.create_connection(listener.getsockname(), timeout=timeout)
+        selected = bool(select.select([listener], [], [], timeout)[0])
+        close_with_reset(client)
+        time.sleep(0.05)               # the reset crosses the loopback at once; be generous
+        try:
+            conn, _ = listener.accept()
+            accepted = "returned a socket"
+        except OSError as exc:
+            accepted = type(exc).__name__
+        first = ""
+        if conn is not None:
+            conn.setblocking(False)
+            select.select([conn], [], [], timeout)    # a reset connection is readable
+            try:
+                first = "data" if conn.recv(16) else "b''"
+            except OSError as exc:
+                first = type(exc).__name__
+        try:
+            listener.accept()[0].close()
+            second = "returned a socket"
+        except OSError as exc:
+            second = type(exc).__name__
+        return ResetBeforeAccept(selected, accepted, first, second)
+    finally:
+        if conn is not None:
+            conn.close()
+        listener.close()
+
+
+# --------------------------------------------------------------------------- what one call costs
+@dataclasses.dataclass
+class DescriptorCost:
+    """What :func:`select_cost_by_descriptor` measured: seconds per ``select()`` call.
+
+    ``ran`` is False where descriptor numbers cannot be placed (Windows, where ``select()``
+    takes arrays of sockets and their numbers play no part); ``explanation`` says why.
+    """
+
+    ran: bool
+    one_low: float = math.nan     # one socket with a low descriptor number
+    one_high: float = math.nan    # the same socket, numbered ``high``
+    many_low: float = math.nan    # ``count`` sockets, all numbered below ``high``
+    high: int = 0
+    count: int = 0
+    explanation: str = ""
+
+
+def _seconds_per_call(fn, budget: float, batch: int) -> float:
+    """Median seconds per ``fn()`` over batches of ``batch`` calls, for about ``budget`` s
+    (at least 3 batches)."""
+    samples = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < 3 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        samples.append((time.perf_counter() - start) / batch)
+    return statistics.median(samples)
+
+
+def select_cost_by_descriptor(high: int = 1000, count: int = 900,
+                              budget: float = 0.05) -> DescriptorCost:
+    """Time ``select.select(rlist, [], [], 0)`` three ways: one socket with a low descriptor
+    number, the same socket duplicated to descriptor ``high`` (so that Python passes the
+    kernel ``nfds = high + 1``), and ``count`` sockets numbered below ``high``.
+
+    POSIX only (``ran=False`` on Windows). About ``3 * budget`` seconds; raises the
+    open-files soft limit for the moment if needed; everything opened is closed.
+    """
+    if sys.platform == "win32":
+        return DescriptorCost(False, explanation=(
+            "Windows: select() takes arrays of sockets; their numbers play no part"))
+    try:
+        import fcntl
+    except ImportError:
+        return DescriptorCost(False, explanation="no fcntl module here to place a descriptor")
+    with fd_limit_raised(high + count + 64) as fds:
+        if fds is not None and fds < high + count + 64:
+            return DescriptorCost(False, explanation=(
+                f"the open-files limit ({fds}) is too low for {count} sockets and "
+                f"descriptor {high}"))
+        low, peer = socket.socketpair()
+        placed = None
+        many: list[socket.socket] = []
+        try:
+            placed = socket.socket(fileno=fcntl.fcntl(low.fileno(), fcntl.F_DUPFD, high))
+            many = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+            watched = [sock for sock in many if sock.fileno() < high]
+            return DescriptorCost(
+                True,
+                one_low=_seconds_per_call(lambda: select.select([low], [], [], 0), budget, 50),
+                one_high=_seconds_per_call(lambda: select.select([placed], [], [], 0),
+                                           budget, 50),
+                many_low=_seconds_per_call(lambda: select.select(watched, [], [], 0),
+                                           budget, 5),
+                high=placed.fileno(), count=len(watched))
+        finally:
+            for sock in [placed, low, peer, *many]:
+                if sock is not None:
+                    sock.close()
 
 
 # --------------------------------------------------------------------------- FD_SETSIZE
@@ -322,8 +517,10 @@ def format_table(rows: list[ComparisonRow]) -> str:
 
 
 __all__ = [
-    "AlwaysWritableSelectServer", "HeartbeatSelectServer", "HighDescriptorOutcome",
-    "LimitDemo", "PartialSendReport", "compare_models", "count_partial_sends", "format_table",
-    "high_descriptor_client", "low_descriptors_taken", "measure_idle", "partial_send_report",
-    "plot_comparison", "select_on_high_descriptor", "serve_ready",
+    "ONE_WINS", "AlwaysWritableSelectServer", "DescriptorCost", "HeartbeatSelectServer",
+    "HighDescriptorOutcome", "LimitDemo", "PartialSendReport", "ResetBeforeAccept",
+    "compare_models", "count_partial_sends", "format_table", "high_descriptor_client",
+    "low_descriptors_taken", "measure_idle", "partial_send_report", "plot_comparison",
+    "reset_before_accept", "select_cost_by_descriptor", "select_on_high_descriptor",
+    "serve_ready", "two_acceptors",
 ]

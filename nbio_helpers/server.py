@@ -35,7 +35,7 @@ import warnings
 from . import registry
 from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
-from .interrupts import interrupts_deferred, uninterruptible
+from .interrupts import interrupts_deferred, join_interruptibly, uninterruptible
 from .limits import ensure_fd_room
 
 HIGH_WATER = 1024 * 1024
@@ -218,7 +218,7 @@ class Server:
         self._grace_until = time.monotonic() + grace
         self._stop_requested.set()
         self._wake()
-        self._thread.join(max(0.0, self._grace_until - time.monotonic()))
+        join_interruptibly([self._thread], max(0.0, self._grace_until - time.monotonic()))
         self._join_workers(max(0.0, self._grace_until - time.monotonic()))
 
     def _teardown(self, timeout: float, reason: str) -> None:

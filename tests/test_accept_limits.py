@@ -247,6 +247,9 @@ from nbio_helpers.server import wait_until
 
 with start_server("blocking", name="emfile") as server:
     assert request(server.address, b"warm up") == b"WARM UP"
+    # The server closes its end of that connection after the reply: wait, or the descriptor
+    # it frees would be a hole below the limit, and the next accept() would succeed.
+    assert wait_until(lambda: server.events.count("close") == 1, 5)
     probe = os.open(os.devnull, os.O_RDONLY)
     os.close(probe)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -11,11 +11,13 @@ from nbio_helpers.measure import ComparisonRow, IdleCost, comparison_table
 from nbio_helpers.measure.comparison import _model_spec
 from nbio_helpers.measure import loop_rounds
 from nbio_helpers.measure import plot_comparison as the_plot
-from nbio_helpers.select_demos import (AlwaysWritableSelectServer, HeartbeatSelectServer,
+from nbio_helpers.select_demos import (ONE_WINS, AlwaysWritableSelectServer,
+                                       HeartbeatSelectServer, ResetBeforeAccept,
                                        compare_models, count_partial_sends, format_table,
                                        high_descriptor_client, low_descriptors_taken,
                                        measure_idle, partial_send_report, plot_comparison,
-                                       select_on_high_descriptor)
+                                       reset_before_accept, select_cost_by_descriptor,
+                                       select_on_high_descriptor, two_acceptors)
 from nbio_helpers.server import wait_until
 
 posix_only = pytest.mark.skipif(sys.platform == "win32",
@@ -92,6 +94,55 @@ def test_partial_send_report_big_payload():
     assert report.ok
     assert report.recv_calls > 1 and report.send_calls > 1
     assert 0 <= report.partial_sends < report.send_calls
+
+
+# ---------------------------------------------------------------- readiness is a hint
+def test_two_acceptors_one_gets_the_client_the_other_blockingioerror(open_fds, nbio_threads):
+    before = open_fds()
+    for _ in range(20):                        # deterministic: the same every time
+        assert two_acceptors() == ONE_WINS == ["accept() got the client",
+                                               "accept() raised BlockingIOError"]
+    assert open_fds() == before and not nbio_threads()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="what Linux does (run)")
+def test_reset_before_accept_linux_hands_over_the_dead_connection(open_fds):
+    before = open_fds()
+    assert reset_before_accept() == ResetBeforeAccept(
+        selected=True, accept="returned a socket", first_recv="ConnectionResetError",
+        second_accept="BlockingIOError")
+    assert open_fds() == before
+
+
+def test_reset_before_accept_never_blocks_on_any_os():
+    gone = reset_before_accept()
+    assert gone.selected
+    assert gone.accept in ("returned a socket", "BlockingIOError", "ConnectionAbortedError",
+                           "ConnectionResetError")
+    assert gone.second_accept == "BlockingIOError"
+
+
+# ---------------------------------------------------------------- what one call costs
+@posix_only
+def test_select_cost_follows_the_sockets_far_more_than_their_numbers(open_fds):
+    before = open_fds()
+    cost = select_cost_by_descriptor()
+    assert cost.ran, cost.explanation
+    assert cost.high >= 1000 and cost.count >= 800
+    # The fact notebook 04 asserts: ratios of medians of many calls, with wide margins
+    # (measured here, loaded or not: 1.2 and about 120).
+    assert cost.one_high < 3 * cost.one_low          # nfds 1001 against 4: a little more
+    assert cost.many_low > 20 * cost.one_high        # 900 sockets: far more
+    assert open_fds() == before
+
+
+def test_select_cost_is_not_shown_where_numbers_play_no_part(monkeypatch):
+    import types
+
+    import nbio_helpers.select_demos as demos
+    monkeypatch.setattr(demos, "sys", types.SimpleNamespace(platform="win32"))
+    cost = demos.select_cost_by_descriptor()
+    assert not cost.ran and "Windows" in cost.explanation
 
 
 # ---------------------------------------------------------------- FD_SETSIZE

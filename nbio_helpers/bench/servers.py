@@ -146,6 +146,7 @@ SERVERS = {
     "select": (_counters_only("select"), "model"),
     "selectors": (_counters_only("selectors"), "model"),
     "asyncio": (_counters_only("asyncio"), "model"),
+    "tasks": (_counters_only("tasks"), "model"),
     "ref-asyncio": (AsyncioStreamsReference, "reference"),
     "ref-socketserver": (ThreadingTCPReference, "reference"),
 }

@@ -33,7 +33,9 @@ class SelectServer(Server):
             self.events.record(WAKEUP, nbytes=len(readable) + len(writable))
             for ready in readable:
                 if ready is self.listener:
-                    connections += [c for c in accept_all(self) if self.fits_in_select(c, connections)]
+                    for conn in accept_all(self):      # a burst: each one counted as it joins
+                        if self.fits_in_select(conn, connections):
+                            connections.append(conn)
                 elif ready is self.waker:
                     self.drain_waker()
                 else:
@@ -43,14 +45,23 @@ class SelectServer(Server):
             connections = close_finished(connections)   # close those that are done
 
     def fits_in_select(self, conn: Connection, connections: list) -> bool:
-        """Refuse (close) a connection that ``select()`` cannot watch; the others carry on."""
+        """Refuse (close) a connection that ``select()`` could not watch; the others carry on.
+
+        Linux and macOS: its descriptor number must be below FD_SETSIZE (1024). Windows:
+        ``select()`` takes at most 512 sockets per list, and rlist holds the listener, the
+        waker and every connection, so there must be room for this one too. Call it once per
+        new connection, with the connections admitted so far (earlier ones of the same burst
+        of accepts included).
+        """
         if sys.platform == "win32":
-            too_many = len(connections) + 2 >= WINDOWS_SELECT_LIMIT
+            fits = len(connections) + 3 <= WINDOWS_SELECT_LIMIT   # listener, waker, this one
             why = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
+            reason = why
         else:
-            too_many = conn.fileno() >= FD_SETSIZE
+            fits = conn.fileno() < FD_SETSIZE
             why = f"descriptor beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
-        if too_many:
+            reason = f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit"
+        if not fits:
             self.count_refusal(why)
-            conn.close(f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit")
-        return not too_many
+            conn.close(reason)
+        return fits

@@ -6,10 +6,10 @@ between threads whenever one blocks. The price is a thread (stack, scheduling) p
 from __future__ import annotations
 
 import threading
-import time
 
 from ..connection import accept_all, echo_upper
 from ..events import EOF, ERROR, RECV, SEND
+from ..interrupts import join_interruptibly
 from ..server import Server, shutdown_quietly
 
 
@@ -77,8 +77,6 @@ class ThreadsServer(Server):
             shutdown_quietly(sock)
 
     def _join_workers(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         with self._workers_lock:
             workers = list(self._workers)
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+        join_interruptibly(workers, timeout)
