@@ -15,9 +15,14 @@ Usage::
         flooder.drain(seconds=2)                    # now read: the server resumes
     series = buffer_series(server.events)
     plot_buffer(series, high_water=server.high_water, reading_from=flooder.reading_from)
+
+    # with and without backpressure, each on its own scale, the moments that matter zoomed:
+    plot_backpressure(series, without, server.high_water,
+                      held_reading_from=flooder.reading_from, free_reading_from=greedy.reading_from)
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import selectors
 import socket
@@ -205,4 +210,94 @@ def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
     # From 0, and tall enough for this series even when the y axis is shared with another.
     ax.set_ylim(0, max(ax.get_ylim()[1], top * 1.08))
     ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
+    return fig
+
+
+def level_at(series: BufferSeries, t: float) -> int:
+    """The buffer's size (bytes) just after time ``t`` (seconds from the series' start)."""
+    if not series.t:
+        return 0
+    i = bisect.bisect_right(series.t, t) - 1
+    return series.size[max(i, 0)]
+
+
+def _zoom_windows(held: BufferSeries, reading_at: float | None) -> list[tuple[float, float]]:
+    """Two time windows (ms) of a held-back series: its start up to just past the first
+    PAUSE, and its end from just before the client started reading."""
+    end = held.t[-1] * 1e3
+    first_pause = held.pauses[0] * 1e3 if held.pauses else end
+    start = (0.0, min(end, first_pause + max(2.0, first_pause)))
+    reading = reading_at if reading_at is not None else (held.resumes[0] * 1e3 if held.resumes
+                                                         else end)
+    margin = max(1.0, 0.1 * (end - reading))
+    return [start, (max(0.0, reading - margin), end + margin)]
+
+
+def plot_backpressure(held: BufferSeries, free: BufferSeries, high_water: int, *,
+                      held_reading_from: float | None = None,
+                      free_reading_from: float | None = None, figsize=(12, 3.6)):
+    """The output buffer of a connection with backpressure and of one without, side by side,
+    each on a scale that shows what happens. Returns the Figure (three panels).
+
+    Left and middle, ``held`` (with backpressure) on a shared y axis in KiB, zoomed in time
+    on its two moments: the start (the buffer fills to the high-water mark, PAUSE ▼) and the
+    end (the client reads, the buffer drains, RESUME ▲ at half the mark, and any further
+    round). The mark is dashed, half the mark dotted, PAUSE and RESUME drawn at the
+    buffer's level. Right, ``free`` (no backpressure) in MiB, the mark drawn for scale.
+    Grey: the client reads nothing (before ``*_reading_from``, ``time.monotonic()`` values
+    such as :attr:`Flooder.reading_from`).
+    """
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=figsize)
+    grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.3], wspace=0.08)
+    ax_start = fig.add_subplot(grid[0])
+    ax_end = fig.add_subplot(grid[1], sharey=ax_start)
+    ax_free = fig.add_subplot(grid[2])
+    mark_kib = high_water / 1024
+    reading_at = None if held_reading_from is None or not held.t else \
+        (held_reading_from - held.t0) * 1e3
+    if held.t:
+        ms = [x * 1e3 for x in held.t]
+        kib = [size / 1024 for size in held.size]
+        for ax, (lo, hi) in zip((ax_start, ax_end), _zoom_windows(held, reading_at)):
+            if reading_at is not None and reading_at > lo:
+                ax.axvspan(lo, min(hi, reading_at), color="0.92", zorder=0)
+            ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
+            ax.axhline(mark_kib, color="tab:red", ls="--", lw=1, label="high-water mark")
+            ax.axhline(mark_kib / 2, color="tab:green", ls=":", lw=1,
+                       label="half the mark (resume)")
+            for i, t in enumerate(held.pauses):
+                ax.plot(t * 1e3, level_at(held, t) / 1024, "v", color="tab:red", ms=9,
+                        ls="none", label="PAUSE: stop reading" if i == 0 else None)
+            for i, t in enumerate(held.resumes):
+                ax.plot(t * 1e3, level_at(held, t) / 1024, "^", color="tab:green", ms=9,
+                        ls="none", label="RESUME" if i == 0 else None)
+            ax.set_xlim(lo, hi)
+            ax.set_xlabel("time (ms)")
+        handles, labels = ax_start.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.37, 0.0), ncol=3,
+                   fontsize=8, frameon=False)
+    ax_start.set_ylim(0, max(mark_kib, held.peak / 1024) * 1.3)
+    ax_start.set_ylabel("pending output (KiB)")
+    ax_start.set_title("with backpressure:\nfills to the mark, PAUSE ▼", fontsize=10)
+    ax_end.set_title("the client reads:\nit drains, RESUME ▲", fontsize=10)
+    plt.setp(ax_end.get_yticklabels(), visible=False)
+    if free.t:
+        free_ms = [x * 1e3 for x in free.t]
+        mib = [size / 2**20 for size in free.size]
+        if free_reading_from is not None:
+            ax_free.axvspan(0, (free_reading_from - free.t0) * 1e3, color="0.92", zorder=0,
+                            label="client reads nothing")
+        ax_free.step(free_ms, mib, where="post", color="tab:purple", label="output buffer")
+        ax_free.axhline(high_water / 2**20, color="tab:red", ls="--", lw=1,
+                        label="the mark, for scale")
+        ax_free.set_ylim(0, max(max(mib), high_water / 2**20) * 1.1)
+        ax_free.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax_free.set_ylabel("pending output (MiB)")
+    ax_free.set_xlabel("time (ms)")
+    ax_free.yaxis.set_label_position("right")
+    ax_free.yaxis.tick_right()
+    ax_free.set_title("without backpressure:\nit holds what the client sends", fontsize=10)
+    fig.suptitle("One connection's output buffer (grey: the client reads nothing)", y=1.07)
     return fig

@@ -7,6 +7,9 @@ Documented (the same on Python 3.10-3.13 and on every OS)::
     loop.add_reader(sock, callback)       # asyncio registers sock with *your* selector...
     selector.get_key(sock).events         # ...so the selectors API shows it: EVENT_READ
 
+    loop, selector = selector_loop(WatchedSelector({sock.fileno(): "our socket"}))
+    #   register(the loop's own waker, EVENT_READ)      <- printed as the loop registers it
+
 Internal (what asyncio keeps in ``SelectorKey.data`` is not documented and may change in
 any Python release; :func:`key_callbacks` checks the layout and says so when it differs)::
 
@@ -26,6 +29,59 @@ INTERNAL_NOTE = ("internal view: asyncio's SelectorKey.data layout is not docume
 
 class InternalLayoutChanged(RuntimeError):
     """asyncio keeps something else in ``SelectorKey.data`` on this Python version."""
+
+
+class WatchedSelector(selectors.DefaultSelector):
+    """The OS's default selector, printing each change made to its interest list.
+
+    Hand it to a loop (``selector_loop(WatchedSelector(...))``) to see what asyncio
+    registers, modifies and unregisters, through the selector's documented methods only.
+    Each call prints one line, in the thread that made it, such as
+    ``  register(our socket, EVENT_READ)``.
+
+    Parameters
+    ----------
+    names:
+        ``{descriptor number: name}`` for the sockets you know (descriptor numbers are not
+        printed: they differ from run to run).
+    unnamed:
+        The name printed for any other descriptor. A new ``SelectorEventLoop`` registers one
+        socket of its own, the read end of its *self-pipe* (a socketpair that
+        ``call_soon_threadsafe()`` writes to, to wake the loop): hence the default.
+    print_to:
+        The function that prints a line (default :func:`print`).
+    """
+
+    def __init__(self, names: dict | None = None, *, unnamed: str = "the loop's own waker",
+                 print_to=print):
+        super().__init__()
+        self.names = dict(names or {})
+        self.unnamed = unnamed
+        self.print_to = print_to
+
+    def _name(self, fileobj) -> str:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        return self.names.get(fd, self.unnamed)
+
+    def register(self, fileobj, events, data=None):
+        self.print_to(f"  register({self._name(fileobj)}, {events_text(events)})")
+        return super().register(fileobj, events, data)
+
+    def modify(self, fileobj, events, data=None):
+        if events != self.get_key(fileobj).events:     # a change of data alone is not shown
+            self.print_to(f"  modify({self._name(fileobj)}, {events_text(events)})")
+        return super().modify(fileobj, events, data)
+
+    def unregister(self, fileobj):
+        self.print_to(f"  unregister({self._name(fileobj)})")
+        return super().unregister(fileobj)
+
+
+def events_text(events: int) -> str:
+    """``"EVENT_READ"``, ``"EVENT_WRITE"``, ``"EVENT_READ | EVENT_WRITE"`` (or ``"0"``)."""
+    names = [name for name, bit in (("EVENT_READ", selectors.EVENT_READ),
+                                    ("EVENT_WRITE", selectors.EVENT_WRITE)) if events & bit]
+    return " | ".join(names) or "0"
 
 
 def selector_loop(selector: selectors.BaseSelector | None = None):
@@ -75,4 +131,5 @@ def key_callbacks(key: selectors.SelectorKey) -> dict[str, str | None]:
     return names
 
 
-__all__ = ["INTERNAL_NOTE", "InternalLayoutChanged", "key_callbacks", "selector_loop"]
+__all__ = ["INTERNAL_NOTE", "InternalLayoutChanged", "WatchedSelector", "events_text",
+           "key_callbacks", "selector_loop"]

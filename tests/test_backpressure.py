@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from nbio_helpers.backpressure import (BufferSeries, Flooder, buffer_series,  # noqa: E402
-                                       plot_buffer)
+                                       level_at, plot_backpressure, plot_buffer)
 from nbio_helpers.events import PAUSE, RECV, RESUME, SEND, Event  # noqa: E402
 from nbio_helpers.server import wait_until  # noqa: E402
 
@@ -117,4 +117,46 @@ def test_plot_buffer_shades_the_time_before_reading_and_shares_its_y_axis():
     xs = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
     assert min(xs) == pytest.approx(0) and max(xs) == pytest.approx(150)
     assert left.get_ylim()[0] == 0 and left.get_ylim()[1] >= 4096   # the big one fits too
+    plt.close(fig)
+
+
+def test_level_at_is_the_size_just_after_a_time():
+    series = BufferSeries([0.0, 0.1, 0.2], [0, 300, 100], [0.1], [0.2])
+    assert [level_at(series, t) for t in (0.0, 0.05, 0.1, 0.15, 0.2, 9.0)] == [0, 0, 300, 300,
+                                                                               100, 100]
+    assert level_at(BufferSeries([], [], [], []), 1.0) == 0
+
+
+def test_plot_backpressure_zooms_on_the_pause_and_the_drain():
+    import matplotlib.pyplot as plt
+    mark = 256 * 1024
+    # Fills to past the mark in 2 ms (PAUSE), waits, the client reads at 300 ms, RESUME at
+    # 301 ms at half the mark, empty at 302 ms.
+    held = BufferSeries([0.0, 0.001, 0.002, 0.301, 0.302], [0, 100_000, 300_000, 100_000, 0],
+                        [0.002], [0.301], t0=10.0)
+    free = BufferSeries([0.0, 0.01, 0.02], [0, 4 * 2**20, 0], [], [], t0=20.0)
+    fig = plot_backpressure(held, free, mark, held_reading_from=10.3, free_reading_from=20.01)
+    start, end, without = fig.axes
+    assert start.get_shared_y_axes().joined(start, end)
+    assert not start.get_shared_y_axes().joined(start, without)
+    assert start.get_xlim()[0] == 0 and 2 < start.get_xlim()[1] < 300     # the start only
+    assert 250 < end.get_xlim()[0] < 300 < 302 < end.get_xlim()[1]        # the end only
+    assert start.get_ylim()[1] < 1000                                      # KiB, not MiB
+    assert without.get_ylim()[1] >= 4 and "MiB" in without.get_ylabel()
+    for ax in (start, end):
+        pauses = [line for line in ax.lines if line.get_marker() == "v"]
+        resumes = [line for line in ax.lines if line.get_marker() == "^"]
+        assert [tuple(p.get_xydata()[0]) for p in pauses] == [(2.0, 300_000 / 1024)]
+        assert [tuple(r.get_xydata()[0]) for r in resumes] == [(301.0, 100_000 / 1024)]
+        levels = sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle()
+                        in ("--", ":"))
+        assert levels == [mark / 2048, mark / 1024]                        # half, the mark
+    plt.close(fig)
+
+
+def test_plot_backpressure_with_nothing_measured_still_draws():
+    import matplotlib.pyplot as plt
+    empty = BufferSeries([], [], [], [])
+    fig = plot_backpressure(empty, empty, 1024)
+    assert len(fig.axes) == 3
     plt.close(fig)

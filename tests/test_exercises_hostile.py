@@ -206,13 +206,16 @@ def test_hostile_code_gets_a_verdict_and_is_stopped(name, kind, capsys):
     assert elapsed < BOUND, f"{elapsed:.1f} s"
     expected = EXPECTED[kind]
     if name.startswith("nb05.idle_timeout.serve") and kind in ("spin", "flood", "select"):
-        expected = "did not stop within"        # serve() is a loop: it must stop when asked
+        # serve() is the server's loop: one that is stuck before it serves anybody is told
+        # that no client got an answer, and where it was stuck (a serve() that serves but
+        # ignores self.stopping is told "did not stop within": tests/test_exercises_nb05.py)
+        expected = "did not answer a client within"
     if name.startswith(("nb03", "nb04.select")) and kind in ("flood", "spin", "select"):
         expected = "did not return within 1 s"
     if name == "nb06.chat_handler" and kind in ("flood", "spin", "select", "recv"):
         expected = "did not give the loop back"     # a coroutine step: stopped after 1 s
     assert any(e in verdict.text for e in expected.split("|")), verdict.text
-    if kind in ("spin", "flood") and not name.startswith("nb05.idle_timeout.serve"):
+    if kind in ("spin", "flood"):
         assert "still running line" in verdict.text, verdict.text   # says where it was
     if kind == "flood":
         assert "printed" in verdict.text and "tick 0" in verdict.text, verdict.text

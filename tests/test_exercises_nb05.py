@@ -1,7 +1,10 @@
 """The checkers of notebook 05 pass the reference solutions and fail, with their hint, on the
-typical wrong answers: a wrong model; a select() without timeout, or clocks looked at only for
-the ready sockets (idle clients never closed); activity never noted (busy clients closed);
-closing without unregistering (the loop crashes); and the unsolved stubs."""
+typical wrong answers: one test per mistake, listed with the rules in the docstring of
+nbio_helpers/exercises/nb05.py (a wrong model; a select() without timeout, or with a timeout
+of 0, which spins; a sleep in the loop; clocks looked at only for the ready sockets; activity
+never noted; closing too soon or too late; closing without unregistering, or before it; a
+loop that does not stop when asked; and the unsolved stubs)."""
+import selectors
 import time
 
 import pytest
@@ -9,7 +12,9 @@ import pytest
 from nbio_helpers import SelectorsServer
 from nbio_helpers.connection import Connection, accept_all
 from nbio_helpers.exercises import FAIL_PREFIX, PASS_PREFIX
-from nbio_helpers.exercises.nb05 import SCENARIOS, check_idle_timeout, check_model_choices
+from nbio_helpers.exercises.nb05 import (IDLE_TIMEOUT, MODEL_NAMES, SCENARIOS,
+                                         check_idle_timeout, check_model_choices)
+from nbio_helpers.models import MODELS
 from nbio_helpers.models.selectors_model import READ
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,39 +55,65 @@ class Reference(SelectorsServer):
                         conn.close("idle for too long")
 
 
-def variant(*, no_timeout=False, never_touch=False, no_unregister=False, too_eager=False,
-            only_ready=False):
-    """The reference with one typical mistake switched on."""
+def variant(*, timeout="quarter", sleep=0.0, never_touch=False, no_unregister=False,
+            close_first=False, too_eager=False, only_ready=False, only_when_events=False,
+            no_clock_at_accept=False, own_selector=False, ignore_stopping=False,
+            clock=time.monotonic):
+    """The reference with typical mistakes switched on (and a few harmless differences).
+
+    timeout: "quarter" (idle_timeout / 4, the reference), None, 0, a number of seconds, or
+    "deadline" (None while no client is connected, else the time until the earliest one can
+    become idle: the best answer); sleep: seconds of time.sleep() in each turn.
+    """
 
     class Variant(Reference):
+        def select_timeout(self, sel):
+            if timeout == "quarter":
+                return self.idle_timeout / 4
+            if timeout == "deadline":
+                clocks = [key.data.last_active for key in sel.get_map().values()
+                          if isinstance(key.data, Connection)]
+                if not clocks:
+                    return None
+                return max(0.0, min(clocks) + self.idle_timeout - clock()) + 0.001
+            return timeout
+
         def serve(self) -> None:
             self.listener.setblocking(False)
-            with self.selector_class() as sel:
+            make = selectors.DefaultSelector if own_selector else self.selector_class
+            with make() as sel:
                 sel.register(self.listener, READ, data="listener")
                 sel.register(self.waker, READ, data="waker")
-                while not self.stopping:
-                    timeout = None if no_timeout else self.idle_timeout / 4
-                    ready = sel.select(timeout=timeout)
+                while ignore_stopping or not self.stopping:
+                    if sleep:
+                        time.sleep(sleep)
+                    ready = sel.select(timeout=self.select_timeout(sel))
                     for key, mask in ready:
                         if key.data == "listener":
                             for conn in accept_all(self):
-                                conn.last_active = time.monotonic()
+                                if not no_clock_at_accept:
+                                    conn.last_active = clock()
                                 sel.register(conn.sock, READ, data=conn)
                         elif key.data == "waker":
                             self.drain_waker()
                         else:
                             if not never_touch:
-                                key.data.last_active = time.monotonic()
+                                key.data.last_active = clock()
                             self.serve_connection(sel, key, mask)
-                    now = time.monotonic()
+                    if only_when_events and not ready:
+                        continue
+                    now = clock()
                     limit = 0 if too_eager else self.idle_timeout
                     keys = [key for key, _ in ready] if only_ready else sel.get_map().values()
                     for key in list(keys):
                         conn = key.data
                         if isinstance(conn, Connection) and now - conn.last_active > limit:
+                            if close_first:
+                                conn.close("idle for too long")
                             if not no_unregister:
                                 sel.unregister(conn.sock)
-                            conn.close("idle for too long")
+                            if not close_first:
+                                conn.close("idle for too long")
 
     return Variant
 
@@ -108,18 +139,69 @@ def test_reference_passes(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wrong, hint", [
-    (variant(no_timeout=True), "give select() a timeout"),
-    (variant(only_ready=True), "not only the ready ones"),
-    (variant(never_touch=True), "last activity"),
-    (variant(no_unregister=True), "unregister"),
-    (variant(too_eager=True), "sooner than idle_timeout"),
-    (SelectorsServer, "keep the __init__ that takes idle_timeout"),
+@pytest.mark.timeout(120)
+def test_reference_passes_five_times_in_a_row():
+    for attempt in range(5):
+        verdict_ = check_idle_timeout.verdict(Reference)
+        assert verdict_.passed, f"attempt {attempt + 1}: {verdict_.text}"
+
+
+@pytest.mark.slow
+def test_a_loop_that_ignores_stopping_is_told_it_did_not_stop():
+    verdict_ = check_idle_timeout.verdict(variant(ignore_stopping=True))
+    assert "did not stop within" in verdict_.message, verdict_.text
+
+
+@pytest.mark.parametrize("right", [
+    pytest.param(variant(clock=time.time), id="time.time-instead-of-monotonic"),
+    pytest.param(variant(timeout="deadline"), id="timeout-until-the-earliest-deadline"),
+    pytest.param(variant(timeout=IDLE_TIMEOUT), id="timeout-of-idle_timeout"),
+    pytest.param(variant(timeout=0.01), id="short-timeout"),
 ])
-def test_wrong_answers_fail_with_their_hint(capsys, wrong, hint):
-    assert check_idle_timeout.report(wrong) is False
-    out = verdict(capsys)
-    assert out.startswith(FAIL_PREFIX) and hint in out, out
+def test_other_right_answers_pass(capsys, right):
+    assert check_idle_timeout.report(right) is True, verdict(capsys)
+
+
+# One test per typical mistake: the checker refuses it, with a hint that names it.
+MISTAKES = [
+    pytest.param(variant(timeout=None), "give select() a timeout", id="select-without-timeout"),
+    pytest.param(variant(timeout=0), "select(timeout=0) returns at once", id="spins-on-timeout-0"),
+    pytest.param(variant(timeout=0, sleep=0.05), "do not sleep in the loop (time.sleep)",
+                 id="sleeps-then-select-timeout-0"),
+    pytest.param(variant(sleep=0.1), "do not sleep in the loop (time.sleep)",
+                 id="sleeps-in-the-loop"),
+    pytest.param(variant(only_when_events=True), "only when select() reported something",
+                 id="clocks-only-when-an-event-came"),
+    pytest.param(variant(only_ready=True), "not only the ready ones", id="only-ready-keys"),
+    pytest.param(variant(never_touch=True), "note the time of the last activity",
+                 id="activity-never-noted"),
+    pytest.param(variant(too_eager=True), "only when now - its last activity > idle_timeout",
+                 id="closes-too-soon"),
+    pytest.param(variant(timeout=1.0), "no longer than idle_timeout", id="timeout-too-long"),
+    pytest.param(variant(no_unregister=True), "sel.unregister(conn.sock), then conn.close",
+                 id="never-unregisters"),
+    pytest.param(variant(close_first=True), "unregister first, then close",
+                 id="closes-then-unregisters"),
+    pytest.param(variant(no_clock_at_accept=True), "when you accept it",
+                 id="no-clock-at-accept"),
+    pytest.param(variant(own_selector=True), "self.selector_class()", id="own-selector"),
+    pytest.param(variant(ignore_stopping=True), "loop `while not self.stopping:`",
+                 id="while-true-never-stops"),
+    pytest.param(SelectorsServer, "keep the __init__ that takes idle_timeout", id="no-init"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong, hint", MISTAKES)
+def test_wrong_answers_fail_with_their_hint(wrong, hint):
+    verdict_ = check_idle_timeout.verdict(wrong)
+    assert not verdict_.passed and hint in verdict_.hint, verdict_.text
+
+
+@pytest.mark.slow
+def test_a_spinning_loop_is_told_what_it_costs():
+    verdict_ = check_idle_timeout.verdict(variant(timeout=0))
+    assert "it spins" in verdict_.message and "of a core" in verdict_.message, verdict_.text
 
 
 def test_stub_is_not_done_yet(capsys):
@@ -144,6 +226,12 @@ def test_right_choices_pass_with_explanations(capsys):
 
 @pytest.mark.parametrize("answers, expected", [
     (dict(RIGHT, chat_server="select"), "FD_SETSIZE"),
+    (dict(RIGHT, game_loop="selectors"), "a selector is for many sockets"),
+    (dict(RIGHT, game_loop="threads"), "Python's GIL"),
+    (dict(RIGHT, game_loop="tasks"), "a loop of its own"),
+    (dict(RIGHT, chat_server="tasks"), "teaching loop"),
+    (dict(RIGHT, legacy_driver="tasks"), "stops the whole loop"),
+    (dict(RIGHT, legacy_driver="polling"), "the loop stops for everyone"),
     (dict(RIGHT, chat_server="threads"), "10,000 threads"),
     (dict(RIGHT, legacy_driver="asyncio"), "stops the whole event loop"),
     (dict(RIGHT, game_loop="blocking"), "freeze"),
@@ -157,6 +245,55 @@ def test_wrong_choices_fail_with_their_hint(capsys, answers, expected):
     assert out.startswith(FAIL_PREFIX) and expected in out, out
 
 
+def test_select_with_timeout_0_is_right_for_the_game_loop(capsys):
+    assert check_model_choices.report(dict(RIGHT, game_loop="select")) is True
+    assert "select() with a timeout of 0" in verdict(capsys)
+
+
+def test_every_model_is_a_choice_and_every_wrong_one_has_its_hint():
+    assert set(MODEL_NAMES) == set(MODELS)          # tasks (notebook 06's loop) included
+    for key, scenario in SCENARIOS.items():
+        for name in MODEL_NAMES:
+            if name not in scenario["accept"]:
+                assert name in scenario["hints"], (key, name)
+                verdict_ = check_model_choices.verdict(dict(RIGHT, **{key: name}))
+                assert not verdict_.passed and verdict_.hint == scenario["hints"][name]
+
+
+def test_the_hints_issue_9_asked_for_word_for_word():
+    threads = SCENARIOS["chat_server"]["hints"]["threads"]
+    assert "a thread asleep in recv() costs no CPU" in threads
+    assert "Python's GIL" in threads and "stack" in threads
+    asyncio_hint = SCENARIOS["legacy_driver"]["hints"]["asyncio"]
+    assert "asyncio.to_thread" in asyncio_hint and "threads again" in asyncio_hint
+    assert SCENARIOS["game_loop"]["accept"] == ("polling", "select")
+
+
 def test_unanswered_choices_are_not_done_yet(capsys):
     assert check_model_choices.report({key: ... for key in SCENARIOS}) is False
     assert "not done yet" in verdict(capsys)
+
+
+def test_closed_after_is_counted_from_the_connection_not_from_the_checkers_pause():
+    """The reference was once refused in a notebook run ("closed 0.20 s after it connected,
+    sooner than idle_timeout=0.25 s"): the checker counted from after its own 0.05 s pause.
+    A close 0.2 s after `since` must read 0.2 s however long the checker waited first."""
+    import socket
+    import threading
+    import types
+
+    from nbio_helpers.exercises import nb05
+
+    ours, peer = socket.socketpair()
+    try:
+        since = time.monotonic()
+        time.sleep(0.1)                         # the checker's pause before it watches
+        closer = threading.Timer(0.1, peer.close)
+        closer.start()
+        after = nb05._closed_by_server(ours, 2.0, types.SimpleNamespace(running=True),
+                                       since=since)
+        closer.join(2)
+    finally:
+        ours.close()
+        peer.close()
+    assert after is not None and after >= 0.2, after

@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from nbio_helpers.loop_view import InternalLayoutChanged, key_callbacks, selector_loop
+from nbio_helpers.loop_view import (InternalLayoutChanged, WatchedSelector, key_callbacks,
+                                    selector_loop)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -58,3 +59,39 @@ def test_an_unknown_layout_is_said_plainly(data):
     key = selectors.SelectorKey(fileobj=0, fd=0, events=selectors.EVENT_READ, data=data)
     with pytest.raises(InternalLayoutChanged, match="internal view"):
         key_callbacks(key)
+
+
+def test_a_watched_selector_prints_each_change_the_loop_makes():
+    lines = []
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    loop, selector = selector_loop(WatchedSelector({ours.fileno(): "our socket"},
+                                                   print_to=lines.append))
+    try:
+        assert lines == ["  register(the loop's own waker, EVENT_READ)"]
+        loop.add_reader(ours, loop.stop)
+        loop.add_writer(ours, loop.stop)
+        loop.remove_writer(ours)
+        loop.remove_reader(ours)
+    finally:
+        loop.close()
+        ours.close()
+        peer.close()
+    assert lines == ["  register(the loop's own waker, EVENT_READ)",
+                     "  register(our socket, EVENT_READ)",
+                     "  modify(our socket, EVENT_READ | EVENT_WRITE)",
+                     "  modify(our socket, EVENT_READ)",
+                     "  unregister(our socket)",
+                     "  unregister(the loop's own waker)"]
+
+
+def test_a_watched_selector_prints_to_stdout_by_default(capsys):
+    with WatchedSelector(unnamed="a socket") as selector:
+        a, b = socket.socketpair()
+        selector.register(a, selectors.EVENT_WRITE)
+        selector.modify(a, selectors.EVENT_WRITE, data="only data")   # no change: not shown
+        selector.unregister(a)
+        a.close()
+        b.close()
+    assert capsys.readouterr().out == ("  register(a socket, EVENT_WRITE)\n"
+                                       "  unregister(a socket)\n")

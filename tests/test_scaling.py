@@ -132,3 +132,42 @@ def test_plot_shows_slopes_floors_and_descriptor_1024():
     assert any("descriptor 1024" in t.get_text() for t in ax.texts)
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_the_thread_cpu_clock_is_used_where_it_is_fine():
+    # Linux and macOS count a thread's CPU time in fine steps: the registering wait's cost
+    # is its CPU time there, not the wall time a loaded machine stretches.
+    result = measure_scaling([5], names=["select"], budget_per_point=0.005, trials=1)
+    expected = "thread_time" if scaling.thread_clock_is_fine() else "perf_counter"
+    assert result.clock == expected
+    if os.name == "posix":
+        assert result.clock == "thread_time"
+
+
+def test_a_coarse_thread_clock_falls_back_to_wall_time(monkeypatch):
+    # Windows advances thread_time() by scheduler ticks (~15 ms): useless for µs calls.
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(scaling.time, "thread_time", lambda: next(ticks) // 1000 * 0.0156)
+    assert not scaling.thread_clock_is_fine()
+    result = measure_scaling([5], names=["select"], budget_per_point=0.005, trials=1)
+    assert result.clock == "perf_counter"
+    assert result.seconds["select"][5] > 0
+
+
+def test_the_clock_can_be_chosen_and_a_wrong_one_is_refused():
+    result = measure_scaling([5], names=["select"], budget_per_point=0.005, trials=1,
+                             clock="perf_counter")
+    assert result.clock == "perf_counter"
+    with pytest.raises(ValueError, match="clock must be"):
+        measure_scaling([5], names=["select"], clock="time")
+
+
+def test_plot_says_cpu_time_when_cpu_time_was_measured():
+    import matplotlib.pyplot as plt
+    cpu = ScalingResult({"epoll": {10: 1e-6, 100: 1e-6}}, {})
+    wall = ScalingResult({"epoll": {10: 1e-6, 100: 1e-6}}, {}, clock="perf_counter")
+    fig_cpu, fig_wall = plot_scaling(cpu), plot_scaling(wall)
+    assert "µs of CPU per call" in fig_cpu.axes[0].get_ylabel()
+    assert "CPU" not in fig_wall.axes[0].get_ylabel()
+    plt.close(fig_cpu)
+    plt.close(fig_wall)
