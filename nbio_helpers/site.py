@@ -16,6 +16,8 @@ What the pages hold:
   :func:`nbio_helpers.student.student_notebook` (no ``BEGIN SOLUTION``, no solution code);
 * the instructor notebooks' stored outputs (plots, tables, checker verdicts), except those of
   the cells whose solution was removed (they could show it);
+* no cell tagged ``answer`` (one that shows the package's own solution after an exercise's
+  checker, as notebook 06 does): a run of them becomes one line, :data:`ANSWER_NOTE`;
 * each widget drawn statically from its saved state, with a note that it is live in
   JupyterLab (no JavaScript and no CDN: the pages work offline);
 * every figure with alt text that says what it shows: the output's own ``alt`` metadata if
@@ -43,6 +45,9 @@ from .student import notebooks_in, student_notebook
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+ANSWER_NOTE = ("*In JupyterLab, the package's own solution is shown here, after the checker: "
+               "run the notebook to compare it with yours.*")
+ANSWER_TAG = "answer"
 LIVE_NOTE = "This widget is live in JupyterLab: run the notebook to use it. Shown here as it was saved."
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 TITLE = "nbio: non-blocking IO, hands-on"
@@ -74,8 +79,20 @@ def site_notebook(nb):
         cell.execution_count = original.get("execution_count")
         cell.outputs = [_page_output(o, state, original, section)
                         for o in original.get("outputs", [])]
+    student.cells = without_answers(student.cells)
     student.metadata.pop("widgets", None)
     return student
+
+
+def without_answers(cells) -> list:
+    """``cells`` with each run of cells tagged ``answer`` replaced by one :data:`ANSWER_NOTE`."""
+    kept = []
+    for cell in cells:
+        if ANSWER_TAG not in cell.get("metadata", {}).get("tags", []):
+            kept.append(cell)
+        elif not (kept and kept[-1].get("source") == ANSWER_NOTE):
+            kept.append(nbformat.v4.new_markdown_cell(ANSWER_NOTE))
+    return kept
 
 
 def _page_output(output, state, cell, section):

@@ -62,13 +62,13 @@ CASES = {
         """, RECV_CHECK, "did not return within"),
     "select() without timeout (04)": ("""
         import select
-        def select_round(listener, outbufs, timeout):
+        def select_round(listener, outbufs, finished, timeout):
             select.select([listener], [], [])
             while True:
                 select.select([listener], [], [])
         """, SELECT_CHECK, "did not return within"),
     "print flood (04)": ("""
-        def select_round(listener, outbufs, timeout):
+        def select_round(listener, outbufs, finished, timeout):
             while True:
                 print("tick")
         """, SELECT_CHECK, "printed"),

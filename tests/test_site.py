@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbio_helpers.site import LIVE_NOTE, WIDGET_VIEW, figure_alt, site_notebook
+from nbio_helpers.site import (ANSWER_NOTE, LIVE_NOTE, WIDGET_VIEW, figure_alt, site_notebook,
+                               without_answers)
 from nbio_helpers.student import student_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -58,7 +59,7 @@ def test_a_page_notebook_keeps_outputs_but_no_solution(path):
     assert kept, "stored outputs are kept"
     finish = [c for c in page.cells if c.cell_type == "code"][-1]
     assert "servers running: none" in "".join(o.get("text", "") for o in finish.outputs)
-    for cell, original in zip(page.cells, nb.cells):
+    for cell, original in zip(page.cells, without_answers(nb.cells)):
         if cell.cell_type == "code" and cell.source != original.source:
             assert cell.outputs == [], "a cell whose solution was removed shows no output"
         for output in cell.get("outputs", []):
@@ -172,3 +173,14 @@ def test_the_site_is_never_built_inside_the_notebooks_folder(monkeypatch, capsys
     notebooks = NOTEBOOKS[0].parent
     assert main(["site", str(notebooks / "site"), "--source", str(notebooks)]) == 1
     assert "refusing to build the site inside the notebooks folder" in capsys.readouterr().err
+
+
+def test_cells_tagged_answer_stay_off_the_page_as_one_note():
+    nb = load(next(p for p in NOTEBOOKS if p.name.startswith("06_")))
+    answers = [c for c in nb.cells if "answer" in c.metadata.get("tags", [])]
+    assert len(answers) >= 3                      # one run after each of the three checkers
+    page = site_notebook(nb)
+    sources = [c.source for c in page.cells]
+    assert not any(c.source in sources for c in answers)
+    assert sources.count(ANSWER_NOTE) == 3        # a note per run, not per cell
+    assert "show_source(LineFramer.feed)" not in "\n".join(sources)

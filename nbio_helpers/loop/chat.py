@@ -69,6 +69,7 @@ class Room:
 
     def name_problem(self, name: str) -> str | None:
         """Why ``name`` cannot be used (the line to send back), or None if it can."""
+        _require_text(name, "name_problem")
         if not NAME.fullmatch(name):
             return BAD_NAME
         if name.casefold() in self.members:
@@ -76,6 +77,7 @@ class Room:
         return None
 
     def join(self, client, name: str) -> None:
+        _require_text(name, "join")
         others = self.names()
         client.name = name
         self.members[name.casefold()] = client
@@ -85,6 +87,7 @@ class Room:
 
     def hear(self, client, text: str) -> bool:
         """A line from a member: broadcast it or answer it. False if the client asked to leave."""
+        _require_text(text, "hear")
         command = text.strip()
         if command == "/quit":
             client.say(BYE.format(name=client.name))
@@ -170,3 +173,11 @@ def error_line(exc: BaseException, server) -> str:
     if isinstance(exc, LineTooLong):
         return TOO_LONG.format(limit=exc.max_line)
     return IDLE.format(seconds=server.idle_timeout)
+
+
+def _require_text(value, method: str) -> None:
+    """A line is a ``str``: say what was passed instead, in the same words on every Python
+    (``None``: the client has gone; a coroutine: an ``await`` is missing)."""
+    if not isinstance(value, str):
+        raise TypeError(f"Room.{method}() takes a line of text (str), not "
+                        f"{type(value).__name__}")
