@@ -2,12 +2,9 @@
 
 A course folder is made in a temporary directory, the instructor notebook goes into
 ``source/``, ``nbgrader generate_assignment`` releases it, and ``nbgrader autograde`` grades
-one submission: the release with the reference solutions pasted back, except one typical wrong
-answer. It must score the total minus that task's points: every other checker passed under
-nbgrader (full points) and the wrong one failed (0). The release must also be what
-``student-edition`` writes. The unsolved release is not graded here: the student-edition test
-runs it and proves that every checker cell raises (``NotYetError``), which nbgrader scores 0,
-as the wrong answer here shows. One execution per notebook keeps the test affordable.
+three submissions: the unsolved release (0 points), the release with the reference solutions
+pasted back (full points), and the release with one typical wrong answer (that task's points
+lost, the others kept). The release must also be what ``student-edition`` writes.
 
 nbgrader 0.9 needs Python 3.11+ (and JupyterLab 4.2+): skipped elsewhere, or if it is not
 installed (it is in the ``test`` extra).
@@ -106,8 +103,7 @@ def submit(course: Path, student: str, assignment: str, name: str, nb) -> None:
 
 
 def round_trip(tmp_path: Path, name: str) -> dict:
-    """Release notebook ``name``, grade one submission with one wrong answer; return its score
-    and more."""
+    """Release notebook ``name``, grade three submissions; return their scores and more."""
     course = tmp_path / "course"
     assignment = name.split("_")[0]
     (course / "source" / assignment).mkdir(parents=True)
@@ -118,28 +114,34 @@ def round_trip(tmp_path: Path, name: str) -> dict:
     nbgrader(course, "generate_assignment", assignment, "--create", "--force")
     release = nbformat.read(course / "release" / assignment / f"{name}.ipynb", as_version=4)
 
-    wrong = nbformat.from_dict(release)
+    solved = nbformat.from_dict(release)
     answers = cells_by_id(instructor)
-    for gid, cell in cells_by_id(wrong).items():
+    for gid, cell in cells_by_id(solved).items():
         if cell.metadata["nbgrader"].get("solution"):
             cell.source = answers[gid].source     # the markers are comments: harmless
+    wrong = nbformat.from_dict(solved)
     broken, source, worth = WRONG[name]
     cells_by_id(wrong)[broken].source = source
-    submit(course, "wrong", assignment, name, wrong)
+
+    for student, nb in (("unsolved", release), ("solved", solved), ("wrong", wrong)):
+        submit(course, student, assignment, name, nb)
     nbgrader(course, "autograde", assignment, "--create", "--force")
 
     with nbgrader_api.Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        score = gb.find_submission_notebook(name, assignment, "wrong").score
-    return {"score": score, "total": points_of(instructor), "worth": worth,
+        scores = {student: gb.find_submission_notebook(name, assignment, student).score
+                  for student in ("unsolved", "solved", "wrong")}
+    return {"scores": scores, "total": points_of(instructor), "worth": worth,
             "release": release}
 
 
 @pytest.mark.parametrize("name", list(WRONG))
 def test_nbgrader_round_trip(tmp_path, name):
     result = round_trip(tmp_path, name)
-    total, worth = result["total"], result["worth"]
-    assert 0 < worth < total               # a task lost, and at least one other kept
-    assert result["score"] == total - worth, result["score"]
+    scores, total = result["scores"], result["total"]
+    assert total > 0
+    assert scores["unsolved"] == 0, scores
+    assert scores["solved"] == total, scores
+    assert scores["wrong"] == total - result["worth"], scores
 
     # nbgrader's release and the project's student edition give the same cells.
     ours = student_notebook(nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4))
@@ -153,4 +155,4 @@ if __name__ == "__main__":  # pragma: no cover - prints the scores for the repor
     for notebook in sys.argv[1:] or list(WRONG):
         with tempfile.TemporaryDirectory() as tmp:
             result = round_trip(Path(tmp), notebook)
-            print(notebook, "total", result["total"], "one wrong answer:", result["score"])
+            print(notebook, "total", result["total"], result["scores"])
