@@ -452,3 +452,36 @@ def test_sleep_0_lets_the_other_ready_tasks_run_first():
     assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
     assert not loop.timers                         # no timer for a zero sleep
     loop.close()
+
+
+def test_the_loop_is_about_250_lines_as_notebook_06_says():
+    """Notebook 06 (cells 0 and 72) says the loop takes "about 250 lines of plain Python":
+    the code lines of the reactor, generator, timer and coroutine steps, without blank lines,
+    comments or docstrings."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    import nbformat
+
+    from nbio_helpers.loop import coroutines, generators, reactor, timers
+
+    def code_lines(module) -> int:
+        tree = ast.parse(inspect.getsource(module))
+        docstrings = set()
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+        lines = inspect.getsource(module).splitlines()
+        return sum(1 for number, line in enumerate(lines, 1)
+                   if line.strip() and not line.strip().startswith("#")
+                   and number not in docstrings)
+
+    total = sum(code_lines(m) for m in (reactor, generators, timers, coroutines))
+    assert 200 <= total <= 300, total
+    notebook = nbformat.read(Path(__file__).resolve().parent.parent / "notebooks"
+                             / "06_event_loop_from_scratch.ipynb", as_version=4)
+    assert "about 250 lines" in "\n".join(c.source for c in notebook.cells)
