@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 
 DEFERRABLE = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
                    if hasattr(signal, name))
@@ -106,8 +107,6 @@ def join_interruptibly(threads, timeout: float, slice_seconds: float = 0.05) -> 
     not by ``_thread.interrupt_main()``, which is how a Jupyter kernel on Windows delivers an
     interrupt: that only sets a flag, checked between bytecodes.
     """
-    import time
-
     deadline = time.monotonic() + timeout
     for thread in threads:
         while thread.is_alive():
