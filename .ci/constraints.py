@@ -6,6 +6,7 @@ Each environment is a fresh venv with ``pip install -e ".[test]"`` on that Pytho
 .ci/run. A package pinned to the same version everywhere gets one line; otherwise one line per
 Python version, with an environment marker (numpy 2.3+ needs Python 3.11, for example).
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,7 +25,7 @@ HEADER = """\
 
 
 def main(args: list[str]) -> int:
-    versions: dict[str, dict[str, str]] = defaultdict(dict)   # name -> python -> version
+    versions: dict[str, dict[str, str]] = defaultdict(dict)  # name -> python -> version
     pythons = []
     for arg in args:
         python, _, path = arg.partition("=")

@@ -7,6 +7,7 @@ pinned to that bound (``jupyterlab>=4`` -> ``jupyterlab==4.0``); pip picks the r
 installs this on the oldest supported Python and runs the fast tests and the notebooks, so
 that the floors pyproject.toml states are floors that work.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,7 +33,7 @@ def floors(pyproject: dict, extras=("test",)) -> list[str]:
 
 
 if __name__ == "__main__":
-    import tomllib   # Python 3.11+; the function above also runs on 3.10 (the tests)
+    import tomllib  # Python 3.11+; the function above also runs on 3.10 (the tests)
 
     with open(ROOT / "pyproject.toml", "rb") as f:
         print("\n".join(floors(tomllib.load(f))))

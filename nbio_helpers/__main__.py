@@ -1,4 +1,5 @@
 """``python -m nbio_helpers COMMAND ...``: see :mod:`nbio_helpers.cli`."""
+
 import sys
 
 from .cli import main

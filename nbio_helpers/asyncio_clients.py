@@ -24,6 +24,7 @@ Usage::
     ...                              # until asked to stop
     await clients.drop(server)       # server closed, every client gone
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,6 +40,7 @@ class ClientTasks:
     def tracking(self, handler):
         """Wrap ``handler(reader, writer)`` (a coroutine function) so that its clients are
         tracked; pass the result to ``asyncio.start_server``."""
+
         @functools.wraps(handler)
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
             task = asyncio.current_task()
@@ -51,6 +53,7 @@ class ClientTasks:
                 return None
             finally:
                 self._writers.pop(task, None)
+
         return tracked
 
     def __len__(self) -> int:
@@ -72,8 +75,8 @@ class ClientTasks:
         try:
             while True:
                 for task, writer in list(self._writers.items()):
-                    task.cancel()               # the handler sees CancelledError at its await
-                    writer.transport.abort()    # closed now, even with replies unsent
+                    task.cancel()  # the handler sees CancelledError at its await
+                    writer.transport.abort()  # closed now, even with replies unsent
                 others = asyncio.all_tasks(loop) - {me}
                 left = deadline - loop.time()
                 if not others or left <= 0:
@@ -82,8 +85,8 @@ class ClientTasks:
                 # handler task, which the next round drops.
                 await asyncio.wait(others, timeout=min(0.05, left))
         finally:
-            server.close()    # no await between the check above and this: nobody slips in
-        await asyncio.sleep(0)   # let the aborted transports close their sockets
+            server.close()  # no await between the check above and this: nobody slips in
+        await asyncio.sleep(0)  # let the aborted transports close their sockets
         return not others
 
 

@@ -15,6 +15,7 @@ Usage (in a notebook cell: a cell that contains ``await`` runs on the kernel's o
 Only public asyncio API is used (``StreamWriter.transport``, ``get_write_buffer_size()``,
 ``set_write_buffer_limits()``, ``asyncio.to_thread()``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,14 @@ from .connection import echo_upper
 from .events import ACCEPT, EOF, PAUSE, RECV, RESUME, SEND
 from .models.asyncio_model import AsyncioServer
 
-__all__ = ["PING", "SlowCallServer", "WatchedAsyncioServer", "freeze_probe", "pinger",
-           "slow_request"]
+__all__ = [
+    "PING",
+    "SlowCallServer",
+    "WatchedAsyncioServer",
+    "freeze_probe",
+    "pinger",
+    "slow_request",
+]
 
 
 class WatchedAsyncioServer(AsyncioServer):
@@ -56,18 +63,18 @@ class WatchedAsyncioServer(AsyncioServer):
         cid = self.new_conn_id()
         self.events.record(ACCEPT, cid)
         transport = writer.transport
-        transport.set_write_buffer_limits(high=self.high_water)   # low: a quarter of it
+        transport.set_write_buffer_limits(high=self.high_water)  # low: a quarter of it
         reason = "peer closed"
         try:
             while data := await reader.read(self.recv_size):
                 self.events.record(RECV, cid, len(data))
-                writer.write(echo_upper(data))      # sends what it can now, buffers the rest
+                writer.write(echo_upper(data))  # sends what it can now, buffers the rest
                 pending = transport.get_write_buffer_size()
                 self.pending_output.append((time.monotonic(), pending))
-                must_wait = pending > self.high_water   # the transport has paused us
+                must_wait = pending > self.high_water  # the transport has paused us
                 if must_wait:
                     self.events.record(PAUSE, cid, pending)
-                await writer.drain()                # waits only while paused
+                await writer.drain()  # waits only while paused
                 if must_wait:
                     self.events.record(RESUME, cid, transport.get_write_buffer_size())
                 self.events.record(SEND, cid, len(data))
@@ -116,9 +123,9 @@ class SlowCallServer(AsyncioServer):
             while data := await reader.read(self.recv_size):
                 if data.startswith(b"slow"):
                     if self.in_thread:
-                        await asyncio.to_thread(self.blocking_call)   # a pool thread waits
+                        await asyncio.to_thread(self.blocking_call)  # a pool thread waits
                     else:
-                        self.blocking_call()        # this thread waits: so does the loop
+                        self.blocking_call()  # this thread waits: so does the loop
                 writer.write(echo_upper(data))
                 await writer.drain()
         except (ConnectionError, OSError) as exc:
@@ -132,7 +139,7 @@ class SlowCallServer(AsyncioServer):
         try:
             await super()._main(loop)
         finally:
-            await loop.shutdown_default_executor()   # no pool thread outlives the server
+            await loop.shutdown_default_executor()  # no pool thread outlives the server
 
 
 PING = b"ping"
@@ -182,8 +189,9 @@ async def slow_request(address, after: float = 0.1, timeout: float = 5.0) -> flo
         await writer.wait_closed()
 
 
-async def freeze_probe(address, clients: int = 5, seconds: float = 0.4,
-                       timeout: float = 10.0) -> tuple[float, list[float]]:
+async def freeze_probe(
+    address, clients: int = 5, seconds: float = 0.4, timeout: float = 10.0
+) -> tuple[float, list[float]]:
     """``clients`` :func:`pinger` clients for ``seconds``, while one :func:`slow_request`
     is made 0.1 s in, all at once on the running loop.
 
@@ -195,14 +203,14 @@ async def freeze_probe(address, clients: int = 5, seconds: float = 0.4,
     tasks = [asyncio.ensure_future(slow_request(address))]
     tasks += [asyncio.ensure_future(pinger(address, seconds)) for _ in range(clients)]
     try:
-        _, pending = await asyncio.wait(tasks, timeout=timeout,
-                                        return_when=asyncio.FIRST_EXCEPTION)
+        _, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
     finally:
         for task in tasks:
-            task.cancel()                   # those already done are not affected
+            task.cancel()  # those already done are not affected
         await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [task.exception() for task in tasks
-              if not task.cancelled() and task.exception() is not None]
+    failed = [
+        task.exception() for task in tasks if not task.cancelled() and task.exception() is not None
+    ]
     if failed:
         raise failed[0]
     if pending:

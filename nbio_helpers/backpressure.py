@@ -20,6 +20,7 @@ Usage::
     plot_backpressure(series, without, server.high_water,
                       held_reading_from=flooder.reading_from, free_reading_from=greedy.reading_from)
 """
+
 from __future__ import annotations
 
 import bisect
@@ -47,8 +48,9 @@ class Flooder:
         Bytes per ``send()``.
     """
 
-    def __init__(self, address, buffer_size: int = 64 * 1024, chunk: int = 64 * 1024,
-                 timeout: float = 5.0):
+    def __init__(
+        self, address, buffer_size: int = 64 * 1024, chunk: int = 64 * 1024, timeout: float = 5.0
+    ):
         self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
@@ -56,17 +58,17 @@ class Flooder:
         self.sock.connect(address)
         self.sock.setblocking(False)
         self.chunk = chunk
-        self.sent = 0          # bytes the kernel accepted from us
-        self.received = 0      # bytes of echo read back (by drain)
-        self.stalled = False   # send() could not go on: nobody reads our bytes any more
-        self.echo_ok = True    # every byte read back was the upper-cased byte sent
+        self.sent = 0  # bytes the kernel accepted from us
+        self.received = 0  # bytes of echo read back (by drain)
+        self.stalled = False  # send() could not go on: nobody reads our bytes any more
+        self.echo_ok = True  # every byte read back was the upper-cased byte sent
         self.reading_from: float | None = None  # time.monotonic() when drain() began
 
     def _data(self, start: int, n: int) -> bytes:
         """The ``n`` bytes of the endless pattern starting at offset ``start``."""
         offset = start % len(PATTERN)
         reps = (offset + n) // len(PATTERN) + 1
-        return (PATTERN * reps)[offset:offset + n]
+        return (PATTERN * reps)[offset : offset + n]
 
     def flood(self, total: int, seconds: float, stall: float = 0.2) -> int:
         """Send until ``total`` bytes are sent, ``seconds`` pass, or ``send()`` has been unable
@@ -115,7 +117,7 @@ class Flooder:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "Flooder":
+    def __enter__(self) -> Flooder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -176,8 +178,13 @@ def buffer_series(events, conn: int | None = None) -> BufferSeries:
     return BufferSeries(t, size, pauses, resumes, t0)
 
 
-def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
-                title: str | None = None, reading_from: float | None = None):
+def plot_buffer(
+    series: BufferSeries,
+    high_water: int | None = None,
+    ax=None,
+    title: str | None = None,
+    reading_from: float | None = None,
+):
     """The output buffer's size (KiB) over time (ms), with the high-water mark and the
     PAUSE/RESUME moments. Returns the Figure.
 
@@ -192,16 +199,23 @@ def plot_buffer(series: BufferSeries, high_water: int | None = None, ax=None,
     ms = [x * 1e3 for x in series.t]
     kib = [s / 1024 for s in series.size]
     if reading_from is not None and series.t:
-        ax.axvspan(0, (reading_from - series.t0) * 1e3, color="0.92", zorder=0,
-                   label="client reads nothing")
+        ax.axvspan(
+            0,
+            (reading_from - series.t0) * 1e3,
+            color="0.92",
+            zorder=0,
+            label="client reads nothing",
+        )
     ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
     if high_water is not None:
-        ax.axhline(high_water / 1024, color="tab:red", linestyle="--", linewidth=1,
-                   label="high-water mark")
+        ax.axhline(
+            high_water / 1024, color="tab:red", linestyle="--", linewidth=1, label="high-water mark"
+        )
     top = max(kib, default=0)
     for i, x in enumerate(series.pauses):
-        ax.plot(x * 1e3, top, "v", color="tab:red",
-                label="PAUSE (stop reading)" if i == 0 else None)
+        ax.plot(
+            x * 1e3, top, "v", color="tab:red", label="PAUSE (stop reading)" if i == 0 else None
+        )
     for i, x in enumerate(series.resumes):
         ax.plot(x * 1e3, top, "^", color="tab:green", label="RESUME" if i == 0 else None)
     ax.set_xlabel("time (ms)")
@@ -227,15 +241,22 @@ def _zoom_windows(held: BufferSeries, reading_at: float | None) -> list[tuple[fl
     end = held.t[-1] * 1e3
     first_pause = held.pauses[0] * 1e3 if held.pauses else end
     start = (0.0, min(end, first_pause + max(2.0, first_pause)))
-    reading = reading_at if reading_at is not None else (held.resumes[0] * 1e3 if held.resumes
-                                                         else end)
+    reading = (
+        reading_at if reading_at is not None else (held.resumes[0] * 1e3 if held.resumes else end)
+    )
     margin = max(1.0, 0.1 * (end - reading))
     return [start, (max(0.0, reading - margin), end + margin)]
 
 
-def plot_backpressure(held: BufferSeries, free: BufferSeries, high_water: int, *,
-                      held_reading_from: float | None = None,
-                      free_reading_from: float | None = None, figsize=(12, 3.6)):
+def plot_backpressure(
+    held: BufferSeries,
+    free: BufferSeries,
+    high_water: int,
+    *,
+    held_reading_from: float | None = None,
+    free_reading_from: float | None = None,
+    figsize=(12, 3.6),
+):
     """The output buffer of a connection with backpressure and of one without, side by side,
     each on a scale that shows what happens. Returns the Figure (three panels).
 
@@ -255,8 +276,9 @@ def plot_backpressure(held: BufferSeries, free: BufferSeries, high_water: int, *
     ax_end = fig.add_subplot(grid[1], sharey=ax_start)
     ax_free = fig.add_subplot(grid[2])
     mark_kib = high_water / 1024
-    reading_at = None if held_reading_from is None or not held.t else \
-        (held_reading_from - held.t0) * 1e3
+    reading_at = (
+        None if held_reading_from is None or not held.t else (held_reading_from - held.t0) * 1e3
+    )
     if held.t:
         ms = [x * 1e3 for x in held.t]
         kib = [size / 1024 for size in held.size]
@@ -265,19 +287,41 @@ def plot_backpressure(held: BufferSeries, free: BufferSeries, high_water: int, *
                 ax.axvspan(lo, min(hi, reading_at), color="0.92", zorder=0)
             ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
             ax.axhline(mark_kib, color="tab:red", ls="--", lw=1, label="high-water mark")
-            ax.axhline(mark_kib / 2, color="tab:green", ls=":", lw=1,
-                       label="half the mark (resume)")
+            ax.axhline(
+                mark_kib / 2, color="tab:green", ls=":", lw=1, label="half the mark (resume)"
+            )
             for i, t in enumerate(held.pauses):
-                ax.plot(t * 1e3, level_at(held, t) / 1024, "v", color="tab:red", ms=9,
-                        ls="none", label="PAUSE: stop reading" if i == 0 else None)
+                ax.plot(
+                    t * 1e3,
+                    level_at(held, t) / 1024,
+                    "v",
+                    color="tab:red",
+                    ms=9,
+                    ls="none",
+                    label="PAUSE: stop reading" if i == 0 else None,
+                )
             for i, t in enumerate(held.resumes):
-                ax.plot(t * 1e3, level_at(held, t) / 1024, "^", color="tab:green", ms=9,
-                        ls="none", label="RESUME" if i == 0 else None)
+                ax.plot(
+                    t * 1e3,
+                    level_at(held, t) / 1024,
+                    "^",
+                    color="tab:green",
+                    ms=9,
+                    ls="none",
+                    label="RESUME" if i == 0 else None,
+                )
             ax.set_xlim(lo, hi)
             ax.set_xlabel("time (ms)")
         handles, labels = ax_start.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.37, 0.0), ncol=3,
-                   fontsize=8, frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.37, 0.0),
+            ncol=3,
+            fontsize=8,
+            frameon=False,
+        )
     ax_start.set_ylim(0, max(mark_kib, held.peak / 1024) * 1.3)
     ax_start.set_ylabel("pending output (KiB)")
     ax_start.set_title("with backpressure:\nfills to the mark, PAUSE ▼", fontsize=10)
@@ -287,11 +331,17 @@ def plot_backpressure(held: BufferSeries, free: BufferSeries, high_water: int, *
         free_ms = [x * 1e3 for x in free.t]
         mib = [size / 2**20 for size in free.size]
         if free_reading_from is not None:
-            ax_free.axvspan(0, (free_reading_from - free.t0) * 1e3, color="0.92", zorder=0,
-                            label="client reads nothing")
+            ax_free.axvspan(
+                0,
+                (free_reading_from - free.t0) * 1e3,
+                color="0.92",
+                zorder=0,
+                label="client reads nothing",
+            )
         ax_free.step(free_ms, mib, where="post", color="tab:purple", label="output buffer")
-        ax_free.axhline(high_water / 2**20, color="tab:red", ls="--", lw=1,
-                        label="the mark, for scale")
+        ax_free.axhline(
+            high_water / 2**20, color="tab:red", ls="--", lw=1, label="the mark, for scale"
+        )
         ax_free.set_ylim(0, max(max(mib), high_water / 2**20) * 1.1)
         ax_free.legend(loc="upper right", fontsize=8, framealpha=0.9)
     ax_free.set_ylabel("pending output (MiB)")

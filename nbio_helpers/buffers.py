@@ -15,6 +15,7 @@ milliseconds. What the system can tell differs:
 * macOS and the BSDs: ``unread`` only (``FIONREAD``);
 * Windows: nothing (Python's ``socket.ioctl()`` offers no such request there): None.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,7 +63,7 @@ def socket_queues(sock: socket.socket) -> SocketQueues | None:
     """
     if sys.platform == "win32":
         return None
-    import fcntl       # Unix only
+    import fcntl  # Unix only
     import termios
 
     def ask(request: int) -> int:
@@ -71,7 +72,7 @@ def socket_queues(sock: socket.socket) -> SocketQueues | None:
     unread = ask(termios.FIONREAD)
     if not sys.platform.startswith("linux"):
         return SocketQueues(unread)
-    in_send_queue = ask(termios.TIOCOUTQ)       # unsent + sent but not acknowledged
+    in_send_queue = ask(termios.TIOCOUTQ)  # unsent + sent but not acknowledged
     unsent = ask(SIOCOUTQNSD)
     return SocketQueues(unread, unsent, in_send_queue - unsent)
 

@@ -39,6 +39,7 @@ flaw (key of FLAWS)      subclass                  what goes wrong
 
 The probes below make each flaw happen from a notebook cell, every one bounded in time.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,8 +48,17 @@ import socket
 import time
 
 from .clients import connect, recv_exactly
-from .events import (ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, EOF, ERROR, RECV, SEND, SEND_WOULD_BLOCK,
-                     WOULD_BLOCK)
+from .events import (
+    ACCEPT,
+    ACCEPT_WOULD_BLOCK,
+    CLOSE,
+    EOF,
+    ERROR,
+    RECV,
+    SEND,
+    SEND_WOULD_BLOCK,
+    WOULD_BLOCK,
+)
 from .server import Server, shutdown_quietly, wait_until
 
 MAX_PAUSE = 1.0
@@ -71,11 +81,11 @@ class ClassicLoop:
         while not self.stopping:
             self.one_round()
             if self.pause:
-                time.sleep(self.pause)          # the article's way to spare the CPU
+                time.sleep(self.pause)  # the article's way to spare the CPU
 
     def one_round(self):
-        self.rlist += self.accept_new()         # everyone waiting to connect...
-        self.serve_clients()                    # ...then every client, every round
+        self.rlist += self.accept_new()  # everyone waiting to connect...
+        self.serve_clients()  # ...then every client, every round
 
     def accept_new(self):
         """Accept every client waiting; return their sockets, ready to be polled."""
@@ -83,20 +93,20 @@ class ClassicLoop:
         while True:
             try:
                 new.append(self.accept_one())
-            except BlockingIOError:             # nobody (else) is waiting
+            except BlockingIOError:  # nobody (else) is waiting
                 return new
 
     def accept_one(self):
-        sock = self.accept()                    # BlockingIOError if nobody is waiting
-        sock.setblocking(False)                 # accept() may return a blocking socket
+        sock = self.accept()  # BlockingIOError if nobody is waiting
+        sock.setblocking(False)  # accept() may return a blocking socket
         return sock
 
     def serve_clients(self):
         del_rlist = []
-        for sock in self.rlist:                 # ask every client: anything for me?
+        for sock in self.rlist:  # ask every client: anything for me?
             self.read_one(sock, del_rlist)
         self.send_pending(self.wlist)
-        for sock in del_rlist:                  # removed after the loop, never during it
+        for sock in del_rlist:  # removed after the loop, never during it
             self.rlist.remove(sock)
             self.done.append(sock)
         self.close_done()
@@ -104,18 +114,18 @@ class ClassicLoop:
     def read_one(self, sock, del_rlist):
         try:
             data = sock.recv(1024)
-        except BlockingIOError:                 # nothing yet: ask again next round
+        except BlockingIOError:  # nothing yet: ask again next round
             return
-        except OSError:                         # reset by the client: it has gone
+        except OSError:  # reset by the client: it has gone
             data = b""
         if data:
             self.queue_reply(sock, data.upper())
-        else:                                   # b'': it will send nothing more
+        else:  # b'': it will send nothing more
             del_rlist.append(sock)
 
     def queue_reply(self, sock, reply):
-        for item in self.wlist:                 # a reply still pending for this client:
-            if item[0] is sock:                 # add to it, so the bytes stay in order
+        for item in self.wlist:  # a reply still pending for this client:
+            if item[0] is sock:  # add to it, so the bytes stay in order
                 item[1] += reply
                 return
         self.wlist.append([sock, reply])
@@ -125,27 +135,27 @@ class ClassicLoop:
         del_wlist = []
         for item in wlist:
             self.send_one(item, del_wlist)
-        for item in del_wlist:                  # removed after the loop, never during it
+        for item in del_wlist:  # removed after the loop, never during it
             wlist.remove(item)
 
     def send_one(self, item, del_wlist):
         sock, data = item
         try:
-            sent = sock.send(data)              # may take only part of data
-        except BlockingIOError:                 # its send buffer is full: next round
+            sent = sock.send(data)  # may take only part of data
+        except BlockingIOError:  # its send buffer is full: next round
             return
-        except OSError:                         # the client has gone: drop its reply
+        except OSError:  # the client has gone: drop its reply
             del_wlist.append(item)
             return
-        item[1] = data[sent:]                   # keep what send() did not take
+        item[1] = data[sent:]  # keep what send() did not take
         if not item[1]:
             del_wlist.append(item)
 
     def close_done(self):
         pending = [item[0] for item in self.wlist]
         for sock in [s for s in self.done if s not in pending]:
-            self.done.remove(sock)              # its last reply is out:
-            sock.close()                        # close it, and the client sees EOF
+            self.done.remove(sock)  # its last reply is out:
+            sock.close()  # close it, and the client sees EOF
 
 
 # ------------------------------------------------------------------- the machinery
@@ -153,7 +163,7 @@ class TracedConn(socket.socket):
     """An accepted socket that records its ``recv()``, ``send()`` and ``close()`` in its
     server's event log (so the loop itself records nothing). Otherwise a plain socket."""
 
-    def __init__(self, fileno: int, server: "ClassicServer"):
+    def __init__(self, fileno: int, server: ClassicServer):
         super().__init__(fileno=fileno)
         self.server = server
         self.cid = server.track(self)
@@ -260,9 +270,9 @@ class ServesOnlyWhenIdle(ClassicServer):
 
     def one_round(self):
         try:
-            self.rlist.append(self.accept_one())   # one newcomer, if any...
+            self.rlist.append(self.accept_one())  # one newcomer, if any...
         except BlockingIOError:
-            self.serve_clients()                   # mistake: serving only when nobody came
+            self.serve_clients()  # mistake: serving only when nobody came
 
 
 class BlockingAccepted(ClassicServer):
@@ -275,7 +285,7 @@ class BlockingAccepted(ClassicServer):
 
     def accept_one(self):
         sock = self.accept()
-        sock.setblocking(True)                  # mistake: left blocking, as Linux returns it
+        sock.setblocking(True)  # mistake: left blocking, as Linux returns it
         return sock
 
 
@@ -285,8 +295,10 @@ class MisusedAppend(ClassicServer):
     After ``b''`` the same step removes the client a second time: ValueError ends the loop."""
 
     flaw = "misused_append"
-    summary = ("wlist.append(sock, data): a TypeError hidden by a catch-all, so no replies; "
-               "a client that leaves silently kills the loop")
+    summary = (
+        "wlist.append(sock, data): a TypeError hidden by a catch-all, so no replies; "
+        "a client that leaves silently kills the loop"
+    )
 
     def read_one(self, sock, del_rlist):
         try:
@@ -296,9 +308,9 @@ class MisusedAppend(ClassicServer):
             self.wlist.append(sock, data.upper())  # mistake: two arguments -> TypeError
         except BlockingIOError:
             return
-        except Exception:                          # ...hidden by a catch-all, which
-            sock.close()                           # closes the client unanswered
-            del_rlist.append(sock)                 # (after b'': in del_rlist twice)
+        except Exception:  # ...hidden by a catch-all, which
+            sock.close()  # closes the client unanswered
+            del_rlist.append(sock)  # (after b'': in del_rlist twice)
 
 
 class DropsPartialSends(ClassicServer):
@@ -311,12 +323,12 @@ class DropsPartialSends(ClassicServer):
     def send_one(self, item, del_wlist):
         sock, data = item
         try:
-            sock.send(data)                     # mistake: ignores how much it took...
+            sock.send(data)  # mistake: ignores how much it took...
         except BlockingIOError:
             return
         except OSError:
             pass
-        del_wlist.append(item)                  # ...and drops the rest
+        del_wlist.append(item)  # ...and drops the rest
 
 
 class SendErrorsKill(ClassicServer):
@@ -330,7 +342,7 @@ class SendErrorsKill(ClassicServer):
         sock, data = item
         try:
             sent = sock.send(data)
-        except BlockingIOError:                 # mistake: the only error caught
+        except BlockingIOError:  # mistake: the only error caught
             return
         item[1] = data[sent:]
         if not item[1]:
@@ -345,11 +357,20 @@ class NeverCloses(ClassicServer):
     summary = "b'' stops the polling but nobody calls close(): no EOF, a descriptor held"
 
     def close_done(self):
-        self.done.clear()                       # mistake: forgotten, never closed
+        self.done.clear()  # mistake: forgotten, never closed
 
 
-FLAWS = {cls.flaw: cls for cls in (ServesOnlyWhenIdle, BlockingAccepted, MisusedAppend,
-                                   DropsPartialSends, SendErrorsKill, NeverCloses)}
+FLAWS = {
+    cls.flaw: cls
+    for cls in (
+        ServesOnlyWhenIdle,
+        BlockingAccepted,
+        MisusedAppend,
+        DropsPartialSends,
+        SendErrorsKill,
+        NeverCloses,
+    )
+}
 """Flaw name -> the :class:`ClassicServer` subclass that has that one flaw, in loop order."""
 
 
@@ -368,8 +389,9 @@ class EchoOutcome:
         return max(0, self.sent - self.received)
 
 
-def echo_payload(address, nbytes: int = 1 << 20, *, rcvbuf: int = 8192, timeout: float = 3.0,
-                 quiet: float = 0.5) -> EchoOutcome:
+def echo_payload(
+    address, nbytes: int = 1 << 20, *, rcvbuf: int = 8192, timeout: float = 3.0, quiet: float = 0.5
+) -> EchoOutcome:
     """Send ``nbytes`` of lower-case text, read the echo, count what comes back.
 
     The client writes as fast as it can and reads only when it cannot write (or has nothing
@@ -398,7 +420,7 @@ def echo_payload(address, nbytes: int = 1 << 20, *, rcvbuf: int = 8192, timeout:
             for _, mask in sel.select(0.05):
                 if mask & selectors.EVENT_WRITE and out:
                     try:
-                        out = out[sock.send(out[:65536]):]
+                        out = out[sock.send(out[:65536]) :]
                         last_progress = time.monotonic()
                         if out:
                             continue
@@ -502,7 +524,7 @@ def half_close_sees_eof(address, wait: float = 0.5) -> bool:
         sock.settimeout(wait)
         try:
             return sock.recv(1) == b""
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
         except OSError:
             return True
@@ -517,7 +539,7 @@ def burst(address, clients: int = 8, timeout: float = 3.0) -> list[float]:
     """
     socks = [connect(address, timeout) for _ in range(clients)]
     sel = selectors.DefaultSelector()
-    got = {sock: b"" for sock in socks}
+    got = dict.fromkeys(socks, b"")
     delays = {}
     try:
         start = time.perf_counter()
@@ -558,8 +580,25 @@ def send_rounds(events) -> int:
     return len(rounds)
 
 
-__all__ = ["FLAWS", "MAX_PAUSE", "BlockingAccepted", "ClassicLoop", "ClassicServer",
-           "DropsPartialSends", "EchoOutcome", "MisusedAppend", "NeverCloses", "SendErrorsKill",
-           "ServesOnlyWhenIdle", "TracedConn", "burst", "echo_payload",
-           "half_close_sees_eof", "is_starved", "leave_before_reply", "leave_silently",
-           "send_rounds", "wait_while_arriving"]
+__all__ = [
+    "FLAWS",
+    "MAX_PAUSE",
+    "BlockingAccepted",
+    "ClassicLoop",
+    "ClassicServer",
+    "DropsPartialSends",
+    "EchoOutcome",
+    "MisusedAppend",
+    "NeverCloses",
+    "SendErrorsKill",
+    "ServesOnlyWhenIdle",
+    "TracedConn",
+    "burst",
+    "echo_payload",
+    "half_close_sees_eof",
+    "is_starved",
+    "leave_before_reply",
+    "leave_silently",
+    "send_rounds",
+    "wait_while_arriving",
+]

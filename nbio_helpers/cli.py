@@ -17,6 +17,7 @@ Exit codes: 0 success (also when the output pipe was closed early, as by ``| hea
 2 bad arguments (a usage line and one sentence, before any work), 130 interrupted (Ctrl-C:
 one line, nothing left running).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     with guarded_output() as guard:
         try:
-            args = build_parser(argv).parse_args(argv)   # bad arguments: usage, SystemExit(2)
+            args = build_parser(argv).parse_args(argv)  # bad arguments: usage, SystemExit(2)
             code = args.run(args)
-        except SystemExit as exc:            # argparse: --help, --version, usage errors
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         except KeyboardInterrupt:
             command = next((a for a in argv if not a.startswith("-")), "")
-            print(f"{prog} {command}: interrupted".replace("  ", " "), file=sys.stderr,
-                  flush=True)
+            print(f"{prog} {command}: interrupted".replace("  ", " "), file=sys.stderr, flush=True)
             code = 130
     if guard.failure is not None:
         code = guard.failure_exit_code(prog)
@@ -92,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prog() -> str:
-    return "nbio" if os.path.basename(sys.argv[0]) in ("nbio", "nbio.exe") \
+    return (
+        "nbio"
+        if os.path.basename(sys.argv[0]) in ("nbio", "nbio.exe")
         else "python -m nbio_helpers"
+    )
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -102,43 +105,80 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),
         description=f"Echo servers (every byte back upper-cased) in {len(MODELS)} IO "
-                    "models, a terminal client, a load generator and a chat server.")
+        "models, a terminal client, a load generator and a chat server.",
+    )
     parser.add_argument("--version", action="version", version=f"nbio_helpers {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser("serve", help="run a server until Ctrl-C or SIGTERM",
-                                description="Run one server model in the foreground.")
+    serve = commands.add_parser(
+        "serve",
+        help="run a server until Ctrl-C or SIGTERM",
+        description="Run one server model in the foreground.",
+    )
     serve.add_argument("--model", required=True, choices=list(MODELS), help="the IO model")
     _add_address(serve, serving=True)
-    serve.add_argument("--interval", type=seconds(least=0, most=60), default=None,
-                       help="polling model only: seconds of sleep between rounds (0 = busy; "
-                            "at most 60)")
-    serve.add_argument("--grace", type=seconds(least=0, most=60), default=DEFAULT_GRACE,
-                       help="on Ctrl-C or SIGTERM: seconds left to send the replies to what "
-                            f"was read (default {DEFAULT_GRACE:g}; 0 = close at once); a "
-                            "second Ctrl-C stops at once")
+    serve.add_argument(
+        "--interval",
+        type=seconds(least=0, most=60),
+        default=None,
+        help="polling model only: seconds of sleep between rounds (0 = busy; at most 60)",
+    )
+    serve.add_argument(
+        "--grace",
+        type=seconds(least=0, most=60),
+        default=DEFAULT_GRACE,
+        help="on Ctrl-C or SIGTERM: seconds left to send the replies to what "
+        f"was read (default {DEFAULT_GRACE:g}; 0 = close at once); a "
+        "second Ctrl-C stops at once",
+    )
     serve.set_defaults(run=run_serve, usage_error=serve.error)
 
-    client = commands.add_parser("client", help="send each input line, print each reply",
-                                 description="The terminal client: one connection, each line "
-                                             "of standard input sent, each reply printed.")
+    client = commands.add_parser(
+        "client",
+        help="send each input line, print each reply",
+        description="The terminal client: one connection, each line "
+        "of standard input sent, each reply printed.",
+    )
     _add_address(client)
-    client.add_argument("--timeout", type=seconds(above=0, most=3600), default=5.0,
-                        help="seconds to wait for the connection, and for the reply to go on "
-                             "coming (default 5; at most 3600)")
+    client.add_argument(
+        "--timeout",
+        type=seconds(above=0, most=3600),
+        default=5.0,
+        help="seconds to wait for the connection, and for the reply to go on "
+        "coming (default 5; at most 3600)",
+    )
     client.set_defaults(run=run_client)
 
-    load = commands.add_parser("load", help="N concurrent clients x M messages, echoes checked",
-                               description="Load a running server; every echo is checked.")
+    load = commands.add_parser(
+        "load",
+        help="N concurrent clients x M messages, echoes checked",
+        description="Load a running server; every echo is checked.",
+    )
     _add_address(load)
-    load.add_argument("--clients", type=whole_number(1, MAX_LOAD_CLIENTS, "--clients"),
-                      default=100, help=f"concurrent clients (100; at most {MAX_LOAD_CLIENTS:,})")
-    load.add_argument("--messages", type=whole_number(1, MAX_LOAD_MESSAGES, "--messages"),
-                      default=20, help="messages per client (20)")
-    load.add_argument("--size", type=whole_number(1, MAX_MESSAGE, "--size"), default=64,
-                      help="bytes per message (64; at most 64 MiB)")
-    load.add_argument("--timeout", type=seconds(above=0, most=86400), default=60.0,
-                      help="give up after S seconds (default 60)")
+    load.add_argument(
+        "--clients",
+        type=whole_number(1, MAX_LOAD_CLIENTS, "--clients"),
+        default=100,
+        help=f"concurrent clients (100; at most {MAX_LOAD_CLIENTS:,})",
+    )
+    load.add_argument(
+        "--messages",
+        type=whole_number(1, MAX_LOAD_MESSAGES, "--messages"),
+        default=20,
+        help="messages per client (20)",
+    )
+    load.add_argument(
+        "--size",
+        type=whole_number(1, MAX_MESSAGE, "--size"),
+        default=64,
+        help="bytes per message (64; at most 64 MiB)",
+    )
+    load.add_argument(
+        "--timeout",
+        type=seconds(above=0, most=86400),
+        default=60.0,
+        help="give up after S seconds (default 60)",
+    )
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
     load.set_defaults(run=run_load_command, usage_error=load.error)
 
@@ -161,8 +201,12 @@ def run_serve(args) -> int:
     The first Ctrl-C (or SIGTERM) stops gracefully (``Server.stop(grace=args.grace)``), a
     second one at once. Clients turned away are reported on stderr, one line per episode.
     """
-    options = {"host": args.host, "port": args.port, "name": "cli",
-               "record_events": False}   # a long-running server: counters only
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "name": "cli",
+        "record_events": False,
+    }  # a long-running server: counters only
     if args.interval is not None:
         if args.model != "polling":
             args.usage_error("--interval applies to --model polling only")  # exits 2
@@ -172,45 +216,56 @@ def run_serve(args) -> int:
         try:
             server = start_server(args.model, **options)
         except OSError as exc:
-            print(f"nbio serve: cannot listen on {format_address((args.host, args.port))}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"nbio serve: cannot listen on {format_address((args.host, args.port))}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 1
     for warning in caught:  # e.g. "reachable from the network": one plain line
         print(f"warning: {warning.message}", file=sys.stderr)
 
     report = RefusalReport()
     try:
-        with _stop_signals() as stop_requested:   # SIGINT, SIGTERM: a graceful stop, then at once
+        with _stop_signals() as stop_requested:  # SIGINT, SIGTERM: a graceful stop, then at once
             try:
                 print(f"listening on {format_address(server.address)}", flush=True)
-                print(f"{args.model} server running; Ctrl-C to stop", file=sys.stderr,
-                      flush=True)
-                while server.running and not stop_requested.wait(0.5):   # ends if the loop died
+                print(f"{args.model} server running; Ctrl-C to stop", file=sys.stderr, flush=True)
+                while server.running and not stop_requested.wait(0.5):  # ends if the loop died
                     _print_lines(report.update(server.refusals(), time.monotonic()))
                 if server.running and args.grace > 0:
-                    print(f"stopping: no new clients; finishing {server.open_connections()} "
-                          f"connection(s) for up to {args.grace:g} s (Ctrl-C again to stop at "
-                          "once)", file=sys.stderr, flush=True)
+                    print(
+                        f"stopping: no new clients; finishing {server.open_connections()} "
+                        f"connection(s) for up to {args.grace:g} s (Ctrl-C again to stop at "
+                        "once)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 error = _stop(server, grace=args.grace)
                 at_once = False
-            except KeyboardInterrupt:             # the second signal
+            except KeyboardInterrupt:  # the second signal
                 _ignore_stop_signals()
                 error = _stop(server)
                 at_once = True
     finally:
-        server.stop()   # already stopped, unless the output failed (see output_guard)
+        server.stop()  # already stopped, unless the output failed (see output_guard)
     _print_lines(report.flush())
     if error is not None:
-        print(f"nbio serve: the {args.model} loop failed: {type(error).__name__}: {error}",
-              file=sys.stderr)
+        print(
+            f"nbio serve: the {args.model} loop failed: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
         return 1
     read = server.events.total_bytes(RECV)
     if at_once or args.grace == 0:
         print(f"stopped at once ({read:,} bytes read from clients)", file=sys.stderr)
         return 130 if at_once else 0
     if server.unfinished:
-        print(f"stopped: {server.unfinished} connection(s) still open after {args.grace:g} s "
-              f"were closed at once ({read:,} bytes read from clients)", file=sys.stderr)
+        print(
+            f"stopped: {server.unfinished} connection(s) still open after {args.grace:g} s "
+            f"were closed at once ({read:,} bytes read from clients)",
+            file=sys.stderr,
+        )
     else:
         print(f"stopped: {read:,} bytes read from clients, every reply sent", file=sys.stderr)
     return 0
@@ -224,36 +279,51 @@ def run_client(args) -> int:
 def run_load_command(args) -> int:
     """``load``: :func:`~nbio_helpers.run_load`; exit 0 only if every echo came back right."""
     if args.clients * args.size * 3 > MAX_LOAD_MEMORY:
-        args.usage_error(f"--clients {args.clients:,} x --size {args.size:,} would hold "
-                         f"{args.clients * args.size * 3 / 2**20:,.0f} MiB at once (at most "
-                         f"{MAX_LOAD_MEMORY / 2**20:,.0f}): lower one of them")
+        args.usage_error(
+            f"--clients {args.clients:,} x --size {args.size:,} would hold "
+            f"{args.clients * args.size * 3 / 2**20:,.0f} MiB at once (at most "
+            f"{MAX_LOAD_MEMORY / 2**20:,.0f}): lower one of them"
+        )
     if args.clients * args.messages > MAX_LOAD_MESSAGES:
-        args.usage_error(f"--clients x --messages is {args.clients * args.messages:,} "
-                         f"messages; at most {MAX_LOAD_MESSAGES:,}")
+        args.usage_error(
+            f"--clients x --messages is {args.clients * args.messages:,} "
+            f"messages; at most {MAX_LOAD_MESSAGES:,}"
+        )
     limit = raise_fd_limit(args.clients + 50)
     if limit is not None and limit < args.clients + 50:
-        args.usage_error(f"--clients {args.clients:,} needs about {args.clients + 50:,} open "
-                         f"descriptors; this process may have {limit:,}")
+        args.usage_error(
+            f"--clients {args.clients:,} needs about {args.clients + 50:,} open "
+            f"descriptors; this process may have {limit:,}"
+        )
     address = (args.host, args.port)
-    result = run_load(address, clients=args.clients, messages=args.messages, size=args.size,
-                      timeout=args.timeout)
+    result = run_load(
+        address, clients=args.clients, messages=args.messages, size=args.size, timeout=args.timeout
+    )
     problem = _no_client_connected(result, address)
     summary = result.summary()
     if args.json:
         # NaN (no latency measured) is not JSON: write null instead.
-        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
-                          for k, v in summary.items()}))
+        print(
+            json.dumps(
+                {
+                    k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in summary.items()
+                }
+            )
+        )
     elif problem is not None:
         print(f"nbio load: {problem}", file=sys.stderr)
     else:
         verdict = "ok" if result.ok else "FAILED"
-        print(f"{result.clients} clients x {result.messages} messages x {result.size} B "
-              f"-> {format_address(address)}: {verdict}")
+        print(
+            f"{result.clients} clients x {result.messages} messages x {result.size} B "
+            f"-> {format_address(address)}: {verdict}"
+        )
         print(f"  completed      {result.completed} of {result.clients * result.messages}")
         print(f"  elapsed        {result.elapsed:.3f} s")
         print(f"  throughput     {result.messages_per_second:,.0f} messages/s")
         print(f"  median latency {result.median_latency * 1e3:.3f} ms")
-        slow = result.tail_latency   # p99, p90 or max: whichever the echoes can support
+        slow = result.tail_latency  # p99, p90 or max: whichever the echoes can support
         print(f"  {slow.name} latency    {slow.value * 1e3:.3f} ms")
         for error in result.errors[:10]:
             print(f"  error: {error}")
@@ -277,15 +347,18 @@ def _no_client_connected(result: LoadResult, address) -> str | None:
 # ---------------------------------------------------------------------------- helpers
 def _add_address(parser, serving: bool = False) -> None:
     if serving:
-        host_help = (f"address to listen on (default {DEFAULT_HOST}; an address that is not "
-                     "loopback is reachable from the network)")
+        host_help = (
+            f"address to listen on (default {DEFAULT_HOST}; an address that is not "
+            "loopback is reachable from the network)"
+        )
         port_help = f"TCP port (default {DEFAULT_PORT}; 0 = any free port)"
     else:
         host_help = f"the server's address (default {DEFAULT_HOST})"
         port_help = f"the server's TCP port (default {DEFAULT_PORT})"
     parser.add_argument("--host", type=host, default=DEFAULT_HOST, help=host_help)
-    parser.add_argument("--port", type=PORT if serving else SERVER_PORT, default=DEFAULT_PORT,
-                        help=port_help)
+    parser.add_argument(
+        "--port", type=PORT if serving else SERVER_PORT, default=DEFAULT_PORT, help=port_help
+    )
 
 
 def _print_lines(lines: list[str]) -> None:
@@ -302,8 +375,9 @@ def _stop(server, grace: float = 0.0) -> Exception | None:
     return None
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
-                     if hasattr(signal, name))
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ print its usage line and that sentence, and exit 2, before any work is done::
 Each range type carries its bounds (``.low``, ``.high``, ``.low_open``, ``.kind``), so that
 the tests can try every option with values of the wrong kind and out of range.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ import math
 
 def whole_number(low: int, high: int, what: str = ""):
     """A type accepting whole numbers from ``low`` to ``high`` (both included)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -26,8 +28,10 @@ def whole_number(low: int, high: int, what: str = ""):
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(
-                f"{what or 'the value'} must be {low:,} to {high:,}, not {value:,}")
+                f"{what or 'the value'} must be {low:,} to {high:,}, not {value:,}"
+            )
         return value
+
     parse.__name__ = "whole number"
     parse.kind, parse.low, parse.high, parse.low_open = "int", low, high, False
     return parse
@@ -37,6 +41,7 @@ def seconds(*, above: float | None = None, least: float | None = None, most: flo
     """A type accepting a number of seconds: more than ``above`` (or at least ``least``),
     at most ``most``. Never NaN or infinite."""
     low = above if above is not None else least
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -45,9 +50,11 @@ def seconds(*, above: float | None = None, least: float | None = None, most: flo
         too_low = value <= low if above is not None else value < low
         if math.isnan(value) or too_low or value > most:
             floor = f"more than {low:g}" if above is not None else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"seconds must be {floor} and at most {most:g}, "
-                                             f"not {text}")
+            raise argparse.ArgumentTypeError(
+                f"seconds must be {floor} and at most {most:g}, not {text}"
+            )
         return value
+
     parse.__name__ = "seconds"
     parse.kind, parse.low, parse.high, parse.low_open = "float", low, most, above is not None
     return parse
@@ -58,10 +65,12 @@ def host(text: str) -> str:
     no port: the port has an option of its own)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(
-            "no host given: name one, e.g. 127.0.0.1, ::1, or 0.0.0.0 for every interface")
+            "no host given: name one, e.g. 127.0.0.1, ::1, or 0.0.0.0 for every interface"
+        )
     if text.startswith("[") or text.endswith("]"):
         raise argparse.ArgumentTypeError(
-            f"write an IPv6 address without brackets: {text.strip('[]')!r}")
+            f"write an IPv6 address without brackets: {text.strip('[]')!r}"
+        )
     if any(c.isspace() for c in text) or len(text) > 253:
         raise argparse.ArgumentTypeError(f"not a host name or address: {text!r}")
     if ":" in text:
@@ -69,7 +78,8 @@ def host(text: str) -> str:
             ipaddress.IPv6Address(text.split("%", 1)[0])
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"not an address: {text!r} (give the port with --port)") from None
+                f"not an address: {text!r} (give the port with --port)"
+            ) from None
     return text
 
 

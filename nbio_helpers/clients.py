@@ -6,6 +6,7 @@ Usage::
     result = run_load(server.address, clients=100, messages=20)
     result.ok, result.messages_per_second, result.median_latency
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,7 +47,7 @@ def recv_exactly(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
             sock.settimeout(left)
             try:
                 chunk = sock.recv(min(n - got, 1 << 20))
-            except socket.timeout:
+            except TimeoutError:
                 raise TimeoutError(f"received {got} of {n} bytes in {timeout} s") from None
             if not chunk:
                 raise ConnectionError(f"peer closed after {got} of {n} bytes")
@@ -109,11 +110,20 @@ class LoadResult:
 
     def summary(self) -> dict:
         """Plain numbers, for printing or JSON."""
-        return {"clients": self.clients, "messages": self.messages, "size": self.size,
-                "completed": self.completed, "ok": self.ok, "errors": self.errors[:10],
-                "elapsed_s": self.elapsed, "messages_per_second": self.messages_per_second,
-                "median_latency_s": self.median_latency, "p99_latency_s": self.p99_latency,
-                "tail_latency_s": self.tail_latency.value, "tail_name": self.tail_latency.name}
+        return {
+            "clients": self.clients,
+            "messages": self.messages,
+            "size": self.size,
+            "completed": self.completed,
+            "ok": self.ok,
+            "errors": self.errors[:10],
+            "elapsed_s": self.elapsed,
+            "messages_per_second": self.messages_per_second,
+            "median_latency_s": self.median_latency,
+            "p99_latency_s": self.p99_latency,
+            "tail_latency_s": self.tail_latency.value,
+            "tail_name": self.tail_latency.name,
+        }
 
 
 class _LoadClient:
@@ -146,8 +156,14 @@ class _LoadClient:
         self.sent_at = time.perf_counter()
 
 
-def run_load(address, clients: int = 100, messages: int = 20, size: int = 64,
-             timeout: float = 30.0, seed: int = 0) -> LoadResult:
+def run_load(
+    address,
+    clients: int = 100,
+    messages: int = 20,
+    size: int = 64,
+    timeout: float = 30.0,
+    seed: int = 0,
+) -> LoadResult:
     """Run ``clients`` concurrent clients, each sending ``messages`` messages of ``size`` random
     bytes and checking every echo, all in the calling thread (one selector, no threads).
 
@@ -158,7 +174,7 @@ def run_load(address, clients: int = 100, messages: int = 20, size: int = 64,
     """
     if clients < 1 or messages < 1 or size < 1:
         raise ValueError("clients, messages and size must all be >= 1")
-    ensure_fd_room(2 * clients)   # the server may be in this process too (macOS allows 256)
+    ensure_fd_room(2 * clients)  # the server may be in this process too (macOS allows 256)
     latencies: list[float] = []
     errors: list[str] = []
     sel = selectors.DefaultSelector()

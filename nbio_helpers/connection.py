@@ -16,6 +16,7 @@ A Connection never closes its own socket: when it has nothing more to do (:attr:
 peer closed and every byte was sent, or the peer reset the connection), the loop closes it,
 after it stopped watching the socket (``sel.unregister(conn.sock)``, then ``conn.close()``).
 """
+
 from __future__ import annotations
 
 import errno
@@ -48,10 +49,10 @@ class Connection:
         self.server = server
         self.id = server.track(sock, self)
         self.outbuf = bytearray()
-        self.peer_done = False   # recv() returned b''
+        self.peer_done = False  # recv() returned b''
         self.closed = False
-        self.paused = False      # backpressure in force
-        self.why_done = ""       # set when there is nothing more to do: why to close
+        self.paused = False  # backpressure in force
+        self.why_done = ""  # set when there is nothing more to do: why to close
 
     @property
     def wants_read(self) -> bool:
@@ -158,12 +159,15 @@ def accept_all(server, make=Connection, limit: int | None = None) -> list:
             return accepted
         except OSError as exc:
             if exc.errno not in OUT_OF_DESCRIPTORS:
-                return accepted   # e.g. ECONNABORTED: that client is gone already
+                return accepted  # e.g. ECONNABORTED: that client is gone already
             if not RESERVE.turn_away(server.listener):
-                return accepted   # nobody waiting any more (or the reserve was lost)
+                return accepted  # nobody waiting any more (or the reserve was lost)
             server.count_refusal(out_of_descriptors_reason(exc.errno))
-            server.events.record(ERROR, detail=f"out of descriptors ({errno.errorcode[exc.errno]})"
-                                               ": a waiting client was turned away")
+            server.events.record(
+                ERROR,
+                detail=f"out of descriptors ({errno.errorcode[exc.errno]})"
+                ": a waiting client was turned away",
+            )
             continue
         accepted.append(make(sock, server))
     return accepted
@@ -190,14 +194,15 @@ def finish_replies(server, connections: list) -> None:
     with selectors.DefaultSelector() as sel:
         sel.register(server.waker, selectors.EVENT_READ)
         for conn in connections:
-            conn.paused = True   # read no more requests
+            conn.paused = True  # read no more requests
             if not conn.done and not conn.outbuf:
                 _send_eof(conn)
             if conn.done:
-                conn.close()     # never registered here
+                conn.close()  # never registered here
                 continue
-            sel.register(conn.sock, selectors.EVENT_WRITE if conn.outbuf else selectors.EVENT_READ,
-                         conn)
+            sel.register(
+                conn.sock, selectors.EVENT_WRITE if conn.outbuf else selectors.EVENT_READ, conn
+            )
         while len(sel.get_map()) > 1 and server.in_grace_period:
             left = server.grace_left()
             for key, mask in sel.select(left):
@@ -231,7 +236,7 @@ def _drop_input(conn: Connection) -> bool:
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:
-        return True   # reset: nothing more to wait for
+        return True  # reset: nothing more to wait for
 
 
 RECV_DROP = 256 * 1024

@@ -13,6 +13,7 @@ in the receive buffer first, then times one ``recv()`` that finds them all there
 Bounded in time (every wait has ``timeout``) and closes what it opens. It runs in the calling
 thread alone (no server, no other thread takes part in the timed call).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +28,7 @@ receive buffer, and Linux caps the buffer a program may ask for at ``net.core.rm
 offers the sender only a part as window (``man 7 tcp``, ``tcp_adv_win_scale``: as little
 as half)."""
 
-__all__ = ["CopyTiming", "MAX_SIZE", "copy_time"]
+__all__ = ["MAX_SIZE", "CopyTiming", "copy_time"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +107,9 @@ def copy_time(size: int, repeats: int = 21, timeout: float = 5.0) -> CopyTiming:
             # bytes were all waiting), read the rest, try again a bounded number of times.
             short += 1
             if short > repeats:
-                raise RuntimeError(f"recv({size}) kept returning fewer bytes than were "
-                                   f"waiting ({len(got)})")
+                raise RuntimeError(
+                    f"recv({size}) kept returning fewer bytes than were waiting ({len(got)})"
+                )
             _drain(receiver, size - len(got), timeout)
     return CopyTiming(size, repeats, statistics.median(times), min(times), max(times))
 
@@ -121,7 +123,7 @@ def _buffered_pair(size: int, timeout: float) -> tuple[socket.socket, socket.soc
         # it, and TCP then offers the peer a window big enough for `size` waiting bytes.
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
-        except OSError:          # macOS refuses a size above its limit (ENOBUFS)
+        except OSError:  # macOS refuses a size above its limit (ENOBUFS)
             pass
         sender = socket.create_connection(listener.getsockname(), timeout=timeout)
         try:
@@ -134,9 +136,11 @@ def _buffered_pair(size: int, timeout: float) -> tuple[socket.socket, socket.soc
     if not fits(size, granted):
         sender.close()
         receiver.close()
-        raise ValueError(f"{size:,} bytes do not fit, unread, in this system's receive "
-                         f"buffer ({granted:,} bytes)")
-    receiver.setblocking(False)    # recv() never waits: no poll() inside, just the copy
+        raise ValueError(
+            f"{size:,} bytes do not fit, unread, in this system's receive "
+            f"buffer ({granted:,} bytes)"
+        )
+    receiver.setblocking(False)  # recv() never waits: no poll() inside, just the copy
     return sender, receiver
 
 

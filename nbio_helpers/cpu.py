@@ -20,6 +20,7 @@ How each platform is measured (:attr:`ThreadCPU.method`):
 Every method gives a number: a thread that cannot be read counts with its last report.
 The thread clock method is exact; the others lag by at most one loop turn.
 """
+
 from __future__ import annotations
 
 import gc
@@ -37,8 +38,8 @@ PSUTIL = "psutil"
 SELF_REPORTED = "self-reported"
 
 _HAS_PTHREAD_CLOCK = hasattr(time, "pthread_getcpuclockid")
-_psutil_ids_match: bool | None = None   # found out once, on first use
-_self_reporting: "weakref.WeakSet[ThreadCPU]" = weakref.WeakSet()
+_psutil_ids_match: bool | None = None  # found out once, on first use
+_self_reporting: weakref.WeakSet[ThreadCPU] = weakref.WeakSet()
 
 
 def _report_after_gc(phase: str, info: dict) -> None:
@@ -186,5 +187,4 @@ def cpu_share(cpu: ThreadCPU, seconds: float, wait=time.sleep) -> float:
     return (c1 - c0) / (t1 - t0)
 
 
-__all__ = ["PSUTIL", "SELF_REPORTED", "THREAD_CLOCK", "ThreadCPU", "cpu_share",
-           "measuring_method"]
+__all__ = ["PSUTIL", "SELF_REPORTED", "THREAD_CLOCK", "ThreadCPU", "cpu_share", "measuring_method"]

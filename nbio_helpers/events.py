@@ -14,30 +14,45 @@ Usage::
 The log keeps at most ``capacity`` events (a busy polling loop makes millions of them);
 the per-kind counters are never truncated.
 """
+
 from __future__ import annotations
 
 import collections
 import threading
 import time
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 # Event kinds. Strings, so that a printed event reads well in a notebook.
-ACCEPT = "accept"            # a connection was accepted
+ACCEPT = "accept"  # a connection was accepted
 ACCEPT_WOULD_BLOCK = "accept_would_block"  # non-blocking accept() had nothing to return
-RECV_CALL = "recv_call"      # recv() was called (client-side tracing; its result follows)
-RECV = "recv"                # recv() returned data (nbytes > 0)
+RECV_CALL = "recv_call"  # recv() was called (client-side tracing; its result follows)
+RECV = "recv"  # recv() returned data (nbytes > 0)
 WOULD_BLOCK = "would_block"  # recv() raised BlockingIOError: no data yet
-EOF = "eof"                  # recv() returned b'': the peer will send no more
-SEND = "send"                # send() accepted nbytes
+EOF = "eof"  # recv() returned b'': the peer will send no more
+SEND = "send"  # send() accepted nbytes
 SEND_WOULD_BLOCK = "send_would_block"  # send() raised BlockingIOError: buffer full
-WAKEUP = "wakeup"            # the loop woke up (select/epoll returned, a sleep ended)
-PAUSE = "pause"              # backpressure: stopped reading a connection
-RESUME = "resume"            # backpressure: reading a connection again
-CLOSE = "close"              # the server closed a connection (detail says why)
-ERROR = "error"              # something failed (detail says what)
+WAKEUP = "wakeup"  # the loop woke up (select/epoll returned, a sleep ended)
+PAUSE = "pause"  # backpressure: stopped reading a connection
+RESUME = "resume"  # backpressure: reading a connection again
+CLOSE = "close"  # the server closed a connection (detail says why)
+ERROR = "error"  # something failed (detail says what)
 
-KINDS = (ACCEPT, ACCEPT_WOULD_BLOCK, RECV_CALL, RECV, WOULD_BLOCK, EOF, SEND, SEND_WOULD_BLOCK,
-         WAKEUP, PAUSE, RESUME, CLOSE, ERROR)
+KINDS = (
+    ACCEPT,
+    ACCEPT_WOULD_BLOCK,
+    RECV_CALL,
+    RECV,
+    WOULD_BLOCK,
+    EOF,
+    SEND,
+    SEND_WOULD_BLOCK,
+    WAKEUP,
+    PAUSE,
+    RESUME,
+    CLOSE,
+    ERROR,
+)
 
 
 class Event(NamedTuple):
@@ -68,7 +83,7 @@ class EventLog:
         self._bytes: collections.Counter[str] = collections.Counter()
         self.enabled = enabled
         self.started = time.monotonic()
-        self.on_record = None   # called (no arguments) after each record, if set
+        self.on_record = None  # called (no arguments) after each record, if set
 
     def record(self, kind: str, conn: int | None = None, nbytes: int = 0, detail: str = "") -> None:
         """Record one event now. Safe to call from any thread."""
@@ -95,13 +110,18 @@ class EventLog:
         with self._lock:
             return dict(self._counts)
 
-    def events(self, kind: str | Iterable[str] | None = None, since: float | None = None) -> list[Event]:
+    def events(
+        self, kind: str | Iterable[str] | None = None, since: float | None = None
+    ) -> list[Event]:
         """A snapshot of the kept events, oldest first, optionally filtered."""
         kinds = {kind} if isinstance(kind, str) else (set(kind) if kind is not None else None)
         with self._lock:
             snapshot = list(self._events)
-        return [e for e in snapshot
-                if (kinds is None or e.kind in kinds) and (since is None or e.t >= since)]
+        return [
+            e
+            for e in snapshot
+            if (kinds is None or e.kind in kinds) and (since is None or e.t >= since)
+        ]
 
     def clear(self) -> None:
         """Forget every event and reset every counter."""

@@ -17,6 +17,7 @@ meanwhile. From code (tests, or a cell driving the widget)::
     explorer.measure()                       # same as a click, but waits for the result
     explorer.points[-1]["median"]            # seconds
 """
+
 from __future__ import annotations
 
 import base64
@@ -62,20 +63,41 @@ class PollIntervalExplorer(widgets.VBox):
         The ``reference`` points (a list, possibly empty).
     """
 
-    def __init__(self, *, clients: int = 5, cpu_seconds: float = 0.3,
-                 latency_seconds: float = 0.6, make_server=None, reference=()):
+    def __init__(
+        self,
+        *,
+        clients: int = 5,
+        cpu_seconds: float = 0.3,
+        latency_seconds: float = 0.6,
+        make_server=None,
+        reference=(),
+    ):
         self.slider = widgets.FloatLogSlider(
-            value=1.0, base=10, min=-2, max=2, step=0.25, description="interval (ms)",
-            readout_format=".2g", continuous_update=False,
-            style={"description_width": "initial"}, layout=widgets.Layout(width="45%"))
-        self.busy = widgets.ToggleButton(value=False, description="busy (0 ms)",
-                                         tooltip="no sleep at all between rounds")
+            value=1.0,
+            base=10,
+            min=-2,
+            max=2,
+            step=0.25,
+            description="interval (ms)",
+            readout_format=".2g",
+            continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="45%"),
+        )
+        self.busy = widgets.ToggleButton(
+            value=False, description="busy (0 ms)", tooltip="no sleep at all between rounds"
+        )
         self.button = widgets.Button(description="Measure", button_style="primary", icon="play")
         self.clear_button = widgets.Button(description="Clear", icon="trash")
         self.status = widgets.HTML(value=self._note("choose an interval, then Measure"))
         self.output = widgets.Output()
-        super().__init__([widgets.HBox([self.slider, self.busy, self.button, self.clear_button]),
-                          self.status, self.output])
+        super().__init__(
+            [
+                widgets.HBox([self.slider, self.busy, self.button, self.clear_button]),
+                self.status,
+                self.output,
+            ]
+        )
         self.add_class("nbio-poll-explorer")
         self.slider.add_class("nbio-explorer-slider")
         self.button.add_class("nbio-explorer-measure")
@@ -93,8 +115,9 @@ class PollIntervalExplorer(widgets.VBox):
         self.busy.observe(lambda change: setattr(self.slider, "disabled", change["new"]), "value")
         if self.reference:
             self._redraw()
-            self.status.value = self._note("the dots are the sweep above: choose an interval, "
-                                           "then Measure to add your own")
+            self.status.value = self._note(
+                "the dots are the sweep above: choose an interval, then Measure to add your own"
+            )
 
     # ------------------------------------------------------------------ actions
     @property
@@ -107,9 +130,8 @@ class PollIntervalExplorer(widgets.VBox):
         """Seconds one measurement may take at most: the CPU window (at least three rounds,
         aligned on rounds), the latency, and 0.3 s to start and stop the server (and the
         client process, the first time)."""
-        longest = 10 ** self.slider.max / 1e3
-        return (max(self.cpu_seconds, 3 * longest) + 2 * longest + self.latency_seconds
-                + 0.3)
+        longest = 10**self.slider.max / 1e3
+        return max(self.cpu_seconds, 3 * longest) + 2 * longest + self.latency_seconds + 0.3
 
     @property
     def measuring(self) -> bool:
@@ -137,8 +159,12 @@ class PollIntervalExplorer(widgets.VBox):
         interval = self.interval
         self.button.disabled = True
         self.status.value = self._note(f"measuring {_label(interval)}…")
-        self._thread = threading.Thread(target=self._background, args=(interval,), daemon=True,
-                                        name=f"nbio-explorer-{next(_threads)}")
+        self._thread = threading.Thread(
+            target=self._background,
+            args=(interval,),
+            daemon=True,
+            name=f"nbio-explorer-{next(_threads)}",
+        )
         self._thread.start()
         return True
 
@@ -164,7 +190,8 @@ class PollIntervalExplorer(widgets.VBox):
             self._measure(interval)
         except Exception as exc:  # shown in the widget: a background thread must not raise
             self.status.value = self._note(
-                f"measurement failed: {type(exc).__name__}: {exc}", error=True)
+                f"measurement failed: {type(exc).__name__}: {exc}", error=True
+            )
         finally:
             self._lock.release()
             self.button.disabled = False
@@ -172,15 +199,22 @@ class PollIntervalExplorer(widgets.VBox):
     def _measure(self, interval: float) -> dict:
         # One window, one latency series: a click must answer within about a second.
         point = poll_interval_sweep(
-            [interval], seconds=self.cpu_seconds, clients=self.clients, repeat=1, trials=1,
-            latency_budget=self.latency_seconds * 0.6, timeout=self.latency_seconds,
-            make_server=self.make_server)[0]
+            [interval],
+            seconds=self.cpu_seconds,
+            clients=self.clients,
+            repeat=1,
+            trials=1,
+            latency_budget=self.latency_seconds * 0.6,
+            timeout=self.latency_seconds,
+            make_server=self.make_server,
+        )[0]
         self.points.append(point)
         self._redraw()
         self.status.value = self._note(
             f"{_label(interval)}: CPU {point['cpu']:.1%} of a core, median latency "
             f"{point['median'] * 1e3:.3g} ms (theory {point['theory'] * 1e3:.3g} ms), "
-            f"{point['tail_name']} {point['tail'] * 1e3:.3g} ms — {len(self.points)} point(s)")
+            f"{point['tail_name']} {point['tail'] * 1e3:.3g} ms — {len(self.points)} point(s)"
+        )
         return point
 
     def _redraw(self) -> None:
@@ -192,13 +226,27 @@ class PollIntervalExplorer(widgets.VBox):
         if not self.reference:
             plot_tradeoff(self.points, ax=ax, title="Your measurements")
         else:
-            plot_tradeoff(self.reference + self.points, ax=ax,
-                          title="Your measurements (ringed), with the sweep")
-            mine = [(p["median"] * 1e3, max(p["cpu"], 1e-3)) for p in self.points
-                    if _finite(p["median"]) and _finite(p["cpu"])]
+            plot_tradeoff(
+                self.reference + self.points,
+                ax=ax,
+                title="Your measurements (ringed), with the sweep",
+            )
+            mine = [
+                (p["median"] * 1e3, max(p["cpu"], 1e-3))
+                for p in self.points
+                if _finite(p["median"]) and _finite(p["cpu"])
+            ]
             if mine:
-                ax.plot(*zip(*mine), "o", ms=13, mfc="none", mec="tab:orange", mew=2.2,
-                        zorder=4, label="your measurements")
+                ax.plot(
+                    *zip(*mine),
+                    "o",
+                    ms=13,
+                    mfc="none",
+                    mec="tab:orange",
+                    mew=2.2,
+                    zorder=4,
+                    label="your measurements",
+                )
                 ax.legend(loc="lower left", fontsize=9)
         fig.tight_layout()
         buffer = io.BytesIO()
@@ -206,8 +254,13 @@ class PollIntervalExplorer(widgets.VBox):
         png = base64.b64encode(buffer.getvalue()).decode("ascii")
         # Replacing the outputs (not `with output:`) is safe from a background thread.
         text = f"<trade-off plot, {len(self.points)} points measured here>"
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": png, "text/plain": text}},)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"image/png": png, "text/plain": text},
+            },
+        )
 
     @staticmethod
     def _note(text: str, error: bool = False) -> str:

@@ -25,6 +25,7 @@ The rules, decided once for every server of the series:
 No socket, no clock: the same input gives the same output, so it is tested by feeding it every
 split of a stream (``tests/test_framing.py``).
 """
+
 from __future__ import annotations
 
 MAX_LINE = 1024
@@ -58,7 +59,7 @@ class LineFramer:
         if max_line < 1:
             raise ValueError(f"max_line must be at least 1, not {max_line}")
         self.max_line = max_line
-        self.buffer = bytearray()   # the partial line: bytes after the last b"\n"
+        self.buffer = bytearray()  # the partial line: bytes after the last b"\n"
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add the bytes just received; return the lines they complete (without endings).
@@ -76,8 +77,9 @@ class LineFramer:
                 raise LineTooLong(self.max_line, complete)
             complete.append(bytes(line))
         # The partial line may still lose a final b"\r": too long only beyond that.
-        if len(rest) > self.max_line and not (len(rest) == self.max_line + 1
-                                              and rest.endswith(b"\r")):
+        if len(rest) > self.max_line and not (
+            len(rest) == self.max_line + 1 and rest.endswith(b"\r")
+        ):
             raise LineTooLong(self.max_line, complete)
         return complete
 

@@ -17,6 +17,7 @@ Only the main thread receives signals, so elsewhere the block defers nothing. On
 handlers are deferred (the default one raises KeyboardInterrupt); a signal that is ignored, or
 whose default action ends the process, is left alone.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,7 @@ import signal
 import threading
 import time
 
-DEFERRABLE = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
-                   if hasattr(signal, name))
+DEFERRABLE = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 """The signals a critical section holds back (where the OS has them)."""
 
 
@@ -54,7 +54,7 @@ def interrupts_deferred():
     """
     deferred = Deferred()
     if threading.current_thread() is not threading.main_thread():
-        yield deferred           # signals are only ever handled in the main thread
+        yield deferred  # signals are only ever handled in the main thread
         return
     previous = {}
     try:
@@ -89,7 +89,7 @@ def uninterruptible(function, *args):
         except KeyboardInterrupt as exc:
             interrupted = interrupted or exc
             if not began:
-                continue          # it came before the function began: run it now
+                continue  # it came before the function began: run it now
         break
     if interrupted is not None:
         raise interrupted

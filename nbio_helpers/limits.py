@@ -20,6 +20,7 @@ closed at once (it sees the connection end), and the reserve is opened again.
 POSIX only: where the :mod:`resource` module is missing (Windows) there is no such limit; the
 functions return None and change nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,14 +73,15 @@ def open_fd_count() -> int | None:
     for folder in ("/proc/self/fd", "/dev/fd"):
         if os.path.isdir(folder):
             try:
-                return len(os.listdir(folder)) - 1   # less the descriptor listdir itself used
+                return len(os.listdir(folder)) - 1  # less the descriptor listdir itself used
             except OSError:
                 pass
     try:
         import psutil
+
         process = psutil.Process()
         return process.num_fds() if hasattr(process, "num_fds") else None
-    except Exception:  # noqa: BLE001 - psutil missing or refusing: unknown
+    except Exception:
         return None
 
 
@@ -104,7 +106,7 @@ def ensure_fd_room(count: int) -> int | None:
         return None
     open_now = open_fd_count()
     if open_now is None:
-        open_now = current   # unknown: ask for enough on top of the whole current limit
+        open_now = current  # unknown: ask for enough on top of the whole current limit
     return raise_fd_limit(open_now + count + ROOM_MARGIN)
 
 
@@ -162,9 +164,9 @@ class DescriptorReserve:
                     return False
             os.close(self._fd)
             try:
-                client, _ = listener.accept()   # takes the descriptor just freed
+                client, _ = listener.accept()  # takes the descriptor just freed
             except OSError:
-                client = None                   # nobody waiting any more
+                client = None  # nobody waiting any more
             else:
                 client.close()
             self._fd = self._open()

@@ -18,13 +18,16 @@ any Python release; :func:`key_callbacks` checks the layout and says so when it 
 Reading ``loop._selector`` or ``Handle._callback`` directly works today but is private:
 this module is the one place that leans on asyncio's internals, and only for looking.
 """
+
 from __future__ import annotations
 
 import asyncio
 import selectors
 
-INTERNAL_NOTE = ("internal view: asyncio's SelectorKey.data layout is not documented and "
-                 "may change in any Python release")
+INTERNAL_NOTE = (
+    "internal view: asyncio's SelectorKey.data layout is not documented and "
+    "may change in any Python release"
+)
 
 
 class InternalLayoutChanged(RuntimeError):
@@ -52,8 +55,9 @@ class WatchedSelector(selectors.DefaultSelector):
         The function that prints a line (default :func:`print`).
     """
 
-    def __init__(self, names: dict | None = None, *, unnamed: str = "the loop's own waker",
-                 print_to=print):
+    def __init__(
+        self, names: dict | None = None, *, unnamed: str = "the loop's own waker", print_to=print
+    ):
         super().__init__()
         self.names = dict(names or {})
         self.unnamed = unnamed
@@ -68,7 +72,7 @@ class WatchedSelector(selectors.DefaultSelector):
         return super().register(fileobj, events, data)
 
     def modify(self, fileobj, events, data=None):
-        if events != self.get_key(fileobj).events:     # a change of data alone is not shown
+        if events != self.get_key(fileobj).events:  # a change of data alone is not shown
             self.print_to(f"  modify({self._name(fileobj)}, {events_text(events)})")
         return super().modify(fileobj, events, data)
 
@@ -79,8 +83,14 @@ class WatchedSelector(selectors.DefaultSelector):
 
 def events_text(events: int) -> str:
     """``"EVENT_READ"``, ``"EVENT_WRITE"``, ``"EVENT_READ | EVENT_WRITE"`` (or ``"0"``)."""
-    names = [name for name, bit in (("EVENT_READ", selectors.EVENT_READ),
-                                    ("EVENT_WRITE", selectors.EVENT_WRITE)) if events & bit]
+    names = [
+        name
+        for name, bit in (
+            ("EVENT_READ", selectors.EVENT_READ),
+            ("EVENT_WRITE", selectors.EVENT_WRITE),
+        )
+        if events & bit
+    ]
     return " | ".join(names) or "0"
 
 
@@ -116,8 +126,9 @@ def key_callbacks(key: selectors.SelectorKey) -> dict[str, str | None]:
     """
     data = key.data
     if not (isinstance(data, tuple) and len(data) == 2):
-        raise InternalLayoutChanged(f"{INTERNAL_NOTE}: key.data is {type(data).__name__}, "
-                                    "not a (reader, writer) pair")
+        raise InternalLayoutChanged(
+            f"{INTERNAL_NOTE}: key.data is {type(data).__name__}, not a (reader, writer) pair"
+        )
     names = {}
     for role, handle in zip(("reader", "writer"), data):
         if handle is None:
@@ -125,11 +136,19 @@ def key_callbacks(key: selectors.SelectorKey) -> dict[str, str | None]:
             continue
         callback = getattr(handle, "_callback", None)
         if not isinstance(handle, asyncio.Handle) or callback is None:
-            raise InternalLayoutChanged(f"{INTERNAL_NOTE}: the {role} is a "
-                                        f"{type(handle).__name__}, not a Handle with a callback")
+            raise InternalLayoutChanged(
+                f"{INTERNAL_NOTE}: the {role} is a "
+                f"{type(handle).__name__}, not a Handle with a callback"
+            )
         names[role] = getattr(callback, "__name__", repr(callback))
     return names
 
 
-__all__ = ["INTERNAL_NOTE", "InternalLayoutChanged", "WatchedSelector", "events_text",
-           "key_callbacks", "selector_loop"]
+__all__ = [
+    "INTERNAL_NOTE",
+    "InternalLayoutChanged",
+    "WatchedSelector",
+    "events_text",
+    "key_callbacks",
+    "selector_loop",
+]

@@ -13,6 +13,7 @@ Last cell::
 
     finish()        # prints "servers running: none" and "nbio threads alive: 0"
 """
+
 from __future__ import annotations
 
 import inspect
@@ -72,8 +73,7 @@ def show_source(obj):
 
 def nbio_threads() -> list[threading.Thread]:
     """The alive threads started by this package (named ``nbio-…``)."""
-    return [t for t in threading.enumerate()
-            if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
 
 
 def finish(timeout: float = 5.0) -> None:
@@ -91,7 +91,7 @@ def finish(timeout: float = 5.0) -> None:
     """
     stop_all(timeout=timeout)
     stop_client_processes()
-    disconnect_clients()   # the widgets' client consoles
+    disconnect_clients()  # the widgets' client consoles
     deadline = time.monotonic() + timeout
     for thread in nbio_threads():
         thread.join(max(0.0, deadline - time.monotonic()))

@@ -16,6 +16,7 @@ Check a notebook against the series' template (used by tests/test_notebook_templ
 
     template_problems(nbformat.read(path, as_version=4))      # [] when it follows every rule
 """
+
 from __future__ import annotations
 
 import re
@@ -34,13 +35,17 @@ RAISES_TAG = "raises-exception"
 VOLATILE = {
     "a port number": re.compile(
         r"(?:127\.0\.0\.1|localhost|0\.0\.0\.0|::1)['\]]?\s*[:,]\s*\d{1,5}\b"
-        r"|\bport\s*[=:]?\s*\d{2,5}\b", re.IGNORECASE),
+        r"|\bport\s*[=:]?\s*\d{2,5}\b",
+        re.IGNORECASE,
+    ),
     "a file descriptor number": re.compile(
-        r"\bfd\s*[=:]\s*-?\d+|\bfds?\s+\d+\b|fileno\(\)\s*(?:=|==|:|->)?\s*\d+", re.IGNORECASE),
+        r"\bfd\s*[=:]\s*-?\d+|\bfds?\s+\d+\b|fileno\(\)\s*(?:=|==|:|->)?\s*\d+", re.IGNORECASE
+    ),
     "a 0x address": re.compile(r"\b0x[0-9a-fA-F]{4,}\b"),
     "a timing": re.compile(
         r"(?<![\w.])\d+\.\d+\s*(?:s|ms|µs|us|ns|secs?|seconds|milliseconds|microseconds)\b"
-        r"|(?<![\w.])\d+\s*(?:ms|µs|us|ns|milliseconds|microseconds)\b"),
+        r"|(?<![\w.])\d+\s*(?:ms|µs|us|ns|milliseconds|microseconds)\b"
+    ),
 }
 """Name -> pattern of run-dependent text. Integer seconds ("a timeout of 2 s") are allowed:
 they are settings, not measurements."""
@@ -58,7 +63,8 @@ def tags(cell) -> set[str]:
 def ignores_output(cell) -> bool:
     """True if nbval does not compare this cell's outputs."""
     return bool(tags(cell) & IGNORE_OUTPUT_TAGS) or any(
-        cell.source.lstrip().startswith(c) for c in IGNORE_OUTPUT_COMMENTS)
+        cell.source.lstrip().startswith(c) for c in IGNORE_OUTPUT_COMMENTS
+    )
 
 
 def output_texts(output) -> list[str]:
@@ -148,8 +154,13 @@ def has_exercises(nb) -> bool:
 
 
 def _check_sections(nb) -> list[str]:
-    headings = [line.strip().lower() for c in nb.cells if c.cell_type == "markdown"
-                for line in c.source.splitlines() if line.startswith("## ")]
+    headings = [
+        line.strip().lower()
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ")
+    ]
     problems = []
     positions = {}
     required = (("## exercises", "## Exercises"), ("## key points", "## Key points"))
@@ -157,8 +168,10 @@ def _check_sections(nb) -> list[str]:
         required = required[1:]
         for index, cell in enumerate(nb.cells):
             if "BEGIN SOLUTION" in cell.source or is_checker_cell(cell):
-                problems.append(f"cell {index}: a solution or checker in a notebook whose "
-                                "metadata says it has no exercises")
+                problems.append(
+                    f"cell {index}: a solution or checker in a notebook whose "
+                    "metadata says it has no exercises"
+                )
     for section, name in required:
         found = [i for i, h in enumerate(headings) if h.startswith(section)]
         if not found:
@@ -190,8 +203,10 @@ def _check_setup_and_finish(nb) -> list[str]:
 def _check_execution(nb) -> list[str]:
     counts = [c.get("execution_count") for c in code_cells(nb)]
     if counts != list(range(1, len(counts) + 1)):
-        return [f"execution counts are not 1..{len(counts)} (not run top to bottom in one "
-                f"fresh kernel): {counts}"]
+        return [
+            f"execution counts are not 1..{len(counts)} (not run top to bottom in one "
+            f"fresh kernel): {counts}"
+        ]
     return []
 
 
@@ -206,8 +221,14 @@ def _check_outputs(nb) -> list[str]:
             problems.append(f"cell {index}: error output but no '{RAISES_TAG}' tag")
         if RAISES_TAG in tags(cell) and not raised:
             problems.append(f"cell {index}: tagged '{RAISES_TAG}' but raised nothing")
-        last_line = next((line for line in reversed(cell.source.splitlines())
-                          if line.strip() and not line.strip().startswith("#")), "")
+        last_line = next(
+            (
+                line
+                for line in reversed(cell.source.splitlines())
+                if line.strip() and not line.strip().startswith("#")
+            ),
+            "",
+        )
         if last_line.rstrip().endswith(";"):
             problems.append(f"cell {index}: trailing ';' (assign to _ or call plt.show())")
         if ignores_output(cell):
@@ -225,8 +246,9 @@ def _check_outputs(nb) -> list[str]:
                         continue
                     match = pattern.search(text)
                     if match:
-                        problems.append(f"cell {index}: {what} in a compared output: "
-                                        f"{match.group(0)!r}")
+                        problems.append(
+                            f"cell {index}: {what} in a compared output: {match.group(0)!r}"
+                        )
     return problems
 
 
@@ -244,8 +266,7 @@ def _check_exercises(nb) -> list[str]:
     def note_id(index: int, meta: dict) -> None:
         gid = meta.get("grade_id")
         if gid in grade_ids:
-            problems.append(f"cell {index}: grade_id {gid!r} already used by cell "
-                            f"{grade_ids[gid]}")
+            problems.append(f"cell {index}: grade_id {gid!r} already used by cell {grade_ids[gid]}")
         grade_ids[gid] = index
         if meta.get("schema_version") != 3:
             problems.append(f"cell {index}: nbgrader schema_version is not 3")
@@ -259,8 +280,9 @@ def _check_exercises(nb) -> list[str]:
         if not (has_code_region or has_md_region):
             continue
         if not meta or not meta.get("solution") or not meta.get("grade_id"):
-            problems.append(f"cell {index}: solution cell without nbgrader metadata "
-                            "(solution: true, grade_id)")
+            problems.append(
+                f"cell {index}: solution cell without nbgrader metadata (solution: true, grade_id)"
+            )
         else:
             if not meta.get("grade"):
                 note_id(index, meta)
@@ -269,26 +291,32 @@ def _check_exercises(nb) -> list[str]:
         if "END SOLUTION" not in cell.source:
             problems.append(f"cell {index}: BEGIN SOLUTION without END SOLUTION")
         if has_code_region:
-            following = next((c for c in nb.cells[index + 1:] if c.cell_type == "code"), None)
+            following = next((c for c in nb.cells[index + 1 :] if c.cell_type == "code"), None)
             if following is None or not is_checker_cell(following):
-                problems.append(f"cell {index}: exercise not followed by a checker cell "
-                                "(a code cell calling check_…)")
+                problems.append(
+                    f"cell {index}: exercise not followed by a checker cell "
+                    "(a code cell calling check_…)"
+                )
                 continue
             at = nb.cells.index(following)
             graded = following.metadata.get("nbgrader", {})
-            wrong = [f"{key}: {value}" for key, value in GRADED_CELL.items()
-                     if graded.get(key) != value]
+            wrong = [
+                f"{key}: {value}" for key, value in GRADED_CELL.items() if graded.get(key) != value
+            ]
             if not graded.get("grade_id"):
                 wrong.append("a grade_id")
             points = graded.get("points")
             if not isinstance(points, (int, float)) or isinstance(points, bool) or points <= 0:
                 wrong.append("points > 0")
             if wrong:
-                problems.append(f"cell {at}: the checker cell is not a locked, graded nbgrader "
-                                f"test cell (needs {', '.join(wrong)})")
+                problems.append(
+                    f"cell {at}: the checker cell is not a locked, graded nbgrader "
+                    f"test cell (needs {', '.join(wrong)})"
+                )
             if any(o.get("output_type") == "execute_result" for o in following.get("outputs", [])):
-                problems.append(f"cell {at}: the checker cell shows a result (True/False?) "
-                                "under its verdict")
+                problems.append(
+                    f"cell {at}: the checker cell shows a result (True/False?) under its verdict"
+                )
     return problems
 
 
@@ -315,29 +343,44 @@ def execute_notebook(nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERN
     ``cwd``. Errors do not stop the run; read them with :func:`unexpected_errors`."""
     from nbclient import NotebookClient
 
-    for cell in nb.cells:   # timing left by other tools (nbconvert, JupyterLab) is not kept
+    for cell in nb.cells:  # timing left by other tools (nbconvert, JupyterLab) is not kept
         cell.metadata.pop("execution", None)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
-                            record_timing=False, resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        allow_errors=True,
+        record_timing=False,
+        resources={"metadata": {"path": str(cwd)}},
+    )
     client.execute()
     return nb
 
 
 def configure_parser(parser) -> None:
     """Arguments of ``python -m nbio_helpers execute-notebooks``."""
-    parser.add_argument("paths", nargs="*",
-                        help="notebooks or folders (default: every notebook in ./notebooks)")
+    parser.add_argument(
+        "paths", nargs="*", help="notebooks or folders (default: every notebook in ./notebooks)"
+    )
     from .cli_args import seconds
-    parser.add_argument("--timeout", type=seconds(above=0, most=86400), default=120.0,
-                        help="seconds one cell may run (default 120; at most a day)")
+
+    parser.add_argument(
+        "--timeout",
+        type=seconds(above=0, most=86400),
+        default=120.0,
+        help="seconds one cell may run (default 120; at most a day)",
+    )
 
 
 def run(args) -> int:
     """Execute each notebook in place; exit 1 if one failed (that one is not rewritten)."""
     if not args.paths and not (Path.cwd() / "notebooks").is_dir():
         # This command rewrites files: never fall back to a folder the user did not name.
-        print("execute-notebooks: no ./notebooks folder here; name the notebooks or folders "
-              "to re-execute", file=sys.stderr)
+        print(
+            "execute-notebooks: no ./notebooks folder here; name the notebooks or folders "
+            "to re-execute",
+            file=sys.stderr,
+        )
         return 2
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
@@ -389,6 +432,21 @@ def _in_one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
-__all__ = ["GRADED_CELL", "KERNEL_NAME", "VOLATILE", "code_cells", "configure_parser", "default_notebooks_dir",
-           "execute_notebook", "has_exercises", "ignores_output", "is_checker_cell", "notebook_paths",
-           "output_texts", "run", "tags", "template_problems", "unexpected_errors"]
+__all__ = [
+    "GRADED_CELL",
+    "KERNEL_NAME",
+    "VOLATILE",
+    "code_cells",
+    "configure_parser",
+    "default_notebooks_dir",
+    "execute_notebook",
+    "has_exercises",
+    "ignores_output",
+    "is_checker_cell",
+    "notebook_paths",
+    "output_texts",
+    "run",
+    "tags",
+    "template_problems",
+    "unexpected_errors",
+]

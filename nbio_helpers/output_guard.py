@@ -16,6 +16,7 @@ writing to them is raised as :class:`OutputError`, which is not an ``OSError``::
     if guard.failure is not None:
         code = guard.failure_exit_code()   # 0 for a broken pipe, 1 (and one line) otherwise
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,7 +69,7 @@ class GuardedStream:
             return method(*args)
         except OSError as exc:
             raise OutputError(self._name, exc) from None
-        except ValueError:   # "I/O operation on closed file": that output is gone
+        except ValueError:  # "I/O operation on closed file": that output is gone
             raise OutputError(self._name, OSError(errno.EPIPE, "closed")) from None
 
 
@@ -121,7 +122,7 @@ def _silence(stream) -> None:
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
-        return                   # not a real file (tests capture output in memory)
+        return  # not a real file (tests capture output in memory)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, fd)

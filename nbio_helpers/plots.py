@@ -33,15 +33,29 @@ Every artist is one collection per kind of mark (never one artist per event) and
 ``gid`` (``"nbio-wait"``, ``"nbio-copy"``, ``"nbio-buffered"``, ``"nbio-would-block"``...;
 see :data:`GIDS`) so tests can find it.
 """
+
 from __future__ import annotations
 
 import bisect
 import collections
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
-from .events import (ACCEPT, ACCEPT_WOULD_BLOCK, CLOSE, EOF, ERROR, RECV, RECV_CALL, SEND,
-                     SEND_WOULD_BLOCK, WAKEUP, WOULD_BLOCK, Event, EventLog)
+from .events import (
+    ACCEPT,
+    ACCEPT_WOULD_BLOCK,
+    CLOSE,
+    EOF,
+    ERROR,
+    RECV,
+    RECV_CALL,
+    SEND,
+    SEND_WOULD_BLOCK,
+    WAKEUP,
+    WOULD_BLOCK,
+    Event,
+    EventLog,
+)
 
 # What each artist is, its gid, and how it looks. Spans are bars, ticks are short vertical
 # lines, marks are markers.
@@ -70,8 +84,8 @@ GIDS = {key: spec[0] for table in (SPANS, TICKS, MARKS) for key, spec in table.i
 """Kind (or span name) -> the ``gid`` of the artist that draws it."""
 
 SERVER_LOOP = "server loop"
-_BAR = 0.5        # bar height, in row units
-_TICK = 0.35      # half-height of a tick
+_BAR = 0.5  # bar height, in row units
+_TICK = 0.35  # half-height of a tick
 
 
 class _Lanes:
@@ -88,17 +102,27 @@ class _Lanes:
                 continue
             name = labels.get(conn, f"conn {conn}" if isinstance(conn, int) else str(conn))
             self.app[conn] = self._add(f"{name}: application" if several else "application")
-            self.kernel[conn] = self._add(f"{name}: kernel (inferred)" if several
-                                          else "kernel (inferred)")
+            self.kernel[conn] = self._add(
+                f"{name}: kernel (inferred)" if several else "kernel (inferred)"
+            )
 
     def _add(self, label: str) -> int:
         self.rows.append(label)
         return len(self.rows) - 1
 
 
-def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = None, ax=None,
-                  t0: float | None = None, labels: dict | None = None, lanes=None,
-                  copy_width: float | None = None, legend: bool = True, ready=None):
+def plot_timeline(
+    events: EventLog | Iterable[Event],
+    *,
+    title: str | None = None,
+    ax=None,
+    t0: float | None = None,
+    labels: dict | None = None,
+    lanes=None,
+    copy_width: float | None = None,
+    legend: bool = True,
+    ready=None,
+):
     """Draw an event log as the classic I/O-model figure; return the matplotlib Figure.
 
     Parameters
@@ -146,8 +170,9 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
 
     if ax is None:
         width = plt.rcParams["figure.figsize"][0]
-        fig, ax = plt.subplots(figsize=(width, 1.3 + 0.42 * max(2, len(layout.rows))),
-                               layout="constrained")
+        fig, ax = plt.subplots(
+            figsize=(width, 1.3 + 0.42 * max(2, len(layout.rows))), layout="constrained"
+        )
     fig = ax.figure
 
     start = t0 if t0 is not None else (evs[0].t if evs else 0.0)
@@ -155,40 +180,60 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
     span_ms = (max(times_ms) - min(times_ms)) if evs else 1.0
     width = copy_width if copy_width is not None else max(span_ms, 1e-3) * 0.006
 
-    ready_ms = {conn: sorted((t - start) * 1000.0 for t in times)
-                for conn, times in (ready or {}).items()}
+    ready_ms = {
+        conn: sorted((t - start) * 1000.0 for t in times) for conn, times in (ready or {}).items()
+    }
     spans, ticks, marks = _collect(evs, times_ms, layout, width, ready_ms)
 
     for name, bars in spans.items():
         gid, _, color = SPANS[name]
-        verts = [[(x, y - _BAR / 2), (x + w, y - _BAR / 2), (x + w, y + _BAR / 2),
-                  (x, y + _BAR / 2)] for x, w, y in bars]
-        artist = PolyCollection(verts, facecolors=color,
-                                edgecolors="#08306b" if name == "copy" else "none",
-                                linewidths=0.4, zorder=1)
+        verts = [
+            [(x, y - _BAR / 2), (x + w, y - _BAR / 2), (x + w, y + _BAR / 2), (x, y + _BAR / 2)]
+            for x, w, y in bars
+        ]
+        artist = PolyCollection(
+            verts,
+            facecolors=color,
+            edgecolors="#08306b" if name == "copy" else "none",
+            linewidths=0.4,
+            zorder=1,
+        )
         artist.set_gid(gid)
         ax.add_collection(artist)
     for kind, points in ticks.items():
         gid, _, color = TICKS[kind]
         xs = [x for x, _ in points]
-        artist = ax.vlines(xs, [y - _TICK for _, y in points], [y + _TICK for _, y in points],
-                           colors=color, linewidths=0.8, zorder=2)
+        artist = ax.vlines(
+            xs,
+            [y - _TICK for _, y in points],
+            [y + _TICK for _, y in points],
+            colors=color,
+            linewidths=0.8,
+            zorder=2,
+        )
         artist.set_gid(gid)
     for kind, points in marks.items():
         gid, _, marker, color = MARKS[kind]
         # recv() calls sit above the row's centre, results below, so both stay visible.
         dy = -0.28 if kind == RECV_CALL else (0.28 if kind in (RECV, EOF, ERROR) else 0.0)
-        artist = ax.scatter([x for x, _ in points], [y + dy for _, y in points], marker=marker,
-                            s=26, color=color, zorder=3, linewidths=0)
+        artist = ax.scatter(
+            [x for x, _ in points],
+            [y + dy for _, y in points],
+            marker=marker,
+            s=26,
+            color=color,
+            zorder=3,
+            linewidths=0,
+        )
         artist.set_gid(gid)
 
     ax.set_yticks(range(len(layout.rows)), layout.rows)
-    ax.set_ylim(len(layout.rows) - 0.4, -0.6)         # first lane on top
+    ax.set_ylim(len(layout.rows) - 0.4, -0.6)  # first lane on top
     ax.grid(False, axis="y")
     for boundary in range(1, len(layout.rows)):
         if layout.rows[boundary].endswith("application") or layout.rows[boundary] == SERVER_LOOP:
             ax.axhline(boundary - 0.5, color="#bdbdbd", linewidth=0.6, zorder=0)
-    starts = [x for bars in spans.values() for x, _, _ in bars]   # a ready time may be earlier
+    starts = [x for bars in spans.values() for x, _, _ in bars]  # a ready time may be earlier
     lo = min(times_ms + starts + [0.0])
     hi = max(times_ms + [0.0]) + width
     pad = max(hi - lo, 1e-3) * 0.02
@@ -197,8 +242,12 @@ def plot_timeline(events: EventLog | Iterable[Event], *, title: str | None = Non
     if title:
         ax.set_title(title)
     if legend and (spans or ticks or marks):
-        ax.legend(handles=_legend_handles(spans, ticks, marks), loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        ax.legend(
+            handles=_legend_handles(spans, ticks, marks),
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+        )
     return fig
 
 
@@ -236,10 +285,10 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
     spans: dict[str, list] = collections.defaultdict(list)
     ticks: dict[str, list] = collections.defaultdict(list)
     marks: dict[str, list] = collections.defaultdict(list)
-    call_at: dict = {}      # conn -> time of the traced recv() call still in progress
-    wait_from: dict = {}    # conn -> when the kernel started waiting for data
-    last_at: dict = {}      # conn -> time of the previous event of that connection
-    consumed: dict = {}     # conn -> ready times up to this one belong to earlier reads
+    call_at: dict = {}  # conn -> time of the traced recv() call still in progress
+    wait_from: dict = {}  # conn -> when the kernel started waiting for data
+    last_at: dict = {}  # conn -> time of the previous event of that connection
+    consumed: dict = {}  # conn -> ready times up to this one belong to earlier reads
     following = _next_times(evs, times_ms) if ready_ms else []
 
     for index, (e, t) in enumerate(zip(evs, times_ms)):
@@ -263,17 +312,18 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
             copy = width if e.kind == RECV else 0.0
             ready = None
             if copy and ready_ms and conn in ready_ms:
-                ready, upto = _match_ready(ready_ms[conn], consumed.get(conn, -math.inf), t,
-                                           following[index])
+                ready, upto = _match_ready(
+                    ready_ms[conn], consumed.get(conn, -math.inf), t, following[index]
+                )
                 consumed[conn] = upto if upto is not None else t
             if conn in layout.kernel:
                 y_kernel = layout.kernel[conn]
-                if ready is None:      # no better clue: the copy ends when recv() returned
+                if ready is None:  # no better clue: the copy ends when recv() returned
                     if t - copy > begin:
                         spans["wait"].append((begin, t - copy - begin, y_kernel))
                     if copy:
                         spans["copy"].append((t - copy, copy, y_kernel))
-                else:                  # the data existed from `ready` on: never copy before
+                else:  # the data existed from `ready` on: never copy before
                     # An untraced read was called at `begin` at the earliest.
                     read_from = max(ready, called if called is not None else begin)
                     if ready > begin:
@@ -285,7 +335,7 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
                 if ready is None:
                     left = min(called, t - copy)
                     spans["blocked"].append((left, t - left, y_app))
-                else:                  # true start; a minimum width, if any, goes right
+                else:  # true start; a minimum width, if any, goes right
                     spans["blocked"].append((called, max(t - called, copy), y_app))
         else:
             marks[e.kind].append((t, y_app))
@@ -305,13 +355,23 @@ def _legend_handles(spans, ticks, marks):
     for kind in MARKS:
         if kind in marks:
             _, label, marker, color = MARKS[kind]
-            handles.append(Line2D([], [], linestyle="none", marker=marker, color=color,
-                                  label=label))
+            handles.append(
+                Line2D([], [], linestyle="none", marker=marker, color=color, label=label)
+            )
     for kind in TICKS:
         if kind in ticks:
             _, label, color = TICKS[kind]
-            handles.append(Line2D([], [], linestyle="none", marker="|", markersize=10,
-                                  color=color, label=f"{label} (x{len(ticks[kind])})"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker="|",
+                    markersize=10,
+                    color=color,
+                    label=f"{label} (x{len(ticks[kind])})",
+                )
+            )
     return handles
 
 

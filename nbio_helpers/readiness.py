@@ -16,6 +16,7 @@ Usage::
     with SelectorsServer(selector_class=lambda: CountingSelector(calls)) as server:
         ...                                   # calls: {'register': ..., 'unregister': ...}
 """
+
 from __future__ import annotations
 
 import collections
@@ -32,8 +33,9 @@ NO_REPORT = "no report"
 MESSAGE = b"0123456789"
 
 
-def readiness_reports(edge_triggered: bool, chunk: int = 4, waits: int = 4,
-                      wait: float = 0.05) -> list:
+def readiness_reports(
+    edge_triggered: bool, chunk: int = 4, waits: int = 4, wait: float = 0.05
+) -> list:
     """The peer sends 10 bytes, once; then ``waits`` times: wait for a report on our socket
     (at most ``wait`` seconds), and after a report read at most ``chunk`` bytes, once.
 
@@ -56,8 +58,10 @@ def readiness_reports(edge_triggered: bool, chunk: int = 4, waits: int = 4,
         On a system with neither epoll nor kqueue (Windows).
     """
     if not (hasattr(select, "epoll") or hasattr(select, "kqueue")):
-        raise NotImplementedError("edge-triggered waits need epoll (Linux) or kqueue "
-                                  "(macOS, BSD); this system has neither")
+        raise NotImplementedError(
+            "edge-triggered waits need epoll (Linux) or kqueue "
+            "(macOS, BSD); this system has neither"
+        )
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     reports: list = []
@@ -135,7 +139,7 @@ class CountingSelector(selectors.DefaultSelector):
             return super().unregister(fileobj)
 
     def modify(self, fileobj, events, data=None):
-        if events == self.get_key(fileobj).events:     # only data changes: no system call
+        if events == self.get_key(fileobj).events:  # only data changes: no system call
             return super().modify(fileobj, events, data)
         with self._counted("modify"):
             return super().modify(fileobj, events, data)

@@ -15,6 +15,7 @@ deterministically::
     report.update({"out of descriptors (ulimit -n 64)": 3}, now=0.0)    # [] (episode on)
     report.update({"out of descriptors (ulimit -n 64)": 3}, now=1.5)    # ['turned away 3 ...']
 """
+
 from __future__ import annotations
 
 import collections
@@ -37,7 +38,7 @@ class RefusalReport:
         self._reported: collections.Counter[str] = collections.Counter()
         self._seen: dict[str, int] = {}
         self._changed_at = 0.0
-        self._since: float | None = None   # start of the episode, or of its last line
+        self._since: float | None = None  # start of the episode, or of its last line
 
     def update(self, counts: dict[str, int], now: float) -> list[str]:
         """The lines to print now, given the counts so far (``{reason: clients}``) at ``now``."""
@@ -49,7 +50,7 @@ class RefusalReport:
         if self._since is None:
             return []
         if now - self._changed_at >= self.quiet:
-            self._since = None            # the episode is over
+            self._since = None  # the episode is over
             return self.flush()
         if now - self._since >= self.every:
             self._since = now

@@ -7,6 +7,7 @@ Clients that keep a connection open (the widgets' client consoles) are kept here
 the same way: registering a client under a key that is taken replaces the older client
 (its ``replaced()`` is called), and :func:`disconnect_clients` closes every connection.
 """
+
 from __future__ import annotations
 
 import threading

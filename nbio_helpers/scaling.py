@@ -45,6 +45,7 @@ time in scheduler ticks of about 15 ms), the wall clock is used instead;
 ``select()``'s limit is about descriptor *numbers*: it cannot watch a descriptor >= 1024
 (FD_SETSIZE), however few sockets it watches; the process's other open files count too.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,14 @@ from .measure.quiet import gc_paused
 from .models import FD_SETSIZE
 from .models.select_model import WINDOWS_SELECT_LIMIT
 
-__all__ = ["ScalingResult", "available_selectors", "fit_slope", "measure_scaling",
-           "plot_scaling", "thread_clock_is_fine"]
+__all__ = [
+    "ScalingResult",
+    "available_selectors",
+    "fit_slope",
+    "measure_scaling",
+    "plot_scaling",
+    "thread_clock_is_fine",
+]
 
 FIT_FROM = 300
 """Slopes are fitted over the N at or above this (where the floor no longer dominates)."""
@@ -74,8 +81,12 @@ def available_selectors() -> dict[str, type]:
     on macOS and the BSDs. ``selectors.DefaultSelector`` is the last one listed.
     """
     found = {"select": selectors.SelectSelector}
-    for name, attr in (("poll", "PollSelector"), ("devpoll", "DevpollSelector"),
-                       ("epoll", "EpollSelector"), ("kqueue", "KqueueSelector")):
+    for name, attr in (
+        ("poll", "PollSelector"),
+        ("devpoll", "DevpollSelector"),
+        ("epoll", "EpollSelector"),
+        ("kqueue", "KqueueSelector"),
+    ):
         if hasattr(selectors, attr):
             found[name] = getattr(selectors, attr)
     return found
@@ -127,8 +138,11 @@ class ScalingResult:
 
     def table(self) -> list[dict]:
         """One row per measurement: ``selector``, ``n``, ``us_per_call`` (microseconds)."""
-        return [{"selector": name, "n": n, "us_per_call": secs * 1e6}
-                for name, by_n in self.seconds.items() for n, secs in sorted(by_n.items())]
+        return [
+            {"selector": name, "n": n, "us_per_call": secs * 1e6}
+            for name, by_n in self.seconds.items()
+            for n, secs in sorted(by_n.items())
+        ]
 
     def growth(self, name: str) -> float:
         """Time per call at the largest N measured divided by the time at the smallest N."""
@@ -174,7 +188,7 @@ def _per_call(sel, timeout: float, budget: float, clock=time.thread_time) -> lis
     """Seconds per ``sel.select(timeout)`` call, one figure per batch, by ``clock``, within
     ``budget`` seconds of wall time."""
     start = clock()
-    ready = sel.select(timeout)                     # also warms the caches
+    ready = sel.select(timeout)  # also warms the caches
     first = clock() - start
     if len(ready) != 1:
         raise RuntimeError(f"expected one ready socket, got {len(ready)}")
@@ -199,9 +213,15 @@ def _high_active(active_r: socket.socket, above: int) -> socket.socket:
     return socket.socket(fileno=fcntl.fcntl(active_r.fileno(), fcntl.F_DUPFD, above + 1))
 
 
-def measure_scaling(ns=(10, 30, 100, 300, 1000, 3000, 10000), names=None, *, wait: bool = True,
-                    trials: int = 3, budget_per_point: float = 0.015,
-                    clock: str | None = None) -> ScalingResult:
+def measure_scaling(
+    ns=(10, 30, 100, 300, 1000, 3000, 10000),
+    names=None,
+    *,
+    wait: bool = True,
+    trials: int = 3,
+    budget_per_point: float = 0.015,
+    clock: str | None = None,
+) -> ScalingResult:
     """Time one wait of each selector with N idle sockets and one ready socket (see the
     module's docstring for what exactly is timed).
 
@@ -271,8 +291,15 @@ def measure_scaling(ns=(10, 30, 100, 300, 1000, 3000, 10000), names=None, *, wai
                     watched, ready = _largest_select_set(idle, base_r)
                     if watched:
                         select_limit = len(watched)
-                        _time_plans([("select", watched, ready)], classes, timeout, trials,
-                                    budget_per_point, samples, timer)
+                        _time_plans(
+                            [("select", watched, ready)],
+                            classes,
+                            timeout,
+                            trials,
+                            budget_per_point,
+                            samples,
+                            timer,
+                        )
                         if ready is not base_r:
                             ready.close()
             finally:
@@ -284,10 +311,13 @@ def measure_scaling(ns=(10, 30, 100, 300, 1000, 3000, 10000), names=None, *, wai
         base_r.close()
         base_w.close()
     # The least disturbed trial: other programs on the machine can only add time.
-    seconds = {name: {n: min(v) for n, v in by_n.items() if n > 0}
-               for name, by_n in samples.items()}
-    spread = {name: {n: (min(v), max(v)) for n, v in by_n.items() if n > 0}
-              for name, by_n in samples.items()}
+    seconds = {
+        name: {n: min(v) for n, v in by_n.items() if n > 0} for name, by_n in samples.items()
+    }
+    spread = {
+        name: {n: (min(v), max(v)) for n, v in by_n.items() if n > 0}
+        for name, by_n in samples.items()
+    }
     floor = {name: min(by_n[0]) for name, by_n in samples.items() if 0 in by_n}
     for name in skipped:
         skipped[name].pop(0, None)
@@ -301,7 +331,7 @@ def _time_plans(plans, classes, timeout, trials, budget, samples, timer) -> None
             with classes[name]() as sel:
                 for sock in watched:
                     sel.register(sock, selectors.EVENT_READ)
-                sel.register(ready, selectors.EVENT_READ)   # last: poll() reaches it last
+                sel.register(ready, selectors.EVENT_READ)  # last: poll() reaches it last
                 with gc_paused():
                     point = _per_call(sel, timeout, budget, timer)
             samples[name].setdefault(len(watched), []).append(statistics.median(point))
@@ -311,7 +341,7 @@ def _largest_select_set(idle: list, base_r) -> tuple[list, socket.socket | None]
     """The idle sockets that select() can watch, and a ready socket above them all, below
     descriptor 1024 (POSIX; on Windows: 511 sockets and ``base_r``). ``([], None)`` if none."""
     if sys.platform == "win32":
-        return idle[:WINDOWS_SELECT_LIMIT - 1], base_r
+        return idle[: WINDOWS_SELECT_LIMIT - 1], base_r
     try:
         import fcntl
     except ImportError:
@@ -336,11 +366,14 @@ def _select_cannot_take(name: str, socks: list) -> str:
         return ""
     if sys.platform == "win32":
         too_many = len(socks) > WINDOWS_SELECT_LIMIT
-        return f"select() takes at most {WINDOWS_SELECT_LIMIT} sockets on Windows" \
-            if too_many else ""
+        return (
+            f"select() takes at most {WINDOWS_SELECT_LIMIT} sockets on Windows" if too_many else ""
+        )
     if max(s.fileno() for s in socks) >= FD_SETSIZE:
-        return f"descriptor {FD_SETSIZE} reached (FD_SETSIZE: select() takes descriptor " \
-               f"numbers below {FD_SETSIZE})"
+        return (
+            f"descriptor {FD_SETSIZE} reached (FD_SETSIZE: select() takes descriptor "
+            f"numbers below {FD_SETSIZE})"
+        )
     return ""
 
 
@@ -362,8 +395,10 @@ def plot_scaling(result: ScalingResult, ax=None, title: str | None = None):
         spread = result.spread.get(name, {})
         err = None
         if all(n in spread for n in ns):
-            err = [[u - spread[n][0] * 1e6 for n, u in zip(ns, us)],
-                   [spread[n][1] * 1e6 - u for n, u in zip(ns, us)]]
+            err = [
+                [u - spread[n][0] * 1e6 for n, u in zip(ns, us)],
+                [spread[n][1] * 1e6 - u for n, u in zip(ns, us)],
+            ]
         slope = result.slope(name)
         label = name if math.isnan(slope) else f"{name} (slope {slope:.2f})"
         line = ax.errorbar(ns, us, yerr=err, marker="o", capsize=3, label=label)
@@ -373,9 +408,17 @@ def plot_scaling(result: ScalingResult, ax=None, title: str | None = None):
         ax.plot([], [], ":", color="gray", label="floor: N = 0, the call itself")
     if result.select_limit:
         ax.axvline(result.select_limit, color="grey", linestyle="--", linewidth=1)
-        ax.annotate("descriptor 1024\n(select stops)", (result.select_limit, 0.98),
-                    xycoords=("data", "axes fraction"), ha="right", va="top", color="grey",
-                    fontsize="small", xytext=(-4, 0), textcoords="offset points")
+        ax.annotate(
+            "descriptor 1024\n(select stops)",
+            (result.select_limit, 0.98),
+            xycoords=("data", "axes fraction"),
+            ha="right",
+            va="top",
+            color="grey",
+            fontsize="small",
+            xytext=(-4, 0),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("idle sockets watched (N)")

@@ -29,6 +29,7 @@ here: :func:`measure_idle` (= ``idle_cost``; its result's ``cpu_share`` and
 :func:`compare_models` (= ``compare`` without the connection probe), :func:`format_table`
 (= ``comparison_table``) and :func:`plot_comparison`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,14 +43,20 @@ import statistics
 import sys
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from .clients import close_with_reset, connect, recv_exactly, request, run_load
 from .connection import Connection, accept_all, close_finished
 from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
-from .measure import ComparisonRow, IdleCost, compare, comparison_table, idle_cost
-from .measure import plot_comparison  # noqa: F401 - a deprecated alias: notebook 04 imports it
+from .measure import (
+    ComparisonRow,
+    IdleCost,
+    compare,
+    comparison_table,
+    idle_cost,
+    plot_comparison,
+)
 from .models import MODELS
 from .models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
 from .server import Server, wait_until
@@ -65,7 +72,7 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
     """
     for ready in readable:
         if ready is server.listener:
-            for conn in accept_all(server):       # a burst: each one counted as it joins
+            for conn in accept_all(server):  # a burst: each one counted as it joins
                 if server.fits_in_select(conn, connections):
                     connections.append(conn)
         elif ready is server.waker:
@@ -73,7 +80,7 @@ def serve_ready(server: SelectServer, readable: list, writable: list, connection
         else:
             ready.on_readable()
     for ready in writable:
-        if ready.wants_write:      # only try to send what is pending
+        if ready.wants_write:  # only try to send what is pending
             ready.on_writable()
     return close_finished(connections)
 
@@ -92,7 +99,7 @@ class AlwaysWritableSelectServer(SelectServer):
         connections: list[Connection] = []
         while not self.stopping:
             rlist = [self.listener, self.waker] + [c for c in connections if c.wants_read]
-            wlist = [c for c in connections if not c.closed]          # the mistake
+            wlist = [c for c in connections if not c.closed]  # the mistake
             readable, writable, _ = select.select(rlist, wlist, [])
             self.events.record(WAKEUP, nbytes=len(readable) + len(writable))
             connections = serve_ready(self, readable, writable, connections)
@@ -124,7 +131,7 @@ class HeartbeatSelectServer(SelectServer):
             timeout = max(0.0, next_beat - time.monotonic())
             readable, writable, _ = select.select(rlist, wlist, [], timeout)
             self.events.record(WAKEUP, nbytes=len(readable) + len(writable))
-            if time.monotonic() >= next_beat:      # the periodic work
+            if time.monotonic() >= next_beat:  # the periodic work
                 self.beats += 1
                 next_beat += self.every
             connections = serve_ready(self, readable, writable, connections)
@@ -163,17 +170,18 @@ def count_partial_sends(events: Iterable) -> int:
 class PartialSendReport:
     """One big echo through a select server, counted from its event log."""
 
-    ok: bool              # the echo came back byte for byte
-    payload: int          # bytes sent (and expected back)
+    ok: bool  # the echo came back byte for byte
+    payload: int  # bytes sent (and expected back)
     recv_calls: int
     send_calls: int
     partial_sends: int
-    would_block: int      # send() raised BlockingIOError although select() said writable
-    pauses: int           # backpressure: reading stopped while too much output was pending
+    would_block: int  # send() raised BlockingIOError although select() said writable
+    pauses: int  # backpressure: reading stopped while too much output was pending
 
 
-def partial_send_report(payload: int = 8 * MiB, sndbuf: int = 16 * 1024,
-                        timeout: float = 10.0) -> PartialSendReport:
+def partial_send_report(
+    payload: int = 8 * MiB, sndbuf: int = 16 * 1024, timeout: float = 10.0
+) -> PartialSendReport:
     """Echo ``payload`` random bytes through a :class:`SelectServer` whose sockets have a
     small send buffer (``SO_SNDBUF`` set on the listener is inherited by accepted sockets).
     """
@@ -183,9 +191,14 @@ def partial_send_report(payload: int = 8 * MiB, sndbuf: int = 16 * 1024,
         wait_until(lambda: server.events.count(CLOSE) >= 1, timeout=2.0)
         log = server.events
         return PartialSendReport(
-            ok=result.ok, payload=payload, recv_calls=log.count(RECV), send_calls=log.count(SEND),
+            ok=result.ok,
+            payload=payload,
+            recv_calls=log.count(RECV),
+            send_calls=log.count(SEND),
             partial_sends=count_partial_sends(log.events()),
-            would_block=log.count("send_would_block"), pauses=log.count("pause"))
+            would_block=log.count("send_would_block"),
+            pauses=log.count("pause"),
+        )
 
 
 # --------------------------------------------------------------------------- readiness is a hint
@@ -203,7 +216,7 @@ def two_acceptors(timeout: float = 5.0) -> list[str]:
     Bounded by ``timeout``; every socket is closed and both threads are joined.
     """
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.setblocking(False)          # so that the loser gets BlockingIOError, not a hang
+    listener.setblocking(False)  # so that the loser gets BlockingIOError, not a hang
     both_told = threading.Barrier(2, timeout=timeout)
     outcomes = {}
 
@@ -211,7 +224,7 @@ def two_acceptors(timeout: float = 5.0) -> list[str]:
         readable, _, _ = select.select([listener], [], [], timeout)
         outcomes[name] = "told readable" if readable else "select() timed out"
         try:
-            both_told.wait()             # both have their answer before either acts on it
+            both_told.wait()  # both have their answer before either acts on it
         except threading.BrokenBarrierError:
             return
         try:
@@ -222,8 +235,10 @@ def two_acceptors(timeout: float = 5.0) -> list[str]:
             outcomes[name] = "accept() got the client"
             client.close()
 
-    threads = [threading.Thread(target=acceptor, args=(name,), name=f"nbio-acceptor-{name}",
-                                daemon=True) for name in ("A", "B")]
+    threads = [
+        threading.Thread(target=acceptor, args=(name,), name=f"nbio-acceptor-{name}", daemon=True)
+        for name in ("A", "B")
+    ]
     client = None
     try:
         for thread in threads:
@@ -232,7 +247,7 @@ def two_acceptors(timeout: float = 5.0) -> list[str]:
         for thread in threads:
             thread.join(timeout + 1)
     finally:
-        both_told.abort()                # frees a thread still waiting, if anything failed
+        both_told.abort()  # frees a thread still waiting, if anything failed
         for thread in threads:
             thread.join(1.0)
         if client is not None:
@@ -249,10 +264,10 @@ class ResetBeforeAccept:
     exception raised (the type only: its text differs by OS).
     """
 
-    selected: bool         # select() reported the listener readable (a client was waiting)
-    accept: str            # what accept() did then
-    first_recv: str        # what the first recv() on the accepted socket did ("" if none)
-    second_accept: str     # what a second accept() did
+    selected: bool  # select() reported the listener readable (a client was waiting)
+    accept: str  # what accept() did then
+    first_recv: str  # what the first recv() on the accepted socket did ("" if none)
+    second_accept: str  # what a second accept() did
 
 
 def reset_before_accept(timeout: float = 2.0) -> ResetBeforeAccept:
@@ -274,7 +289,7 @@ def reset_before_accept(timeout: float = 2.0) -> ResetBeforeAccept:
         client = socket.create_connection(listener.getsockname(), timeout=timeout)
         selected = bool(select.select([listener], [], [], timeout)[0])
         close_with_reset(client)
-        time.sleep(0.05)               # the reset crosses the loopback at once; be generous
+        time.sleep(0.05)  # the reset crosses the loopback at once; be generous
         try:
             conn, _ = listener.accept()
             accepted = "returned a socket"
@@ -283,7 +298,7 @@ def reset_before_accept(timeout: float = 2.0) -> ResetBeforeAccept:
         first = ""
         if conn is not None:
             conn.setblocking(False)
-            select.select([conn], [], [], timeout)    # a reset connection is readable
+            select.select([conn], [], [], timeout)  # a reset connection is readable
             try:
                 first = "data" if conn.recv(16) else "b''"
             except OSError as exc:
@@ -310,9 +325,9 @@ class DescriptorCost:
     """
 
     ran: bool
-    one_low: float = math.nan     # one socket with a low descriptor number
-    one_high: float = math.nan    # the same socket, numbered ``high``
-    many_low: float = math.nan    # ``count`` sockets, all numbered below ``high``
+    one_low: float = math.nan  # one socket with a low descriptor number
+    one_high: float = math.nan  # the same socket, numbered ``high``
+    many_low: float = math.nan  # ``count`` sockets, all numbered below ``high``
     high: int = 0
     count: int = 0
     explanation: str = ""
@@ -331,8 +346,9 @@ def _seconds_per_call(fn, budget: float, batch: int) -> float:
     return statistics.median(samples)
 
 
-def select_cost_by_descriptor(high: int = 1000, count: int = 900,
-                              budget: float = 0.05) -> DescriptorCost:
+def select_cost_by_descriptor(
+    high: int = 1000, count: int = 900, budget: float = 0.05
+) -> DescriptorCost:
     """Time ``select.select(rlist, [], [], 0)`` three ways: one socket with a low descriptor
     number, the same socket duplicated to descriptor ``high`` (so that Python passes the
     kernel ``nfds = high + 1``), and ``count`` sockets numbered below ``high``.
@@ -341,17 +357,23 @@ def select_cost_by_descriptor(high: int = 1000, count: int = 900,
     open-files soft limit for the moment if needed; everything opened is closed.
     """
     if sys.platform == "win32":
-        return DescriptorCost(False, explanation=(
-            "Windows: select() takes arrays of sockets; their numbers play no part"))
+        return DescriptorCost(
+            False,
+            explanation=("Windows: select() takes arrays of sockets; their numbers play no part"),
+        )
     try:
         import fcntl
     except ImportError:
         return DescriptorCost(False, explanation="no fcntl module here to place a descriptor")
     with fd_limit_raised(high + count + 64) as fds:
         if fds is not None and fds < high + count + 64:
-            return DescriptorCost(False, explanation=(
-                f"the open-files limit ({fds}) is too low for {count} sockets and "
-                f"descriptor {high}"))
+            return DescriptorCost(
+                False,
+                explanation=(
+                    f"the open-files limit ({fds}) is too low for {count} sockets and "
+                    f"descriptor {high}"
+                ),
+            )
         low, peer = socket.socketpair()
         placed = None
         many: list[socket.socket] = []
@@ -362,11 +384,11 @@ def select_cost_by_descriptor(high: int = 1000, count: int = 900,
             return DescriptorCost(
                 True,
                 one_low=_seconds_per_call(lambda: select.select([low], [], [], 0), budget, 50),
-                one_high=_seconds_per_call(lambda: select.select([placed], [], [], 0),
-                                           budget, 50),
-                many_low=_seconds_per_call(lambda: select.select(watched, [], [], 0),
-                                           budget, 5),
-                high=placed.fileno(), count=len(watched))
+                one_high=_seconds_per_call(lambda: select.select([placed], [], [], 0), budget, 50),
+                many_low=_seconds_per_call(lambda: select.select(watched, [], [], 0), budget, 5),
+                high=placed.fileno(),
+                count=len(watched),
+            )
         finally:
             for sock in [placed, low, peer, *many]:
                 if sock is not None:
@@ -379,8 +401,8 @@ class LimitDemo:
     """The outcome of a FD_SETSIZE demonstration. ``ran`` is False where it cannot run."""
 
     ran: bool
-    error: str = ""           # e.g. "ValueError" (the type only: the message differs by OS)
-    message: str = ""         # the exception's own text
+    error: str = ""  # e.g. "ValueError" (the type only: the message differs by OS)
+    message: str = ""  # the exception's own text
     explanation: str = ""
 
 
@@ -396,8 +418,9 @@ def select_on_high_descriptor(limit: int = FD_SETSIZE) -> LimitDemo:
         try:
             select.select(socks, [], [], 0)
         except ValueError as exc:
-            return LimitDemo(True, "ValueError", str(exc),
-                             "Windows select() takes at most 512 sockets")
+            return LimitDemo(
+                True, "ValueError", str(exc), "Windows select() takes at most 512 sockets"
+            )
         finally:
             for sock in socks:
                 sock.close()
@@ -408,19 +431,28 @@ def select_on_high_descriptor(limit: int = FD_SETSIZE) -> LimitDemo:
         return LimitDemo(False, explanation="no fcntl module here to place a descriptor")
     with fd_limit_raised(limit + 64) as fds:
         if fds is not None and fds < limit + 64:
-            return LimitDemo(False, explanation=(
-                f"cannot open a descriptor >= {limit} here: the open-files limit is {fds}"))
+            return LimitDemo(
+                False,
+                explanation=(
+                    f"cannot open a descriptor >= {limit} here: the open-files limit is {fds}"
+                ),
+            )
         a, b = socket.socketpair()
         high = None
         try:
             high = socket.socket(fileno=fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, limit))
             select.select([high], [], [], 0)
         except ValueError as exc:
-            return LimitDemo(True, "ValueError", str(exc),
-                             f"select() only takes descriptors below FD_SETSIZE ({limit})")
+            return LimitDemo(
+                True,
+                "ValueError",
+                str(exc),
+                f"select() only takes descriptors below FD_SETSIZE ({limit})",
+            )
         except OSError as exc:
-            return LimitDemo(False, explanation=(
-                f"could not place a socket at descriptor >= {limit}: {exc}"))
+            return LimitDemo(
+                False, explanation=(f"could not place a socket at descriptor >= {limit}: {exc}")
+            )
         finally:
             for sock in (high, a, b):
                 if sock is not None:
@@ -437,8 +469,9 @@ def low_descriptors_taken(limit: int = FD_SETSIZE):
     """
     with fd_limit_raised(limit + 256) as fds:
         if fds is not None and fds < limit + 256:
-            raise OSError(errno.EMFILE, f"the open-files limit ({fds}) cannot be raised to "
-                                        f"{limit + 256}")
+            raise OSError(
+                errno.EMFILE, f"the open-files limit ({fds}) cannot be raised to {limit + 256}"
+            )
         placeholders: list[int] = []
         try:
             fd = os.open(os.devnull, os.O_RDONLY)
@@ -458,9 +491,9 @@ class HighDescriptorOutcome:
 
     ran: bool
     model: str = ""
-    high_client_served: bool = False   # its echo came back
-    refusal: str = ""                  # the server's recorded reason for closing it, if any
-    others_served: bool = False        # a client connected before, and one after, were served
+    high_client_served: bool = False  # its echo came back
+    refusal: str = ""  # the server's recorded reason for closing it, if any
+    others_served: bool = False  # a client connected before, and one after, were served
     explanation: str = ""
 
 
@@ -472,8 +505,13 @@ def high_descriptor_client(model: str = "select", timeout: float = 5.0) -> HighD
     Skips (``ran=False``) on Windows, where select's limit counts sockets, not descriptor numbers.
     """
     if sys.platform == "win32":
-        return HighDescriptorOutcome(False, model, explanation=(
-            "Windows: select() limits the number of sockets (512), not descriptor numbers"))
+        return HighDescriptorOutcome(
+            False,
+            model,
+            explanation=(
+                "Windows: select() limits the number of sockets (512), not descriptor numbers"
+            ),
+        )
     server = MODELS[model](name=f"fd-limit-{model}").start()
     try:
         with connect(server.address, timeout) as before:
@@ -486,8 +524,11 @@ def high_descriptor_client(model: str = "select", timeout: float = 5.0) -> HighD
                     # The server accepts it while the low descriptors are still taken.
                     wait_until(lambda: server.events.count(ACCEPT) >= 2, timeout)
             except (ImportError, OSError, RuntimeError) as exc:
-                return HighDescriptorOutcome(False, model, explanation=(
-                    f"cannot open a descriptor >= {FD_SETSIZE} here: {exc}"))
+                return HighDescriptorOutcome(
+                    False,
+                    model,
+                    explanation=(f"cannot open a descriptor >= {FD_SETSIZE} here: {exc}"),
+                )
             with high:
                 try:
                     high.sendall(b"high")
@@ -517,10 +558,25 @@ def format_table(rows: list[ComparisonRow]) -> str:
 
 
 __all__ = [
-    "ONE_WINS", "AlwaysWritableSelectServer", "DescriptorCost", "HeartbeatSelectServer",
-    "HighDescriptorOutcome", "LimitDemo", "PartialSendReport", "ResetBeforeAccept",
-    "compare_models", "count_partial_sends", "format_table", "high_descriptor_client",
-    "low_descriptors_taken", "measure_idle", "partial_send_report", "plot_comparison",
-    "reset_before_accept", "select_cost_by_descriptor", "select_on_high_descriptor",
-    "serve_ready", "two_acceptors",
+    "ONE_WINS",
+    "AlwaysWritableSelectServer",
+    "DescriptorCost",
+    "HeartbeatSelectServer",
+    "HighDescriptorOutcome",
+    "LimitDemo",
+    "PartialSendReport",
+    "ResetBeforeAccept",
+    "compare_models",
+    "count_partial_sends",
+    "format_table",
+    "high_descriptor_client",
+    "low_descriptors_taken",
+    "measure_idle",
+    "partial_send_report",
+    "plot_comparison",
+    "reset_before_accept",
+    "select_cost_by_descriptor",
+    "select_on_high_descriptor",
+    "serve_ready",
+    "two_acceptors",
 ]

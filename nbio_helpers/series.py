@@ -11,6 +11,7 @@ adds or renames a notebook runs::
 and ``tests/test_notebook_template.py`` checks that the result is what is committed
 (:func:`series_problems`).
 """
+
 from __future__ import annotations
 
 import re
@@ -80,12 +81,14 @@ def series_problems(folder) -> list[str]:
         if last is None or not is_navigation_cell(last):
             problems.append(f"{name}: the last cell is not the navigation cell")
         elif last.source != navigation_text(titles, name):
-            problems.append(f"{name}: the navigation cell does not link its neighbours "
-                            "by their titles")
+            problems.append(
+                f"{name}: the navigation cell does not link its neighbours by their titles"
+            )
         for key, value in expected_metadata(nb).items():
             if nb.metadata.get(key) != value:
-                problems.append(f"{name}: metadata {key!r} is {nb.metadata.get(key)!r}, "
-                                f"not {value!r}")
+                problems.append(
+                    f"{name}: metadata {key!r} is {nb.metadata.get(key)!r}, not {value!r}"
+                )
     return problems
 
 
@@ -100,7 +103,7 @@ def update_series(folder) -> list[Path]:
     for path, nb in read.items():
         before = nbformat.writes(nb)
         old = [c for c in nb.cells if is_navigation_cell(c)]
-        nav = old[0] if old else nbformat.v4.new_markdown_cell()   # keeps its cell id
+        nav = old[0] if old else nbformat.v4.new_markdown_cell()  # keeps its cell id
         nav.source = navigation_text(titles, path.name)
         nb.cells = [c for c in nb.cells if not is_navigation_cell(c)] + [nav]
         nb.metadata.update(expected_metadata(nb))

@@ -22,6 +22,7 @@ Usage::
 Starting and stopping cannot be cut in half by Ctrl-C (see :mod:`nbio_helpers.interrupts`): an
 interrupt during ``start()`` leaves no server behind, one during ``stop()`` lets it finish.
 """
+
 from __future__ import annotations
 
 import collections
@@ -53,8 +54,9 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:   # a host name, or "" (every interface)
+    except ValueError:  # a host name, or "" (every interface)
         return False
+
 
 _unnamed = itertools.count(1)
 
@@ -95,10 +97,18 @@ class Server:
 
     model = "base"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, name: str | None = None,
-                 backlog: int = 1024, record_events: bool = True,
-                 high_water: int = HIGH_WATER, recv_size: int = RECV_SIZE,
-                 sock_buffer_size: int | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        name: str | None = None,
+        backlog: int = 1024,
+        record_events: bool = True,
+        high_water: int = HIGH_WATER,
+        recv_size: int = RECV_SIZE,
+        sock_buffer_size: int | None = None,
+    ):
         self.host = host
         self.port = port
         self.name = name or f"{self.model}-{next(_unnamed)}"
@@ -108,7 +118,7 @@ class Server:
         self.sock_buffer_size = sock_buffer_size
         self.events = EventLog(enabled=record_events)
         self.cpu = ThreadCPU()
-        if self.cpu.needs_samples:   # e.g. macOS: each event recorded also reports the CPU used
+        if self.cpu.needs_samples:  # e.g. macOS: each event recorded also reports the CPU used
             self.events.on_record = self.cpu.sample
         self.error: BaseException | None = None
         self.listener: socket.socket | None = None
@@ -117,47 +127,51 @@ class Server:
         self._address: tuple[str, int] | None = None
         self._waker_r: socket.socket | None = None
         self._waker_w: socket.socket | None = None
-        self._stop_requested = threading.Event()   # stop accepting and reading; return soon
-        self._stop_now = threading.Event()         # ... and close every connection at once
-        self._grace_until: float | None = None     # a graceful stop's deadline (monotonic)
+        self._stop_requested = threading.Event()  # stop accepting and reading; return soon
+        self._stop_now = threading.Event()  # ... and close every connection at once
+        self._grace_until: float | None = None  # a graceful stop's deadline (monotonic)
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._stopped_because = ""
         self._error_raised = False
         self._conn_ids = itertools.count(1)
-        self._open: dict[socket.socket, object] = {}   # accepted socket -> its owner (or None)
+        self._open: dict[socket.socket, object] = {}  # accepted socket -> its owner (or None)
         self._open_lock = threading.Lock()
         self._refused: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Server":
+    def start(self) -> Server:
         """Bind, listen and start the loop in a daemon thread. Returns ``self``.
 
         Interrupted (Ctrl-C) or failing half-way, it undoes what it did and raises: no thread,
         no socket and no registry entry is left behind.
         """
         if self._stopped:
-            raise ServerStoppedError(f"{self._stale_message()}; a stopped server cannot be "
-                                     "started again")
+            raise ServerStoppedError(
+                f"{self._stale_message()}; a stopped server cannot be started again"
+            )
         if self._thread is not None:
             raise RuntimeError(f"server {self.name!r} was already started")
         if not is_loopback(self.host):
-            warnings.warn(f"{self.host} is not a loopback address: this server is reachable "
-                          "from the network", stacklevel=2)
+            warnings.warn(
+                f"{self.host} is not a loopback address: this server is reachable from the network",
+                stacklevel=2,
+            )
         try:
-            with interrupts_deferred():   # an interrupt is delivered as the block ends...
+            with interrupts_deferred():  # an interrupt is delivered as the block ends...
                 self._start()
-        except BaseException:             # ... and lands here, as a failure does
+        except BaseException:  # ... and lands here, as a failure does
             uninterruptible(self._undo_start)
             raise
         return self
 
     def _start(self) -> None:
         registry.stop_named(self.name, reason=f"a new server named {self.name!r} replaced it")
-        ensure_fd_room(self.backlog)    # room for as many clients as may wait (macOS: 256)
+        ensure_fd_room(self.backlog)  # room for as many clients as may wait (macOS: 256)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self.listener = socket.create_server((self.host, self.port), family=family,
-                                             backlog=self.backlog)
+        self.listener = socket.create_server(
+            (self.host, self.port), family=family, backlog=self.backlog
+        )
         self._address = self.listener.getsockname()[:2]
         # Accepted sockets inherit the listener's buffer sizes (also those asyncio accepts).
         self.set_buffer_sizes(self.listener)
@@ -205,7 +219,7 @@ class Server:
         try:
             if grace > 0 and not self.stopping:
                 self._finish(grace)
-        finally:   # even if interrupted: half-stopped, the server would keep its sockets
+        finally:  # even if interrupted: half-stopped, the server would keep its sockets
             uninterruptible(self._teardown, timeout, reason or STOPPED_BY_STOP)
         if self._thread.is_alive():
             raise ServerStopTimeout(f"server {self.name!r} did not stop within {timeout} s")
@@ -232,30 +246,35 @@ class Server:
         self._stop_requested.set()
         self._stop_now.set()
         failure = None
-        for step in (self._wake, self.on_stop, lambda: self._join_thread(timeout),
-                     lambda: self._join_workers(timeout), self._close_all,
-                     lambda: registry.unregister(self)):
+        for step in (
+            self._wake,
+            self.on_stop,
+            lambda: self._join_thread(timeout),
+            lambda: self._join_workers(timeout),
+            self._close_all,
+            lambda: registry.unregister(self),
+        ):
             try:
                 step()
-            except BaseException as exc:  # noqa: BLE001 - raised below, after every step
+            except BaseException as exc:
                 failure = failure or exc
         self._stopped = True
         if failure is not None:
             raise failure
 
     def _join_thread(self, timeout: float) -> None:
-        if self._thread.ident is not None:   # it was started
+        if self._thread.ident is not None:  # it was started
             self._thread.join(timeout)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         if self._thread is None or self._stopped:
-            self.start()   # a stopped server raises ServerStoppedError here
+            self.start()  # a stopped server raises ServerStoppedError here
         return self
 
     def __exit__(self, *exc_info) -> None:
         try:
             self.stop()
-        except KeyboardInterrupt:   # it came as stop() began: stop anyway, then say so
+        except KeyboardInterrupt:  # it came as stop() began: stop anyway, then say so
             if not self._stopped and self._thread is not None:
                 uninterruptible(self._teardown, 5.0, STOPPED_BY_STOP)
             raise
@@ -270,20 +289,25 @@ class Server:
         return self._address
 
     def _stale_message(self) -> str:
-        return (f"server {self.name!r} was stopped ({self._stopped_because}); run the cell "
-                "that starts it again")
+        return (
+            f"server {self.name!r} was stopped ({self._stopped_because}); run the cell "
+            "that starts it again"
+        )
 
     @property
     def stopping(self) -> bool:
         """True once ``stop()`` was called: accept and read no more, return soon."""
-        self.cpu.sample()   # every loop checks this each turn: where CPU time is self-reported
+        self.cpu.sample()  # every loop checks this each turn: where CPU time is self-reported
         return self._stop_requested.is_set()
 
     @property
     def in_grace_period(self) -> bool:
         """True during a graceful stop's grace period: replies to what was read still go out."""
-        return (self._grace_until is not None and not self._stop_now.is_set()
-                and time.monotonic() < self._grace_until)
+        return (
+            self._grace_until is not None
+            and not self._stop_now.is_set()
+            and time.monotonic() < self._grace_until
+        )
 
     def grace_left(self) -> float:
         """Seconds left in a graceful stop's grace period (0 when there is none)."""
@@ -331,6 +355,7 @@ class Server:
         (the polling, select and selectors models) until the grace period ends.
         """
         from .connection import Connection, finish_replies  # connection.py needs no server
+
         with self._open_lock:
             connections = [c for c in self._open.values() if isinstance(c, Connection)]
         finish_replies(self, connections)
@@ -390,6 +415,7 @@ class Server:
         through the socketpair (a bare blocking ``accept()`` could only be woken by a client).
         """
         import select  # local: this is the only use in the blocking models' path
+
         while not self.stopping:
             readable, _, _ = select.select([self.listener, self._waker_r], [], [])
             if self.listener in readable and not self.stopping:
@@ -452,7 +478,7 @@ def close_politely(sock: socket.socket, deadline: float) -> None:
             sock.settimeout(left)
             if not sock.recv(RECV_SIZE):
                 return
-    except OSError:   # reset, timed out: nothing more to do politely
+    except OSError:  # reset, timed out: nothing more to do politely
         pass
 
 

@@ -26,6 +26,7 @@ What the pages hold:
 
 Nothing is executed: a page shows what the committed notebook stored.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,15 +46,20 @@ from .student import notebooks_in, student_notebook
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-ANSWER_NOTE = ("*In JupyterLab, the package's own solution is shown here, after the checker: "
-               "run the notebook to compare it with yours.*")
+ANSWER_NOTE = (
+    "*In JupyterLab, the package's own solution is shown here, after the checker: "
+    "run the notebook to compare it with yours.*"
+)
 ANSWER_TAG = "answer"
-LIVE_NOTE = "This widget is live in JupyterLab: run the notebook to use it. Shown here as it was saved."
+LIVE_NOTE = (
+    "This widget is live in JupyterLab: run the notebook to use it. Shown here as it was saved."
+)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 TITLE = "nbio: non-blocking IO, hands-on"
 
 _TITLE_IN_CODE = re.compile(
-    r"""(?:\btitle\s*=\s*|set_title\(\s*|suptitle\(\s*)(?:f?)(["'])(?P<title>[^"'{}\n]{4,})\1""")
+    r"""(?:\btitle\s*=\s*|set_title\(\s*|suptitle\(\s*)(?:f?)(["'])(?P<title>[^"'{}\n]{4,})\1"""
+)
 
 
 class SiteError(RuntimeError):
@@ -70,15 +76,19 @@ def site_notebook(nb):
     section = ""
     for original, cell in zip(nb.cells, student.cells):
         if cell.cell_type == "markdown":
-            headings = [line.lstrip("#").strip() for line in cell.source.splitlines()
-                        if line.startswith("#")]
+            headings = [
+                line.lstrip("#").strip()
+                for line in cell.source.splitlines()
+                if line.startswith("#")
+            ]
             section = headings[-1] if headings else section
             continue
         if cell.cell_type != "code" or cell.source != original.source:
-            continue   # a solution was removed here: its outputs stay out
+            continue  # a solution was removed here: its outputs stay out
         cell.execution_count = original.get("execution_count")
-        cell.outputs = [_page_output(o, state, original, section)
-                        for o in original.get("outputs", [])]
+        cell.outputs = [
+            _page_output(o, state, original, section) for o in original.get("outputs", [])
+        ]
     student.cells = without_answers(student.cells)
     student.metadata.pop("widgets", None)
     return student
@@ -96,7 +106,7 @@ def without_answers(cells) -> list:
 
 
 def _page_output(output, state, cell, section):
-    output = nbformat.from_dict(output)   # a copy
+    output = nbformat.from_dict(output)  # a copy
     data = output.get("data", {})
     if WIDGET_VIEW in data:
         model = data[WIDGET_VIEW].get("model_id")
@@ -126,12 +136,17 @@ def figure_alt(cell, section: str = "") -> str:
 def static_widget(model_id: str | None, state: dict) -> str:
     """HTML for a widget from its saved state (labels, values, text and images it showed),
     with :data:`LIVE_NOTE`. Works without JavaScript."""
-    body = _widget_html(model_id, state, depth=0) if model_id in state else (
-        "<em>(this widget's state was not saved)</em>")
-    return (f'<div class="nbio-static-widget" style="border:1px solid #ccc;border-radius:4px;'
-            f'padding:0.5em;margin:0.3em 0">{body}'
-            f'<p class="nbio-live-note" style="font-size:0.85em;color:#555;margin:0.4em 0 0">'
-            f"{html.escape(LIVE_NOTE)}</p></div>")
+    body = (
+        _widget_html(model_id, state, depth=0)
+        if model_id in state
+        else ("<em>(this widget's state was not saved)</em>")
+    )
+    return (
+        f'<div class="nbio-static-widget" style="border:1px solid #ccc;border-radius:4px;'
+        f'padding:0.5em;margin:0.3em 0">{body}'
+        f'<p class="nbio-live-note" style="font-size:0.85em;color:#555;margin:0.4em 0 0">'
+        f"{html.escape(LIVE_NOTE)}</p></div>"
+    )
 
 
 def _widget_html(model_id, state, depth) -> str:
@@ -147,7 +162,7 @@ def _widget_html(model_id, state, depth) -> str:
         direction = "row" if name.startswith("HBox") else "column"
         return f'<div style="display:flex;flex-direction:{direction};gap:0.5em">{inner}</div>'
     if name in ("HTMLModel", "HTMLMathModel"):
-        return f"<div>{s.get('value', '')}</div>"      # the widget's own (escaped) HTML
+        return f"<div>{s.get('value', '')}</div>"  # the widget's own (escaped) HTML
     if name == "OutputModel":
         return "".join(_output_html(o) for o in s.get("outputs", []))
     if name == "ButtonModel":
@@ -167,8 +182,9 @@ def _output_html(output) -> str:
     data = output.get("data", {})
     if "image/png" in data:
         src = "".join(data["image/png"]).replace("\n", "")
-        return (f'<img src="data:image/png;base64,{src}" '
-                f'alt="{html.escape(_widget_figure_alt(data))}">')
+        return (
+            f'<img src="data:image/png;base64,{src}" alt="{html.escape(_widget_figure_alt(data))}">'
+        )
     if "text/html" in data:
         return "".join(data["text/html"])
     if "text/plain" in data:
@@ -179,7 +195,8 @@ def _output_html(output) -> str:
 def _widget_figure_alt(data) -> str:
     text = "".join(data.get("text/plain", ""))
     return "Figure shown by the widget when it was saved" + (
-        f" ({text})" if text and not text.startswith("<Figure") else "")
+        f" ({text})" if text and not text.startswith("<Figure") else ""
+    )
 
 
 # ---------------------------------------------------------------- the book
@@ -201,8 +218,10 @@ def write_book(src_dir, book_dir) -> list[Path]:
         "format: jb-book\n"
         f"root: {root}\n"
         + ("chapters:\n" + "".join(f"  - file: {c}\n" for c in chapters) if chapters else ""),
-        encoding="utf-8")
-    (book / "_config.yml").write_text(f"""\
+        encoding="utf-8",
+    )
+    (book / "_config.yml").write_text(
+        f"""\
 title: "{TITLE}"
 author: The nbio authors
 copyright: "2026. Text and figures CC BY 4.0, code MIT"
@@ -225,7 +244,9 @@ sphinx:
     html_show_copyright: true
     html_theme_options:
       search_bar_text: Search the series
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return written
 
 
@@ -244,9 +265,12 @@ def build_site(src_dir, out_dir, *, timeout: float = 600.0) -> Path:
         book = Path(tmp) / "book"
         write_book(src, book)
         alts = _image_alts(book)
-        done = subprocess.run([sys.executable, "-c", _JUPYTER_BOOK, "build", str(book),
-                               "--builder", "html"],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", _JUPYTER_BOOK, "build", str(book), "--builder", "html"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         html_dir = book / "_build" / "html"
         if done.returncode != 0 or not (html_dir / "index.html").exists():
             raise SiteError("jupyter-book build failed:\n" + (done.stdout + done.stderr)[-4000:])
@@ -294,7 +318,7 @@ def _finish_pages(html_dir: Path, alts: dict[str, str]) -> None:
                 return tag
             current = re.search(r'\salt="([^"]*)"', tag)
             if current and current.group(1) and current.group(1) != src.group(1):
-                return tag      # an alt text of its own
+                return tag  # an alt text of its own
             tag = re.sub(r'\salt="[^"]*"', "", tag)
             return tag[:4] + f' alt="{html.escape(alts[src.group(2)], quote=True)}"' + tag[4:]
 
@@ -306,10 +330,14 @@ def _finish_pages(html_dir: Path, alts: dict[str, str]) -> None:
 # ---------------------------------------------------------------- command line
 def configure_parser(parser) -> None:
     """Arguments of ``python -m nbio_helpers site``."""
-    parser.add_argument("outdir", help="folder to write the website to (replaced if it exists; "
-                                       "not inside the notebooks folder)")
-    parser.add_argument("--source", default=None,
-                        help="folder of the notebooks (default: ./notebooks)")
+    parser.add_argument(
+        "outdir",
+        help="folder to write the website to (replaced if it exists; "
+        "not inside the notebooks folder)",
+    )
+    parser.add_argument(
+        "--source", default=None, help="folder of the notebooks (default: ./notebooks)"
+    )
 
 
 def run(args) -> int:
@@ -326,5 +354,14 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["LIVE_NOTE", "SiteError", "build_site", "configure_parser", "figure_alt", "run",
-           "site_notebook", "static_widget", "write_book"]
+__all__ = [
+    "LIVE_NOTE",
+    "SiteError",
+    "build_site",
+    "configure_parser",
+    "figure_alt",
+    "run",
+    "site_notebook",
+    "static_widget",
+    "write_book",
+]

@@ -28,11 +28,13 @@ it is a median or a ratio of totals.
 
 This module imports nothing from the package: the client process and the clients use it too.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 __all__ = ["BEYOND", "Spread", "Tail", "percentile", "tail", "tail_name"]
 
@@ -123,7 +125,7 @@ class Spread(NamedTuple):
     """Each trial's own figure, in the order measured."""
 
     @classmethod
-    def of(cls, trials: Iterable[float], pooled: float | None = None) -> "Spread":
+    def of(cls, trials: Iterable[float], pooled: float | None = None) -> Spread:
         """The spread of ``trials``; ``pooled`` defaults to their median.
 
         NaN trials (a trial that measured nothing) are left out of the range.
@@ -135,10 +137,14 @@ class Spread(NamedTuple):
         value = statistics.median(finite) if pooled is None else pooled
         return cls(value, min(finite), max(finite), trials)
 
-    def scaled(self, factor: float) -> "Spread":
+    def scaled(self, factor: float) -> Spread:
         """The same spread in other units (``spread.scaled(1e3)``: seconds to ms)."""
-        return Spread(self.value * factor, self.low * factor, self.high * factor,
-                      tuple(t * factor for t in self.trials))
+        return Spread(
+            self.value * factor,
+            self.low * factor,
+            self.high * factor,
+            tuple(t * factor for t in self.trials),
+        )
 
     def __str__(self) -> str:
         return f"{self.value:.3g} ({self.low:.3g}..{self.high:.3g}, {len(self.trials)} trials)"

@@ -26,6 +26,7 @@ Solution regions are nbgrader's:
 Every output and execution count is cleared, and the saved widget state is dropped. The
 edition is never written into the source folder (nor below it).
 """
+
 from __future__ import annotations
 
 import re
@@ -39,17 +40,24 @@ STUB = "raise NotImplementedError()"
 """nbgrader's ``ClearSolutions.code_stub`` for Python, after ``# YOUR CODE HERE``."""
 ANSWER_HERE = "YOUR ANSWER HERE"
 
-_CODE_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)",
-                          re.MULTILINE | re.DOTALL)
+_CODE_REGION = re.compile(
+    r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)",
+    re.MULTILINE | re.DOTALL,
+)
 _MARKDOWN_REGIONS = (
     re.compile(r"<!--\s*BEGIN SOLUTION\s*-->.*?<!--\s*END SOLUTION\s*-->", re.DOTALL),
-    re.compile(r"^[ \t]*### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*$",
-               re.MULTILINE | re.DOTALL),
+    re.compile(
+        r"^[ \t]*### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*$",
+        re.MULTILINE | re.DOTALL,
+    ),
 )
 
 
-_HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS"
-                           r"[^\n]*(\n|$)", re.MULTILINE | re.DOTALL)
+_HIDDEN_TESTS = re.compile(
+    r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS"
+    r"[^\n]*(\n|$)",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 class SolutionMarkerError(ValueError):
@@ -58,6 +66,7 @@ class SolutionMarkerError(ValueError):
 
 def strip_code_solutions(source: str) -> str:
     """Replace each ``### BEGIN/END SOLUTION`` region of a code cell by the stub."""
+
     def stub(match: re.Match) -> str:
         indent = match.group(1)
         return f"{indent}# YOUR CODE HERE\n{indent}{STUB}{match.group(2)}"
@@ -97,12 +106,12 @@ def student_notebook(nb):
             elif cell.cell_type == "markdown":
                 stripped = strip_markdown_solutions(cell.source)
                 if stripped == cell.source and cell.metadata.get("nbgrader", {}).get("solution"):
-                    stripped = ANSWER_HERE   # nbgrader: a solution cell without markers
+                    stripped = ANSWER_HERE  # nbgrader: a solution cell without markers
                 cell.source = stripped
         except SolutionMarkerError as exc:
             raise SolutionMarkerError(f"cell {index}: {exc}") from None
-        cell.metadata.pop("execution", None)   # nbclient's timing records
-    nb.metadata.pop("widgets", None)           # saved widget state: outputs, in effect
+        cell.metadata.pop("execution", None)  # nbclient's timing records
+    nb.metadata.pop("widgets", None)  # saved widget state: outputs, in effect
     return nb
 
 
@@ -140,16 +149,23 @@ def write_student_edition(src_dir, out_dir, *, force: bool = False) -> list[Path
     src = Path(src_dir).resolve()
     out = Path(out_dir).resolve()
     if out == src or src in out.parents:
-        raise ValueError(f"refusing to write the student edition into the source folder "
-                         f"{src}: choose a folder outside it")
+        raise ValueError(
+            f"refusing to write the student edition into the source folder "
+            f"{src}: choose a folder outside it"
+        )
     if not src.is_dir():
-        raise FileNotFoundError(f"the source folder {src} does not exist"
-                                if not src.exists() else f"{src} is not a folder")
+        raise FileNotFoundError(
+            f"the source folder {src} does not exist"
+            if not src.exists()
+            else f"{src} is not a folder"
+        )
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} is not empty: choose an empty or new folder, or pass "
-                              "--force to replace the notebooks in it")
+        raise FileExistsError(
+            f"{out} is not empty: choose an empty or new folder, or pass "
+            "--force to replace the notebooks in it"
+        )
     sources = notebooks_in(src)
     if not sources:
         raise FileNotFoundError(f"no notebook (*.ipynb) in {src}")
@@ -177,13 +193,18 @@ def default_source() -> Path:
 
 def configure_parser(parser) -> None:
     """Arguments of ``python -m nbio_helpers student-edition``."""
-    parser.add_argument("outdir", help="folder to write the student notebooks to "
-                                       "(created if needed; not the source folder)")
-    parser.add_argument("--source", default=None,
-                        help="folder of the instructor notebooks (default: ./notebooks)")
-    parser.add_argument("--force", action="store_true",
-                        help="write into OUTDIR even if it is not empty (replacing notebooks "
-                             "of the same name)")
+    parser.add_argument(
+        "outdir",
+        help="folder to write the student notebooks to (created if needed; not the source folder)",
+    )
+    parser.add_argument(
+        "--source", default=None, help="folder of the instructor notebooks (default: ./notebooks)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into OUTDIR even if it is not empty (replacing notebooks of the same name)",
+    )
 
 
 def run(args) -> int:
@@ -202,7 +223,16 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["ANSWER_HERE", "InvalidNotebookError", "SolutionMarkerError", "read_notebook",
-           "strip_hidden_tests", "configure_parser", "run",
-           "strip_code_solutions", "strip_markdown_solutions", "student_notebook",
-           "write_student_edition"]
+__all__ = [
+    "ANSWER_HERE",
+    "InvalidNotebookError",
+    "SolutionMarkerError",
+    "configure_parser",
+    "read_notebook",
+    "run",
+    "strip_code_solutions",
+    "strip_hidden_tests",
+    "strip_markdown_solutions",
+    "student_notebook",
+    "write_student_edition",
+]

@@ -22,6 +22,7 @@ bounded memory. Sending a long line first and reading its echo afterwards would 
 the server stops reading while its replies are not read, and this client would stop reading
 while the server does not read.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -39,8 +40,15 @@ END_OF_INPUT = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
 """The keys that end a terminal's input on this OS."""
 
 
-def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, stderr=None,
-                    prompt: bool | None = None) -> int:
+def terminal_client(
+    address,
+    *,
+    timeout: float = 5.0,
+    stdin=None,
+    stdout=None,
+    stderr=None,
+    prompt: bool | None = None,
+) -> int:
     """Run the terminal client against ``address``; return the exit code (0 ok, 1 failure).
 
     Parameters
@@ -73,16 +81,17 @@ def terminal_client(address, *, timeout: float = 5.0, stdin=None, stdout=None, s
     with sock, EchoSession(sock, _Output(stdout), timeout) as session:
         try:
             for piece, line_ended in _pieces(stdin, stdout if prompt else None):
-                session.send(piece)             # reading the echo meanwhile
+                session.send(piece)  # reading the echo meanwhile
                 if line_ended:
-                    session.wait_for_echo()     # the whole echo, before the next prompt
-            session.wait_for_echo()             # a last line without a newline
+                    session.wait_for_echo()  # the whole echo, before the next prompt
+            session.wait_for_echo()  # a last line without a newline
         except TimeoutError:
             print(f"nbio client: no reply from {where} within {timeout:g} s", file=stderr)
             return 1
         except OSError as exc:  # ConnectionError too: reset, broken pipe, closed early
-            print(f"nbio client: connection to {where} lost: {connection_problem(exc)}",
-                  file=stderr)
+            print(
+                f"nbio client: connection to {where} lost: {connection_problem(exc)}", file=stderr
+            )
             return 1
         except KeyboardInterrupt:
             print(file=stderr)
@@ -103,7 +112,7 @@ class EchoSession:
         self.sock = sock
         self.output = output
         self.timeout = timeout
-        self.outstanding = 0                 # bytes sent whose echo has not come yet
+        self.outstanding = 0  # bytes sent whose echo has not come yet
         self._selector = selectors.DefaultSelector()
         self._selector.register(sock, selectors.EVENT_READ)
 
@@ -113,7 +122,7 @@ class EchoSession:
             if self._wait(selectors.EVENT_READ | selectors.EVENT_WRITE) & selectors.EVENT_WRITE:
                 try:
                     sent = self.sock.send(view)
-                except BlockingIOError:      # readiness is a hint
+                except BlockingIOError:  # readiness is a hint
                     sent = 0
                 view = view[sent:]
                 self.outstanding += sent
@@ -139,8 +148,10 @@ class EchoSession:
         except (BlockingIOError, InterruptedError):
             return
         if not data:
-            raise ConnectionError(f"the server closed the connection with {self.outstanding:,} "
-                                  "bytes of echo still to come")
+            raise ConnectionError(
+                f"the server closed the connection with {self.outstanding:,} "
+                "bytes of echo still to come"
+            )
         self.outstanding -= len(data)
         self.output.write(data)
 
@@ -166,7 +177,7 @@ class _Output:
 
     def write(self, data: bytes) -> None:
         if self.binary is not None:
-            self.stdout.flush()              # a prompt written as text goes out first
+            self.stdout.flush()  # a prompt written as text goes out first
             self.binary.write(data)
             self.binary.flush()
         else:
@@ -196,11 +207,14 @@ def _pieces(stdin, prompt_to):
         if at_line_start and prompt_to is not None:
             prompt_to.write(PROMPT)
             prompt_to.flush()
-        piece = binary.readline(CHUNK) if binary is not None else \
-            stdin.readline(CHUNK).encode("utf-8", errors="surrogateescape")
+        piece = (
+            binary.readline(CHUNK)
+            if binary is not None
+            else stdin.readline(CHUNK).encode("utf-8", errors="surrogateescape")
+        )
         if not piece:
             if prompt_to is not None and at_line_start:
-                prompt_to.write("\n")   # leave the shell prompt on a fresh line after end of input
+                prompt_to.write("\n")  # leave the shell prompt on a fresh line after end of input
             return
         at_line_start = piece.endswith(b"\n")
         yield piece, at_line_start

@@ -21,14 +21,24 @@ Each ``recv()`` records ``recv_call`` when it is called, then, when it returns, 
 (``BlockingIOError``) or ``error`` (``detail`` = ``"timeout"`` or the exception's name).
 ``conn`` labels the connection in the log: any hashable (``"A"``, ``1``...).
 """
+
 from __future__ import annotations
 
 import heapq
 import socket
-from typing import Iterable
+from collections.abc import Iterable
 
-from .events import (EOF, ERROR, RECV, RECV_CALL, SEND, SEND_WOULD_BLOCK, WOULD_BLOCK, Event,
-                     EventLog)
+from .events import (
+    EOF,
+    ERROR,
+    RECV,
+    RECV_CALL,
+    SEND,
+    SEND_WOULD_BLOCK,
+    WOULD_BLOCK,
+    Event,
+    EventLog,
+)
 
 
 class TracedSocket:
@@ -87,7 +97,7 @@ class TracedSocket:
         # Only called for attributes not found on the wrapper: delegate to the socket.
         return getattr(self.sock, name)
 
-    def __enter__(self) -> "TracedSocket":
+    def __enter__(self) -> TracedSocket:
         return self
 
     def __exit__(self, *exc_info) -> None:

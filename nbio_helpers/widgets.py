@@ -26,6 +26,7 @@ connection, and a one-client-at-a-time server would serve nobody else. For two c
 one server, name them: ``ClientConsole(server, name="A")``, ``ClientConsole(server, name="B")``.
 :func:`disconnect_all` (called by ``finish()``) closes every console's connection.
 """
+
 from __future__ import annotations
 
 import html
@@ -66,12 +67,15 @@ class ClientConsole(widgets.VBox):
         The registry key (see ``name``).
     """
 
-    def __init__(self, address, *, timeout: float = 2.0, max_lines: int = 20,
-                 name: str | None = None):
-        self.text = widgets.Text(placeholder="type a message, then Enter or Send",
-                                 layout=widgets.Layout(width="60%"))
-        self.send_button = widgets.Button(description="Send", button_style="primary",
-                                          icon="paper-plane")
+    def __init__(
+        self, address, *, timeout: float = 2.0, max_lines: int = 20, name: str | None = None
+    ):
+        self.text = widgets.Text(
+            placeholder="type a message, then Enter or Send", layout=widgets.Layout(width="60%")
+        )
+        self.send_button = widgets.Button(
+            description="Send", button_style="primary", icon="paper-plane"
+        )
         self.reply = widgets.HTML(value=self._render([]))
         super().__init__([widgets.HBox([self.text, self.send_button]), self.reply])
         self.add_class("nbio-client-console")
@@ -162,14 +166,14 @@ class ClientConsole(widgets.VBox):
             self.disconnect()
             if not reused or isinstance(exc, ConnectionRefusedError):
                 raise
-            return self._exchange(data)   # the old connection was dropped: one fresh try
+            return self._exchange(data)  # the old connection was dropped: one fresh try
         except BaseException:
-            self.disconnect()             # e.g. a timeout: a late reply must not be read later
+            self.disconnect()  # e.g. a timeout: a late reply must not be read later
             raise
 
     def _exchange(self, data: bytes) -> str:
         if getattr(self.target, "stopped", False):
-            self.target.address           # raises ServerStoppedError, which says why
+            self.target.address  # raises ServerStoppedError, which says why
         if getattr(self.target, "running", True) is False:
             raise ConnectionRefusedError("the server is not running")
         if self._sock is None:
@@ -185,14 +189,16 @@ class ClientConsole(widgets.VBox):
         if isinstance(exc, ConnectionRefusedError):
             return f"no server at {host}:{port} — is it running?"
         if isinstance(exc, TimeoutError):
-            return (f"no reply within {self.timeout:g} s — the server may be busy with "
-                    "another client (a blocking server serves one at a time)")
+            return (
+                f"no reply within {self.timeout:g} s — the server may be busy with "
+                "another client (a blocking server serves one at a time)"
+            )
         if isinstance(exc, ConnectionError):
             return f"the server at {host}:{port} closed the connection — is it still running?"
         return f"error: {type(exc).__name__}: {exc}"
 
     def _show(self, line: str) -> None:
-        self.history = (self.history + [line])[-self.max_lines:]
+        self.history = (self.history + [line])[-self.max_lines :]
         self.reply.value = self._render(self.history)
 
     @staticmethod
@@ -212,7 +218,7 @@ def console_key(target, name: str | None = None) -> str:
         try:
             if tuple(server.address) == address:
                 return f"server {server_name}"
-        except RuntimeError:   # stopping meanwhile
+        except RuntimeError:  # stopping meanwhile
             continue
     return f"address {address[0]}:{address[1]}"
 

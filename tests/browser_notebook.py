@@ -20,6 +20,7 @@ Run All, an error stops the run unless the cell is tagged ``raises-exception``. 
 displays a client console or a measurement widget ends a segment: the widget is used before
 the next cell runs, since a later cell (at the latest ``finish()``) stops its server.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,11 @@ from pathlib import Path
 
 # s, all cells of one notebook (NBIO_BROWSER_RUN_TIMEOUT overrides it, for a slow machine)
 RUN_TIMEOUT = float(os.environ.get("NBIO_BROWSER_RUN_TIMEOUT", "120"))
-OPEN_TIMEOUT = 60.0          # s, page loaded and kernel idle
-RENDER_TIMEOUT = 30.0        # s, widgets done loading after a run
-INTERACTION_TIMEOUT = 60.0   # s, one widget answering one click
+OPEN_TIMEOUT = 60.0  # s, page loaded and kernel idle
+RENDER_TIMEOUT = 30.0  # s, widgets done loading after a run
+INTERACTION_TIMEOUT = 60.0  # s, one widget answering one click
 
-MAX_SHOT = 16000             # px, the tallest screenshot taken in one piece
+MAX_SHOT = 16000  # px, the tallest screenshot taken in one piece
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_LOADING = "Loading widget"
@@ -58,8 +59,10 @@ INTERACTIVE_SOURCE = re.compile(r"ClientConsole|explorer|measure_widget", re.IGN
 
 # Resolves once the page has painted twice (after a layout change).
 PAINTED = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-SCROLLER = ("(document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer') || "
-            "document.querySelector('.jp-NotebookPanel .jp-Notebook'))")
+SCROLLER = (
+    "(document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer') || "
+    "document.querySelector('.jp-NotebookPanel .jp-Notebook'))"
+)
 # After the first screenshot (scrollTop 0), the scroll positions showing the rest.
 SCROLL_OFFSETS = f"""() => {{
   const s = {SCROLLER};
@@ -273,8 +276,9 @@ class NotebookRun:
         page.wait_for_function("() => window.jupyterapp", timeout=OPEN_TIMEOUT * 1000)
         page.evaluate("async () => { await window.jupyterapp.restored; }")
         page.evaluate(PAGE_HELPERS)
-        if not self._wait_until("p => window.__nbio.ready(p)", self.name,
-                                time.monotonic() + OPEN_TIMEOUT):
+        if not self._wait_until(
+            "p => window.__nbio.ready(p)", self.name, time.monotonic() + OPEN_TIMEOUT
+        ):
             raise TimeoutError(f"the notebook or its kernel was not ready in {OPEN_TIMEOUT:.0f} s")
         self._dismiss_dialogs()
         page.evaluate("p => window.__nbio.hook(p)", self.name)
@@ -292,9 +296,15 @@ class NotebookRun:
     def _segments(self) -> list[tuple[int, int]]:
         """Cell ranges to run one after the other: each ends with a widget-displaying cell."""
         cells = self.stored["cells"]
-        ends = [i for i, cell in enumerate(cells) if cell["cell_type"] == "code" and (
-            any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
-            or INTERACTIVE_SOURCE.search("".join(cell["source"])))]
+        ends = [
+            i
+            for i, cell in enumerate(cells)
+            if cell["cell_type"] == "code"
+            and (
+                any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
+                or INTERACTIVE_SOURCE.search("".join(cell["source"]))
+            )
+        ]
         ranges, first = [], 0
         for end in ends + [len(cells) - 1]:
             if end >= first:
@@ -305,36 +315,46 @@ class NotebookRun:
     def _run_and_interact(self) -> None:
         # Start from no outputs and no execution counts: whatever shows afterwards (and in the
         # screenshot) comes from this run, not from the saved file.
-        self.page.evaluate("async () => { await window.jupyterapp.commands.execute("
-                           "'notebook:clear-all-cell-outputs'); }")
+        self.page.evaluate(
+            "async () => { await window.jupyterapp.commands.execute("
+            "'notebook:clear-all-cell-outputs'); }"
+        )
         stale = self.page.evaluate("p => window.__nbio.report(p)", self.name)
         stale = [c["index"] for c in stale if c["count"] is not None or c["outputs"]]
         if stale:
             raise AssertionError(f"cells {stale} kept their saved outputs after clearing")
         deadline = time.monotonic() + RUN_TIMEOUT
         for first, last in self._segments():
-            self.page.evaluate("([p, a, b]) => window.__nbio.startRun(p, a, b)",
-                               [self.name, first, last])
+            self.page.evaluate(
+                "([p, a, b]) => window.__nbio.startRun(p, a, b)", [self.name, first, last]
+            )
             self._wait_for_run(first, last, deadline)
             self._wait_for_widgets()
             self._interact(first, last)
 
     def _wait_for_run(self, first: int, last: int, deadline: float) -> None:
         args = [self.name, first, last]
-        self._wait_until("""([p, a, b]) => {
+        self._wait_until(
+            """([p, a, b]) => {
                               const state = window.__nbio.runState(p, a, b);
                               return state.run && state.run.done && state.kernel === 'idle';
-                            }""", args, deadline)
+                            }""",
+            args,
+            deadline,
+        )
         state = self.page.evaluate("([p, a, b]) => window.__nbio.runState(p, a, b)", args)
         run = state["run"] or {}
         if not run.get("done"):
-            raise TimeoutError(f"cells not done after {RUN_TIMEOUT:.0f} s: cell {run.get('cell')} "
-                               f"still running, cells {state['missing']} waiting, kernel "
-                               f"{state['kernel']}")
+            raise TimeoutError(
+                f"cells not done after {RUN_TIMEOUT:.0f} s: cell {run.get('cell')} "
+                f"still running, cells {state['missing']} waiting, kernel "
+                f"{state['kernel']}"
+            )
         if state["missing"]:
             raise AssertionError(
                 f"cells {state['missing']} never ran (an error above stops the run, as Run All "
-                f"does){self._first_error_hint()}{run.get('error') or ''}")
+                f"does){self._first_error_hint()}{run.get('error') or ''}"
+            )
 
     def _wait_until(self, predicate: str, arg, deadline: float) -> bool:
         """Wait for a page predicate, dismissing dialogs meanwhile; False at the deadline."""
@@ -345,11 +365,12 @@ class NotebookRun:
             if left <= 0:
                 return False
             try:
-                self.page.wait_for_function(predicate, arg=arg, polling=100,
-                                            timeout=min(left, 1.0) * 1000)
+                self.page.wait_for_function(
+                    predicate, arg=arg, polling=100, timeout=min(left, 1.0) * 1000
+                )
                 return True
             except PlaywrightTimeout:
-                self._dismiss_dialogs()   # e.g. a "Select Kernel" dialog blocks the kernel
+                self._dismiss_dialogs()  # e.g. a "Select Kernel" dialog blocks the kernel
 
     def _first_error_hint(self) -> str:
         for cell in self.page.evaluate("p => window.__nbio.report(p)", self.name):
@@ -360,8 +381,9 @@ class NotebookRun:
 
     def _wait_for_widgets(self) -> None:
         try:
-            self.page.wait_for_function("() => !window.__nbio.busyWidgets()",
-                                        timeout=RENDER_TIMEOUT * 1000, polling=200)
+            self.page.wait_for_function(
+                "() => !window.__nbio.busyWidgets()", timeout=RENDER_TIMEOUT * 1000, polling=200
+            )
         except Exception:
             self.problems.append(f"'{WIDGET_LOADING}...' still shown after {RENDER_TIMEOUT:.0f} s")
 
@@ -373,13 +395,19 @@ class NotebookRun:
             for k in range(cell.locator(CONSOLE).count()):
                 self._use_console(cell.locator(CONSOLE).nth(k), f"cell {index} console {k}")
             for k in range(cell.locator(MEASURE_BOX).count()):
-                self._use_measure_widget(cell.locator(MEASURE_BOX).nth(k),
-                                         f"cell {index} measurement widget {k}")
+                self._use_measure_widget(
+                    cell.locator(MEASURE_BOX).nth(k), f"cell {index} measurement widget {k}"
+                )
         # The callbacks are done before the next cell runs.
-        if not self._wait_until("p => window.__nbio.runState(p, 0, -1).kernel === 'idle'",
-                                self.name, time.monotonic() + INTERACTION_TIMEOUT):
-            self.problems.append(f"the kernel was still busy {INTERACTION_TIMEOUT:.0f} s after "
-                                 f"the widgets of cells {first}..{last} were used")
+        if not self._wait_until(
+            "p => window.__nbio.runState(p, 0, -1).kernel === 'idle'",
+            self.name,
+            time.monotonic() + INTERACTION_TIMEOUT,
+        ):
+            self.problems.append(
+                f"the kernel was still busy {INTERACTION_TIMEOUT:.0f} s after "
+                f"the widgets of cells {first}..{last} were used"
+            )
 
     def _use_console(self, console, label: str) -> None:
         """Send with the button, then with Enter; each time the upper-cased echo must show."""
@@ -405,15 +433,19 @@ class NotebookRun:
                          return (reply.innerText + ' ' + values).includes(expected);
                        }""",
                     arg=[console.element_handle(), expected, errors],
-                    timeout=INTERACTION_TIMEOUT * 1000)
+                    timeout=INTERACTION_TIMEOUT * 1000,
+                )
                 self._raise_if_callback_failed(errors)
-                self.interactions.append(f"{label}: typed {message!r}, pressed {how}, "
-                                         f"the reply shows {expected!r}")
+                self.interactions.append(
+                    f"{label}: typed {message!r}, pressed {how}, the reply shows {expected!r}"
+                )
             except Exception as exc:
                 reply = _text_of(console.locator(CONSOLE_REPLY))
-                self.problems.append(f"{label}: typed {message!r} and pressed {how}, expected "
-                                     f"{expected!r} in the reply area, saw {reply!r} "
-                                     f"({type(exc).__name__}: {_first_line(exc)})")
+                self.problems.append(
+                    f"{label}: typed {message!r} and pressed {how}, expected "
+                    f"{expected!r} in the reply area, saw {reply!r} "
+                    f"({type(exc).__name__}: {_first_line(exc)})"
+                )
 
     def _use_measure_widget(self, box, label: str) -> None:
         try:
@@ -434,14 +466,17 @@ class NotebookRun:
                             (images.length === 0 && out.innerText.trim().length > 0);
                    }""",
                 arg=[output.element_handle(), before, errors],
-                timeout=INTERACTION_TIMEOUT * 1000)
+                timeout=INTERACTION_TIMEOUT * 1000,
+            )
             self._raise_if_callback_failed(errors)
             self._wait_until_enabled(box)
             self.interactions.append(f"{label}: {moved}clicked, output updated")
         except Exception as exc:
-            self.problems.append(f"{label}: the output did not update after moving the slider "
-                                 f"and clicking ({type(exc).__name__}: {_first_line(exc)}); "
-                                 f"the widget shows: {_text_of(box)!r}")
+            self.problems.append(
+                f"{label}: the output did not update after moving the slider "
+                f"and clicking ({type(exc).__name__}: {_first_line(exc)}); "
+                f"the widget shows: {_text_of(box)!r}"
+            )
             try:
                 self._wait_until_enabled(box)  # so that later cells do not fail because of it
             except Exception:
@@ -450,9 +485,11 @@ class NotebookRun:
     def _wait_until_enabled(self, box) -> None:
         """As a learner would, wait for the button to be enabled again before going on (a
         widget measuring in the background disables it until it is done)."""
-        self.page.wait_for_function("button => !button.disabled",
-                                    arg=box.locator(MEASURE_BUTTON).first.element_handle(),
-                                    timeout=INTERACTION_TIMEOUT * 1000)
+        self.page.wait_for_function(
+            "button => !button.disabled",
+            arg=box.locator(MEASURE_BUTTON).first.element_handle(),
+            timeout=INTERACTION_TIMEOUT * 1000,
+        )
 
     def _raise_if_callback_failed(self, errors_before: int) -> None:
         if self.page.evaluate("() => window.__nbio.callbackErrors()") > errors_before:
@@ -468,8 +505,11 @@ class NotebookRun:
         readout = slider.locator(".widget-readout")
 
         def shown() -> str:  # the readout a learner sees, else the handle's ARIA value
-            return (readout.first.inner_text().strip() if readout.count()
-                    else handle.get_attribute("aria-valuenow"))
+            return (
+                readout.first.inner_text().strip()
+                if readout.count()
+                else handle.get_attribute("aria-valuenow")
+            )
 
         position, before = handle.get_attribute("aria-valuenow"), shown()
         handle.focus()
@@ -484,8 +524,9 @@ class NotebookRun:
         stored_cells = self.stored["cells"]
         report = self.page.evaluate("p => window.__nbio.report(p)", self.name)
         if len(report) != len(stored_cells):
-            self.problems.append(f"the page shows {len(report)} cells, the file has "
-                                 f"{len(stored_cells)}")
+            self.problems.append(
+                f"the page shows {len(report)} cells, the file has {len(stored_cells)}"
+            )
         counts = [c["count"] for c in report if c["type"] == "code"]
         if counts != list(range(1, len(counts) + 1)):
             self.problems.append(f"execution counts are {counts}, not 1..{len(counts)} in order")
@@ -497,8 +538,9 @@ class NotebookRun:
             outputs = cell["outputs"]
             for out in outputs:
                 if out["error"] and "raises-exception" not in cell["tags"]:
-                    self.problems.append(f"{where}: error output {out['error']}"
-                                         f"{_failing_line(out['traceback'])}")
+                    self.problems.append(
+                        f"{where}: error output {out['error']}{_failing_line(out['traceback'])}"
+                    )
                 if out["png"] and not any(out["images"]):
                     self.problems.append(f"{where}: a figure is not drawn as an image")
                 if out["images"] and not all(out["images"]):
@@ -509,12 +551,15 @@ class NotebookRun:
                     self.problems.append(f"{where}: '{WIDGET_ERROR}' shown")
             stored_pngs = sum("image/png" in o.get("data", {}) for o in stored.get("outputs", []))
             if stored_pngs and not any(any(out["images"]) for out in outputs):
-                self.problems.append(f"{where}: the saved notebook has a figure here, the page "
-                                     f"shows none")
+                self.problems.append(
+                    f"{where}: the saved notebook has a figure here, the page shows none"
+                )
         for err in self.page.evaluate("() => window.__nbio.iopubErrors"):
             if err["parent"] != "execute_request":
-                self.problems.append(f"the kernel reported an error outside any cell (from a "
-                                     f"{err['parent']}, i.e. a widget callback): {err['error']}")
+                self.problems.append(
+                    f"the kernel reported an error outside any cell (from a "
+                    f"{err['parent']}, i.e. a widget callback): {err['error']}"
+                )
         if self.page.evaluate("() => window.__nbio.busyWidgets()"):
             self.problems.append(f"'{WIDGET_LOADING}...' is shown in the page")
         if WIDGET_ERROR in self.page.inner_text("body"):
@@ -526,8 +571,9 @@ class NotebookRun:
         for marker in ("Exception in comm", "Traceback (most recent call last)"):
             at = text.find(marker)
             if at >= 0:
-                self.problems.append(f"the server/kernel log has {marker!r}:\n"
-                                     f"{text[max(0, at - 300):at + 1200]}")
+                self.problems.append(
+                    f"the server/kernel log has {marker!r}:\n{text[max(0, at - 300) : at + 1200]}"
+                )
                 return
 
     # -- artifacts --------------------------------------------------------------------------
@@ -567,16 +613,21 @@ class NotebookRun:
     def summary(self) -> str:
         """One line: the time each phase took, and what was used."""
         t = self.timings
-        return (f"{self.name}: total {t.get('total', 0):.1f} s (open {t.get('open', 0):.1f} s, "
-                f"run+widgets {t.get('run', 0):.1f} s, checks {t.get('check', 0):.1f} s); "
-                f"{len(self.interactions)} widget interaction(s); dialogs dismissed: "
-                f"{len(self.dialogs)}")
+        return (
+            f"{self.name}: total {t.get('total', 0):.1f} s (open {t.get('open', 0):.1f} s, "
+            f"run+widgets {t.get('run', 0):.1f} s, checks {t.get('check', 0):.1f} s); "
+            f"{len(self.interactions)} widget interaction(s); dialogs dismissed: "
+            f"{len(self.dialogs)}"
+        )
 
 
 def _failing_line(traceback: str) -> str:
     """The line IPython marks with an arrow in a traceback (ANSI colours removed)."""
-    arrows = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", traceback).splitlines()
-              if line.lstrip().startswith("---->") or line.lstrip().startswith("->")]
+    arrows = [
+        line.strip()
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", traceback).splitlines()
+        if line.lstrip().startswith("---->") or line.lstrip().startswith("->")
+    ]
     return f" at: {arrows[-1]}" if arrows else ""
 
 

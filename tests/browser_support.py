@@ -16,6 +16,7 @@ Environment variables:
     NBIO_BROWSER_RUN_TIMEOUT seconds all cells of one notebook may take (default: 120)
     CI                       ``true``: a missing browser fails the test instead of skipping it
 """
+
 from __future__ import annotations
 
 import atexit
@@ -34,12 +35,14 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 
-INSTALL_HINT = ("install Chromium (`apt-get install chromium` on Debian/Ubuntu) or set "
-                "NBIO_CHROMIUM=/path/to/chromium; the Python package is `pip install -e .[test]`")
+INSTALL_HINT = (
+    "install Chromium (`apt-get install chromium` on Debian/Ubuntu) or set "
+    "NBIO_CHROMIUM=/path/to/chromium; the Python package is `pip install -e .[test]`"
+)
 
 # Headless, and off the network: only loopback resolves, no background services phone home.
 CHROMIUM_ARGS = [
-    "--no-sandbox",               # needed as root (CI runs as root)
+    "--no-sandbox",  # needed as root (CI runs as root)
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-background-networking",
@@ -54,10 +57,14 @@ CHROMIUM_ARGS = [
 # the browser-test issue: a news toast can cover buttons; with windowing, off-screen cells are
 # not in the page; without auto-start a "Select Kernel" dialog waits forever.
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"fetchNews": "false", "checkForUpdates": False},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings":
-        {"windowingMode": "none", "autoStartDefaultKernel": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,
+    },
 }
 
 
@@ -97,8 +104,7 @@ def find_chromium() -> str | None:
 
 def launch_chromium(playwright, executable: str):
     """Launch the system Chromium headless through Playwright (nothing is downloaded)."""
-    return playwright.chromium.launch(executable_path=executable, headless=True,
-                                      args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
 
 
 class JupyterLabError(RuntimeError):
@@ -132,7 +138,7 @@ class JupyterLab:
         self._log = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "JupyterLab":
+    def __enter__(self) -> JupyterLab:
         try:
             self.start()
         except BaseException:
@@ -145,12 +151,17 @@ class JupyterLab:
 
     def start(self, timeout: float = 90.0) -> None:
         """Start the server and wait until it answers; raise JupyterLabError if it cannot."""
-        shutil.copytree(self.source, self.root,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        shutil.copytree(
+            self.source,
+            self.root,
+            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+        )
         env = self._environment()
         self._write_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
         cmd = [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable,
+            "-m",
+            "jupyterlab",
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
             "--ServerApp.port=0",
@@ -165,8 +176,14 @@ class JupyterLab:
             cmd.append("--allow-root")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         atexit.register(self.stop)  # the backstop if the session ends without teardown
         deadline = time.monotonic() + timeout
         self.port = self._wait_for_port(Path(env["JUPYTER_RUNTIME_DIR"]), deadline)
@@ -209,9 +226,12 @@ class JupyterLab:
 
     def api(self, method: str, path: str, timeout: float = 10.0):
         """Call the REST API; return the decoded JSON answer (None if empty)."""
-        request = urllib.request.Request(self.url(path, with_token=False), method=method,
-                                         headers={"Authorization": f"token {self.token}"},
-                                         data=b"" if method in {"POST", "PUT"} else None)
+        request = urllib.request.Request(
+            self.url(path, with_token=False),
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            data=b"" if method in {"POST", "PUT"} else None,
+        )
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             body = answer.read()
         return json.loads(body) if body else None
@@ -240,9 +260,15 @@ class JupyterLab:
     def _environment(self) -> dict[str, str]:
         """The server's environment: every per-user location inside ``workdir``."""
         env = dict(os.environ)
-        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
-                     "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR",
-                     "MPLCONFIGDIR"):
+        for name in (
+            "JUPYTER_CONFIG_DIR",
+            "JUPYTER_DATA_DIR",
+            "JUPYTER_RUNTIME_DIR",
+            "JUPYTERLAB_SETTINGS_DIR",
+            "JUPYTERLAB_WORKSPACES_DIR",
+            "IPYTHONDIR",
+            "MPLCONFIGDIR",
+        ):
             folder = self.workdir / name.lower()
             folder.mkdir(parents=True, exist_ok=True)
             env[name] = str(folder)
@@ -263,8 +289,9 @@ class JupyterLab:
 
     def _check_alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
-            raise JupyterLabError(f"JupyterLab exited early; its log ({self.log_path}):\n"
-                                  f"{self.log_tail()}")
+            raise JupyterLabError(
+                f"JupyterLab exited early; its log ({self.log_path}):\n{self.log_tail()}"
+            )
 
     def _wait_for_port(self, runtime_dir: Path, deadline: float) -> int:
         info_file = runtime_dir / f"jpserver-{self.proc.pid}.json"
@@ -274,8 +301,9 @@ class JupyterLab:
                 return int(json.loads(info_file.read_text())["port"])
             except (OSError, ValueError, KeyError):
                 time.sleep(0.1)  # the server writes the file once it listens
-        raise JupyterLabError(f"no {info_file.name} after the start timeout; log:\n"
-                              f"{self.log_tail()}")
+        raise JupyterLabError(
+            f"no {info_file.name} after the start timeout; log:\n{self.log_tail()}"
+        )
 
     def _wait_for_status(self, deadline: float) -> None:
         while time.monotonic() < deadline:

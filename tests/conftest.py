@@ -12,6 +12,7 @@
 Every fixture cleans up after itself; ``nothing_left_running`` (used by the helper tests)
 fails a test that leaves a server running.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,7 +68,7 @@ def make_server():
     for server in started:
         try:
             server.stop()
-        except BaseException as exc:  # noqa: BLE001 - report every failure below
+        except BaseException as exc:
             errors.append(f"{server.name}: {type(exc).__name__}: {exc}")
     assert not errors, f"stop() raised: {errors}"
 
@@ -88,8 +89,14 @@ def nothing_left_running():
     assert not leftover, f"the test left servers running: {sorted(leftover)}"
 
 
-def _exchange(address, data: bytes, *, bufsize: int | None = None, timeout: float = 30.0,
-              chunk: int | None = None) -> bytes:
+def _exchange(
+    address,
+    data: bytes,
+    *,
+    bufsize: int | None = None,
+    timeout: float = 30.0,
+    chunk: int | None = None,
+) -> bytes:
     """Send ``data`` (one ``sendall``, or ``chunk``-sized ones) from a thread while this thread
     reads; half-close after the last byte; read until EOF. Returns every byte received.
 
@@ -110,9 +117,9 @@ def _exchange(address, data: bytes, *, bufsize: int | None = None, timeout: floa
                     sock.sendall(data)
                 else:
                     for start in range(0, len(data), chunk):
-                        sock.sendall(data[start:start + chunk])
+                        sock.sendall(data[start : start + chunk])
                 sock.shutdown(socket.SHUT_WR)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            except BaseException as exc:
                 sender_error.append(exc)
 
         sender = threading.Thread(target=send, name="test-exchange-sender", daemon=True)
@@ -127,7 +134,7 @@ def _exchange(address, data: bytes, *, bufsize: int | None = None, timeout: floa
         finally:
             if sender.is_alive():
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)   # unblock the sender
+                    sock.shutdown(socket.SHUT_RDWR)  # unblock the sender
             sender.join(timeout)
         if sender_error:
             raise sender_error[0]
@@ -166,8 +173,13 @@ def nbio_threads():
 # ------------------------------------------------------------------------ command line
 def _cli(*args, input: bytes | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run ``python -m nbio_helpers ARGS...``; returns the finished process (bytes output)."""
-    return subprocess.run([*CLI, *map(str, args)], input=input, capture_output=True,
-                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [*CLI, *map(str, args)],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -180,12 +192,15 @@ class ServeProcess:
     """A ``serve`` subprocess: ``.address`` once it printed ``listening on HOST:PORT``."""
 
     def __init__(self, *args, startup_timeout: float = 20.0):
-        self.proc = subprocess.Popen([*CLI, "serve", *map(str, args)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         lines: queue.Queue[bytes] = queue.Queue()
         # A thread reads the first line: a pipe cannot be waited on with a timeout everywhere.
-        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),
-                         daemon=True).start()
+        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
         try:
             self.first_line = lines.get(timeout=startup_timeout).decode()
         except queue.Empty:

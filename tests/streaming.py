@@ -1,4 +1,5 @@
 """Clients that stream without end: for the graceful-stop tests (in-process and CLI)."""
+
 from __future__ import annotations
 
 import selectors
@@ -6,7 +7,7 @@ import socket
 import threading
 
 ALPHABET = bytes(range(97, 123))
-SENT = memoryview(ALPHABET * 4000)              # what each client sends, again and again
+SENT = memoryview(ALPHABET * 4000)  # what each client sends, again and again
 ECHO = (ALPHABET * 50000).upper()
 
 
@@ -36,16 +37,16 @@ class StreamingClients:
                     try:
                         if mask & selectors.EVENT_WRITE:
                             offset = self.sent[i] % 26
-                            self.sent[i] += sock.send(SENT[offset:offset + 65000])
+                            self.sent[i] += sock.send(SENT[offset : offset + 65000])
                         if mask & selectors.EVENT_READ:
                             data = sock.recv(1 << 20)
                             if not data:
                                 self.ends[i] = "eof"
                                 sel.unregister(sock)
-                                sock.close()      # the client's EOF, after the server's
+                                sock.close()  # the client's EOF, after the server's
                                 continue
                             offset = self.received[i] % 26
-                            self.correct[i] &= data == ECHO[offset:offset + len(data)]
+                            self.correct[i] &= data == ECHO[offset : offset + len(data)]
                             self.received[i] += len(data)
                     except (BlockingIOError, InterruptedError):
                         pass

@@ -6,6 +6,7 @@ test provokes that in a subprocess (its soft RLIMIT_NOFILE lowered, every descri
 and counts the loop's WAKEUP events; then it frees the descriptors and checks the server
 serves new clients again.
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,8 +21,13 @@ import pytest
 
 from nbio_helpers.connection import accept_all
 from nbio_helpers.events import ERROR, EventLog
-from nbio_helpers.limits import (RESERVE, DescriptorReserve, fd_limit, fd_limit_raised,
-                                 raise_fd_limit)
+from nbio_helpers.limits import (
+    RESERVE,
+    DescriptorReserve,
+    fd_limit,
+    fd_limit_raised,
+    raise_fd_limit,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,7 +37,7 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE i
 # ------------------------------------------------------------------------------ limits
 def test_raise_fd_limit_returns_the_limit_in_force():
     soft = fd_limit()
-    assert raise_fd_limit(1) == soft       # never lowers
+    assert raise_fd_limit(1) == soft  # never lowers
     if soft is not None:
         assert raise_fd_limit(soft) == soft
 
@@ -42,7 +48,7 @@ def test_fd_limit_raised_restores_the_previous_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft < 1000:
         pytest.skip("the soft limit is unlimited, or too low to lower it safely")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 10, hard))   # room to raise it
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 10, hard))  # room to raise it
     try:
         with fd_limit_raised(soft) as limit:
             assert limit == fd_limit() == soft
@@ -60,11 +66,11 @@ def test_the_reserve_turns_one_waiting_client_away_and_is_reopened(open_fds):
         with socket.create_connection(listener.getsockname(), timeout=5) as client:
             assert reserve.turn_away(listener)
             try:
-                assert client.recv(1) == b""      # the server closed it at once
+                assert client.recv(1) == b""  # the server closed it at once
             except ConnectionResetError:
                 pass
         listener.setblocking(False)
-        assert not reserve.turn_away(listener)   # nobody waiting
+        assert not reserve.turn_away(listener)  # nobody waiting
         assert reserve.held
     reserve.close()
     assert not reserve.held
@@ -87,8 +93,12 @@ class FakeListener:
 
 def fake_server(*outcomes):
     refused = collections.Counter()
-    return types.SimpleNamespace(listener=FakeListener(*outcomes), events=EventLog(),
-                                 refused=refused, count_refusal=lambda why: refused.update([why]))
+    return types.SimpleNamespace(
+        listener=FakeListener(*outcomes),
+        events=EventLog(),
+        refused=refused,
+        count_refusal=lambda why: refused.update([why]),
+    )
 
 
 @posix_only
@@ -99,8 +109,8 @@ def test_accept_all_turns_a_client_away_when_out_of_descriptors():
     with peer:
         server = fake_server(OSError(errno.EMFILE, "Too many open files"), turned_away)
         assert accept_all(server) == []
-        assert turned_away.fileno() == -1           # accepted on the reserve, closed at once
-        assert server.listener.outcomes == []       # ... then accept() said nobody waits
+        assert turned_away.fileno() == -1  # accepted on the reserve, closed at once
+        assert server.listener.outcomes == []  # ... then accept() said nobody waits
         [event] = server.events.events(ERROR)
         assert event.detail == "out of descriptors (EMFILE): a waiting client was turned away"
         assert server.refused == {f"out of descriptors (ulimit -n {fd_limit()})": 1}
@@ -187,19 +197,19 @@ def test_out_of_descriptors_the_loop_does_not_spin_and_recovers(model):
     # when nobody is waiting, so a busy loop frees and retakes its reserve descriptor all the
     # time, racing this test's own thread for it. It goes through the same accept_all(),
     # tested above with a fake listener.
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, model], capture_output=True,
-                          text=True, timeout=50)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, model], capture_output=True, text=True, timeout=50
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     for round_ in report["rounds"]:
-        assert round_["fillers"] > 0, round_             # the shortage really happened
+        assert round_["fillers"] > 0, round_  # the shortage really happened
         assert round_["turned_away"] and round_["client_closed"], round_
-        assert round_["wakeups"] < 50, round_            # thousands if the loop spun
-        assert round_["cpu"] < 0.1, round_               # 0.3 s if it spun (asyncio did)
+        assert round_["wakeups"] < 50, round_  # thousands if the loop spun
+        assert round_["cpu"] < 0.1, round_  # 0.3 s if it spun (asyncio did)
         assert round_["witness_ok"] and round_["served_after"], round_
         assert round_["reserve_held"], round_
-    assert report["errors"] == ["out of descriptors (EMFILE): a waiting client was turned "
-                                "away"] * 2
+    assert report["errors"] == ["out of descriptors (EMFILE): a waiting client was turned away"] * 2
     assert report["refusals"] == {f"out of descriptors (ulimit -n {report['limit']})": 2}
 
 
@@ -221,11 +231,11 @@ def test_threads_model_turns_a_client_away_when_no_thread_can_start(monkeypatch)
         monkeypatch.setattr(threading.Thread, "start", start)
         with socket.create_connection(server.address, timeout=5) as first:
             try:
-                assert first.recv(1) == b""            # closed: no thread for it
+                assert first.recv(1) == b""  # closed: no thread for it
             except ConnectionResetError:
                 pass
         assert wait_until(lambda: server.refusals() == {"cannot start another thread": 1}, 5)
-        assert request(server.address, b"next") == b"NEXT"   # the loop lives on
+        assert request(server.address, b"next") == b"NEXT"  # the loop lives on
         assert server.running
 
 
@@ -234,7 +244,7 @@ def test_accept_all_stops_at_its_limit():
     try:
         server = fake_server(first, second)
         assert accept_all(server, make=lambda sock, server: sock, limit=1) == [first]
-        assert server.listener.outcomes == [second]   # the next client is left waiting
+        assert server.listener.outcomes == [second]  # the next client is left waiting
     finally:
         first.close()
         second.close()
@@ -281,9 +291,15 @@ print(json.dumps({"turned_away": turned_away, "closed": closed, "served_after": 
 @pytest.mark.skipif(sys.platform not in ("linux", "darwin"), reason="Linux and macOS only")
 def test_the_blocking_model_turns_a_client_away_and_goes_on_out_of_descriptors():
     # It used to call a bare accept(): EMFILE ended its loop (kept on .error).
-    proc = subprocess.run([sys.executable, "-c", BLOCKING_SCRIPT], capture_output=True,
-                          text=True, timeout=50)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKING_SCRIPT], capture_output=True, text=True, timeout=50
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report == {"turned_away": True, "closed": True, "served_after": True,
-                      "alive": True, "error": "None"}, report
+    assert report == {
+        "turned_away": True,
+        "closed": True,
+        "served_after": True,
+        "alive": True,
+        "error": "None",
+    }, report

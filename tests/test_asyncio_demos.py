@@ -1,12 +1,12 @@
 """nbio_helpers.asyncio_demos: drain() backpressure shown with public API, and one blocking
 call in a handler freezing every client (asyncio.to_thread() does not)."""
+
 import asyncio
 import threading
 
 import pytest
 
-from nbio_helpers.asyncio_demos import (SlowCallServer, WatchedAsyncioServer, freeze_probe,
-                                        pinger)
+from nbio_helpers.asyncio_demos import SlowCallServer, WatchedAsyncioServer, freeze_probe, pinger
 from nbio_helpers.backpressure import Flooder
 from nbio_helpers.events import PAUSE, RESUME
 
@@ -22,13 +22,14 @@ def pool_threads():
 
 
 def test_asyncio_drain_backpressure():
-    with WatchedAsyncioServer(name="test-asyncio-bp", high_water=HIGH_WATER,
-                              sock_buffer_size=64 * 1024) as server:
+    with WatchedAsyncioServer(
+        name="test-asyncio-bp", high_water=HIGH_WATER, sock_buffer_size=64 * 1024
+    ) as server:
         with Flooder(server.address) as flooder:
             flooder.flood(total=FLOOD, seconds=3)
-            assert flooder.stalled and flooder.sent < FLOOD       # held back
+            assert flooder.stalled and flooder.sent < FLOOD  # held back
             pauses = [e for e in server.events.events() if e.kind == PAUSE]
-            assert pauses                                         # drain() had to wait
+            assert pauses  # drain() had to wait
             assert HIGH_WATER < server.peak_output <= HIGH_WATER + server.recv_size
             assert all(HIGH_WATER < e.nbytes <= HIGH_WATER + server.recv_size for e in pauses)
             flooder.drain(seconds=5)
@@ -37,7 +38,7 @@ def test_asyncio_drain_backpressure():
         marks = [e for e in server.events.events() if e.kind in (PAUSE, RESUME)]
     kinds = [e.kind for e in marks]
     assert kinds[:2] == [PAUSE, RESUME] and kinds == [PAUSE, RESUME] * (len(kinds) // 2), kinds
-    assert all(e.nbytes <= HIGH_WATER // 4 for e in marks if e.kind == RESUME)   # low-water
+    assert all(e.nbytes <= HIGH_WATER // 4 for e in marks if e.kind == RESUME)  # low-water
 
 
 def test_without_a_flood_drain_never_waits():
@@ -54,11 +55,11 @@ def test_blocking_call_freezes_every_client_to_thread_does_not():
         slow, frozen = asyncio.run(freeze_probe(server.address, clients=5, seconds=0.4))
     with SlowCallServer(block=BLOCK, in_thread=True, name="test-slow-thread") as server:
         slow_t, free = asyncio.run(freeze_probe(server.address, clients=5, seconds=0.4))
-    assert slow >= BLOCK and slow_t >= BLOCK                  # the slow request waited anyway
+    assert slow >= BLOCK and slow_t >= BLOCK  # the slow request waited anyway
     assert len(frozen) == len(free) == 5
-    assert min(frozen) > BLOCK / 2, frozen                    # every pinger waited it out
-    assert max(free) < BLOCK / 2, free                        # nobody else waited
-    assert not pool_threads()                                 # the pool's threads joined
+    assert min(frozen) > BLOCK / 2, frozen  # every pinger waited it out
+    assert max(free) < BLOCK / 2, free  # nobody else waited
+    assert not pool_threads()  # the pool's threads joined
 
 
 def test_freeze_probe_leaves_no_task_behind_on_an_error():

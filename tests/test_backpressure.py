@@ -1,15 +1,22 @@
 """nbio_helpers.backpressure: a client that never reads, against servers with and without a
 high-water mark; the buffer size rebuilt from the event log."""
+
 import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from nbio_helpers.backpressure import (BufferSeries, Flooder, buffer_series,  # noqa: E402
-                                       level_at, plot_backpressure, plot_buffer)
-from nbio_helpers.events import PAUSE, RECV, RESUME, SEND, Event  # noqa: E402
-from nbio_helpers.server import wait_until  # noqa: E402
+from nbio_helpers.backpressure import (
+    BufferSeries,
+    Flooder,
+    buffer_series,
+    level_at,
+    plot_backpressure,
+    plot_buffer,
+)
+from nbio_helpers.events import PAUSE, RECV, RESUME, SEND, Event
+from nbio_helpers.server import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,14 +49,18 @@ def assert_paused_at_the_marks(marks, recv_size):
 def test_the_pause_check_accepts_rounds_and_refuses_what_must_not_happen():
     def marks(*pairs):
         return [Event(float(i), kind, 1, n) for i, (kind, n) in enumerate(pairs)]
+
     over, under = HIGH_WATER + 1, HIGH_WATER // 2
     assert_paused_at_the_marks(marks((PAUSE, over)), 65536)
     assert_paused_at_the_marks(marks((PAUSE, over), (RESUME, 0), (PAUSE, over)), 65536)
-    for wrong in (marks(), marks((PAUSE, over), (RESUME, 0)),            # not paused at the end
-                  marks((PAUSE, HIGH_WATER)),                           # paused too early
-                  marks((PAUSE, HIGH_WATER + 65537)),                   # read too much first
-                  marks((PAUSE, over), (RESUME, under + 1), (PAUSE, over)),  # resumed too soon
-                  marks((PAUSE, over), (PAUSE, over))):                 # two pauses in a row
+    for wrong in (
+        marks(),
+        marks((PAUSE, over), (RESUME, 0)),  # not paused at the end
+        marks((PAUSE, HIGH_WATER)),  # paused too early
+        marks((PAUSE, HIGH_WATER + 65537)),  # read too much first
+        marks((PAUSE, over), (RESUME, under + 1), (PAUSE, over)),  # resumed too soon
+        marks((PAUSE, over), (PAUSE, over)),
+    ):  # two pauses in a row
         with pytest.raises(AssertionError):
             assert_paused_at_the_marks(wrong, 65536)
 
@@ -84,8 +95,14 @@ def test_without_backpressure_the_buffer_holds_everything(make_server):
 
 
 def test_buffer_series_from_known_events():
-    events = [Event(10.0, RECV, 1, 100), Event(10.1, RECV, 2, 999), Event(10.2, PAUSE, 1, 100),
-              Event(10.3, SEND, 1, 40), Event(10.4, RESUME, 1, 60), Event(10.5, SEND, 1, 60)]
+    events = [
+        Event(10.0, RECV, 1, 100),
+        Event(10.1, RECV, 2, 999),
+        Event(10.2, PAUSE, 1, 100),
+        Event(10.3, SEND, 1, 40),
+        Event(10.4, RESUME, 1, 60),
+        Event(10.5, SEND, 1, 60),
+    ]
     series = buffer_series(events)
     assert series.size == [0, 100, 60, 0]
     assert series.t == pytest.approx([0.0, 0.0, 0.3, 0.5])
@@ -102,60 +119,76 @@ def test_plot_buffer():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["output buffer", "high-water mark", "PAUSE (stop reading)", "RESUME"]
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
 def test_plot_buffer_shades_the_time_before_reading_and_shares_its_y_axis():
     import matplotlib.pyplot as plt
+
     small = BufferSeries([0.0, 0.1, 0.2], [0, 100 * 1024, 0], [], [], t0=50.0)
     big = BufferSeries([0.0, 0.1, 0.2], [0, 4096 * 1024, 0], [], [], t0=80.0)
     fig, (left, right) = plt.subplots(1, 2, sharey=True)
     plot_buffer(small, 64 * 1024, ax=left, reading_from=50.15)
     plot_buffer(big, None, ax=right)
     assert left.get_legend_handles_labels()[1][0] == "client reads nothing"
-    span = left.patches[0]                      # x in ms (data), y in axes fraction
+    span = left.patches[0]  # x in ms (data), y in axes fraction
     xs = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
     assert min(xs) == pytest.approx(0) and max(xs) == pytest.approx(150)
-    assert left.get_ylim()[0] == 0 and left.get_ylim()[1] >= 4096   # the big one fits too
+    assert left.get_ylim()[0] == 0 and left.get_ylim()[1] >= 4096  # the big one fits too
     plt.close(fig)
 
 
 def test_level_at_is_the_size_just_after_a_time():
     series = BufferSeries([0.0, 0.1, 0.2], [0, 300, 100], [0.1], [0.2])
-    assert [level_at(series, t) for t in (0.0, 0.05, 0.1, 0.15, 0.2, 9.0)] == [0, 0, 300, 300,
-                                                                               100, 100]
+    assert [level_at(series, t) for t in (0.0, 0.05, 0.1, 0.15, 0.2, 9.0)] == [
+        0,
+        0,
+        300,
+        300,
+        100,
+        100,
+    ]
     assert level_at(BufferSeries([], [], [], []), 1.0) == 0
 
 
 def test_plot_backpressure_zooms_on_the_pause_and_the_drain():
     import matplotlib.pyplot as plt
+
     mark = 256 * 1024
     # Fills to past the mark in 2 ms (PAUSE), waits, the client reads at 300 ms, RESUME at
     # 301 ms at half the mark, empty at 302 ms.
-    held = BufferSeries([0.0, 0.001, 0.002, 0.301, 0.302], [0, 100_000, 300_000, 100_000, 0],
-                        [0.002], [0.301], t0=10.0)
+    held = BufferSeries(
+        [0.0, 0.001, 0.002, 0.301, 0.302],
+        [0, 100_000, 300_000, 100_000, 0],
+        [0.002],
+        [0.301],
+        t0=10.0,
+    )
     free = BufferSeries([0.0, 0.01, 0.02], [0, 4 * 2**20, 0], [], [], t0=20.0)
     fig = plot_backpressure(held, free, mark, held_reading_from=10.3, free_reading_from=20.01)
     start, end, without = fig.axes
     assert start.get_shared_y_axes().joined(start, end)
     assert not start.get_shared_y_axes().joined(start, without)
-    assert start.get_xlim()[0] == 0 and 2 < start.get_xlim()[1] < 300     # the start only
-    assert 250 < end.get_xlim()[0] < 300 < 302 < end.get_xlim()[1]        # the end only
-    assert start.get_ylim()[1] < 1000                                      # KiB, not MiB
+    assert start.get_xlim()[0] == 0 and 2 < start.get_xlim()[1] < 300  # the start only
+    assert 250 < end.get_xlim()[0] < 300 < 302 < end.get_xlim()[1]  # the end only
+    assert start.get_ylim()[1] < 1000  # KiB, not MiB
     assert without.get_ylim()[1] >= 4 and "MiB" in without.get_ylabel()
     for ax in (start, end):
         pauses = [line for line in ax.lines if line.get_marker() == "v"]
         resumes = [line for line in ax.lines if line.get_marker() == "^"]
         assert [tuple(p.get_xydata()[0]) for p in pauses] == [(2.0, 300_000 / 1024)]
         assert [tuple(r.get_xydata()[0]) for r in resumes] == [(301.0, 100_000 / 1024)]
-        levels = sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle()
-                        in ("--", ":"))
-        assert levels == [mark / 2048, mark / 1024]                        # half, the mark
+        levels = sorted(
+            line.get_ydata()[0] for line in ax.lines if line.get_linestyle() in ("--", ":")
+        )
+        assert levels == [mark / 2048, mark / 1024]  # half, the mark
     plt.close(fig)
 
 
 def test_plot_backpressure_with_nothing_measured_still_draws():
     import matplotlib.pyplot as plt
+
     empty = BufferSeries([], [], [], [])
     fig = plot_backpressure(empty, empty, 1024)
     assert len(fig.axes) == 3

@@ -3,6 +3,7 @@
 No speed is asserted (machines are noisy): only that every piece runs, every echo is
 checked, and the table and the JSON are well formed.
 """
+
 import argparse
 import gc
 import json
@@ -15,10 +16,19 @@ import psutil
 import pytest
 
 from nbio_helpers import AsyncioServer, request
+from nbio_helpers.bench import (
+    SERVERS,
+    AsyncioStreamsReference,
+    LoadProcess,
+    Settings,
+    ThreadingTCPReference,
+    configure_parser,
+    echo_load,
+    evaluate_targets,
+    format_report,
+    hold,
+)
 from nbio_helpers.server import wait_until
-from nbio_helpers.bench import (SERVERS, AsyncioStreamsReference, LoadProcess, Settings,
-                                ThreadingTCPReference, configure_parser, echo_load,
-                                evaluate_targets, format_report, hold)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,7 +46,7 @@ def test_reference_servers_echo_upper_case(cls):
 @pytest.mark.parametrize("cls", REFERENCES)
 def test_reference_servers_stop_at_once_and_twice(cls):
     server = cls().start()
-    server.stop()       # right after start: serve() may not have begun yet
+    server.stop()  # right after start: serve() may not have begun yet
     server.stop()
     assert not server.running
     assert server.listener.fileno() == -1
@@ -72,7 +82,7 @@ def test_echo_load_reports_a_wrong_echo():
     listener = socket.create_server(("127.0.0.1", 0))
     import threading
 
-    def parrot():   # echoes unchanged: not upper-cased
+    def parrot():  # echoes unchanged: not upper-cased
         conn, _ = listener.accept()
         with conn:
             while data := conn.recv(4096):
@@ -111,9 +121,18 @@ def test_load_process_answers_and_ends():
     assert load.proc.returncode == 0
 
 
-@pytest.mark.parametrize("argv", [["--servers", "nope"], ["--servers", ","],
-                                  ["--clients", "0"], ["--clients", "25000"],
-                                  ["--seconds", "-1"], ["--seconds", "nan"], ["--rounds", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--servers", "nope"],
+        ["--servers", ","],
+        ["--clients", "0"],
+        ["--clients", "25000"],
+        ["--seconds", "-1"],
+        ["--seconds", "nan"],
+        ["--rounds", "0"],
+    ],
+)
 def test_bad_arguments_are_refused(argv, capsys):
     parser = argparse.ArgumentParser()
     configure_parser(parser)
@@ -124,19 +143,44 @@ def test_bad_arguments_are_refused(argv, capsys):
 
 
 def _fake_results(met: bool) -> dict:
-    run = {"clients": 10, "size": 64, "seconds": 1.0, "messages": 100,
-           "messages_per_second": 100.0, "bytes_per_second": 6400.0, "clients_served": 10,
-           "median_latency_s": 0.001, "tail_latency_s": 0.002, "tail_name": "p99",
-           "errors": []}
-    servers = {name: {"kind": kind, "idle": {"cpu_share": 0.0 if met else 0.5},
-                      "small": dict(run), "large": dict(run, size=65536)}
-               for name, (_, kind) in SERVERS.items()}
-    return {"meta": {"platform": "test", "cpus": 2, "python": "3", "selector": "X"},
-            "settings": Settings(quick=True, clients=10).as_dict(), "servers": servers,
-            "ceiling": {"bytes_per_second": 1e9},
-            "connections": {"selectors": {"asked": 300, "opened": 300, "echoed_ok": 300,
-                                          "errors": [], "fd_limit_before": 1024,
-                                          "fd_limit": 1024}}}
+    run = {
+        "clients": 10,
+        "size": 64,
+        "seconds": 1.0,
+        "messages": 100,
+        "messages_per_second": 100.0,
+        "bytes_per_second": 6400.0,
+        "clients_served": 10,
+        "median_latency_s": 0.001,
+        "tail_latency_s": 0.002,
+        "tail_name": "p99",
+        "errors": [],
+    }
+    servers = {
+        name: {
+            "kind": kind,
+            "idle": {"cpu_share": 0.0 if met else 0.5},
+            "small": dict(run),
+            "large": dict(run, size=65536),
+        }
+        for name, (_, kind) in SERVERS.items()
+    }
+    return {
+        "meta": {"platform": "test", "cpus": 2, "python": "3", "selector": "X"},
+        "settings": Settings(quick=True, clients=10).as_dict(),
+        "servers": servers,
+        "ceiling": {"bytes_per_second": 1e9},
+        "connections": {
+            "selectors": {
+                "asked": 300,
+                "opened": 300,
+                "echoed_ok": 300,
+                "errors": [],
+                "fd_limit_before": 1024,
+                "fd_limit": 1024,
+            }
+        },
+    }
 
 
 def test_targets_and_report_from_known_numbers():
@@ -154,22 +198,30 @@ def test_targets_and_report_from_known_numbers():
 @pytest.mark.timeout(120)
 def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "nbio_helpers", "bench", "--quick",
-                           "--json", str(out)], capture_output=True, text=True, timeout=110)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbio_helpers", "bench", "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert proc.returncode == 0, proc.stderr
     # Progress went to stderr, the table to stdout.
     assert re.search(r"^\[ 1/\d+\] .*loopback ceiling", proc.stderr, re.M)
     assert "done in" in proc.stderr
     table = proc.stdout
     assert "loopback ceiling" in table and "targets:" in table
-    rows = {line.split()[0]: line for line in table.splitlines()
-            if line and line.split()[0] in SERVERS}
+    rows = {
+        line.split()[0]: line for line in table.splitlines() if line and line.split()[0] in SERVERS
+    }
     assert set(rows) == set(SERVERS)
     for name, line in rows.items():
         # name, msg/s, ratio, us/msg, p50, p99 (or -), MB/s, ratio, us/msg, % of ceiling,
         # served, idle %
-        assert re.match(rf"{re.escape(name)}\s+[\d,]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+\s+([\d.]+|-)\s+"
-                        r"[\d,.]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+%\s+\d+/\d+\s+[\d.]+%", line), line
+        assert re.match(
+            rf"{re.escape(name)}\s+[\d,]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+\s+([\d.]+|-)\s+"
+            r"[\d,.]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+%\s+\d+/\d+\s+[\d.]+%",
+            line,
+        ), line
     assert rows["ref-asyncio"].split()[2] == "1.00x"
     assert re.search(r"select: [\d,]+ connections opened; [\d,]+ served, [\d,]+ refused", table)
     assert len(re.findall(r"^  \[(met|MISSED)\] ", table, re.M)) == 6
@@ -196,21 +248,36 @@ def test_compare_every_field_on_a_small_run():
     from nbio_helpers.bench import compare, comparison_table
     from nbio_helpers.measure import ComparisonRow
 
-    rows = compare([("blocking", "blocking", {}), ("selectors", "selectors", {})],
-                   idle_clients=3, idle_seconds=0.05, requests=3, load_seconds=0.05,
-                   connections=30)
+    rows = compare(
+        [("blocking", "blocking", {}), ("selectors", "selectors", {})],
+        idle_clients=3,
+        idle_seconds=0.05,
+        requests=3,
+        load_seconds=0.05,
+        connections=30,
+    )
     assert [r.label for r in rows] == ["blocking", "selectors"]
     blocking, sel = rows
     assert all(isinstance(r, ComparisonRow) and r.load_ok for r in rows)
     assert blocking.max_connections == 1 and blocking.tried == 30
-    assert blocking.idle_clients == 1                         # one client at a time
+    assert blocking.idle_clients == 1  # one client at a time
     assert sel.max_connections == sel.tried == 30
     assert sel.throughput > 0 and sel.median_latency <= sel.tail_latency
-    assert sel.tail_name == "max"                             # 9 requests: no p90
+    assert sel.tail_name == "max"  # 9 requests: no p90
     table = comparison_table(rows)
-    assert table.splitlines()[0].split() == ["model", "idle", "CPU", "wake-ups/s", "loaded",
-                                             "CPU", "median", "latency", "max", "msg/s",
-                                             "connections"]
+    assert table.splitlines()[0].split() == [
+        "model",
+        "idle",
+        "CPU",
+        "wake-ups/s",
+        "loaded",
+        "CPU",
+        "median",
+        "latency",
+        "max",
+        "msg/s",
+        "connections",
+    ]
     assert table.splitlines()[3].endswith("30/30")
 
 
@@ -219,6 +286,7 @@ def test_the_bench_comparison_is_the_measure_comparison():
     from nbio_helpers.bench import comparison_table, plot_comparison
     from nbio_helpers.measure import comparison_table as the_table
     from nbio_helpers.measure import plot_comparison as the_plot
+
     assert comparison_table is the_table and plot_comparison is the_plot
 
 
@@ -226,11 +294,13 @@ def test_echo_load_names_its_tail_by_the_rule():
     server = SERVERS["selectors"][0]().start()
     try:
         host, port = server.address
-        result = echo_load(host, port, clients=2, size=16, warmup=0.0, duration=0.05,
-                           keep_latencies=True)
+        result = echo_load(
+            host, port, clients=2, size=16, warmup=0.0, duration=0.05, keep_latencies=True
+        )
     finally:
         server.stop()
     from nbio_helpers.stats import tail
+
     assert "p99_latency_s" not in result
     assert (result["tail_name"], result["tail_latency_s"]) == tuple(tail(result["latencies_s"]))
 
@@ -238,6 +308,7 @@ def test_echo_load_names_its_tail_by_the_rule():
 def test_idle_cpu_of_the_bench_is_the_one_idle_measurement():
     from nbio_helpers.bench import idle_cpu
     from nbio_helpers.measure import ClientProcess
+
     with ClientProcess() as load, SERVERS["select"][0]() as server:
         idle = idle_cpu(server, load, clients=5, settle=0.1, seconds=0.05)
     assert idle["clients"] == idle["accepted"] == 5
@@ -248,8 +319,17 @@ def test_idle_cpu_of_the_bench_is_the_one_idle_measurement():
 def test_the_names_notebooks_and_the_cli_use_stay_importable():
     import nbio_helpers.bench as bench
 
-    for name in ("configure_parser", "run", "main", "compare", "comparison_table",
-                 "plot_comparison", "worker_main", "LoadProcess", "sequential_echo"):
+    for name in (
+        "configure_parser",
+        "run",
+        "main",
+        "compare",
+        "comparison_table",
+        "plot_comparison",
+        "worker_main",
+        "LoadProcess",
+        "sequential_echo",
+    ):
         assert callable(getattr(bench, name)), name
     assert set(bench.__all__) <= set(dir(bench))
 
@@ -257,14 +337,16 @@ def test_the_names_notebooks_and_the_cli_use_stay_importable():
 def test_best_round_keeps_the_fastest_round_and_the_lowest_cpu_cost():
     from nbio_helpers.bench.runner import best_round
 
-    runs = [{"messages_per_second": 10.0, "cpu_us_per_message": 5.0, "errors": ["a"]},
-            {"messages_per_second": 30.0, "cpu_us_per_message": 9.0, "errors": []},
-            {"messages_per_second": 20.0, "cpu_us_per_message": None, "errors": ["b"]}]
+    runs = [
+        {"messages_per_second": 10.0, "cpu_us_per_message": 5.0, "errors": ["a"]},
+        {"messages_per_second": 30.0, "cpu_us_per_message": 9.0, "errors": []},
+        {"messages_per_second": 20.0, "cpu_us_per_message": None, "errors": ["b"]},
+    ]
     best = best_round(runs)
     assert best["messages_per_second"] == 30.0
     assert best["cpu_us_per_message"] == 5.0
     assert best["errors"] == ["a", "b"]
-    assert runs[1]["cpu_us_per_message"] == 9.0   # the rounds themselves are left alone
+    assert runs[1]["cpu_us_per_message"] == 9.0  # the rounds themselves are left alone
 
 
 def test_json_ready_replaces_nan_everywhere():
@@ -279,14 +361,17 @@ def test_report_without_the_reference_shows_no_ratios():
     results = _fake_results(met=True)
     del results["servers"]["ref-asyncio"]
     results["targets"] = evaluate_targets(results)
-    rows = [line for line in format_report(results).splitlines()
-            if line.startswith("selectors ")]
+    rows = [line for line in format_report(results).splitlines() if line.startswith("selectors ")]
     assert len(rows) == 1 and rows[0].split()[2] == "-"
 
 
 def test_python_m_nbio_helpers_bench_is_the_same_command():
-    proc = subprocess.run([sys.executable, "-m", "nbio_helpers.bench", "--servers", "nope"],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbio_helpers.bench", "--servers", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert "unknown server(s) 'nope'" in proc.stderr and proc.stderr.startswith("usage:")
 
@@ -322,13 +407,13 @@ def test_servers_stop_with_a_client_that_never_reads(cls, accepted):
             while sent < 64 * 2**20:
                 sent += flooder.send(b"x" * 65536)
         except BlockingIOError:
-            pass   # the server takes no more of our bytes: its replies wait for us to read
+            pass  # the server takes no more of our bytes: its replies wait for us to read
         if accepted:
             assert wait_until(lambda: server_has_a_client(server), timeout=5)
         server.stop()
         assert connection_ends(flooder)
     assert not server.running
-    gc.collect()   # an unclosed socket or transport warns here
+    gc.collect()  # an unclosed socket or transport warns here
 
 
 def server_has_a_client(server) -> bool:
@@ -336,5 +421,7 @@ def server_has_a_client(server) -> bool:
     port = server.address[1]
     process = psutil.Process()
     connections = getattr(process, "net_connections", process.connections)  # psutil < 6
-    return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
-               for c in connections("tcp"))
+    return any(
+        c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        for c in connections("tcp")
+    )

@@ -4,6 +4,7 @@ In-process, the load process (``LoadProcess``) is interrupted at each step of it
 its stop: no child process and no descriptor may be left. As a command, ``bench`` gets a
 SIGINT at several moments of a short run, its load process's start and stop included.
 """
+
 from __future__ import annotations
 
 import signal
@@ -18,8 +19,10 @@ import pytest
 from nbio_helpers.bench import worker
 from nbio_helpers.bench.worker import LoadProcess, LoadProcessError
 
-pytestmark = [pytest.mark.timeout(180),
-              pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 
 def children() -> set[int]:
@@ -32,7 +35,7 @@ def raise_sigint(*_args, **_kwargs):
 
 @pytest.mark.parametrize("step", ["Popen", "Thread.start", "started"])
 def test_interrupted_start_leaves_no_process(step, monkeypatch, open_fds):
-    with LoadProcess() as load:                  # warm up: imports, lazy objects
+    with LoadProcess() as load:  # warm up: imports, lazy objects
         load.call("ping", timeout=30)
     fds, kids = open_fds(), children()
     if step == "Popen":
@@ -41,17 +44,19 @@ def test_interrupted_start_leaves_no_process(step, monkeypatch, open_fds):
         class Popen(real):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
-                raise_sigint()                  # the child exists: it must be ended
+                raise_sigint()  # the child exists: it must be ended
+
         monkeypatch.setattr(worker.subprocess, "Popen", Popen)
     elif step == "Thread.start":
         real_start = threading.Thread.start
-        monkeypatch.setattr(threading.Thread, "start",
-                            lambda self: (real_start(self), raise_sigint()))
+        monkeypatch.setattr(
+            threading.Thread, "start", lambda self: (real_start(self), raise_sigint())
+        )
     with pytest.raises(KeyboardInterrupt):
         if step == "started":
             with LoadProcess() as load:
                 raise_sigint()
-                load.call("ping", timeout=30)   # interrupted while it waits
+                load.call("ping", timeout=30)  # interrupted while it waits
         else:
             LoadProcess()
     monkeypatch.undo()
@@ -64,8 +69,11 @@ def test_interrupted_close_still_ends_the_process(monkeypatch, open_fds):
     load = LoadProcess()
     load.call("ping", timeout=30)
     real_wait = subprocess.Popen.wait
-    monkeypatch.setattr(subprocess.Popen, "wait",
-                        lambda self, *a, **k: (raise_sigint(), real_wait(self, *a, **k))[1])
+    monkeypatch.setattr(
+        subprocess.Popen,
+        "wait",
+        lambda self, *a, **k: (raise_sigint(), real_wait(self, *a, **k))[1],
+    )
     with pytest.raises(KeyboardInterrupt):
         load.close()
     monkeypatch.undo()
@@ -80,7 +88,7 @@ def test_a_dead_load_process_is_a_clear_error(open_fds):
         load.proc.wait()
         assert load.reply(timeout=10) == {"error": "the load process ended"}
         with pytest.raises(LoadProcessError, match="the load process is gone"):
-            for _ in range(100):                # the first writes may still be buffered
+            for _ in range(100):  # the first writes may still be buffered
                 load.send("ping")
     assert open_fds() == fds
 
@@ -90,19 +98,22 @@ def test_ctrl_c_in_the_terminal_does_not_reach_the_load_process():
         assert load.call("ping", timeout=30)["pong"]
         child = psutil.Process(load.proc.pid)
         assert child.pid != psutil.Process().pid
-        assert load.proc.pid == __import__("os").getpgid(load.proc.pid)   # its own group
-        load.proc.send_signal(signal.SIGINT)    # even sent to it, it is ignored
+        assert load.proc.pid == __import__("os").getpgid(load.proc.pid)  # its own group
+        load.proc.send_signal(signal.SIGINT)  # even sent to it, it is ignored
         assert load.call("ping", timeout=30)["pong"]
 
 
 @pytest.mark.parametrize("after", [0.3, 0.5, 0.7, 1.0, 1.5, 2.2])
 def test_bench_interrupted_at_any_moment(after):
-    proc = subprocess.Popen([sys.executable, "-m", "nbio_helpers", "bench", "--quick",
-                             "--servers", "select,threads"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbio_helpers", "bench", "--quick", "--servers", "select,threads"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: set[int] = set()
     deadline = time.monotonic() + after
-    while time.monotonic() < deadline and proc.poll() is None:   # note its children
+    while time.monotonic() < deadline and proc.poll() is None:  # note its children
         try:
             seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         except psutil.NoSuchProcess:
@@ -114,7 +125,9 @@ def test_bench_interrupted_at_any_moment(after):
         pytest.skip(f"the run ended before {after} s")
     assert proc.returncode == 130, err
     assert err.splitlines()[-1] == "bench: interrupted" or err.endswith(
-        "python -m nbio_helpers bench: interrupted\n"), err
+        "python -m nbio_helpers bench: interrupted\n"
+    ), err
     assert "Traceback" not in err and "Error" not in err, err
-    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
-                   for pid in seen), "a load process was left running"
+    assert not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in seen
+    ), "a load process was left running"

@@ -15,21 +15,30 @@ Needs Chromium (`apt-get install chromium`, or NBIO_CHROMIUM=/path/to/chromium) 
 Playwright Python package (the `test` extra); no browser is downloaded. Without Chromium the
 test is skipped, except under CI=true where that is a failure.
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
-
-from browser_support import (INSTALL_HINT, JupyterLab, artifacts_dir, find_chromium, in_ci,
-                             launch_chromium, notebook_paths, notebooks_dir)
 from browser_notebook import NotebookRun
+from browser_support import (
+    INSTALL_HINT,
+    JupyterLab,
+    artifacts_dir,
+    find_chromium,
+    in_ci,
+    launch_chromium,
+    notebook_paths,
+    notebooks_dir,
+)
 
 pytestmark = pytest.mark.browser
 
 NOTEBOOKS = notebook_paths()
-NO_NOTEBOOKS = pytest.param(None, marks=pytest.mark.skip(
-    reason=f"no notebooks in {notebooks_dir()} yet"), id="no-notebooks")
+NO_NOTEBOOKS = pytest.param(
+    None, marks=pytest.mark.skip(reason=f"no notebooks in {notebooks_dir()} yet"), id="no-notebooks"
+)
 
 
 def _unavailable(reason: str):
@@ -57,8 +66,11 @@ def browser():
         _unavailable("the playwright Python package is not installed")
     executable = find_chromium()
     if executable is None:
-        _unavailable(f"NBIO_CHROMIUM={os.environ['NBIO_CHROMIUM']} is not an executable"
-                     if os.environ.get("NBIO_CHROMIUM") else "no chromium found on PATH")
+        _unavailable(
+            f"NBIO_CHROMIUM={os.environ['NBIO_CHROMIUM']} is not an executable"
+            if os.environ.get("NBIO_CHROMIUM")
+            else "no chromium found on PATH"
+        )
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright, executable)
         try:
@@ -70,14 +82,16 @@ def browser():
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory, artifacts):
     """JupyterLab on 127.0.0.1 serving a temporary copy of the notebooks; always shut down."""
-    with JupyterLab(notebooks_dir(), tmp_path_factory.mktemp("jupyterlab"),
-                    artifacts / "jupyterlab.log") as server:
+    with JupyterLab(
+        notebooks_dir(), tmp_path_factory.mktemp("jupyterlab"), artifacts / "jupyterlab.log"
+    ) as server:
         yield server
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("notebook", [pytest.param(path, id=path.stem) for path in NOTEBOOKS]
-                         or [NO_NOTEBOOKS])
+@pytest.mark.parametrize(
+    "notebook", [pytest.param(path, id=path.stem) for path in NOTEBOOKS] or [NO_NOTEBOOKS]
+)
 def test_notebook_runs_in_jupyterlab(notebook, browser, lab, artifacts):
     run = NotebookRun(browser, lab, notebook, artifacts)
     problems = run.execute()
@@ -89,6 +103,10 @@ def test_notebook_runs_in_jupyterlab(notebook, browser, lab, artifacts):
     with open(artifacts / "timings.txt", "a", encoding="utf-8") as timings:
         timings.write(run.summary() + "\n")
     if problems:
-        pytest.fail(f"{notebook.name} in JupyterLab:\n- " + "\n- ".join(problems)
-                    + f"\nscreenshot: {run.screenshot}\nconsole log: {run.console_log}"
-                    f"\nserver log: {lab.log_path}", pytrace=False)
+        pytest.fail(
+            f"{notebook.name} in JupyterLab:\n- "
+            + "\n- ".join(problems)
+            + f"\nscreenshot: {run.screenshot}\nconsole log: {run.console_log}"
+            f"\nserver log: {lab.log_path}",
+            pytrace=False,
+        )

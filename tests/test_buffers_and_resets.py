@@ -1,5 +1,6 @@
 """Where a connection's bytes sit (nbio_helpers.buffers), an abortive close
 (clients.close_with_reset), and a load client that fails to connect (clients._LoadClient)."""
+
 from __future__ import annotations
 
 import errno
@@ -15,8 +16,9 @@ from nbio_helpers.clients import close_with_reset
 
 pytestmark = pytest.mark.timeout(20)
 
-linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="unsent/unacknowledged are Linux-only")
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="unsent/unacknowledged are Linux-only"
+)
 
 
 def tcp_pair(bufsize: int | None = None):
@@ -104,7 +106,7 @@ def test_close_with_reset_makes_the_peers_recv_raise():
         ours.setblocking(False)
         close_with_reset(theirs)
         assert theirs.fileno() == -1
-        assert select.select([ours], [], [], 2)[0]        # a reset makes it readable
+        assert select.select([ours], [], [], 2)[0]  # a reset makes it readable
         with pytest.raises(ConnectionResetError):
             ours.recv(1024)
 
@@ -132,7 +134,7 @@ def test_an_orderly_close_is_not_a_reset():
 
 
 def test_close_with_reset_closes_even_when_the_option_fails():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # SO_LINGER is for streams
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # SO_LINGER is for streams
     try:
         close_with_reset(sock)
     except OSError:

@@ -1,4 +1,5 @@
 """The chat of notebook 06, on every step's server: the same protocol, the same answers."""
+
 from __future__ import annotations
 
 import socket
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from nbio_helpers.events import CLOSE, ERROR
+from nbio_helpers.events import ERROR
 from nbio_helpers.loop import CHAT_SERVERS, start_chat
 from nbio_helpers.loop.chat import Room, decode
 from nbio_helpers.server import wait_until
@@ -97,8 +98,10 @@ def test_room_names_and_broadcast_without_sockets():
     room.join(a, "Alice")
     assert room.name_problem("alice") == "! alice is taken: what is your name?"
     room.join(b, "bob")
-    assert a.heard == ["* hello Alice! nobody else is here yet. (/who lists who is here, "
-                       "/quit leaves)", "* bob joined"]
+    assert a.heard == [
+        "* hello Alice! nobody else is here yet. (/who lists who is here, /quit leaves)",
+        "* bob joined",
+    ]
     assert b.heard[0].startswith("* hello bob! here too: Alice.")
     assert room.hear(a, "hi") and b.heard[-1] == "Alice: hi"
     assert room.hear(a, "   ") and room.hear(a, "") and b.heard[-1] == "Alice: hi"
@@ -119,8 +122,9 @@ def test_decode_replaces_bad_bytes_and_control_characters():
 # ------------------------------------------------------------------------- every step, live
 def test_two_clients_names_broadcast_who_quit(clients):
     alice, bob = clients(), clients()
-    assert alice.join("alice").endswith("nobody else is here yet. (/who lists who is here, "
-                                        "/quit leaves)")
+    assert alice.join("alice").endswith(
+        "nobody else is here yet. (/who lists who is here, /quit leaves)"
+    )
     assert "here too: alice." in bob.join("bob")
     assert alice.line() == "* bob joined"
     alice.send("hello bob")
@@ -129,7 +133,7 @@ def test_two_clients_names_broadcast_who_quit(clients):
     assert bob.line() == "* here: alice, bob"
     bob.send("/quit")
     assert bob.line() == "* bye, bob!"
-    assert bob.line() is None                      # closed by the server
+    assert bob.line() is None  # closed by the server
     assert alice.line() == "* bob left"
 
 
@@ -173,7 +177,7 @@ def test_a_client_leaving_without_a_word(clients, chat_server):
     bob.close()
     assert alice.line() == "* bob left"
     carol = clients()
-    carol.join("bob")                              # the name is free again
+    carol.join("bob")  # the name is free again
 
 
 def test_a_client_that_resets(clients):
@@ -183,7 +187,7 @@ def test_a_client_that_resets(clients):
     alice.line()
     linger = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
     bob.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-    bob.close()                                     # RST
+    bob.close()  # RST
     assert alice.line() == "* bob left"
 
 
@@ -191,7 +195,7 @@ def test_client_gone_before_naming_and_mid_line(clients, chat_server):
     first = clients()
     assert first.line().startswith("* welcome")
     first.send(b"half a na")
-    first.close()                                   # the unterminated name counts as a line
+    first.close()  # the unterminated name counts as a line
     alice = clients()
     alice.join("alice")
     bob = clients()
@@ -199,7 +203,7 @@ def test_client_gone_before_naming_and_mid_line(clients, chat_server):
     alice.line()
     bob.send(b"unterminated")
     bob.sock.shutdown(socket.SHUT_WR)
-    assert alice.line() == "bob: unterminated"      # as asyncio's readline() at EOF
+    assert alice.line() == "bob: unterminated"  # as asyncio's readline() at EOF
     assert alice.line() == "* bob left"
 
 
@@ -209,7 +213,7 @@ def test_over_long_line_gets_an_error_and_a_close(clients, chat_server):
     bob.join("bob")
     alice.line()
     bob.send(b"before\n" + b"x" * 5000)
-    assert alice.line() == "bob: before"            # nothing valid lost
+    assert alice.line() == "bob: before"  # nothing valid lost
     assert bob.line() == "! line too long (the limit is 1024 bytes): bye"
     assert bob.line() is None
     assert alice.line() == "* bob left"
@@ -241,10 +245,10 @@ def test_a_client_that_never_reads_does_not_stall_the_room(step):
         talker.join("talker")
         listener.join("listener")
         line = "x" * 1000
-        for i in range(300):                       # ~300 KB to a client that never reads
+        for i in range(300):  # ~300 KB to a client that never reads
             talker.send(f"{i} {line}")
         got = [listener.line() for _ in range(300)]
-        assert got[-1] == f"talker: 299 {line}"    # every line to the reader arrived
+        assert got[-1] == f"talker: 299 {line}"  # every line to the reader arrived
         for c in (hog, talker, listener):
             c.close()
 
@@ -259,7 +263,7 @@ def test_stop_with_clients_connected_leaves_nothing(step, open_fds, nbio_threads
     for c in clients:
         c.sock.settimeout(5)
         lines = []
-        while (line := c.line()) is not None:      # the end of the stream, not a hang
+        while (line := c.line()) is not None:  # the end of the stream, not a hang
             lines.append(line)
         c.close()
     assert nbio_threads() == []
@@ -274,14 +278,14 @@ def test_idle_timeout(step):
         chatty.join("chatty")
         quiet.line()
         start = time.monotonic()
-        for _ in range(6):                          # chatty keeps talking: it stays
+        for _ in range(6):  # chatty keeps talking: it stays
             chatty.send("still here")
             time.sleep(0.1)
         heard = []
         while (line := quiet.line()) == "chatty: still here":
             heard.append(line)
         assert line == "! nothing from you for 0.3 s: bye"
-        assert heard                                 # it heard chatty before timing out
+        assert heard  # it heard chatty before timing out
         assert 0.25 < time.monotonic() - start < 3
         assert quiet.line() is None
         assert chatty.line() == "* quiet left"
@@ -302,7 +306,7 @@ def test_50_clients_talk_at_once(step):
         clients = [Client(server.address, timeout=10) for _ in range(50)]
         for i, c in enumerate(clients):
             c.join(f"c{i}")
-        for i, c in enumerate(clients):            # the others' joins
+        for i, c in enumerate(clients):  # the others' joins
             for _ in range(len(clients) - 1 - i):
                 assert c.line().endswith("joined")
         barrier = threading.Barrier(len(clients))
@@ -330,7 +334,7 @@ def test_a_handler_that_fails_is_recorded_and_the_server_goes_on():
     for step in ("coroutines",):
         with start_chat(step, handler=broken, name="broken") as server:
             client = Client(server.address)
-            assert client.line() is None            # closed
+            assert client.line() is None  # closed
             assert wait_until(lambda: server.events.count(ERROR) == 1, 5)
             [error] = server.events.events(ERROR)
             assert "NameError" in error.detail and "conn 1" in error.detail
@@ -363,7 +367,7 @@ def test_start_stop_cycles_leave_no_descriptor_or_thread(step, open_fds, nbio_th
                 assert sock.recv(100).startswith(b"* welcome")
                 sock.sendall(b"ann\n")
                 assert sock.recv(200).startswith(b"* hello ann!")
-                server.stop()                      # with a client still connected
+                server.stop()  # with a client still connected
 
     cycle()
     gc.collect()

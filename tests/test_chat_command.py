@@ -1,4 +1,5 @@
 """``python -m nbio_helpers chat``: real ``nc`` clients against the command, in subprocesses."""
+
 from __future__ import annotations
 
 import queue
@@ -9,11 +10,12 @@ import sys
 import threading
 
 import pytest
-
 from conftest import CLI
 
-pytestmark = [pytest.mark.timeout(60),
-              pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and nc")]
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and nc"),
+]
 
 NC = shutil.which("nc")
 
@@ -40,8 +42,12 @@ class Lines:
 
 class ChatProcess:
     def __init__(self, *args):
-        self.proc = subprocess.Popen([*CLI, "chat", *map(str, args)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [*CLI, "chat", *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.out, self.err = Lines(self.proc.stdout), Lines(self.proc.stderr)
         first = self.out.next(20)
         assert first and first.startswith("listening on "), (first, self.err.next(1))
@@ -62,8 +68,12 @@ class Nc:
     """A real ``nc`` client: ``send(line)``, ``line()``."""
 
     def __init__(self, host, port):
-        self.proc = subprocess.Popen([NC, "-N", host, str(port)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [NC, "-N", host, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         self.out = Lines(self.proc.stdout)
 
     def send(self, data):
@@ -75,7 +85,7 @@ class Nc:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.stdin.close()           # -N: nc shuts its socket down on EOF
+            self.proc.stdin.close()  # -N: nc shuts its socket down on EOF
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -117,9 +127,9 @@ def test_two_nc_clients_talk_then_ctrl_c_exits_0(chat_process, step):
         assert bob.line() == "alice: hi bob, from nc"
         bob.send(b"x" * 300 + b"\n")
         assert bob.line() == "! line too long (the limit is 100 bytes): bye"
-        assert alice.line() == "* bob left"           # the server closed bob's connection
+        assert alice.line() == "* bob left"  # the server closed bob's connection
         # (nc itself goes on until its input ends, so bob's nc is still running)
-        alice.close()                                # EOF: alice leaves
+        alice.close()  # EOF: alice leaves
         assert alice.line() is None
     finally:
         alice.close()
@@ -128,27 +138,31 @@ def test_two_nc_clients_talk_then_ctrl_c_exits_0(chat_process, step):
     rest = []
     while (line := chat.err.next()) is not None:
         rest.append(line)
-    assert rest == ["stopped"]                         # no traceback
+    assert rest == ["stopped"]  # no traceback
 
 
 def test_sigterm_with_clients_connected_exits_0(chat_process):
     import socket
+
     chat = chat_process("--port", 0)
     with socket.create_connection((chat.host, chat.port), timeout=5) as sock:
         assert sock.recv(100).startswith(b"* welcome")
         assert chat.stop(signal.SIGTERM) == 0
-        assert sock.recv(100) == b""                   # closed by the server
+        assert sock.recv(100) == b""  # closed by the server
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--port", "x"], "not a whole number"),
-    (["--port", "70000"], "a port must be 0 to 65,535"),
-    (["--step", "nope"], "invalid choice"),
-    (["--idle-timeout", "-1"], "seconds must be more than 0"),
-    (["--idle-timeout", "0"], "seconds must be more than 0"),
-    (["--step", "generators", "--idle-timeout", "5"], "needs timers"),
-    (["--max-line", "0"], "--max-line must be 1 to"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "x"], "not a whole number"),
+        (["--port", "70000"], "a port must be 0 to 65,535"),
+        (["--step", "nope"], "invalid choice"),
+        (["--idle-timeout", "-1"], "seconds must be more than 0"),
+        (["--idle-timeout", "0"], "seconds must be more than 0"),
+        (["--step", "generators", "--idle-timeout", "5"], "needs timers"),
+        (["--max-line", "0"], "--max-line must be 1 to"),
+    ],
+)
 def test_bad_arguments_exit_2_with_usage_and_no_traceback(cli, args, message):
     done = cli("chat", *args)
     err = done.stderr.decode()

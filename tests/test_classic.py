@@ -1,5 +1,6 @@
 """classic: the correct loop serves everyone; each flaw subclass does its damage, and only
 its own; every server stops cleanly, even frozen on a quiet client or killed by its flaw."""
+
 import socket
 import sys
 import warnings
@@ -29,7 +30,7 @@ def start():
         try:
             server.stop()
         except Exception:
-            pass            # a flaw that killed the loop: its error is asserted in the test
+            pass  # a flaw that killed the loop: its error is asserted in the test
         assert not server.running
 
 
@@ -42,13 +43,19 @@ def test_options_are_checked():
 
 
 def test_flaws_table_is_one_subclass_per_flaw_in_loop_order():
-    assert list(C.FLAWS) == ["serves_when_idle", "blocking_accept", "misused_append",
-                             "partial_send", "send_errors_kill", "never_closed"]
+    assert list(C.FLAWS) == [
+        "serves_when_idle",
+        "blocking_accept",
+        "misused_append",
+        "partial_send",
+        "send_errors_kill",
+        "never_closed",
+    ]
     for name, cls in C.FLAWS.items():
         assert issubclass(cls, C.ClassicServer) and cls.flaw == name and cls.summary
         overridden = [m for m in vars(cls) if callable(vars(cls)[m])]
-        assert len(overridden) == 1, (name, overridden)    # one small override each
-        assert hasattr(C.ClassicLoop, overridden[0])        # of a step of the loop
+        assert len(overridden) == 1, (name, overridden)  # one small override each
+        assert hasattr(C.ClassicLoop, overridden[0])  # of a step of the loop
 
 
 def test_correct_loop_serves_many_clients(start):
@@ -62,7 +69,7 @@ def test_correct_loop_keeps_partial_sends(start):
     server = start(sndbuf=4096)
     outcome = C.echo_payload(server.address, 1 << 20, timeout=20, quiet=5)
     assert outcome.intact and outcome.lost == 0, outcome
-    if sys.platform != "win32":   # Windows may take each send() whole
+    if sys.platform != "win32":  # Windows may take each send() whole
         assert any(e.detail.startswith("partial") for e in server.events.events(kind=SEND))
 
 
@@ -117,14 +124,14 @@ def test_serves_when_idle_makes_arrivals_delay_everyone(start):
     pause = 0.02
     flawed = C.wait_while_arriving(start(C.ServesOnlyWhenIdle, pause=pause), newcomers=10)
     fixed = C.wait_while_arriving(start(pause=pause), newcomers=10)
-    assert flawed > 5 * pause, flawed          # about one round per newcomer first
-    assert fixed < 4 * pause, fixed            # accepted together, served that round
+    assert flawed > 5 * pause, flawed  # about one round per newcomer first
+    assert fixed < 4 * pause, fixed  # accepted together, served that round
 
 
 def test_blocking_accept_freezes_then_recovers(start):
     server = start(C.BlockingAccepted)
     assert C.is_starved(server, wait=0.3)
-    assert request(server.address, b"back", timeout=5) == b"BACK"   # the quiet one left
+    assert request(server.address, b"back", timeout=5) == b"BACK"  # the quiet one left
     assert not C.is_starved(start(), wait=5)
 
 
@@ -138,10 +145,10 @@ def test_stop_wakes_a_loop_frozen_on_a_quiet_client(start):
 
 def test_misused_append_answers_nobody_yet_keeps_running(start):
     server = start(C.MisusedAppend)
-    with pytest.raises(ConnectionError):      # closed by the catch-all, unanswered
+    with pytest.raises(ConnectionError):  # closed by the catch-all, unanswered
         request(server.address, b"hi", timeout=2)
     assert wait_until(lambda: server.events.count(CLOSE) == 1, 2)
-    assert server.running and server.error is None     # the TypeError left no trace
+    assert server.running and server.error is None  # the TypeError left no trace
 
 
 def test_misused_append_removes_a_silent_client_twice(start):
@@ -150,12 +157,11 @@ def test_misused_append_removes_a_silent_client_twice(start):
     assert wait_until(lambda: not server.running, 5)
     assert isinstance(server.error, ValueError) and "not in list" in str(server.error)
     with pytest.raises(ValueError):
-        server.stop()                         # stop() re-raises what killed the loop
+        server.stop()  # stop() re-raises what killed the loop
 
 
 def test_partial_send_loses_bytes(start):
-    outcome = C.echo_payload(start(C.DropsPartialSends, sndbuf=4096).address, 1 << 20,
-                             quiet=0.3)
+    outcome = C.echo_payload(start(C.DropsPartialSends, sndbuf=4096).address, 1 << 20, quiet=0.3)
     if sys.platform != "win32":
         assert not outcome.intact and outcome.lost > 0
         assert outcome.received + outcome.lost == outcome.sent
@@ -174,7 +180,7 @@ def test_never_closed_holds_descriptors_and_withholds_eof(start):
     for _ in range(3):
         assert request(server.address, b"x") == b"X"
     assert wait_until(lambda: server.events.count(EOF) == 4, 5)
-    assert server.rlist == [] and server.open_connections() == 4       # not polled, not closed
+    assert server.rlist == [] and server.open_connections() == 4  # not polled, not closed
     assert server.events.count(CLOSE) == 0
 
 
@@ -182,7 +188,7 @@ def test_never_closed_holds_descriptors_and_withholds_eof(start):
 def test_every_flawed_server_stops_cleanly_when_idle(name):
     server = C.FLAWS[name](pause=0.01).start()
     if name == "misused_append":
-        with pytest.raises(ConnectionError):            # closed unanswered, by design
+        with pytest.raises(ConnectionError):  # closed unanswered, by design
             request(server.address, b"ok", timeout=2)
     else:
         assert request(server.address, b"ok", timeout=2) == b"OK"

@@ -1,4 +1,5 @@
 """The command line, run as subprocesses: serve, client, load, bad arguments, signals."""
+
 from __future__ import annotations
 
 import json
@@ -68,14 +69,14 @@ def test_serve_every_model_answers_clients_through_a_pipe(model, client, serve_c
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_serve_cleanly(signum, serve_cli):
     served = serve_cli("--model", "select", "--port", 0)
-    with connect(served.address) as client:            # a client still connected at the end
+    with connect(served.address) as client:  # a client still connected at the end
         client.sendall(b"ping")
         assert recv_exactly(client, 4) == b"PING"
         out, err = served.finish(signum)
         assert served.proc.returncode == 0, err
         assert "Traceback" not in err and "stopped" in err
         try:
-            assert client.recv(1) == b""               # every socket was closed
+            assert client.recv(1) == b""  # every socket was closed
         except ConnectionResetError:
             pass
 
@@ -114,7 +115,7 @@ def test_serve_port_in_use(cli, make_server):
 def test_client_refused_is_one_line_exit_1(cli, make_server):
     server = make_server("select")
     port = server.address[1]
-    server.stop()                                   # nobody listens there now
+    server.stop()  # nobody listens there now
     done = cli("client", "--port", port, input=b"hello\n")
     assert done.returncode == 1 and done.stdout == b""
     assert done.stderr.count(b"\n") == 1 and b"refused" in done.stderr
@@ -134,7 +135,7 @@ def test_load_text_summary(cli, make_server):
     assert done.returncode == 0, done.stderr
     text = done.stdout.decode()
     assert ": ok" in text and "messages/s" in text and "median latency" in text
-    assert "max latency" in text and "p99" not in text   # 15 echoes cannot name a p99
+    assert "max latency" in text and "p99" not in text  # 15 echoes cannot name a p99
 
 
 def test_load_failure_exits_1(cli, make_server):
@@ -150,11 +151,11 @@ def test_load_failure_exits_1(cli, make_server):
 BAD_ARGUMENTS = [
     [],
     ["nonsense"],
-    ["serve"],                                        # --model is required
+    ["serve"],  # --model is required
     ["serve", "--model", "nope"],
     ["serve", "--model", "select", "--port", "99999"],
     ["serve", "--model", "select", "--port", "eighty"],
-    ["serve", "--model", "select", "--interval", "0.1"],   # polling only
+    ["serve", "--model", "select", "--interval", "0.1"],  # polling only
     ["serve", "--model", "polling", "--interval", "-1"],
     ["client", "--port"],
     ["client", "--timeout", "nan"],
@@ -196,12 +197,14 @@ OPTIONAL_MODULES = {module for module, _ in OPTIONAL_COMMANDS.values()}
 def pretend_modules(monkeypatch, present: set[str]) -> None:
     """Make the CLI see exactly ``present`` among the optional commands' modules."""
     import importlib.util
+
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name, *args):
         if name in OPTIONAL_MODULES:
             return object() if name in present else None
         return real_find_spec(name, *args)
+
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
 
@@ -219,7 +222,7 @@ def test_optional_command_module_contract(monkeypatch):
     fake = types.ModuleType("nbio_helpers.bench")
     fake.configure_parser = lambda parser: parser.add_argument("--quick", action="store_true")
     fake.run = lambda args: 7 if args.quick else 0
-    monkeypatch.setitem(sys.modules, "nbio_helpers.bench", fake)   # import_module finds it
+    monkeypatch.setitem(sys.modules, "nbio_helpers.bench", fake)  # import_module finds it
     pretend_modules(monkeypatch, present={"nbio_helpers.bench"})
     assert "bench" in build_parser([]).format_help()
     assert main(["bench", "--quick"]) == 7
@@ -229,6 +232,7 @@ def test_optional_command_module_contract(monkeypatch):
 def test_console_script_is_declared():
     tomllib = pytest.importorskip("tomllib")
     from pathlib import Path
+
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["nbio"] == "nbio_helpers.cli:main"
 
@@ -246,9 +250,12 @@ def test_client_a_50_mb_line_comes_back_exact_in_bounded_memory(make_server):
 
     def run(size: int):
         # The line is made after the fork: the child's ru_maxrss counts what it inherited.
-        proc = subprocess.Popen([*CLI, "client", "--port", str(server.address[1])],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*CLI, "client", "--port", str(server.address[1])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         block, expected = b"abcdefghij" * 100_000, hashlib.sha256()
 
         def feed():
@@ -277,4 +284,4 @@ def test_client_a_50_mb_line_comes_back_exact_in_bounded_memory(make_server):
     assert (code, exact, err) == (0, True, b"")
     code, exact, big_rss, err = run(50_000_000)
     assert (code, exact, err) == (0, True, b""), err
-    assert big_rss < small_rss + 20 * 1024, (small_rss, big_rss)   # KiB: far below 50 MB
+    assert big_rss < small_rss + 20 * 1024, (small_rss, big_rss)  # KiB: far below 50 MB

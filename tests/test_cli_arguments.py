@@ -5,6 +5,7 @@ kind and out of range must be refused, and random values in range accepted. The 
 are found in the parser itself, so a new option is tested as soon as it exists (and one with
 an unchecked value fails :func:`test_every_option_value_is_checked`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,11 @@ REQUIRED = {
 FREE_TEXT = {("bench", "--json"), ("student-edition", "--source")}
 """Options whose value is a path: any text is a possible name."""
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 def subparser(command: str):
@@ -85,6 +89,7 @@ def not_a(kind):
         except ValueError:
             return False
         return True
+
     return st.text(max_size=12).filter(lambda t: not parses(t))
 
 
@@ -94,30 +99,53 @@ def bad_values(action) -> st.SearchStrategy[str]:
         return st.text(max_size=12).filter(lambda t: t not in action.choices)
     if kind == "int":
         low, high = action.type.low, action.type.high
-        return st.one_of(not_a(int),
-                         st.integers(max_value=low - 1).map(str),
-                         st.integers(min_value=high + 1).map(str),
-                         st.floats(allow_nan=True).map(repr))
+        return st.one_of(
+            not_a(int),
+            st.integers(max_value=low - 1).map(str),
+            st.integers(min_value=high + 1).map(str),
+            st.floats(allow_nan=True).map(repr),
+        )
     if kind == "float":
         low, high = action.type.low, action.type.high
-        below = st.floats(max_value=low, exclude_max=not action.type.low_open,
-                          allow_nan=False)
-        return st.one_of(not_a(float), below.map(repr),
-                         st.floats(min_value=high, exclude_min=True).map(repr),
-                         st.sampled_from(["nan", "NaN", "inf", "-inf", "1e308", "1e10"])
-                         .filter(lambda t: not low <= float(t) <= high or math.isnan(float(t))))
+        below = st.floats(max_value=low, exclude_max=not action.type.low_open, allow_nan=False)
+        return st.one_of(
+            not_a(float),
+            below.map(repr),
+            st.floats(min_value=high, exclude_min=True).map(repr),
+            st.sampled_from(["nan", "NaN", "inf", "-inf", "1e308", "1e10"]).filter(
+                lambda t: not low <= float(t) <= high or math.isnan(float(t))
+            ),
+        )
     if kind == "host":
-        return st.one_of(st.sampled_from(["", " ", "\t", "[::1]", "[127.0.0.1]", "::1]",
-                                          "127.0.0.1:8080", "local host", "a:b", "::zz"]),
-                         st.from_regex(r"\A\[[0-9a-f:.]{0,10}\]\Z"),
-                         st.text(alphabet=" \t\n", min_size=1, max_size=4))
+        return st.one_of(
+            st.sampled_from(
+                [
+                    "",
+                    " ",
+                    "\t",
+                    "[::1]",
+                    "[127.0.0.1]",
+                    "::1]",
+                    "127.0.0.1:8080",
+                    "local host",
+                    "a:b",
+                    "::zz",
+                ]
+            ),
+            st.from_regex(r"\A\[[0-9a-f:.]{0,10}\]\Z"),
+            st.text(alphabet=" \t\n", min_size=1, max_size=4),
+        )
     if kind == "names":
         names = action.type.names
-        unknown = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-1", min_size=1, max_size=10) \
-            .filter(lambda t: t not in names)
-        return st.one_of(st.sampled_from(["", ",", " , "]),
-                         st.lists(st.sampled_from(names)).flatmap(
-                             lambda known: unknown.map(lambda u: ",".join([*known, u]))))
+        unknown = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-1", min_size=1, max_size=10).filter(
+            lambda t: t not in names
+        )
+        return st.one_of(
+            st.sampled_from(["", ",", " , "]),
+            st.lists(st.sampled_from(names)).flatmap(
+                lambda known: unknown.map(lambda u: ",".join([*known, u]))
+            ),
+        )
     raise AssertionError(f"{action.option_strings}: no strategy for its values")
 
 
@@ -128,27 +156,35 @@ def good_values(action) -> st.SearchStrategy[str]:
     if kind == "int":
         return st.integers(action.type.low, action.type.high).map(str)
     if kind == "float":
-        return st.floats(action.type.low, action.type.high, allow_nan=False,
-                         exclude_min=action.type.low_open).map(repr)
+        return st.floats(
+            action.type.low, action.type.high, allow_nan=False, exclude_min=action.type.low_open
+        ).map(repr)
     if kind == "host":
-        return st.sampled_from(["127.0.0.1", "::1", "localhost", "0.0.0.0", "::",
-                                "example.org", "fe80::1%lo"])
+        return st.sampled_from(
+            ["127.0.0.1", "::1", "localhost", "0.0.0.0", "::", "example.org", "fe80::1%lo"]
+        )
     if kind == "names":
         return st.lists(st.sampled_from(action.type.names), min_size=1).map(",".join)
     raise AssertionError(action.option_strings)
 
 
 def test_every_option_value_is_checked():
-    unchecked = [f"{command} {option}" for command, option, action in OPTIONS
-                 if (command, option) not in FREE_TEXT and action.choices is None
-                 and getattr(action.type, "kind", None) is None]
+    unchecked = [
+        f"{command} {option}"
+        for command, option, action in OPTIONS
+        if (command, option) not in FREE_TEXT
+        and action.choices is None
+        and getattr(action.type, "kind", None) is None
+    ]
     assert unchecked == []
-    assert len(OPTIONS) >= 15          # the discovery found the commands' options
+    assert len(OPTIONS) >= 15  # the discovery found the commands' options
 
 
-@pytest.mark.parametrize("command, option, action",
-                         [o for o in OPTIONS if (o[0], o[1]) not in FREE_TEXT], ids=[
-                             i for i, o in zip(IDS, OPTIONS) if (o[0], o[1]) not in FREE_TEXT])
+@pytest.mark.parametrize(
+    "command, option, action",
+    [o for o in OPTIONS if (o[0], o[1]) not in FREE_TEXT],
+    ids=[i for i, o in zip(IDS, OPTIONS) if (o[0], o[1]) not in FREE_TEXT],
+)
 def test_wrong_and_out_of_range_values_are_refused(command, option, action):
     @SETTINGS
     @given(value=bad_values(action))
@@ -158,9 +194,11 @@ def test_wrong_and_out_of_range_values_are_refused(command, option, action):
     check()
 
 
-@pytest.mark.parametrize("command, option, action",
-                         [o for o in OPTIONS if (o[0], o[1]) not in FREE_TEXT], ids=[
-                             i for i, o in zip(IDS, OPTIONS) if (o[0], o[1]) not in FREE_TEXT])
+@pytest.mark.parametrize(
+    "command, option, action",
+    [o for o in OPTIONS if (o[0], o[1]) not in FREE_TEXT],
+    ids=[i for i, o in zip(IDS, OPTIONS) if (o[0], o[1]) not in FREE_TEXT],
+)
 def test_values_in_range_are_accepted(command, option, action):
     if command == "serve" and option == "--model":
         pytest.skip("REQUIRED gives --model already")
@@ -169,7 +207,7 @@ def test_values_in_range_are_accepted(command, option, action):
     @given(value=good_values(action))
     def check(value):
         argv = [command, *REQUIRED[command], f"{option}={value}"]
-        build_parser(argv).parse_args(argv)      # SystemExit would fail the test
+        build_parser(argv).parse_args(argv)  # SystemExit would fail the test
 
     check()
 
@@ -197,17 +235,25 @@ CASES = [
 
 @pytest.mark.parametrize("argv", CASES, ids=" ".join)
 def test_the_command_refuses_at_once(argv):
-    done = subprocess.run([sys.executable, "-m", "nbio_helpers", *argv], capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbio_helpers", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2, done
     assert done.stderr.startswith("usage:") and "error:" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["load", "--clients", "10000", "--size", "65536"], "would hold 1,875 MiB at once"),
-    (["load", "--clients", "10000", "--messages", "10000"], "at most 10,000,000"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["load", "--clients", "10000", "--size", "65536"], "would hold 1,875 MiB at once"),
+        (["load", "--clients", "10000", "--messages", "10000"], "at most 10,000,000"),
+    ],
+)
 def test_load_refuses_what_would_not_fit(argv, says):
     code, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err):

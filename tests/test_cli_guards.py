@@ -1,5 +1,6 @@
 """Commands refuse bad input at once, with one clear line, before doing any work; output
 that cannot be written ends them quietly; Ctrl-C ends them in one line."""
+
 import os
 import re
 import signal
@@ -16,12 +17,17 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def nbio(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "nbio_helpers", *args], capture_output=True,
-                          text=True, timeout=50, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "nbio_helpers", *args],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=cwd,
+    )
 
 
 def test_execute_notebooks_never_falls_back_to_a_folder_it_was_not_given(tmp_path):
-    proc = nbio("execute-notebooks", cwd=tmp_path)    # no ./notebooks here
+    proc = nbio("execute-notebooks", cwd=tmp_path)  # no ./notebooks here
     assert proc.returncode == 2
     assert "no ./notebooks folder here" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -39,13 +45,23 @@ def test_bench_refuses_an_unwritable_json_path_before_measuring(tmp_path):
     proc = nbio("bench", "--quick", "--json", str(tmp_path / "missing" / "out.json"))
     assert proc.returncode == 2
     assert "no such folder" in proc.stderr
-    assert "loopback ceiling" not in proc.stdout     # nothing was measured
+    assert "loopback ceiling" not in proc.stdout  # nothing was measured
 
 
-@pytest.mark.parametrize("host, loopback", [
-    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True),
-    ("0.0.0.0", False), ("::", False), ("", False), ("192.0.2.1", False), ("example", False),
-])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("192.0.2.1", False),
+        ("example", False),
+    ],
+)
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -54,16 +70,27 @@ def test_is_loopback(host, loopback):
 def run_with_stdout(argv, stdout, timeout=60, cwd=None):
     """Run a command with ``stdout`` ("closed": a pipe nobody reads, "full": /dev/full)."""
     if stdout == "closed":
-        proc = subprocess.Popen([sys.executable, "-m", "nbio_helpers", *argv], text=True,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=cwd)
-        proc.stdout.close()                 # the reader is gone before the first write
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nbio_helpers", *argv],
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+        )
+        proc.stdout.close()  # the reader is gone before the first write
         err = proc.stderr.read()
         return proc.wait(timeout), err
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "nbio_helpers", *argv], text=True,
-                              stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
-                              timeout=timeout, cwd=cwd)
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbio_helpers", *argv],
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            cwd=cwd,
+        )
     return proc.returncode, proc.stderr
 
 
@@ -85,8 +112,8 @@ def printing_commands(port, tmp_path):
 def test_output_errors_end_quietly(stdout, make_server, tmp_path):
     server = make_server("select")
     (tmp_path / "nb").mkdir()
-    (tmp_path / "nb" / "x.ipynb").write_text("not json")     # a FAILED line to print
-    cwd = Path(__file__).resolve().parents[1]                # student-edition's ./notebooks
+    (tmp_path / "nb" / "x.ipynb").write_text("not json")  # a FAILED line to print
+    cwd = Path(__file__).resolve().parents[1]  # student-edition's ./notebooks
     for name, argv in printing_commands(server.address[1], tmp_path).items():
         code, err = run_with_stdout(argv, stdout, cwd=cwd)
         assert "Traceback" not in err and "Exception ignored" not in err, (name, err)
@@ -94,18 +121,22 @@ def test_output_errors_end_quietly(stdout, make_server, tmp_path):
             assert code == 0 and "cannot write" not in err, (name, code, err)
         else:
             assert code == 1, (name, code, err)
-            assert err.splitlines()[-1] == ("python -m nbio_helpers: cannot write to stdout: "
-                                           "No space left on device"), (name, err)
+            assert err.splitlines()[-1] == (
+                "python -m nbio_helpers: cannot write to stdout: No space left on device"
+            ), (name, err)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_client_and_serve_with_failing_output(stdout, make_server):
     server = make_server("select")
-    proc = subprocess.Popen([sys.executable, "-m", "nbio_helpers", "client", "--port",
-                             str(server.address[1])], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE if stdout == "closed" else open("/dev/full", "w"),
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbio_helpers", "client", "--port", str(server.address[1])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE if stdout == "closed" else open("/dev/full", "w"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if stdout == "closed":
         proc.stdout.close()
     _, err = proc.communicate("hello\n" * 3, timeout=30)
@@ -118,20 +149,36 @@ def test_client_and_serve_with_failing_output(stdout, make_server):
 def test_load_without_a_server_says_so_in_one_line(cli):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]          # nobody listens there
+        port = probe.getsockname()[1]  # nobody listens there
     done = cli("load", "--port", port)
     assert done.returncode == 1 and done.stdout == b""
-    assert done.stderr.decode() == (f"nbio load: cannot connect to 127.0.0.1:{port}: connection "
-                                    "refused (is the server running?)\n")
+    assert done.stderr.decode() == (
+        f"nbio load: cannot connect to 127.0.0.1:{port}: connection "
+        "refused (is the server running?)\n"
+    )
 
 
 # ------------------------------------------------------------------ Ctrl-C, anywhere
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_load_is_one_line_and_130(make_server):
-    server = make_server("blocking", delay=0.5)       # slow: the load lasts
-    proc = subprocess.Popen([sys.executable, "-m", "nbio_helpers", "load", "--port",
-                             str(server.address[1]), "--clients", "3", "--messages", "20"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = make_server("blocking", delay=0.5)  # slow: the load lasts
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nbio_helpers",
+            "load",
+            "--port",
+            str(server.address[1]),
+            "--clients",
+            "3",
+            "--messages",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert wait_until(lambda: server.events.count("recv") > 0, 20)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -142,12 +189,16 @@ def test_ctrl_c_during_load_is_one_line_and_130(make_server):
 # ------------------------------------------------------------------ execute-notebooks
 def test_execute_notebooks_reports_each_failure_and_carries_on(tmp_path):
     import nbformat
+
     good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
-    good.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                   "language": "python"}
+    good.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     folder = tmp_path / "nbs"
     folder.mkdir()
-    (folder / "a_broken.ipynb").write_text('{"cells": [')            # not JSON
+    (folder / "a_broken.ipynb").write_text('{"cells": [')  # not JSON
     nbformat.write(good, folder / "b_good.ipynb")
     (folder / "c_empty.ipynb").write_text("")
     text_file = tmp_path / "notes.txt"

@@ -1,4 +1,5 @@
 """The client process: started lazily, shared, bounded, errors as exceptions, never left behind."""
+
 import contextlib
 import os
 import signal
@@ -9,8 +10,13 @@ import threading
 import pytest
 
 from nbio_helpers import SelectServer
-from nbio_helpers.measure import (ClientProcess, ClientProcessError, client_process,
-                                  running_client_processes, stop_client_processes)
+from nbio_helpers.measure import (
+    ClientProcess,
+    ClientProcessError,
+    client_process,
+    running_client_processes,
+    stop_client_processes,
+)
 from nbio_helpers.notebook import finish
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,7 +57,7 @@ def test_started_on_first_use_and_shared():
     assert running_client_processes() == []
     first = client_process()
     assert first.alive and running_client_processes() == [first]
-    assert client_process() is first                       # reused, not one per call
+    assert client_process() is first  # reused, not one per call
     assert first.request("ping", timeout=30)["pong"] is True
 
 
@@ -80,9 +86,10 @@ def test_a_process_that_died_is_replaced():
 def test_a_process_that_dies_during_a_request_is_a_clear_error():
     process = client_process()
     process.request("ping", timeout=30)
-    with socket.create_server(("127.0.0.1", 0)) as silent:   # never answers
-        process.send("latency", host="127.0.0.1", port=silent.getsockname()[1], requests=1,
-                      within=30)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # never answers
+        process.send(
+            "latency", host="127.0.0.1", port=silent.getsockname()[1], requests=1, within=30
+        )
         os.kill(process.pid, signal.SIGKILL)
         with pytest.raises(ClientProcessError, match="ended"):
             process.request("ping", timeout=30)
@@ -91,12 +98,11 @@ def test_a_process_that_dies_during_a_request_is_a_clear_error():
 
 def test_a_request_that_times_out_kills_the_process():
     process = client_process()
-    with socket.create_server(("127.0.0.1", 0)) as silent:   # accepts in the backlog only
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts in the backlog only
         host, port = silent.getsockname()
         with pytest.raises(TimeoutError, match="did not finish 'latency' within 0.5 s"):
-            process.request("latency", timeout=0.5, host=host, port=port, requests=2,
-                            within=30)
-    assert not process.alive                # a late reply can never be taken for another
+            process.request("latency", timeout=0.5, host=host, port=port, requests=2, within=30)
+    assert not process.alive  # a late reply can never be taken for another
     assert running_client_processes() == []
     assert client_process().request("ping", timeout=30)["pong"]
 
@@ -105,8 +111,7 @@ def test_errors_in_the_child_come_back_as_exceptions():
     process = client_process()
     with parrot_server() as address:
         with pytest.raises(ValueError, match="echo mismatch.*in the client process"):
-            process.request("latency", timeout=30, host=address[0], port=address[1],
-                            requests=2)
+            process.request("latency", timeout=30, host=address[0], port=address[1], requests=2)
     with pytest.raises(TypeError, match="unexpected keyword"):
         process.request("latency", timeout=30, host="127.0.0.1", port=1, nonsense=True)
     with pytest.raises(ClientProcessError, match="unknown command 'no-such'"):
@@ -115,7 +120,7 @@ def test_errors_in_the_child_come_back_as_exceptions():
         with socket.create_server(("127.0.0.1", 0)) as closed:
             port = closed.getsockname()[1]
         process.request("latency", timeout=30, host="127.0.0.1", port=port, requests=1)
-    assert process.alive and process.request("ping", timeout=30)["pong"]   # it carries on
+    assert process.alive and process.request("ping", timeout=30)["pong"]  # it carries on
 
 
 def test_requests_from_two_threads_get_their_own_replies():
@@ -125,8 +130,9 @@ def test_requests_from_two_threads_get_their_own_replies():
         replies = {}
 
         def measure(name, requests):
-            replies[name] = process.request("latency", timeout=30, host=host, port=port,
-                                            requests=requests)
+            replies[name] = process.request(
+                "latency", timeout=30, host=host, port=port, requests=requests
+            )
 
         threads = [threading.Thread(target=measure, args=(f"t{n}", n)) for n in (3, 7, 11)]
         for thread in threads:
@@ -134,7 +140,10 @@ def test_requests_from_two_threads_get_their_own_replies():
         for thread in threads:
             thread.join(30)
     assert {name: len(r["trials"][0]) for name, r in replies.items()} == {
-        "t3": 3, "t7": 7, "t11": 11}
+        "t3": 3,
+        "t7": 7,
+        "t11": 11,
+    }
 
 
 def test_a_process_of_its_own_is_a_context_manager():
@@ -179,7 +188,7 @@ def test_an_interrupted_idle_measurement_releases_its_clients(monkeypatch):
     with SelectServer() as server:
         with pytest.raises(KeyboardInterrupt):
             idle_cost(server, clients=3, seconds=0.01)
-        assert wait_until(lambda: server.events.count(EOF) == 3, 5)   # released
+        assert wait_until(lambda: server.events.count(EOF) == 3, 5)  # released
     assert client_process().request("ping", timeout=30)["pong"]
 
 

@@ -1,4 +1,5 @@
 """Clients (nbio_helpers.clients) and the terminal client (nbio_helpers.terminal), in-process."""
+
 from __future__ import annotations
 
 import io
@@ -81,7 +82,7 @@ def test_recv_exactly_times_out_with_what_it_got(select_server):
         sock.sendall(b"abc")
         with pytest.raises(TimeoutError, match="received 3 of 10 bytes"):
             recv_exactly(sock, 10, timeout=0.3)
-        assert sock.gettimeout() == 5.0        # restored
+        assert sock.gettimeout() == 5.0  # restored
 
 
 def test_recv_exactly_reports_an_early_close(rude_server):
@@ -99,8 +100,8 @@ def test_run_load_checks_every_echo(select_server):
     assert result.completed == 200 and len(result.latencies) == 200
     assert result.messages_per_second > 0
     slow = result.tail_latency
-    assert slow.name == "p90" and 0 < result.median_latency <= slow.value   # 200 echoes
-    assert result.p99_latency != result.p99_latency     # nan: 200 echoes cannot name a p99
+    assert slow.name == "p90" and 0 < result.median_latency <= slow.value  # 200 echoes
+    assert result.p99_latency != result.p99_latency  # nan: 200 echoes cannot name a p99
     summary = result.summary()
     assert summary["ok"] is True and summary["completed"] == 200
     assert (summary["tail_name"], summary["tail_latency_s"]) == tuple(slow)
@@ -110,8 +111,9 @@ def test_run_load_reports_a_refused_connection(free_port):
     result = run_load(("127.0.0.1", free_port), clients=3, messages=2, timeout=10)
     assert not result.ok
     assert result.completed == 0
-    assert len(result.errors) == 3 and all("refused" in e.lower() or "ECONNREFUSED" in e
-                                           for e in result.errors), result.errors
+    assert len(result.errors) == 3 and all(
+        "refused" in e.lower() or "ECONNREFUSED" in e for e in result.errors
+    ), result.errors
 
 
 def test_run_load_detects_a_server_that_closes(rude_server):
@@ -139,8 +141,9 @@ def run_terminal(address, data: bytes, **kwargs):
 
 
 def test_terminal_client_echoes_each_line_then_ends_on_eof(select_server):
-    code, out, err = run_terminal(select_server.address,
-                                  b"hello\n\nw\xc3\xb6rld\n\xff\x00 raw bytes\nno newline")
+    code, out, err = run_terminal(
+        select_server.address, b"hello\n\nw\xc3\xb6rld\n\xff\x00 raw bytes\nno newline"
+    )
     assert (code, err) == (0, "")
     assert out == b"HELLO\n\nW\xc3\xb6RLD\n\xff\x00 RAW BYTES\nNO NEWLINE"
 
@@ -157,21 +160,23 @@ def test_terminal_client_shows_a_prompt_when_asked(select_server):
 
 def test_terminal_client_says_how_to_end_input_on_this_os(select_server, monkeypatch):
     from nbio_helpers import terminal
+
     code, _, err = run_terminal(select_server.address, b"", prompt=True)
     assert code == 0 and f"type lines, {terminal.END_OF_INPUT} to end" in err
     expected = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
-    assert terminal.END_OF_INPUT == expected
+    assert expected == terminal.END_OF_INPUT
 
 
 def test_terminal_client_no_prompt_when_piped(select_server):
-    _, out, _ = run_terminal(select_server.address, b"hi\n")   # BytesIO is not a tty
+    _, out, _ = run_terminal(select_server.address, b"hi\n")  # BytesIO is not a tty
     assert b">" not in out
 
 
 def test_terminal_client_works_on_plain_text_streams(select_server):
     stdout, stderr = io.StringIO(), io.StringIO()
-    code = terminal_client(select_server.address, stdin=io.StringIO("abc\n"), stdout=stdout,
-                           stderr=stderr)
+    code = terminal_client(
+        select_server.address, stdin=io.StringIO("abc\n"), stdout=stdout, stderr=stderr
+    )
     assert (code, stdout.getvalue(), stderr.getvalue()) == (0, "ABC\n", "")
 
 
@@ -190,7 +195,7 @@ def test_terminal_client_dropped_connection(rude_server):
 
 
 def test_terminal_client_no_reply(make_server):
-    server = make_server("blocking", delay=3)        # answers, but too late
+    server = make_server("blocking", delay=3)  # answers, but too late
     code, _, err = run_terminal(server.address, b"slow\n", timeout=0.3)
     assert code == 1
     assert err.count("\n") == 1 and "no reply" in err, err

@@ -1,6 +1,7 @@
 """copy_time times phase 2 of recv() alone: it returns a sane CopyTiming, refuses sizes it
 cannot measure, and leaves nothing open. No timing assertions (machines are noisy): the
 notebook asserts the one physical ordering it relies on."""
+
 from __future__ import annotations
 
 import gc
@@ -39,14 +40,14 @@ def test_bad_repeats_are_refused(repeats):
 def test_nothing_is_left_open():
     before = threading.active_count()
     with warnings.catch_warnings():
-        warnings.simplefilter("error", ResourceWarning)     # an unclosed socket would warn
+        warnings.simplefilter("error", ResourceWarning)  # an unclosed socket would warn
         copy_time(1024, repeats=3)
         gc.collect()
     assert threading.active_count() == before
 
 
 def test_fits_keeps_half_the_buffer_for_tcp():
-    assert fits(128 * 1024, 425_984)          # Linux's usual cap, doubled by the kernel
+    assert fits(128 * 1024, 425_984)  # Linux's usual cap, doubled by the kernel
     assert not fits(256 * 1024, 425_984)
     assert fits(1, 2)
 
@@ -68,10 +69,10 @@ def test_a_short_recv_is_not_counted_and_a_persistent_one_is_an_error(monkeypatc
 
     class Shorting(socket.socket):
         def recv(self, n, flags=0):
-            if flags or n != 1000:               # the timed call only
+            if flags or n != 1000:  # the timed call only
                 return real(self, n, flags)
             calls["timed"] += 1
-            return real(self, n // 2)             # half of what is waiting
+            return real(self, n // 2)  # half of what is waiting
 
     def pair(size, timeout):
         sender, receiver = real_pair(size, timeout)
@@ -83,4 +84,4 @@ def test_a_short_recv_is_not_counted_and_a_persistent_one_is_an_error(monkeypatc
     monkeypatch.setattr(copying, "_buffered_pair", pair)
     with pytest.raises(RuntimeError, match="kept returning fewer bytes"):
         copy_time(1000, repeats=3)
-    assert calls["timed"] == 4                # 3 repeats tolerated, the 4th short one fails
+    assert calls["timed"] == 4  # 3 repeats tolerated, the 4th short one fails

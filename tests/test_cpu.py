@@ -14,13 +14,14 @@ and the GIL changes hands). So two readings, each off by at most one turn, are w
 ``TOLERANCE`` (10 ms of CPU) plus the longest garbage collection measured during the test:
 each reading must lie between the clock's readings just before and just after it, less that.
 """
+
 from __future__ import annotations
 
 import gc
 import math
 import os
-import sys
 import socket
+import sys
 import threading
 import time
 from collections import namedtuple
@@ -29,13 +30,15 @@ import psutil
 import pytest
 
 from nbio_helpers import cpu as cpu_module
-from nbio_helpers import start_server
 from nbio_helpers.clients import run_load
 from nbio_helpers.cpu import PSUTIL, SELF_REPORTED, THREAD_CLOCK, ThreadCPU, cpu_share
 
-pytestmark = [pytest.mark.timeout(60),
-              pytest.mark.skipif(not hasattr(time, "pthread_getcpuclockid"),
-                                 reason="compares with the thread clock (Linux)")]
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(
+        not hasattr(time, "pthread_getcpuclockid"), reason="compares with the thread clock (Linux)"
+    ),
+]
 
 TOLERANCE = 0.010
 """Seconds of CPU by which a simulated reading may differ from the thread clock's."""
@@ -54,8 +57,9 @@ FakeThread = namedtuple("FakeThread", "id user_time system_time")
 def clock_total(cpu: ThreadCPU) -> float:
     """What the thread-clock method reads for ``cpu``'s threads right now (the reference)."""
     with cpu._lock:
-        return cpu._finished + sum(time.clock_gettime(REAL_CLOCK_ID(t.ident))
-                                   for t in cpu._live.values())
+        return cpu._finished + sum(
+            time.clock_gettime(REAL_CLOCK_ID(t.ident)) for t in cpu._live.values()
+        )
 
 
 class MacPsutilProcess:
@@ -65,8 +69,10 @@ class MacPsutilProcess:
         self._real = REAL_PROCESS(*args)
 
     def threads(self):
-        return [FakeThread(i, t.user_time, t.system_time)
-                for i, t in enumerate(self._real.threads(), start=1)]
+        return [
+            FakeThread(i, t.user_time, t.system_time)
+            for i, t in enumerate(self._real.threads(), start=1)
+        ]
 
 
 @pytest.fixture
@@ -74,14 +80,14 @@ def simulated_macos(monkeypatch):
     monkeypatch.delattr(time, "pthread_getcpuclockid")
     monkeypatch.setattr(cpu_module, "_HAS_PTHREAD_CLOCK", hasattr(time, "pthread_getcpuclockid"))
     monkeypatch.setattr(cpu_module.psutil, "Process", MacPsutilProcess)
-    monkeypatch.setattr(cpu_module, "_psutil_ids_match", None)   # found out again, here
+    monkeypatch.setattr(cpu_module, "_psutil_ids_match", None)  # found out again, here
 
 
 @pytest.fixture
 def simulated_windows(monkeypatch):
     monkeypatch.delattr(time, "pthread_getcpuclockid")
     monkeypatch.setattr(cpu_module, "_HAS_PTHREAD_CLOCK", False)
-    monkeypatch.setattr(cpu_module, "_psutil_ids_match", None)   # Linux psutil: real ids
+    monkeypatch.setattr(cpu_module, "_psutil_ids_match", None)  # Linux psutil: real ids
 
 
 @pytest.fixture
@@ -99,8 +105,10 @@ def longest_gc():
             longest[0] = max(longest[0], now - started.pop(me))
 
     def current():
-        running = [time.clock_gettime(REAL_CLOCK_ID(ident)) - start
-                   for ident, start in list(started.items())]
+        running = [
+            time.clock_gettime(REAL_CLOCK_ID(ident)) - start
+            for ident, start in list(started.items())
+        ]
         return max([longest[0], *running])
 
     gc.callbacks.insert(0, timing)
@@ -135,8 +143,13 @@ def check_agreement(cpu: ThreadCPU, longest_gc, seconds: float = WINDOW):
     v1, b1, a1, n1 = reading(cpu)
     t1 = time.perf_counter()
     for value, before, after, threads in ((v0, b0, a0, n0), (v1, b1, a1, n1)):
-        lag = (TOLERANCE + longest_gc() if cpu.method == SELF_REPORTED
-               else PSUTIL_RESOLUTION * threads if cpu.method == PSUTIL else 0.0)
+        lag = (
+            TOLERANCE + longest_gc()
+            if cpu.method == SELF_REPORTED
+            else PSUTIL_RESOLUTION * threads
+            if cpu.method == PSUTIL
+            else 0.0
+        )
         assert not math.isnan(value)
         assert before - lag <= value <= after, (value, before, after, lag)
     return (v1 - v0) / (t1 - t0), (a1 - b0) / (t1 - t0)
@@ -169,7 +182,7 @@ def test_a_busy_polling_loop_agrees_with_the_clock(request, simulation, make_ser
     finally:
         for c in clients:
             c.close()
-    assert share > 0.1          # it burns CPU (> 0.8 of a core on a quiet machine)
+    assert share > 0.1  # it burns CPU (> 0.8 of a core on a quiet machine)
 
 
 @pytest.mark.parametrize("simulation", ["simulated_macos", "simulated_windows"])
@@ -178,17 +191,18 @@ def test_an_idle_select_loop_agrees_with_the_clock(request, simulation, make_ser
     server = make_server("select")
     clients = idle_clients(server.address, 10)
     try:
-        assert run_load(server.address, clients=5, messages=20).ok   # some work first
+        assert run_load(server.address, clients=5, messages=20).ok  # some work first
         share, reference = check_agreement(server.cpu, longest_gc)
     finally:
         for c in clients:
             c.close()
-    assert share < 0.05         # blocked in select(): ~0, and its last report is right
+    assert share < 0.05  # blocked in select(): ~0, and its last report is right
 
 
 @pytest.mark.parametrize("simulation", ["simulated_macos", "simulated_windows"])
-def test_the_threads_model_agrees_with_the_clock_under_load(request, simulation, make_server,
-                                                            longest_gc):
+def test_the_threads_model_agrees_with_the_clock_under_load(
+    request, simulation, make_server, longest_gc
+):
     request.getfixturevalue(simulation)
     server = make_server("threads")
     done = threading.Event()
@@ -216,7 +230,7 @@ def test_the_threads_model_total_after_stop_is_the_clock_total(simulated_macos, 
     before_stop = clock_total(server.cpu)
     server.stop()
     assert server.cpu.total() >= before_stop - TOLERANCE
-    assert not server.cpu._live          # every worker and the loop reported at exit
+    assert not server.cpu._live  # every worker and the loop reported at exit
 
 
 def test_a_thread_that_never_samples_is_counted_at_exit(simulated_macos):
@@ -237,19 +251,19 @@ def test_a_thread_that_never_samples_is_counted_at_exit(simulated_macos):
     worker = threading.Thread(target=work)
     worker.start()
     ready.wait(5)
-    assert cpu.total() < 0.05            # nothing reported yet: the figure lags, never NaN
+    assert cpu.total() < 0.05  # nothing reported yet: the figure lags, never NaN
     cpu_seen_by_clock = clock_total(cpu)
     assert cpu_seen_by_clock >= 0.05
     finish.set()
     worker.join(5)
-    assert cpu.total() == pytest.approx(used[0], abs=1e-3)   # exit() reads it once more
+    assert cpu.total() == pytest.approx(used[0], abs=1e-3)  # exit() reads it once more
 
 
 def test_total_is_never_nan_when_psutil_does_not_list_a_thread(simulated_windows, monkeypatch):
     cpu = ThreadCPU()
     cpu.enter()
     try:
-        monkeypatch.setattr(cpu_module, "_psutil_thread_times", lambda: {})
+        monkeypatch.setattr(cpu_module, "_psutil_thread_times", dict)
         assert cpu.total() >= 0 and not math.isnan(cpu.total())
     finally:
         cpu.exit()

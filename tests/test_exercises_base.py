@@ -1,4 +1,5 @@
 """The shared checker tools: verdicts, calling the learner's code safely, a temporary server."""
+
 from __future__ import annotations
 
 import threading
@@ -6,9 +7,21 @@ import threading
 import pytest
 
 from nbio_helpers import request, running_servers
-from nbio_helpers.exercises import (FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX, NotYet,
-                                    NotYetError, Verdict, call_learner, checker, not_yet, report, scrub,
-                                    temporary_server, well_done)
+from nbio_helpers.exercises import (
+    FAIL_PREFIX,
+    NOT_IMPLEMENTED_MESSAGE,
+    PASS_PREFIX,
+    NotYet,
+    NotYetError,
+    Verdict,
+    call_learner,
+    checker,
+    not_yet,
+    report,
+    scrub,
+    temporary_server,
+    well_done,
+)
 
 
 def test_verdict_text_and_bool(capsys):
@@ -28,7 +41,10 @@ def test_well_done_and_not_yet_print_one_line_and_return_bool(capsys):
     assert not_yet("no", "try again") is False
     assert not_yet("no hint") is False
     assert capsys.readouterr().out.splitlines() == [
-        PASS_PREFIX + "yes", FAIL_PREFIX + "no Hint: try again", FAIL_PREFIX + "no hint"]
+        PASS_PREFIX + "yes",
+        FAIL_PREFIX + "no Hint: try again",
+        FAIL_PREFIX + "no hint",
+    ]
 
 
 def test_call_learner_returns_the_value():
@@ -60,7 +76,7 @@ def test_call_learner_gives_up_on_a_hung_function_and_stops_it():
     release = threading.Event()
 
     def hangs():
-        while not release.is_set():   # "forever", as far as the checker is concerned
+        while not release.is_set():  # "forever", as far as the checker is concerned
             pass
 
     try:
@@ -108,13 +124,13 @@ def test_checker_cell_prints_on_pass_and_raises_the_verdict_on_failure(capsys):
             raise NotYet("double(4) is not 8", hint="multiply by 2")
         return "double(4) == 8"
 
-    assert check_double(lambda x: 2 * x) is None          # the cell shows no True/False
+    assert check_double(lambda x: 2 * x) is None  # the cell shows no True/False
     assert capsys.readouterr().out == "✅ Well done: double(4) == 8\n"
-    with pytest.raises(AssertionError) as info:           # nbgrader: the cell fails
+    with pytest.raises(AssertionError) as info:  # nbgrader: the cell fails
         check_double(lambda x: 9)
     assert isinstance(info.value, NotYetError)
     assert str(info.value) == "❌ Not yet: double(4) is not 8 Hint: multiply by 2"
-    rendered = info.value._render_traceback_()          # IPython shows this, no traceback
+    rendered = info.value._render_traceback_()  # IPython shows this, no traceback
     assert len(rendered) == 1 and "❌ Not yet: double(4) is not 8" in rendered[0]
     assert capsys.readouterr().out == ""
     verdict = check_double.verdict(lambda x: 9)
@@ -170,8 +186,7 @@ def test_guarded_calls_under_a_tracer_do_not_hang():
         sys.settrace(lambda *a: None)
         print(call(2) + len("ok"))
     """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "3", done.stderr
 
 
@@ -180,6 +195,7 @@ def test_a_call_that_missed_its_leave_is_forgotten_once_its_thread_ended():
     # _enter and the try that runs it); its thread ends, and a later thread may get the same
     # ident: it must not look like a learner call running for ages.
     import time as clock
+
     from nbio_helpers.exercises import harness
 
     leaker = threading.Thread(target=lambda: harness._enter("leaked"))

@@ -18,6 +18,7 @@ server thread; there it first behaves (the reference) and turns hostile from its
 ``after``-th call, so the hostility happens inside the loop, not in a first probe call.
 The kernel-level side (Stop button, the kernel's CPU afterwards) is in test_exercises_kernel.py.
 """
+
 from __future__ import annotations
 
 import select
@@ -27,21 +28,18 @@ import threading
 import time
 
 import pytest
-import test_exercises_nb02 as t02
 import test_exercises_nb03 as t03
 import test_exercises_nb04 as t04
-import test_exercises_nb05 as t05
 import test_exercises_nb06 as t06
 
-from nbio_helpers.exercises import RESTART_ADVICE, zombies
+from nbio_helpers.exercises import RESTART_ADVICE, nb01, nb02, nb03, nb04, nb05, nb06, zombies
 from nbio_helpers.exercises.harness import learner_calls_running as learner_calls_running_now
-from nbio_helpers.exercises import nb01, nb02, nb03, nb04, nb05, nb06
 from nbio_helpers.models import SelectorsServer
 
 BOUND = 30.0
 """Seconds within which every checker gives its verdict, whatever the learner's code does."""
 
-RELEASE = threading.Event()   # frees the "sleep" and "swallow" behaviours at the end of a test
+RELEASE = threading.Event()  # frees the "sleep" and "swallow" behaviours at the end of a test
 
 
 def hostile(kind: str, reference=None, after: int = 0):
@@ -81,7 +79,7 @@ def hostile(kind: str, reference=None, after: int = 0):
                 select.select([sock], [], [])
                 time.sleep(0.01)
         if kind == "sleep":
-            RELEASE.wait()            # a C wait: no asynchronous exception gets in
+            RELEASE.wait()  # a C wait: no asynchronous exception gets in
             return None
         if kind == "swallow":
             while not RELEASE.is_set():
@@ -127,37 +125,63 @@ def timer_loop_with(bad):
 
 def handler_with(bad):
     """Notebook 06's chat handler, hostile right after its greeting (in the loop's thread)."""
+
     async def my_chat(room, client):
         room.welcome(client)
         bad(client.sock)
         await t06.my_chat(room, client)
+
     return my_chat
 
 
 # checker, how to call it with a learner, after (calls that behave), kinds that apply
 PURE = ["spin", "flood", "keyboard", "exit"]
 CASES = {
-    "nb01.recv_exactly_timeout": (nb01.check_recv_exactly_timeout, None, 0,
-                                  PURE + ["close", "recv", "select"]),
+    "nb01.recv_exactly_timeout": (
+        nb01.check_recv_exactly_timeout,
+        None,
+        0,
+        PURE + ["close", "recv", "select"],
+    ),
     "nb01.why_second_client_waited": (nb01.check_why_second_client_waited, None, 0, PURE),
-    "nb02.recv_nonblocking": (nb02.check_recv_nonblocking, None, 0,
-                              PURE + ["close", "recv", "select"]),
-    "nb02.send_all_nonblocking": (nb02.check_send_all_nonblocking, None, 0,
-                                  PURE + ["close", "recv", "select"]),
+    "nb02.recv_nonblocking": (
+        nb02.check_recv_nonblocking,
+        None,
+        0,
+        PURE + ["close", "recv", "select"],
+    ),
+    "nb02.send_all_nonblocking": (
+        nb02.check_send_all_nonblocking,
+        None,
+        0,
+        PURE + ["close", "recv", "select"],
+    ),
     # 03: the probes call the step 2 (3) times before the loop does: hostile inside the loop.
     "nb03.send_pending": (nb03.check_send_pending, t03.send_pending, 2, PURE),
     "nb03.accept_new": (nb03.check_accept_new, t03.accept_new, 3, PURE + ["select"]),
     "nb04.select_round": (nb04.check_select_round, t04.reference, 0, PURE + ["close", "select"]),
-    "nb04.prediction": (lambda fn: nb04.check_prediction.verdict("spin_one_client", fn),
-                        None, 0, PURE),
+    "nb04.prediction": (
+        lambda fn: nb04.check_prediction.verdict("spin_one_client", fn),
+        None,
+        0,
+        PURE,
+    ),
     "nb05.model_choices": (nb05.check_model_choices, None, 0, PURE),
     "nb05.idle_timeout.serve": (nb05.check_idle_timeout, "serve", 0, PURE + ["select"]),
     "nb05.idle_timeout.init": (nb05.check_idle_timeout, "init", 0, PURE),
     "nb06.framer": (lambda bad: nb06.check_framer.verdict(framer_with(bad)), None, 0, PURE),
-    "nb06.timer_loop": (lambda bad: nb06.check_timer_loop.verdict(timer_loop_with(bad)),
-                        None, 0, PURE),
-    "nb06.chat_handler": (lambda bad: nb06.check_chat_handler.verdict(handler_with(bad)),
-                          None, 0, PURE + ["select", "recv"]),
+    "nb06.timer_loop": (
+        lambda bad: nb06.check_timer_loop.verdict(timer_loop_with(bad)),
+        None,
+        0,
+        PURE,
+    ),
+    "nb06.chat_handler": (
+        lambda bad: nb06.check_chat_handler.verdict(handler_with(bad)),
+        None,
+        0,
+        PURE + ["select", "recv"],
+    ),
 }
 EXPECTED = {
     "spin": "did not return within|made no progress",
@@ -187,15 +211,18 @@ def nothing_left_running(timeout: float = 3.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not learner_calls_running_now() and not [
-                t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive()]:
+            t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive()
+        ]:
             return True
         time.sleep(0.02)
     return False
 
 
-PARAMS = [pytest.param(name, kind, id=f"{name}-{kind}",
-                       marks=() if kind in FAST else pytest.mark.slow)
-          for name, (_, _, _, kinds) in CASES.items() for kind in kinds]
+PARAMS = [
+    pytest.param(name, kind, id=f"{name}-{kind}", marks=() if kind in FAST else pytest.mark.slow)
+    for name, (_, _, _, kinds) in CASES.items()
+    for kind in kinds
+]
 
 
 @pytest.mark.timeout(90)
@@ -213,15 +240,15 @@ def test_hostile_code_gets_a_verdict_and_is_stopped(name, kind, capsys):
     if name.startswith(("nb03", "nb04.select")) and kind in ("flood", "spin", "select"):
         expected = "did not return within 1 s"
     if name == "nb06.chat_handler" and kind in ("flood", "spin", "select", "recv"):
-        expected = "did not give the loop back"     # a coroutine step: stopped after 1 s
+        expected = "did not give the loop back"  # a coroutine step: stopped after 1 s
     assert any(e in verdict.text for e in expected.split("|")), verdict.text
     if kind in ("spin", "flood"):
-        assert "still running line" in verdict.text, verdict.text   # says where it was
+        assert "still running line" in verdict.text, verdict.text  # says where it was
     if kind == "flood":
         assert "printed" in verdict.text and "tick 0" in verdict.text, verdict.text
     if kind in ("keyboard", "exit"):
         assert "Hint:" in verdict.text and "ordinary exception" in verdict.text
-    assert RESTART_ADVICE not in verdict.text      # these can all be stopped
+    assert RESTART_ADVICE not in verdict.text  # these can all be stopped
     assert nothing_left_running(), "learner code still running after the verdict"
     time.sleep(0.1)
     assert capsys.readouterr().out == "", "learner output leaked out of the check"
@@ -229,10 +256,19 @@ def test_hostile_code_gets_a_verdict_and_is_stopped(name, kind, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("name", ["nb01.recv_exactly_timeout", "nb02.send_all_nonblocking",
-                                  "nb04.select_round",
-                                  "nb05.idle_timeout.serve", "nb05.idle_timeout.init",
-                                  "nb06.framer", "nb06.timer_loop", "nb06.chat_handler"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nb01.recv_exactly_timeout",
+        "nb02.send_all_nonblocking",
+        "nb04.select_round",
+        "nb05.idle_timeout.serve",
+        "nb05.idle_timeout.init",
+        "nb06.framer",
+        "nb06.timer_loop",
+        "nb06.chat_handler",
+    ],
+)
 @pytest.mark.parametrize("kind", ["sleep", "swallow"])
 def test_unstoppable_code_gets_the_restart_advice(name, kind, capsys):
     RELEASE.clear()
@@ -258,14 +294,17 @@ def test_a_stub_answer_function_is_not_done_yet():
     assert "not done yet" in nb04.check_prediction.verdict("spin_one_client", choice).text
 
 
-@pytest.mark.parametrize("check, wrong", [
-    (nb01.check_recv_exactly_timeout, "recv_exactly_timeout"),
-    (nb02.check_recv_nonblocking, 42),
-    (nb03.check_send_pending, None),
-    (nb03.check_accept_new, []),
-    (nb04.check_select_round, {"a": 1}),
-    (nb05.check_idle_timeout, SelectorsServer()),
-])
+@pytest.mark.parametrize(
+    "check, wrong",
+    [
+        (nb01.check_recv_exactly_timeout, "recv_exactly_timeout"),
+        (nb02.check_recv_nonblocking, 42),
+        (nb03.check_send_pending, None),
+        (nb03.check_accept_new, []),
+        (nb04.check_select_round, {"a": 1}),
+        (nb05.check_idle_timeout, SelectorsServer()),
+    ],
+)
 def test_wrong_types_get_a_verdict(check, wrong):
     verdict = check.verdict(wrong)
     assert not verdict.passed and "expected a" in verdict.text, verdict.text

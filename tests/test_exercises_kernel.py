@@ -8,6 +8,7 @@ kernel (the Stop button), and measure the kernel process's CPU with psutil.
 ``python tests/test_exercises_kernel.py`` prints the table of every case (time to verdict,
 the kernel's CPU in the second after it) without asserting anything.
 """
+
 from __future__ import annotations
 
 import queue
@@ -30,22 +31,33 @@ IDLE_CPU = 0.15
 (a thread still spinning would show as about 1.0)."""
 
 # Learner code for each case: (the learner's cell, the checker cell).
-RECV_CHECK = ("from nbio_helpers.exercises.nb01 import check_recv_exactly_timeout\n"
-              "check_recv_exactly_timeout(recv_exactly_timeout)")
-SEND_CHECK = ("from nbio_helpers.exercises.nb03 import check_send_pending\n"
-              "check_send_pending(send_pending)")
-SELECT_CHECK = ("from nbio_helpers.exercises.nb04 import check_select_round\n"
-                "check_select_round(select_round)")
-IDLE_CHECK = ("from nbio_helpers.exercises.nb05 import check_idle_timeout\n"
-              "check_idle_timeout(IdleTimeoutServer)")
+RECV_CHECK = (
+    "from nbio_helpers.exercises.nb01 import check_recv_exactly_timeout\n"
+    "check_recv_exactly_timeout(recv_exactly_timeout)"
+)
+SEND_CHECK = (
+    "from nbio_helpers.exercises.nb03 import check_send_pending\ncheck_send_pending(send_pending)"
+)
+SELECT_CHECK = (
+    "from nbio_helpers.exercises.nb04 import check_select_round\ncheck_select_round(select_round)"
+)
+IDLE_CHECK = (
+    "from nbio_helpers.exercises.nb05 import check_idle_timeout\n"
+    "check_idle_timeout(IdleTimeoutServer)"
+)
 
 CASES = {
-    "infinite loop (01)": ("""
+    "infinite loop (01)": (
+        """
         def recv_exactly_timeout(sock, n, timeout):
             while True:
                 pass
-        """, RECV_CHECK, "did not return within"),
-    "blocking recv() without timeout (01)": ("""
+        """,
+        RECV_CHECK,
+        "did not return within",
+    ),
+    "blocking recv() without timeout (01)": (
+        """
         def recv_exactly_timeout(sock, n, timeout):
             old = sock.gettimeout()
             sock.settimeout(None)               # blocks forever on the peer that stalls
@@ -59,46 +71,73 @@ CASES = {
                 return data
             finally:
                 sock.settimeout(old)
-        """, RECV_CHECK, "did not return within"),
-    "select() without timeout (04)": ("""
+        """,
+        RECV_CHECK,
+        "did not return within",
+    ),
+    "select() without timeout (04)": (
+        """
         import select
         def select_round(listener, outbufs, finished, timeout):
             select.select([listener], [], [])
             while True:
                 select.select([listener], [], [])
-        """, SELECT_CHECK, "did not return within"),
-    "print flood (04)": ("""
+        """,
+        SELECT_CHECK,
+        "did not return within",
+    ),
+    "print flood (04)": (
+        """
         def select_round(listener, outbufs, finished, timeout):
             while True:
                 print("tick")
-        """, SELECT_CHECK, "printed"),
-    "KeyboardInterrupt in send_pending (03)": ("""
+        """,
+        SELECT_CHECK,
+        "printed",
+    ),
+    "KeyboardInterrupt in send_pending (03)": (
+        """
         def send_pending(wlist):
             if wlist:
                 raise KeyboardInterrupt
-        """, SEND_CHECK, "raised KeyboardInterrupt"),
-    "sys.exit() in send_pending (03)": ("""
+        """,
+        SEND_CHECK,
+        "raised KeyboardInterrupt",
+    ),
+    "sys.exit() in send_pending (03)": (
+        """
         import sys
         def send_pending(wlist):
             if wlist:
                 sys.exit()
-        """, SEND_CHECK, "raised SystemExit"),
-    "__init__ that loops forever (05)": ("""
+        """,
+        SEND_CHECK,
+        "raised SystemExit",
+    ),
+    "__init__ that loops forever (05)": (
+        """
         from nbio_helpers import SelectorsServer
         class IdleTimeoutServer(SelectorsServer):
             def __init__(self, *args, idle_timeout=1.0, **kwargs):
                 while True:
                     pass
-        """, IDLE_CHECK, "did not return within"),
+        """,
+        IDLE_CHECK,
+        "did not return within",
+    ),
 }
 
 UNSTOPPABLE = {
-    "time.sleep(1e6) (01)": ("""
+    "time.sleep(1e6) (01)": (
+        """
         import time
         def recv_exactly_timeout(sock, n, timeout):
             time.sleep(1e6)
-        """, RECV_CHECK),
-    "a loop that catches BaseException (01)": ("""
+        """,
+        RECV_CHECK,
+    ),
+    "a loop that catches BaseException (01)": (
+        """
         import time
         def recv_exactly_timeout(sock, n, timeout):
             while True:
@@ -106,7 +145,9 @@ UNSTOPPABLE = {
                     time.sleep(0.001)
                 except BaseException:
                     pass
-        """, RECV_CHECK),
+        """,
+        RECV_CHECK,
+    ),
 }
 
 
@@ -128,9 +169,12 @@ class Kernel:
         started = time.monotonic()
         outputs, interrupted = [], False
         while True:
-            if interrupt_after is not None and not interrupted \
-                    and time.monotonic() - started > interrupt_after:
-                self.km.interrupt_kernel()       # the Stop button
+            if (
+                interrupt_after is not None
+                and not interrupted
+                and time.monotonic() - started > interrupt_after
+            ):
+                self.km.interrupt_kernel()  # the Stop button
                 interrupted = True
             try:
                 msg = self.kc.get_iopub_msg(timeout=0.2)
@@ -159,8 +203,10 @@ class Kernel:
 
     def sum_speed(self) -> float:
         """Seconds a 3-million-iteration sum takes in the kernel (measured inside it)."""
-        outputs, _ = self.execute("import time as _t; _s = _t.perf_counter(); "
-                                  "_x = sum(range(3_000_000)); print(_t.perf_counter() - _s)")
+        outputs, _ = self.execute(
+            "import time as _t; _s = _t.perf_counter(); "
+            "_x = sum(range(3_000_000)); print(_t.perf_counter() - _s)"
+        )
         return float("".join(text for kind, text in outputs if kind == "stdout"))
 
     def close(self):
@@ -171,8 +217,10 @@ class Kernel:
 @pytest.fixture(scope="module")
 def kernel():
     k = Kernel()
-    k.execute("import nbio_helpers.exercises.nb01, nbio_helpers.exercises.nb03, "
-              "nbio_helpers.exercises.nb04, nbio_helpers.exercises.nb05")
+    k.execute(
+        "import nbio_helpers.exercises.nb01, nbio_helpers.exercises.nb03, "
+        "nbio_helpers.exercises.nb04, nbio_helpers.exercises.nb05"
+    )
     yield k
     k.close()
 
@@ -196,12 +244,14 @@ def test_hostile_code_in_a_kernel(kernel, case):
     assert text_of(outputs, "ename") == "NotYetError", outputs
     assert "❌ Not yet" in error and expected in error, error
     assert "Traceback" not in error and len(error.splitlines()) <= 8, error  # the verdict only
-    assert text_of(outputs, "result") == ""                                # no True/False
+    assert text_of(outputs, "result") == ""  # no True/False
     assert cpu < IDLE_CPU, f"the kernel used {cpu:.2f} of a core after the verdict"
     later, _ = kernel.execute("print('later cell')")
-    assert text_of(later, "stdout", "stderr") == "later cell\n"            # nothing leaks
-    assert "learner-" not in text_of(kernel.execute(
-        "import threading; print([t.name for t in threading.enumerate()])")[0], "stdout")
+    assert text_of(later, "stdout", "stderr") == "later cell\n"  # nothing leaks
+    assert "learner-" not in text_of(
+        kernel.execute("import threading; print([t.name for t in threading.enumerate()])")[0],
+        "stdout",
+    )
 
 
 def test_stop_button_during_a_check_stops_the_learner_code(kernel):
@@ -226,15 +276,16 @@ def test_stop_button_during_a_check_stops_the_learner_code(kernel):
 
 @pytest.mark.parametrize("case", list(UNSTOPPABLE))
 def test_unstoppable_code_says_restart(case):
-    kernel = Kernel()      # its own kernel: the learner's code stays behind in it
+    kernel = Kernel()  # its own kernel: the learner's code stays behind in it
     try:
         learner, check = UNSTOPPABLE[case]
         outputs, elapsed, _ = run_case(kernel, learner, check)
         error = text_of(outputs, "error")
         assert "restart the kernel (Kernel → Restart)" in error, error
-        later, _ = kernel.execute(          # every later check repeats the advice
+        later, _ = kernel.execute(  # every later check repeats the advice
             "from nbio_helpers.exercises.nb01 import check_recv_exactly_timeout\n"
-            "check_recv_exactly_timeout(lambda sock, n, timeout: b'')")
+            "check_recv_exactly_timeout(lambda sock, n, timeout: b'')"
+        )
         assert "earlier check is still running" in text_of(later, "error")
     finally:
         kernel.close()
@@ -245,11 +296,17 @@ def table() -> None:  # pragma: no cover - run by hand for the report
     kernel.execute("import nbio_helpers.exercises.nb01")
     base = sorted(kernel.sum_speed() for _ in range(3))[1]
     print(f"3M-iteration sum before any check: {base:.3f} s")
-    print("| case | verdict | time to verdict (s) | kernel CPU in the next 1 s (cores) | "
-          "3M sum after (s) |")
+    print(
+        "| case | verdict | time to verdict (s) | kernel CPU in the next 1 s (cores) | "
+        "3M sum after (s) |"
+    )
     print("| --- | --- | --- | --- | --- |")
     rows = [(name, learner, check, None) for name, (learner, check, _) in CASES.items()]
-    rows.append(("Stop button during a check (05 serve() spins)", CASES and """
+    rows.append(
+        (
+            "Stop button during a check (05 serve() spins)",
+            CASES
+            and """
         from nbio_helpers import SelectorsServer
         class IdleTimeoutServer(SelectorsServer):
             def __init__(self, *args, idle_timeout=1.0, **kwargs):
@@ -258,7 +315,11 @@ def table() -> None:  # pragma: no cover - run by hand for the report
             def serve(self):
                 while True:
                     pass
-        """, IDLE_CHECK, 1.0))
+        """,
+            IDLE_CHECK,
+            1.0,
+        )
+    )
     for name, learner, check, interrupt in rows:
         outputs, elapsed, cpu = run_case(kernel, learner, check, interrupt)
         first = (text_of(outputs, "error") or text_of(outputs, "stdout")).splitlines()[0]
@@ -270,8 +331,10 @@ def table() -> None:  # pragma: no cover - run by hand for the report
         kernel.execute("import nbio_helpers.exercises.nb01")
         outputs, elapsed, cpu = run_case(kernel, learner, check)
         first = text_of(outputs, "error").splitlines()[0][:90]
-        print(f"| {name} | {first} (+ restart advice) | {elapsed:.2f} | {cpu:.3f} | "
-              f"{kernel.sum_speed():.3f} |")
+        print(
+            f"| {name} | {first} (+ restart advice) | {elapsed:.2f} | {cpu:.3f} | "
+            f"{kernel.sum_speed():.3f} |"
+        )
         kernel.close()
 
 

@@ -6,6 +6,7 @@ docstring of nbio_helpers/exercises/nb02.py; each mistake below is one learner f
 one test. Hostile code (infinite loops, floods, KeyboardInterrupt, closed sockets, blocking
 calls) is in test_exercises_hostile.py.
 """
+
 import re
 import select
 import socket
@@ -15,9 +16,15 @@ import pytest
 
 from nbio_helpers.exercises import NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX, NotYet
 from nbio_helpers.exercises.nb01 import ScriptedPeer
-from nbio_helpers.exercises.nb02 import (SMALL_BUFFER, SPIN_ATTEMPTS, _never_read,
-                                         check_recv_nonblocking, check_send_all_nonblocking,
-                                         fill_buffers, payload)
+from nbio_helpers.exercises.nb02 import (
+    SMALL_BUFFER,
+    SPIN_ATTEMPTS,
+    _never_read,
+    check_recv_nonblocking,
+    check_send_all_nonblocking,
+    fill_buffers,
+    payload,
+)
 from nbio_helpers.exercises.watched import WatchedSocket, watch
 
 
@@ -25,9 +32,9 @@ from nbio_helpers.exercises.watched import WatchedSocket, watch
 def recv_reference(sock):
     """The notebook's solution, verbatim."""
     try:
-        return sock.recv(65536)       # b'' if the peer finished sending, else the data
+        return sock.recv(65536)  # b'' if the peer finished sending, else the data
     except BlockingIOError:
-        return None                   # nothing has arrived yet
+        return None  # nothing has arrived yet
     # Any other OSError (ConnectionResetError...) reaches the caller: the connection is broken.
 
 
@@ -214,29 +221,47 @@ def test_a_zero_timeout_select_before_recv_passes():
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("wrong, message, hint", [
-    (recv_lets_error_escape, "BlockingIOError escaped", "except BlockingIOError: return None"),
-    (recv_empty_for_not_yet, "returned b''", "'no data yet' must look different: return None"),
-    (recv_none_for_finished, "instead of b''", "return it as it is"),
-    (recv_switches_to_blocking, "did not return within 2 s",
-     "it called sock.setblocking(True), so recv() waited"),
-    (recv_timeout_mode, "called sock.settimeout(0.05)", "leave the socket's mode alone"),
-    (recv_timeout_mode_restored, "(even if it switched back)", "leave the socket's mode alone"),
-    (recv_selects_with_timeout, "to return None: it waited", "no select() with a timeout"),
-    (recv_sleeps_first, "to return None: it waited", "never wait"),
-    (recv_spins_until_data, "did not return within 2 s", "a loop that retries until data comes spins"),
-    (recv_spins_a_little, "called recv() 1,000 times in one call", "try once"),
-    (recv_reads_everything, "called recv() 3 times in one call", "try once"),
-    (recv_small, "asked for recv(1,024)", "sock.recv(65536)"),
-    (recv_swallows_oserror, "returned None ('not yet')", "catch only BlockingIOError"),
-    (recv_catches_everything, "returned None ('not yet')", "catch only BlockingIOError"),
-    (recv_reset_as_finished, "as if the peer had finished normally", "a reset is not an end of stream"),
-    (recv_wraps_the_reset, "raised RuntimeError: connection problem instead of letting "
-                           "ConnectionResetError through", "catch only BlockingIOError"),
-    (recv_shuts_down_when_finished, "shut it down", "it may still read"),
-    (recv_closes_when_finished, "closed the socket it was given", "never close a socket"),
-    (recv_decodes, "raised UnicodeDecodeError", "return what sock.recv(65536) returns"),
-])
+@pytest.mark.parametrize(
+    "wrong, message, hint",
+    [
+        (recv_lets_error_escape, "BlockingIOError escaped", "except BlockingIOError: return None"),
+        (recv_empty_for_not_yet, "returned b''", "'no data yet' must look different: return None"),
+        (recv_none_for_finished, "instead of b''", "return it as it is"),
+        (
+            recv_switches_to_blocking,
+            "did not return within 2 s",
+            "it called sock.setblocking(True), so recv() waited",
+        ),
+        (recv_timeout_mode, "called sock.settimeout(0.05)", "leave the socket's mode alone"),
+        (recv_timeout_mode_restored, "(even if it switched back)", "leave the socket's mode alone"),
+        (recv_selects_with_timeout, "to return None: it waited", "no select() with a timeout"),
+        (recv_sleeps_first, "to return None: it waited", "never wait"),
+        (
+            recv_spins_until_data,
+            "did not return within 2 s",
+            "a loop that retries until data comes spins",
+        ),
+        (recv_spins_a_little, "called recv() 1,000 times in one call", "try once"),
+        (recv_reads_everything, "called recv() 3 times in one call", "try once"),
+        (recv_small, "asked for recv(1,024)", "sock.recv(65536)"),
+        (recv_swallows_oserror, "returned None ('not yet')", "catch only BlockingIOError"),
+        (recv_catches_everything, "returned None ('not yet')", "catch only BlockingIOError"),
+        (
+            recv_reset_as_finished,
+            "as if the peer had finished normally",
+            "a reset is not an end of stream",
+        ),
+        (
+            recv_wraps_the_reset,
+            "raised RuntimeError: connection problem instead of letting "
+            "ConnectionResetError through",
+            "catch only BlockingIOError",
+        ),
+        (recv_shuts_down_when_finished, "shut it down", "it may still read"),
+        (recv_closes_when_finished, "closed the socket it was given", "never close a socket"),
+        (recv_decodes, "raised UnicodeDecodeError", "return what sock.recv(65536) returns"),
+    ],
+)
 def test_recv_wrong_answers_fail_with_a_hint_that_names_the_mistake(wrong, message, hint):
     verdict = check_recv_nonblocking.verdict(wrong)
     assert not verdict.passed, verdict.text
@@ -257,8 +282,8 @@ def test_a_watched_socket_is_the_same_connection_and_notes_the_calls():
         assert isinstance(sock, WatchedSocket) and sock.gettimeout() == 0.0
         peer.far.sendall(b"hello")
         select.select([sock], [], [], 2)
-        assert sock.calls.fileno == 1                                 # select() asked once
-        assert sock.peek(10) == b"hello" and sock.calls.recv == []   # the checker's own peek
+        assert sock.calls.fileno == 1  # select() asked once
+        assert sock.peek(10) == b"hello" and sock.calls.recv == []  # the checker's own peek
         assert sock.recv(3) == b"hel"
         sock.settimeout(0.5)
         sock.settimeout(0)
@@ -268,29 +293,30 @@ def test_a_watched_socket_is_the_same_connection_and_notes_the_calls():
         assert sock.calls.waiting_modes == ["settimeout(0.5)", "setblocking(True)"]
         sock.setblocking(False)
         fill_buffers(sock)
-        assert sock.calls.send == 0                                   # around the count
+        assert sock.calls.send == 0  # around the count
         with pytest.raises(BlockingIOError):
             sock.send(b"x" * 65536)
         assert (sock.calls.send, sock.calls.would_block) == (1, 1)
-    assert sock.fileno() == -1                                        # the peer closed it
+    assert sock.fileno() == -1  # the peer closed it
 
 
 # ---------------------------------------------------------------- send_all_nonblocking
 def send_reference(sock, data, timeout):
     """The notebook's solution, verbatim."""
     deadline = time.monotonic() + timeout
-    view = memoryview(data)                   # slicing a memoryview copies nothing
+    view = memoryview(data)  # slicing a memoryview copies nothing
     while view:
         try:
             sent = sock.send(view)
         except BlockingIOError:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"sent {len(data) - len(view)} of {len(data)} bytes "
-                                   f"in {timeout} s") from None
-            select.select([], [sock], [], left)   # sleep until there is room again
+                raise TimeoutError(
+                    f"sent {len(data) - len(view)} of {len(data)} bytes in {timeout} s"
+                ) from None
+            select.select([], [sock], [], left)  # sleep until there is room again
             continue
-        view = view[sent:]                    # keep what send() did not take
+        view = view[sent:]  # keep what send() did not take
 
 
 def send_select_first(sock, data, timeout):
@@ -304,7 +330,7 @@ def send_select_first(sock, data, timeout):
         _, writable, _ = select.select([], [sock], [], left)
         if writable:
             try:
-                sent += sock.send(data[sent:sent + 65536])
+                sent += sock.send(data[sent : sent + 65536])
             except BlockingIOError:
                 pass
 
@@ -335,7 +361,7 @@ def send_timeout_mode(sock, data, timeout):
             if left <= 0:
                 raise TimeoutError("too slow")
             sock.settimeout(left)
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
     finally:
         sock.setblocking(False)
 
@@ -345,7 +371,7 @@ def send_restarts(sock, data, timeout):
     sent_total = 0
     while sent_total < len(data):
         try:
-            sent_total += sock.send(data)          # always from the start: repeats bytes
+            sent_total += sock.send(data)  # always from the start: repeats bytes
         except BlockingIOError:
             if time.monotonic() > deadline:
                 raise TimeoutError("too slow") from None
@@ -356,18 +382,18 @@ def send_ignores_blocking(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
-            break                                   # gives up: the rest is lost
+            break  # gives up: the rest is lost
 
 
 def send_no_deadline(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
-            select.select([], [sock], [])           # waits forever for a peer that never reads
+            select.select([], [sock], [])  # waits forever for a peer that never reads
 
 
 def send_spins(sock, data, timeout):
@@ -375,11 +401,11 @@ def send_spins(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
             if time.monotonic() > deadline:
                 raise TimeoutError("too slow") from None
-            continue                                # tries again at once: a busy loop
+            continue  # tries again at once: a busy loop
 
 
 def send_polls_select_zero(sock, data, timeout):
@@ -387,9 +413,9 @@ def send_polls_select_zero(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
-            while not select.select([], [sock], [], 0)[1]:   # asks, and asks again
+            while not select.select([], [sock], [], 0)[1]:  # asks, and asks again
                 if time.monotonic() > deadline:
                     raise TimeoutError("too slow") from None
 
@@ -399,7 +425,7 @@ def send_sleeps_a_millisecond(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
             if time.monotonic() > deadline:
                 raise TimeoutError("too slow") from None
@@ -410,9 +436,9 @@ def send_timeout_per_select(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
-            if not select.select([], [sock], [], timeout)[1]:   # a fresh timeout every time
+            if not select.select([], [sock], [], timeout)[1]:  # a fresh timeout every time
                 raise TimeoutError("too slow") from None
 
 
@@ -420,7 +446,7 @@ def send_gives_up_at_once(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view) :]
         except BlockingIOError:
             raise TimeoutError("buffer full") from None
 
@@ -430,8 +456,8 @@ def send_retries_any_error(sock, data, timeout):
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view):]
-        except OSError:                             # a reset too: "try again"
+            view = view[sock.send(view) :]
+        except OSError:  # a reset too: "try again"
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("too slow") from None
@@ -476,23 +502,37 @@ def test_waiting_before_each_send_passes():
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("wrong, message, hint", [
-    (send_once, "the rest was lost", "keep sending the rest"),
-    (send_sendall, "called sendall()", "sendall() on a non-blocking socket raises"),
-    (send_blocking_sendall, "called sendall()", "in blocking or timeout mode it waits"),
-    (send_timeout_mode, "called sock.settimeout(", "leave the socket non-blocking"),
-    (send_restarts, "some were sent twice or out of order", "continue from where send() stopped"),
-    (send_ignores_blocking, "the rest was lost", "keep sending the rest"),
-    (send_no_deadline, "did not return within 3 s", "never without a timeout"),
-    (send_spins, "it spins instead of waiting for room", "wait until there is room"),
-    (send_sleeps_a_millisecond, "instead of waiting for room", "select() sleeps"),
-    (send_timeout_per_select, "did not return within 3 s", "not for each select()"),
-    (send_gives_up_at_once, "raised TimeoutError with timeout=20 although the reader was reading",
-     "compute the deadline once"),
-    (send_retries_any_error, "kept trying until its timeout", "catch only BlockingIOError"),
-    (send_swallows_reset, "returned as if everything had been sent", "catch only BlockingIOError"),
-    (send_returns_count, "returned 8388608 instead of None", "return None"),
-])
+@pytest.mark.parametrize(
+    "wrong, message, hint",
+    [
+        (send_once, "the rest was lost", "keep sending the rest"),
+        (send_sendall, "called sendall()", "sendall() on a non-blocking socket raises"),
+        (send_blocking_sendall, "called sendall()", "in blocking or timeout mode it waits"),
+        (send_timeout_mode, "called sock.settimeout(", "leave the socket non-blocking"),
+        (
+            send_restarts,
+            "some were sent twice or out of order",
+            "continue from where send() stopped",
+        ),
+        (send_ignores_blocking, "the rest was lost", "keep sending the rest"),
+        (send_no_deadline, "did not return within 3 s", "never without a timeout"),
+        (send_spins, "it spins instead of waiting for room", "wait until there is room"),
+        (send_sleeps_a_millisecond, "instead of waiting for room", "select() sleeps"),
+        (send_timeout_per_select, "did not return within 3 s", "not for each select()"),
+        (
+            send_gives_up_at_once,
+            "raised TimeoutError with timeout=20 although the reader was reading",
+            "compute the deadline once",
+        ),
+        (send_retries_any_error, "kept trying until its timeout", "catch only BlockingIOError"),
+        (
+            send_swallows_reset,
+            "returned as if everything had been sent",
+            "catch only BlockingIOError",
+        ),
+        (send_returns_count, "returned 8388608 instead of None", "return None"),
+    ],
+)
 def test_send_wrong_answers_fail_with_a_hint_that_names_the_mistake(wrong, message, hint):
     verdict = check_send_all_nonblocking.verdict(wrong)
     assert not verdict.passed, verdict.text
@@ -517,14 +557,15 @@ def test_polling_select_with_a_zero_timeout_is_a_spin():
 def test_a_spin_that_never_touches_the_socket_shows_in_the_cpu():
     """Only the CPU of the learner's thread shows a loop that neither sends nor selects (it
     needs the better part of a core: on a loaded machine, re-run it alone)."""
+
     def send_spins_on_the_clock(sock, data, timeout):
         deadline = time.monotonic() + timeout
         view = memoryview(data)
         while view:
             try:
-                view = view[sock.send(view):]
+                view = view[sock.send(view) :]
             except BlockingIOError:
-                while time.monotonic() < deadline:   # "waits" for the deadline, busily
+                while time.monotonic() < deadline:  # "waits" for the deadline, busily
                     pass
                 if time.monotonic() >= deadline:
                     raise TimeoutError("too slow") from None
@@ -554,6 +595,7 @@ def test_fill_buffers_leaves_no_room():
 @pytest.mark.timeout(10)
 def test_never_read_fails_a_function_that_returns_early():
     """The never-read part alone: one guarded send() then return is not a TimeoutError."""
+
     def send_once_quietly(sock, data, timeout):
         try:
             sock.send(data)
@@ -598,6 +640,7 @@ def test_windows_skips_the_trickling_reader_and_says_so(monkeypatch):
     import types
 
     from nbio_helpers.exercises import nb02
+
     monkeypatch.setattr(nb02, "sys", types.SimpleNamespace(platform="win32"))
     verdict = check_send_all_nonblocking.verdict(send_timeout_per_select)
     assert verdict.passed, verdict.text
@@ -608,6 +651,7 @@ def test_windows_skips_the_trickling_reader_and_says_so(monkeypatch):
 def test_a_loop_that_never_ends_is_not_called_a_wait():
     """A busy loop that never calls recv() gets a hint about the loop, not about waiting
     (it needs the better part of a core: on a loaded machine, re-run it alone)."""
+
     def recv_loops_forever(sock):
         while True:
             pass

@@ -1,6 +1,7 @@
 """The checkers of notebook 03 pass the reference solutions (reliably) and fail, with a hint
 that names it, on every typical wrong answer listed in the docstring of
 nbio_helpers/exercises/nb03.py: one function per mistake below."""
+
 import os
 import select
 import sys
@@ -23,15 +24,15 @@ def send_pending(wlist):
         sock, data = item
         try:
             sent = sock.send(data)
-        except BlockingIOError:            # its buffer is full: try again next round
+        except BlockingIOError:  # its buffer is full: try again next round
             continue
-        except OSError:                    # the client has gone: drop its reply
+        except OSError:  # the client has gone: drop its reply
             del_wlist.append(item)
             continue
-        item[1] = data[sent:]              # keep what send() did not take
+        item[1] = data[sent:]  # keep what send() did not take
         if not item[1]:
             del_wlist.append(item)
-    for item in del_wlist:                 # removed after the loop, never during it
+    for item in del_wlist:  # removed after the loop, never during it
         wlist.remove(item)
 
 
@@ -66,7 +67,7 @@ def drops_partial_rest(wlist):
 
 
 def removes_while_iterating(wlist):
-    for item in wlist:                     # no copy: the item after a removed one is skipped
+    for item in wlist:  # no copy: the item after a removed one is skipped
         sock, data = item
         try:
             sent = sock.send(data)
@@ -100,7 +101,7 @@ def blocking_means_gone(wlist):
         sock, data = item
         try:
             sent = sock.send(data)
-        except OSError:                    # BlockingIOError is an OSError: dropped too
+        except OSError:  # BlockingIOError is an OSError: dropped too
             wlist.remove(item)
             continue
         if sent < len(data):
@@ -133,7 +134,7 @@ def catches_exception(wlist):
             sent = sock.send(data)
         except BlockingIOError:
             continue
-        except Exception:                  # a catch-all: hides bugs
+        except Exception:  # a catch-all: hides bugs
             wlist.remove(item)
             continue
         if sent < len(data):
@@ -153,7 +154,7 @@ def bare_except(wlist):
                 wlist.remove(item)
         except BlockingIOError:
             pass
-        except:                            # noqa: E722 - the mistake under test
+        except:  # noqa: E722 - the mistake under test
             wlist.remove(item)
 
 
@@ -163,7 +164,7 @@ def uses_sendall(wlist):
         try:
             sock.sendall(data)
         except BlockingIOError:
-            continue                       # part was sent, the whole is sent again later
+            continue  # part was sent, the whole is sent again later
         except OSError:
             pass
         wlist.remove(item)
@@ -184,7 +185,7 @@ def blocking_sendall(wlist):
 def blocking_send(wlist):
     for item in wlist[:]:
         sock, data = item
-        sock.setblocking(True)             # send() then waits for room: no BlockingIOError
+        sock.setblocking(True)  # send() then waits for room: no BlockingIOError
         try:
             sent = sock.send(data)
         except OSError:
@@ -199,7 +200,7 @@ def blocking_send(wlist):
 def with_a_timeout(wlist):
     for item in wlist[:]:
         sock, data = item
-        sock.settimeout(0.5)               # timeout mode: recv() waits 0.5 s for a quiet client
+        sock.settimeout(0.5)  # timeout mode: recv() waits 0.5 s for a quiet client
         try:
             sent = sock.send(data)
         except OSError:
@@ -222,15 +223,15 @@ def resends_everything(wlist):
             wlist.remove(item)
             continue
         if sent == len(data):
-            wlist.remove(item)             # a partial send is retried from the start
+            wlist.remove(item)  # a partial send is retried from the start
 
 
 def loops_until_sent(wlist):
     for item in wlist[:]:
         sock, data = item
         try:
-            while data:                    # several send() calls for one pair
-                data = data[sock.send(data):]
+            while data:  # several send() calls for one pair
+                data = data[sock.send(data) :]
         except BlockingIOError:
             item[1] = data
             continue
@@ -249,7 +250,7 @@ def never_removes_finished(wlist):
         except OSError:
             item[1] = b""
             continue
-        item[1] = data[sent:]              # left in wlist with b'' once all is sent
+        item[1] = data[sent:]  # left in wlist with b'' once all is sent
 
 
 def never_removes_gone(wlist):
@@ -260,7 +261,7 @@ def never_removes_gone(wlist):
         except BlockingIOError:
             continue
         except OSError:
-            continue                       # a gone client's pair stays for ever
+            continue  # a gone client's pair stays for ever
         item[1] = data[sent:]
         if not item[1]:
             wlist.remove(item)
@@ -279,7 +280,7 @@ def rebinds_wlist(wlist):
             continue
         if sent < len(data):
             kept.append([sock, data[sent:]])
-    wlist = kept                           # noqa: F841 - the caller's list is unchanged
+    wlist = kept
 
 
 def makes_tuples(wlist):
@@ -310,17 +311,17 @@ def closes_after_reply(wlist):
         item[1] = data[sent:]
         if not item[1]:
             wlist.remove(item)
-            sock.close()                   # one reply per client, or so it thinks
+            sock.close()  # one reply per client, or so it thinks
 
 
 def sleeps(wlist):
-    time.sleep(0.02)                       # "to spare the CPU": every round waits
+    time.sleep(0.02)  # "to spare the CPU": every round waits
     send_pending(wlist)
 
 
 def waits_for_room(wlist):
     for item in wlist:
-        select.select([], [item[0]], [], 0.05)   # waits until the socket can take more
+        select.select([], [item[0]], [], 0.05)  # waits until the socket can take more
     send_pending(wlist)
 
 
@@ -335,9 +336,9 @@ def accept_new(listener):
     while True:
         try:
             sock, _ = listener.accept()
-        except BlockingIOError:            # nobody (else) is waiting
+        except BlockingIOError:  # nobody (else) is waiting
             return new
-        sock.setblocking(False)            # Linux's accept() returns a blocking socket
+        sock.setblocking(False)  # Linux's accept() returns a blocking socket
         new.append(sock)
 
 
@@ -349,7 +350,7 @@ def accept_new_catching_oserror(listener):
             sock, _ = listener.accept()
         except OSError:
             return new
-        sock.settimeout(0)                 # the same as setblocking(False)
+        sock.settimeout(0)  # the same as setblocking(False)
         new.append(sock)
 
 
@@ -381,7 +382,7 @@ def sets_a_timeout(listener):
             sock, _ = listener.accept()
         except BlockingIOError:
             return new
-        sock.settimeout(0.5)               # timeout mode: a quiet client costs 0.5 s a round
+        sock.settimeout(0.5)  # timeout mode: a quiet client costs 0.5 s a round
         new.append(sock)
 
 
@@ -393,7 +394,7 @@ def makes_the_listener_blocking(listener):
             sock, _ = listener.accept()
         except BlockingIOError:
             return new
-        listener.setblocking(True)         # the wrong socket
+        listener.setblocking(True)  # the wrong socket
         sock.setblocking(False)
         new.append(sock)
 
@@ -426,7 +427,7 @@ def returns_pairs(listener):
     new = []
     while True:
         try:
-            pair = listener.accept()       # (sock, address), kept whole
+            pair = listener.accept()  # (sock, address), kept whole
         except BlockingIOError:
             return new
         pair[0].setblocking(False)
@@ -440,7 +441,7 @@ def treats_the_pair_as_a_socket(listener):
             sock = listener.accept()
         except BlockingIOError:
             return new
-        sock.setblocking(False)            # AttributeError: a tuple has no setblocking
+        sock.setblocking(False)  # AttributeError: a tuple has no setblocking
         new.append(sock)
 
 
@@ -449,7 +450,7 @@ def accept_catches_exception(listener):
     while True:
         try:
             sock, _ = listener.accept()
-        except Exception:                  # a catch-all: hides bugs
+        except Exception:  # a catch-all: hides bugs
             return new
         sock.setblocking(False)
         new.append(sock)
@@ -461,14 +462,14 @@ def accept_sleeps(listener):
         try:
             sock, _ = listener.accept()
         except BlockingIOError:
-            time.sleep(0.02)               # "to spare the CPU": every round waits
+            time.sleep(0.02)  # "to spare the CPU": every round waits
             return new
         sock.setblocking(False)
         new.append(sock)
 
 
 def accept_selects_with_a_timeout(listener):
-    select.select([listener], [], [], 0.05)    # waits for a client: every round waits
+    select.select([listener], [], [], 0.05)  # waits for a client: every round waits
     return accept_new(listener)
 
 
@@ -542,14 +543,15 @@ def test_blocking_sendall_is_caught_by_the_live_loop_too():
     """Issue 10's passing wrong answer, seen by the real server alone (probes skipped): a
     client that goes quiet after its reply freezes the loop, and the checker says so."""
     from nbio_helpers.exercises import nb03
+
     verdict = _without_probes(nb03, blocking_sendall)
     assert not verdict.passed
-    assert "blocking mode" in verdict.text or "did not return within" in verdict.text, \
-        verdict.text
+    assert "blocking mode" in verdict.text or "did not return within" in verdict.text, verdict.text
 
 
 def test_a_sleeping_step_is_caught_by_the_live_loop_too():
     from nbio_helpers.exercises import nb03
+
     verdict = _without_probes(nb03, sleeps)
     assert not verdict.passed and "must not wait" in verdict.text, verdict.text
 
@@ -588,8 +590,7 @@ ACCEPT_WRONG = [
 ]
 
 
-@pytest.mark.parametrize("wrong, expected", ACCEPT_WRONG,
-                         ids=[w.__name__ for w, _ in ACCEPT_WRONG])
+@pytest.mark.parametrize("wrong, expected", ACCEPT_WRONG, ids=[w.__name__ for w, _ in ACCEPT_WRONG])
 def test_accept_new_wrong_answers_fail_with_a_hint_naming_the_mistake(wrong, expected):
     verdict = check_accept_new.verdict(wrong)
     assert not verdict.passed
@@ -609,6 +610,7 @@ def test_accept_new_blocking_mode_is_caught_even_without_a_freeze():
 def test_a_quiet_client_freezing_the_loop_is_caught_by_the_live_loop_too():
     """The accepted sockets left blocking, seen by the real server alone (probes skipped)."""
     from nbio_helpers.exercises import nb03
+
     saved = nb03._probe_accept_new, nb03._probe_catch_all
     nb03._probe_accept_new = nb03._probe_catch_all = lambda fn: None
     try:
@@ -646,8 +648,12 @@ def test_the_references_here_are_the_notebooks_solutions(function):
 
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "03_polling_loop.ipynb"
     nb = nbformat.read(notebook, as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code"
-             and c.metadata.get("nbgrader", {}).get("grade_id") == function.__name__]
+    cells = [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code"
+        and c.metadata.get("nbgrader", {}).get("grade_id") == function.__name__
+    ]
     assert len(cells) == 1, f"one solution cell for {function.__name__}"
     body = re.search(r"### BEGIN SOLUTION\n(.*?)\s*### END SOLUTION", cells[0], re.S).group(1)
     ours = inspect.getsource(function).split('"""', 2)[2].lstrip("\n").rstrip()

@@ -13,8 +13,8 @@ stage that enforces each are listed in the docstring of ``nbio_helpers.exercises
 * ``finished`` kept in rlist (spins); ``finished`` never closed (the stream never ends);
 * the stub, a crash, not a function; and the prediction questions.
 """
+
 import select
-import socket
 import threading
 import time
 
@@ -27,38 +27,39 @@ from nbio_helpers.exercises.nb04 import QUESTIONS, check_prediction, check_selec
 # ---------------------------------------------------------------- learner versions
 def reference(listener, outbufs, finished, timeout):
     """The notebook's solution, verbatim."""
-    def drop(sock):                        # the client is gone: forget it and close
+
+    def drop(sock):  # the client is gone: forget it and close
         del outbufs[sock]
         finished.discard(sock)
         sock.close()
 
     rlist = [listener] + [sock for sock in outbufs if sock not in finished]
-    wlist = [sock for sock, pending in outbufs.items() if pending]   # only with output pending
+    wlist = [sock for sock, pending in outbufs.items() if pending]  # only with output pending
     readable, writable, _ = select.select(rlist, wlist, [], timeout)
     for sock in readable:
         if sock is listener:
             try:
                 client, _ = listener.accept()
-            except (BlockingIOError, ConnectionError):   # readiness is a hint
+            except (BlockingIOError, ConnectionError):  # readiness is a hint
                 continue
-            client.setblocking(False)      # accepted sockets may start blocking
+            client.setblocking(False)  # accepted sockets may start blocking
             outbufs[client] = bytearray()
             continue
         try:
             data = sock.recv(65536)
         except BlockingIOError:
             continue
-        except ConnectionError:            # reset: nobody to send to any more
+        except ConnectionError:  # reset: nobody to send to any more
             drop(sock)
             continue
         if data:
             outbufs[sock] += data.upper()
-        elif outbufs[sock]:                # b'': it sends no more, but still reads
-            finished.add(sock)             # stop reading it; close once its buffer is empty
+        elif outbufs[sock]:  # b'': it sends no more, but still reads
+            finished.add(sock)  # stop reading it; close once its buffer is empty
         else:
             drop(sock)
     for sock in writable:
-        if sock not in outbufs:            # dropped above, in this same turn
+        if sock not in outbufs:  # dropped above, in this same turn
             continue
         try:
             sent = sock.send(outbufs[sock])
@@ -67,15 +68,25 @@ def reference(listener, outbufs, finished, timeout):
         except ConnectionError:
             drop(sock)
             continue
-        del outbufs[sock][:sent]           # keep what send() did not take
+        del outbufs[sock][:sent]  # keep what send() did not take
         if sock in finished and not outbufs[sock]:
-            drop(sock)                     # every byte sent: now close
+            drop(sock)  # every byte sent: now close
 
 
-def make_variant(*, write_always=False, drop_partial=False, ignore_eof=False,
-                 close_on_eof=False, finished_in_rlist=False, never_close_finished=False,
-                 blocking_clients=False, uncaught_reset=False, timeout_of=None):
+def make_variant(
+    *,
+    write_always=False,
+    drop_partial=False,
+    ignore_eof=False,
+    close_on_eof=False,
+    finished_in_rlist=False,
+    never_close_finished=False,
+    blocking_clients=False,
+    uncaught_reset=False,
+    timeout_of=None,
+):
     """The reference with one typical mistake switched on."""
+
     def variant(listener, outbufs, finished, timeout):
         def drop(sock):
             del outbufs[sock]
@@ -134,6 +145,7 @@ def make_variant(*, write_always=False, drop_partial=False, ignore_eof=False,
                 del outbufs[sock][:sent]
             if sock in finished and not outbufs[sock] and not never_close_finished:
                 drop(sock)
+
     return variant
 
 
@@ -168,7 +180,7 @@ def poll_every_socket(listener, outbufs, finished):
                     continue
         if outbufs[sock]:
             try:
-                del outbufs[sock][:sock.send(outbufs[sock])]
+                del outbufs[sock][: sock.send(outbufs[sock])]
             except BlockingIOError:
                 pass
             except ConnectionError:
@@ -204,8 +216,11 @@ def stub(listener, outbufs, finished, timeout):
 
 
 def no_learner_threads_left():
-    return not [t for t in threading.enumerate()
-                if t.name.startswith("learner-select-loop") and t.is_alive()]
+    return not [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("learner-select-loop") and t.is_alive()
+    ]
 
 
 def rejected(fn):
@@ -315,6 +330,7 @@ def test_unsolved_stub_says_not_done(capsys):
 def test_a_crashing_loop_is_reported_not_raised(capsys):
     def crashes(listener, outbufs, finished, timeout):
         raise KeyError("oops")
+
     assert check_select_round.report(crashes) is False
     assert "KeyError" in capsys.readouterr().out
 
@@ -323,6 +339,7 @@ def test_a_crashing_loop_is_reported_not_raised(capsys):
 def test_a_loop_without_timeout_still_ends():
     def no_timeout(listener, outbufs, finished, timeout):
         reference(listener, outbufs, finished, None)
+
     # It works as a server; the checker must still be able to stop it.
     check_select_round.verdict(no_timeout)
     assert no_learner_threads_left()
@@ -331,6 +348,7 @@ def test_a_loop_without_timeout_still_ends():
 def test_the_old_three_argument_signature_gets_a_verdict():
     def old(listener, outbufs, timeout):
         select.select([listener, *outbufs], [], [], timeout)
+
     verdict = rejected(old)
     assert "TypeError" in verdict.message
 
@@ -355,6 +373,7 @@ def test_predictions_right_and_wrong(capsys, question):
 def test_prediction_stub_and_nonsense(capsys):
     def unsolved():
         raise NotImplementedError
+
     assert check_prediction.report("idle_many_clients", unsolved) is False
     assert check_prediction.report("idle_many_clients", lambda: 42) is False
     assert check_prediction.report("no_such_question", lambda: "a") is False

@@ -4,6 +4,7 @@ nbio_helpers/exercises/nb05.py (a wrong model; a select() without timeout, or wi
 of 0, which spins; a sleep in the loop; clocks looked at only for the ready sockets; activity
 never noted; closing too soon or too late; closing without unregistering, or before it; a
 loop that does not stop when asked; and the unsolved stubs)."""
+
 import selectors
 import time
 
@@ -12,8 +13,13 @@ import pytest
 from nbio_helpers import SelectorsServer
 from nbio_helpers.connection import Connection, accept_all
 from nbio_helpers.exercises import FAIL_PREFIX, PASS_PREFIX
-from nbio_helpers.exercises.nb05 import (IDLE_TIMEOUT, MODEL_NAMES, SCENARIOS,
-                                         check_idle_timeout, check_model_choices)
+from nbio_helpers.exercises.nb05 import (
+    IDLE_TIMEOUT,
+    MODEL_NAMES,
+    SCENARIOS,
+    check_idle_timeout,
+    check_model_choices,
+)
 from nbio_helpers.models import MODELS
 from nbio_helpers.models.selectors_model import READ
 
@@ -55,10 +61,21 @@ class Reference(SelectorsServer):
                         conn.close("idle for too long")
 
 
-def variant(*, timeout="quarter", sleep=0.0, never_touch=False, no_unregister=False,
-            close_first=False, too_eager=False, only_ready=False, only_when_events=False,
-            no_clock_at_accept=False, own_selector=False, ignore_stopping=False,
-            clock=time.monotonic):
+def variant(
+    *,
+    timeout="quarter",
+    sleep=0.0,
+    never_touch=False,
+    no_unregister=False,
+    close_first=False,
+    too_eager=False,
+    only_ready=False,
+    only_when_events=False,
+    no_clock_at_accept=False,
+    own_selector=False,
+    ignore_stopping=False,
+    clock=time.monotonic,
+):
     """The reference with typical mistakes switched on (and a few harmless differences).
 
     timeout: "quarter" (idle_timeout / 4, the reference), None, 0, a number of seconds, or
@@ -71,8 +88,11 @@ def variant(*, timeout="quarter", sleep=0.0, never_touch=False, no_unregister=Fa
             if timeout == "quarter":
                 return self.idle_timeout / 4
             if timeout == "deadline":
-                clocks = [key.data.last_active for key in sel.get_map().values()
-                          if isinstance(key.data, Connection)]
+                clocks = [
+                    key.data.last_active
+                    for key in sel.get_map().values()
+                    if isinstance(key.data, Connection)
+                ]
                 if not clocks:
                     return None
                 return max(0.0, min(clocks) + self.idle_timeout - clock()) + 0.001
@@ -152,12 +172,15 @@ def test_a_loop_that_ignores_stopping_is_told_it_did_not_stop():
     assert "did not stop within" in verdict_.message, verdict_.text
 
 
-@pytest.mark.parametrize("right", [
-    pytest.param(variant(clock=time.time), id="time.time-instead-of-monotonic"),
-    pytest.param(variant(timeout="deadline"), id="timeout-until-the-earliest-deadline"),
-    pytest.param(variant(timeout=IDLE_TIMEOUT), id="timeout-of-idle_timeout"),
-    pytest.param(variant(timeout=0.01), id="short-timeout"),
-])
+@pytest.mark.parametrize(
+    "right",
+    [
+        pytest.param(variant(clock=time.time), id="time.time-instead-of-monotonic"),
+        pytest.param(variant(timeout="deadline"), id="timeout-until-the-earliest-deadline"),
+        pytest.param(variant(timeout=IDLE_TIMEOUT), id="timeout-of-idle_timeout"),
+        pytest.param(variant(timeout=0.01), id="short-timeout"),
+    ],
+)
 def test_other_right_answers_pass(capsys, right):
     assert check_idle_timeout.report(right) is True, verdict(capsys)
 
@@ -166,27 +189,44 @@ def test_other_right_answers_pass(capsys, right):
 MISTAKES = [
     pytest.param(variant(timeout=None), "give select() a timeout", id="select-without-timeout"),
     pytest.param(variant(timeout=0), "select(timeout=0) returns at once", id="spins-on-timeout-0"),
-    pytest.param(variant(timeout=0, sleep=0.05), "do not sleep in the loop (time.sleep)",
-                 id="sleeps-then-select-timeout-0"),
-    pytest.param(variant(sleep=0.1), "do not sleep in the loop (time.sleep)",
-                 id="sleeps-in-the-loop"),
-    pytest.param(variant(only_when_events=True), "only when select() reported something",
-                 id="clocks-only-when-an-event-came"),
+    pytest.param(
+        variant(timeout=0, sleep=0.05),
+        "do not sleep in the loop (time.sleep)",
+        id="sleeps-then-select-timeout-0",
+    ),
+    pytest.param(
+        variant(sleep=0.1), "do not sleep in the loop (time.sleep)", id="sleeps-in-the-loop"
+    ),
+    pytest.param(
+        variant(only_when_events=True),
+        "only when select() reported something",
+        id="clocks-only-when-an-event-came",
+    ),
     pytest.param(variant(only_ready=True), "not only the ready ones", id="only-ready-keys"),
-    pytest.param(variant(never_touch=True), "note the time of the last activity",
-                 id="activity-never-noted"),
-    pytest.param(variant(too_eager=True), "only when now - its last activity > idle_timeout",
-                 id="closes-too-soon"),
+    pytest.param(
+        variant(never_touch=True), "note the time of the last activity", id="activity-never-noted"
+    ),
+    pytest.param(
+        variant(too_eager=True),
+        "only when now - its last activity > idle_timeout",
+        id="closes-too-soon",
+    ),
     pytest.param(variant(timeout=1.0), "no longer than idle_timeout", id="timeout-too-long"),
-    pytest.param(variant(no_unregister=True), "sel.unregister(conn.sock), then conn.close",
-                 id="never-unregisters"),
-    pytest.param(variant(close_first=True), "unregister first, then close",
-                 id="closes-then-unregisters"),
-    pytest.param(variant(no_clock_at_accept=True), "when you accept it",
-                 id="no-clock-at-accept"),
+    pytest.param(
+        variant(no_unregister=True),
+        "sel.unregister(conn.sock), then conn.close",
+        id="never-unregisters",
+    ),
+    pytest.param(
+        variant(close_first=True), "unregister first, then close", id="closes-then-unregisters"
+    ),
+    pytest.param(variant(no_clock_at_accept=True), "when you accept it", id="no-clock-at-accept"),
     pytest.param(variant(own_selector=True), "self.selector_class()", id="own-selector"),
-    pytest.param(variant(ignore_stopping=True), "loop `while not self.stopping:`",
-                 id="while-true-never-stops"),
+    pytest.param(
+        variant(ignore_stopping=True),
+        "loop `while not self.stopping:`",
+        id="while-true-never-stops",
+    ),
     pytest.param(SelectorsServer, "keep the __init__ that takes idle_timeout", id="no-init"),
 ]
 
@@ -224,21 +264,24 @@ def test_right_choices_pass_with_explanations(capsys):
     assert check_model_choices.report(dict(RIGHT, chat_server=" asyncio ")) is True
 
 
-@pytest.mark.parametrize("answers, expected", [
-    (dict(RIGHT, chat_server="select"), "FD_SETSIZE"),
-    (dict(RIGHT, game_loop="selectors"), "a selector is for many sockets"),
-    (dict(RIGHT, game_loop="threads"), "Python's GIL"),
-    (dict(RIGHT, game_loop="tasks"), "a loop of its own"),
-    (dict(RIGHT, chat_server="tasks"), "teaching loop"),
-    (dict(RIGHT, legacy_driver="tasks"), "stops the whole loop"),
-    (dict(RIGHT, legacy_driver="polling"), "the loop stops for everyone"),
-    (dict(RIGHT, chat_server="threads"), "10,000 threads"),
-    (dict(RIGHT, legacy_driver="asyncio"), "stops the whole event loop"),
-    (dict(RIGHT, game_loop="blocking"), "freeze"),
-    (dict(RIGHT, game_loop="epoll"), "is not a model name"),
-    ({"game_loop": "polling"}, "no answer for chat_server, legacy_driver"),
-    ("polling", "expected a dict"),
-])
+@pytest.mark.parametrize(
+    "answers, expected",
+    [
+        (dict(RIGHT, chat_server="select"), "FD_SETSIZE"),
+        (dict(RIGHT, game_loop="selectors"), "a selector is for many sockets"),
+        (dict(RIGHT, game_loop="threads"), "Python's GIL"),
+        (dict(RIGHT, game_loop="tasks"), "a loop of its own"),
+        (dict(RIGHT, chat_server="tasks"), "teaching loop"),
+        (dict(RIGHT, legacy_driver="tasks"), "stops the whole loop"),
+        (dict(RIGHT, legacy_driver="polling"), "the loop stops for everyone"),
+        (dict(RIGHT, chat_server="threads"), "10,000 threads"),
+        (dict(RIGHT, legacy_driver="asyncio"), "stops the whole event loop"),
+        (dict(RIGHT, game_loop="blocking"), "freeze"),
+        (dict(RIGHT, game_loop="epoll"), "is not a model name"),
+        ({"game_loop": "polling"}, "no answer for chat_server, legacy_driver"),
+        ("polling", "expected a dict"),
+    ],
+)
 def test_wrong_choices_fail_with_their_hint(capsys, answers, expected):
     assert check_model_choices.report(answers) is False
     out = verdict(capsys)
@@ -251,7 +294,7 @@ def test_select_with_timeout_0_is_right_for_the_game_loop(capsys):
 
 
 def test_every_model_is_a_choice_and_every_wrong_one_has_its_hint():
-    assert set(MODEL_NAMES) == set(MODELS)          # tasks (notebook 06's loop) included
+    assert set(MODEL_NAMES) == set(MODELS)  # tasks (notebook 06's loop) included
     for key, scenario in SCENARIOS.items():
         for name in MODEL_NAMES:
             if name not in scenario["accept"]:
@@ -270,7 +313,7 @@ def test_the_hints_issue_9_asked_for_word_for_word():
 
 
 def test_unanswered_choices_are_not_done_yet(capsys):
-    assert check_model_choices.report({key: ... for key in SCENARIOS}) is False
+    assert check_model_choices.report(dict.fromkeys(SCENARIOS, ...)) is False
     assert "not done yet" in verdict(capsys)
 
 
@@ -287,11 +330,10 @@ def test_closed_after_is_counted_from_the_connection_not_from_the_checkers_pause
     ours, peer = socket.socketpair()
     try:
         since = time.monotonic()
-        time.sleep(0.1)                         # the checker's pause before it watches
+        time.sleep(0.1)  # the checker's pause before it watches
         closer = threading.Timer(0.1, peer.close)
         closer.start()
-        after = nb05._closed_by_server(ours, 2.0, types.SimpleNamespace(running=True),
-                                       since=since)
+        after = nb05._closed_by_server(ours, 2.0, types.SimpleNamespace(running=True), since=since)
         closer.join(2)
     finally:
         ours.close()

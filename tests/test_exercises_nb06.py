@@ -5,6 +5,7 @@ The rules and the mistakes are listed in the docstring of nbio_helpers/exercises
 Exercise 1: the line framer. Exercise 2: the timer heap (unit checks on the checker's clock,
 then live: idle, on time). Exercise 3: a coroutine handler for the chat, on our loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,10 @@ from nbio_helpers.exercises.nb06 import check_chat_handler, check_framer, check_
 from nbio_helpers.framing import LineTooLong
 from nbio_helpers.loop import GeneratorLoop, Timer
 
-pytestmark = [pytest.mark.timeout(60),
-              pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")]
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.filterwarnings("ignore:coroutine .* was never awaited"),
+]
 
 
 def rejected(check, answer, *hints):
@@ -38,13 +41,13 @@ class MyFramer:
 
     def __init__(self, max_line=1024):
         self.max_line = max_line
-        self.buffer = bytearray()          # the partial line, kept between calls
+        self.buffer = bytearray()  # the partial line, kept between calls
 
     def feed(self, data):
         """The complete lines that data ends (bytes, without their line ending)."""
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
-        if len(self.buffer) > self.max_line + 1:      # the +1: a \r may still be a \r\n
+        if len(self.buffer) > self.max_line + 1:  # the +1: a \r may still be a \r\n
             raise LineTooLong(self.max_line)
         complete = []
         for line in lines:
@@ -85,8 +88,7 @@ def drops_partial(self, data):
 def splitlines(self, data):
     self.buffer += data
     lines = bytes(self.buffer).splitlines(keepends=True)
-    self.buffer = bytearray(lines.pop()) if lines and not lines[-1].endswith(b"\n") \
-        else bytearray()
+    self.buffer = bytearray(lines.pop()) if lines and not lines[-1].endswith(b"\n") else bytearray()
     if len(self.buffer) > self.max_line + 1:
         raise LineTooLong(self.max_line)
     return [line.rstrip(b"\r\n") for line in lines]
@@ -166,7 +168,7 @@ def counts_the_crlf(self, data):
         raise LineTooLong(self.max_line)
     complete = []
     for line in lines:
-        if len(line) > self.max_line:          # measured before the \r is removed
+        if len(line) > self.max_line:  # measured before the \r is removed
             raise LineTooLong(self.max_line)
         complete.append(line.removesuffix(b"\r"))
     return complete
@@ -175,7 +177,7 @@ def counts_the_crlf(self, data):
 def partial_limit_without_the_cr(self, data):
     self.buffer += data
     *lines, self.buffer = self.buffer.split(b"\n")
-    if len(self.buffer) > self.max_line:       # a line of max_line bytes + its \r: refused
+    if len(self.buffer) > self.max_line:  # a line of max_line bytes + its \r: refused
         raise LineTooLong(self.max_line)
     return [line.removesuffix(b"\r") for line in lines]
 
@@ -184,7 +186,8 @@ def value_error(self, data):
     self.buffer += data
     *lines, self.buffer = self.buffer.split(b"\n")
     if len(self.buffer) > self.max_line + 1 or any(
-            len(line.removesuffix(b"\r")) > self.max_line for line in lines):
+        len(line.removesuffix(b"\r")) > self.max_line for line in lines
+    ):
         raise ValueError("line too long")
     return [line.removesuffix(b"\r") for line in lines]
 
@@ -211,7 +214,7 @@ def none_when_empty(self, data):
 
 
 def keeps_everything(self, data):
-    self.history = getattr(self, "history", b"") + data      # a copy of the whole stream
+    self.history = getattr(self, "history", b"") + data  # a copy of the whole stream
     return MyFramer.feed(self, data)
 
 
@@ -228,31 +231,36 @@ def test_the_reference_framer_passes_five_times():
 
 def test_the_package_framer_passes():
     from nbio_helpers.framing import LineFramer
+
     assert check_framer.verdict(LineFramer).passed
 
 
-@pytest.mark.parametrize("feed, hints", [
-    (each_chunk_alone, ["cut in two by recv()", "came back in pieces", "self.buffer"]),
-    (each_chunk_with_partial, ["complete only once its b'\\n' has arrived"]),
-    (returns_partial, ["complete only once its b'\\n' has arrived"]),
-    (drops_partial, ["came back in pieces", "keep the last piece"]),
-    (splitlines, ["a b'\\r' alone is data", "splitlines()"]),
-    (strips, ["spaces and tabs are data", "strip()"]),
-    (strips_every_cr, ["remove only the one b'\\r'"]),
-    (keeps_cr, ["one b'\\r' right before the b'\\n'", "remove it too"]),
-    (drops_empty, ["an empty line is a line"]),
-    (decodes, ["returned text (str)", "never decode"]),
-    (limit_only_on_complete_lines, ["never raised", "grow without bound", "partial line"]),
-    (greater_or_equal, ["exactly max_line=16 bytes raised", "(not >=)"]),
-    (counts_the_crlf, ["followed by \\r\\n", "the \\r\\n does not count"]),
-    (partial_limit_without_the_cr, ["when its \\r came", "max_line + 1"]),
-    (value_error, ["not LineTooLong", "raise LineTooLong(self.max_line)"]),
-    (hard_coded_limit, ["17 bytes (max_line=16) was accepted", "LineTooLong(self.max_line)"]),
-    (generator, ["returned generator, not a list", "return a list"]),
-    (none_when_empty, ["returned None", "[] when it completed none"]),
-    (keeps_everything, ["your framer kept", "keep only the partial line"]),
-    (stub, ["not done yet"]),
-], ids=lambda value: getattr(value, "__name__", "")[:30])
+@pytest.mark.parametrize(
+    "feed, hints",
+    [
+        (each_chunk_alone, ["cut in two by recv()", "came back in pieces", "self.buffer"]),
+        (each_chunk_with_partial, ["complete only once its b'\\n' has arrived"]),
+        (returns_partial, ["complete only once its b'\\n' has arrived"]),
+        (drops_partial, ["came back in pieces", "keep the last piece"]),
+        (splitlines, ["a b'\\r' alone is data", "splitlines()"]),
+        (strips, ["spaces and tabs are data", "strip()"]),
+        (strips_every_cr, ["remove only the one b'\\r'"]),
+        (keeps_cr, ["one b'\\r' right before the b'\\n'", "remove it too"]),
+        (drops_empty, ["an empty line is a line"]),
+        (decodes, ["returned text (str)", "never decode"]),
+        (limit_only_on_complete_lines, ["never raised", "grow without bound", "partial line"]),
+        (greater_or_equal, ["exactly max_line=16 bytes raised", "(not >=)"]),
+        (counts_the_crlf, ["followed by \\r\\n", "the \\r\\n does not count"]),
+        (partial_limit_without_the_cr, ["when its \\r came", "max_line + 1"]),
+        (value_error, ["not LineTooLong", "raise LineTooLong(self.max_line)"]),
+        (hard_coded_limit, ["17 bytes (max_line=16) was accepted", "LineTooLong(self.max_line)"]),
+        (generator, ["returned generator, not a list", "return a list"]),
+        (none_when_empty, ["returned None", "[] when it completed none"]),
+        (keeps_everything, ["your framer kept", "keep only the partial line"]),
+        (stub, ["not done yet"]),
+    ],
+    ids=lambda value: getattr(value, "__name__", "")[:30],
+)
 def test_wrong_framers_are_rejected_with_their_hint(feed, hints):
     rejected(check_framer, framer(feed), *hints)
 
@@ -278,10 +286,10 @@ class MyTimerLoop(GeneratorLoop):
 
     def __init__(self, selector=None):
         super().__init__(selector)
-        self.timers = []                  # a heap of Timer: self.timers[0] is the earliest
-        self.order = itertools.count()    # numbers for Timer.order: they break ties
+        self.timers = []  # a heap of Timer: self.timers[0] is the earliest
+        self.order = itertools.count()  # numbers for Timer.order: they break ties
 
-    def time(self):                       # the loop's clock: use it, not time.monotonic()
+    def time(self):  # the loop's clock: use it, not time.monotonic()
         return time.monotonic()
 
     def call_later(self, delay, callback, *args):
@@ -311,7 +319,7 @@ class MyTimerLoop(GeneratorLoop):
             if not timer.cancelled:
                 timer.callback(*timer.args)
 
-    def run_once(self):                   # given: a turn, then the timers that are due
+    def run_once(self):  # given: a turn, then the timers that are due
         super().run_once()
         self.run_timers()
 
@@ -328,7 +336,7 @@ def zero_with_timers(self):
 
 
 def delay_as_given(self, delay, callback, *args):
-    timer = Timer(delay, next(self.order), callback, args)     # the delay, not a deadline
+    timer = Timer(delay, next(self.order), callback, args)  # the delay, not a deadline
     heapq.heappush(self.timers, timer)
     return timer
 
@@ -349,7 +357,7 @@ def latest(self):
 
 def appends(self, delay, callback, *args):
     timer = Timer(self.time() + delay, next(self.order), callback, args)
-    self.timers.append(timer)                                  # not a heap
+    self.timers.append(timer)  # not a heap
     return timer
 
 
@@ -388,7 +396,7 @@ def monotonic_call_later(self, delay, callback, *args):
 
 
 def no_tie_breaker(self, delay, callback, *args):
-    timer = Timer(self.time() + delay, 0, callback, args)      # every order 0
+    timer = Timer(self.time() + delay, 0, callback, args)  # every order 0
     heapq.heappush(self.timers, timer)
     return timer
 
@@ -459,7 +467,7 @@ def busy_waits(self):
 def sorts_a_list(self, delay, callback, *args):
     timer = Timer(self.time() + delay, next(self.order), callback, args)
     self.timers.append(timer)
-    self.timers.sort()                                         # slow, but right
+    self.timers.sort()  # slow, but right
     return timer
 
 
@@ -472,6 +480,7 @@ def test_the_reference_timer_loop_passes_five_times():
 
 def test_the_package_timer_loop_passes():
     from nbio_helpers.loop import TimerLoop
+
     assert check_timer_loop.verdict(TimerLoop).passed
 
 
@@ -479,37 +488,47 @@ def test_a_sorted_list_is_slow_but_right():
     assert check_timer_loop.verdict(timer_loop(call_later=sorts_a_list)).passed
 
 
-@pytest.mark.parametrize("methods, hints", [
-    ({"timeout": zero_with_timers}, ["returned 0: the loop would spin", "earliest deadline"]),
-    ({"call_later": delay_as_given, "timeout": delay_as_given_timeout},
-     ["still returned 2.5", "the delay as given"]),
-    ({"timeout": latest}, ["returned 5", "earliest deadline (the smallest)"]),
-    ({"call_later": appends}, ["the first one set, not the earliest", "heapq.heappush"]),
-    ({"timeout": negative}, ["overdue, timeout() returned -", "never negative: max(0, ...)"]),
-    ({"timeout": forgets_ready}, ["callback ready (call_soon)", "self.ready"]),
-    ({"timeout": counts_cancelled}, ["was cancelled", "does not count"]),
-    ({"run_timers": fires_cancelled}, ["a cancelled timer fired", ".cancelled"]),
-    ({"call_later": monotonic_call_later}, ["self.time()", "not time.monotonic()"]),
-    ({"call_later": no_tie_breaker}, ["same deadline", "in the order they were set",
-                                      "next(self.order)"]),
-    ({"call_later": ties_reversed}, ["same deadline", "in the order they were set"]),
-    ({"run_timers": rereads_the_heap}, ["run_timers() did not return within 1 s",
-                                        "still running line", "delay 0"]),
-    ({"run_timers": fires_early}, ["fired early", "timer.when <= self.time()"]),
-    ({"run_timers": fires_twice}, ["a second time", "heappop"]),
-    ({"call_later": returns_none}, ["returned NoneType, not the Timer", "cancel()"]),
-    ({"timeout": busy_waits}, ["timeout() did not return within 1 s", "never wait or loop"]),
-    ({"call_later": stub}, ["not done yet"]),
-    ({"timeout": lambda self: (_ for _ in ()).throw(NotImplementedError())}, ["not done yet"]),
-], ids=lambda value: "-".join(f.__name__ for f in value.values())[:40]
-   if isinstance(value, dict) else "")
+@pytest.mark.parametrize(
+    "methods, hints",
+    [
+        ({"timeout": zero_with_timers}, ["returned 0: the loop would spin", "earliest deadline"]),
+        (
+            {"call_later": delay_as_given, "timeout": delay_as_given_timeout},
+            ["still returned 2.5", "the delay as given"],
+        ),
+        ({"timeout": latest}, ["returned 5", "earliest deadline (the smallest)"]),
+        ({"call_later": appends}, ["the first one set, not the earliest", "heapq.heappush"]),
+        ({"timeout": negative}, ["overdue, timeout() returned -", "never negative: max(0, ...)"]),
+        ({"timeout": forgets_ready}, ["callback ready (call_soon)", "self.ready"]),
+        ({"timeout": counts_cancelled}, ["was cancelled", "does not count"]),
+        ({"run_timers": fires_cancelled}, ["a cancelled timer fired", ".cancelled"]),
+        ({"call_later": monotonic_call_later}, ["self.time()", "not time.monotonic()"]),
+        (
+            {"call_later": no_tie_breaker},
+            ["same deadline", "in the order they were set", "next(self.order)"],
+        ),
+        ({"call_later": ties_reversed}, ["same deadline", "in the order they were set"]),
+        (
+            {"run_timers": rereads_the_heap},
+            ["run_timers() did not return within 1 s", "still running line", "delay 0"],
+        ),
+        ({"run_timers": fires_early}, ["fired early", "timer.when <= self.time()"]),
+        ({"run_timers": fires_twice}, ["a second time", "heappop"]),
+        ({"call_later": returns_none}, ["returned NoneType, not the Timer", "cancel()"]),
+        ({"timeout": busy_waits}, ["timeout() did not return within 1 s", "never wait or loop"]),
+        ({"call_later": stub}, ["not done yet"]),
+        ({"timeout": lambda self: (_ for _ in ()).throw(NotImplementedError())}, ["not done yet"]),
+    ],
+    ids=lambda value: (
+        "-".join(f.__name__ for f in value.values())[:40] if isinstance(value, dict) else ""
+    ),
+)
 def test_wrong_timer_loops_are_rejected_with_their_hint(methods, hints):
     rejected(check_timer_loop, timer_loop(**methods), *hints)
 
 
 def test_tuples_on_the_heap_are_rejected():
-    rejected(check_timer_loop, Tuples, "'<' not supported", "Timer(when, order, callback, "
-                                                           "args)")
+    rejected(check_timer_loop, Tuples, "'<' not supported", "Timer(when, order, callback, args)")
 
 
 def test_a_loop_that_is_not_a_generator_loop():
@@ -542,7 +561,7 @@ def test_the_live_check_catches_a_loop_that_spins_while_a_timer_is_far_away():
 def test_the_live_check_catches_late_timers():
     def late(self):
         got = MyTimerLoop.timeout(self)
-        return got if got in (None, 0) else got + 0.12           # oversleeps
+        return got if got in (None, 0) else got + 0.12  # oversleeps
 
     loop = live(timer_loop(timeout=late))
     try:
@@ -571,7 +590,7 @@ async def my_chat(room, client):
     while True:
         name = await client.readline()
         if name is None:
-            return                            # gone before giving a name
+            return  # gone before giving a name
         problem = room.name_problem(name)
         if problem is None:
             break
@@ -580,18 +599,18 @@ async def my_chat(room, client):
     try:
         while (line := await client.readline()) is not None:
             if not room.hear(client, line):
-                break                         # /quit
+                break  # /quit
     finally:
         room.leave(client)
 
 
 async def sleeps(room, client):
-    time.sleep(0.2)                           # "wait a little for the client"
+    time.sleep(0.2)  # "wait a little for the client"
     await my_chat(room, client)
 
 
 async def blocking_recv(room, client):
-    client.sock.setblocking(True)             # "wait for the client to say something"
+    client.sock.setblocking(True)  # "wait for the client to say something"
     client.sock.settimeout(0.5)
     try:
         client.sock.recv(1, socket.MSG_PEEK)
@@ -603,7 +622,7 @@ async def blocking_recv(room, client):
 
 async def holds_the_loop(room, client):
     started = time.monotonic()
-    while time.monotonic() - started < 0.3:   # a long computation between two awaits
+    while time.monotonic() - started < 0.3:  # a long computation between two awaits
         pass
     await my_chat(room, client)
 
@@ -620,7 +639,7 @@ async def asyncio_sleep_0(room, client):
 
 async def missing_await(room, client):
     room.welcome(client)
-    name = client.readline()                  # no await
+    name = client.readline()  # no await
     while room.name_problem(name):
         name = client.readline()
     room.join(client, name)
@@ -774,7 +793,7 @@ async def swallows_errors_and_goes_on(room, client):
             try:
                 line = await client.readline()
             except Exception:
-                continue                  # "never crash"
+                continue  # "never crash"
             if line is None or not room.hear(client, line):
                 break
     finally:
@@ -803,7 +822,7 @@ async def leaves_twice(room, client):
     try:
         await my_chat(room, client)
     finally:
-        room.leave(client)                    # twice, and before joining: harmless
+        room.leave(client)  # twice, and before joining: harmless
 
 
 async def keyboard_interrupt(room, client):
@@ -823,31 +842,36 @@ def test_the_reference_handler_passes_five_times():
 
 def test_the_package_handler_passes_and_leaving_twice_is_harmless():
     from nbio_helpers.loop.chat_coroutines import chat
+
     assert check_chat_handler.verdict(chat).passed
     assert check_chat_handler.verdict(leaves_twice).passed
 
 
-@pytest.mark.parametrize("handler, hints", [
-    (sleeps, ["held the loop for", "time.sleep(0.2)", "must never block"]),
-    (blocking_recv, ["held the loop for", "client.sock.recv(1, socket.MSG_PEEK)"]),
-    (holds_the_loop, ["held the loop for", "no other client was served"]),
-    (asyncio_sleep, ["no running event loop", "this is our loop, not asyncio's"]),
-    (asyncio_sleep_0, ["can only await its own futures", "our loop, not asyncio's"]),
-    (missing_await, ["coroutine", "line = await client.readline()"]),
-    (plain_function, ["a plain function (def)", "async def my_chat"]),
-    (asks_once, ["after the name 'ANN'", "ask again, in a loop"]),
-    (no_name_check, ["after the invalid name", "room.name_problem(name)"]),
-    (none_before_name, ["NoneType", "also before it gave a name"]),
-    (hears_none, ["NoneType"]),
-    (ignores_none, ["left", "returns None when the client has gone"]),
-    (no_finally, ["cy was disconnected for an over-long line", "finally"]),
-    (ignores_quit, ["after /quit", "returns False after /quit"]),
-    (swallows_errors, ["line of 2000 bytes", "let LineTooLong and TimeoutError propagate"]),
-    (swallows_errors_and_goes_on, ["line of 2000 bytes", "propagate"]),
-    (broadcasts_itself, ["ann asked /who", "room.hear(client, line)"]),
-    (keyboard_interrupt, ["raised KeyboardInterrupt", "ordinary exception"]),
-    (stub_handler, ["not done yet"]),
-], ids=lambda value: getattr(value, "__name__", ""))
+@pytest.mark.parametrize(
+    "handler, hints",
+    [
+        (sleeps, ["held the loop for", "time.sleep(0.2)", "must never block"]),
+        (blocking_recv, ["held the loop for", "client.sock.recv(1, socket.MSG_PEEK)"]),
+        (holds_the_loop, ["held the loop for", "no other client was served"]),
+        (asyncio_sleep, ["no running event loop", "this is our loop, not asyncio's"]),
+        (asyncio_sleep_0, ["can only await its own futures", "our loop, not asyncio's"]),
+        (missing_await, ["coroutine", "line = await client.readline()"]),
+        (plain_function, ["a plain function (def)", "async def my_chat"]),
+        (asks_once, ["after the name 'ANN'", "ask again, in a loop"]),
+        (no_name_check, ["after the invalid name", "room.name_problem(name)"]),
+        (none_before_name, ["NoneType", "also before it gave a name"]),
+        (hears_none, ["NoneType"]),
+        (ignores_none, ["left", "returns None when the client has gone"]),
+        (no_finally, ["cy was disconnected for an over-long line", "finally"]),
+        (ignores_quit, ["after /quit", "returns False after /quit"]),
+        (swallows_errors, ["line of 2000 bytes", "let LineTooLong and TimeoutError propagate"]),
+        (swallows_errors_and_goes_on, ["line of 2000 bytes", "propagate"]),
+        (broadcasts_itself, ["ann asked /who", "room.hear(client, line)"]),
+        (keyboard_interrupt, ["raised KeyboardInterrupt", "ordinary exception"]),
+        (stub_handler, ["not done yet"]),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)
 def test_wrong_handlers_are_rejected_with_their_hint(handler, hints):
     rejected(check_chat_handler, handler, *hints)
 
@@ -883,8 +907,7 @@ def test_the_idle_timeout_without_finally_is_noticed():
             raise
         room.leave(client)
 
-    rejected(check_chat_handler, finally_only_for_too_long, "after the idle timeout",
-             "finally")
+    rejected(check_chat_handler, finally_only_for_too_long, "after the idle timeout", "finally")
 
 
 def test_try_on_asyncio_runs_the_handler_on_asyncio():
@@ -894,7 +917,6 @@ def test_try_on_asyncio_runs_the_handler_on_asyncio():
     assert "bob got: * bye, bob!" in lines and "ann got: * bob left" in lines
     with pytest.raises(NotImplementedError):
         nb06.try_on_asyncio(stub_handler)
-
 
 
 def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
@@ -908,10 +930,13 @@ def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
     assert time.monotonic() - started < 10
     assert lines[-1] == "(no answer within 1 s: does my_chat block?)"
     assert nb06.try_on_asyncio(plain_function) == [
-        "my_chat is not an async def function: see exercise 3."]
+        "my_chat is not an async def function: see exercise 3."
+    ]
     from nbio_helpers.exercises.harness import learner_calls_running
+
     assert not learner_calls_running()
     import threading
+
     assert not [t.name for t in threading.enumerate() if "my-chat-on-asyncio" in t.name]
 
 
@@ -924,12 +949,13 @@ def test_timeline_of_the_learners_loop(capsys):
     log = nb06.timeline_of(MyTimerLoop)
     calls = log.selects()
     assert 3 <= len(calls) <= 20 and {"sleeper", "reader"} <= set(log.lanes())
-    assert sum(1 for c in calls if c.ready) >= 2           # the two messages woke it
-    assert sum(1 for c in calls if c.timeout and not c.ready) >= 2   # and the timers
+    assert sum(1 for c in calls if c.ready) >= 2  # the two messages woke it
+    assert sum(1 for c in calls if c.timeout and not c.ready) >= 2  # and the timers
     with pytest.raises(NotImplementedError):
         nb06.timeline_of(timer_loop(call_later=stub))
     spinning = nb06.timeline_of(timer_loop(timeout=zero_with_timers))
-    assert len(spinning.selects()) > 100                    # drawn as it is: spinning
+    assert len(spinning.selects()) > 100  # drawn as it is: spinning
+
     def hangs(self):
         if any(t.when <= self.time() for t in self.timers):
             while True:
@@ -939,4 +965,5 @@ def test_timeline_of_the_learners_loop(capsys):
     assert "did not stop when asked, and was stopped" in capsys.readouterr().out
     assert stuck.selects()
     from nbio_helpers.exercises.harness import learner_calls_running
+
     assert not learner_calls_running()

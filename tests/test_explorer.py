@@ -1,15 +1,16 @@
 """The poll-interval explorer: a click measures in the background, adds a point, redraws,
 stops its server; errors are shown in the widget; one measurement at a time."""
+
 import threading
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from nbio_helpers import SelectServer, running_servers  # noqa: E402
-from nbio_helpers.explorer import PollIntervalExplorer  # noqa: E402
+from nbio_helpers import SelectServer, running_servers
+from nbio_helpers.explorer import PollIntervalExplorer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,7 +26,7 @@ def test_dom_classes_and_initial_state():
     assert "nbio-explorer-measure" in explorer.button._dom_classes
     assert "nbio-explorer-output" in explorer.output._dom_classes
     assert explorer.points == [] and not explorer.measuring
-    assert explorer.interval == pytest.approx(0.001)       # 1 ms
+    assert explorer.interval == pytest.approx(0.001)  # 1 ms
 
 
 def test_slider_is_in_milliseconds_and_busy_means_zero():
@@ -50,9 +51,10 @@ def test_click_measures_in_the_background_and_adds_a_point():
     assert not explorer.button.disabled
     assert "png" in str(explorer.output.outputs[0]["data"].keys())
     assert "CPU" in explorer.status.value and "median" in explorer.status.value
-    assert running_servers() == {}                          # its server was stopped
-    assert not [t for t in threading.enumerate()
-                if t.name.startswith("nbio-") and t.name not in before]
+    assert running_servers() == {}  # its server was stopped
+    assert not [
+        t for t in threading.enumerate() if t.name.startswith("nbio-") and t.name not in before
+    ]
 
 
 def test_measure_busy_then_clear():
@@ -78,7 +80,7 @@ def test_one_measurement_at_a_time():
     explorer = fast_explorer(make_server=slow_server)
     assert explorer.start_measure() is True
     assert explorer.button.disabled and explorer.measuring
-    assert explorer.start_measure() is False               # a second click is ignored
+    assert explorer.start_measure() is False  # a second click is ignored
     with pytest.raises(RuntimeError, match="already running"):
         explorer.measure()
     release.set()
@@ -113,17 +115,20 @@ def test_reference_points_are_drawn_at_once_and_survive_clear():
     explorer.measure()
     assert len(explorer.points) == 1 and "1 point" in explorer.status.value
     explorer.clear()
-    assert explorer.points == [] and len(explorer.output.outputs) == 1   # the sweep stays
+    assert explorer.points == [] and len(explorer.output.outputs) == 1  # the sweep stays
 
 
 def test_own_points_are_ringed_over_the_reference(monkeypatch):
     import matplotlib.figure
+
     drawn = []
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
-                        lambda fig, *args, **kwargs: drawn.append(fig))
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *args, **kwargs: drawn.append(fig)
+    )
     explorer = fast_explorer(reference=REFERENCE)
-    explorer.points.append({"interval": 0.005, "cpu": 0.01, "median": 2.6e-3, "p99": 5e-3,
-                            "theory": 2.5e-3})
+    explorer.points.append(
+        {"interval": 0.005, "cpu": 0.01, "median": 2.6e-3, "p99": 5e-3, "theory": 2.5e-3}
+    )
     explorer._redraw()
     ax = drawn[-1].axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -141,5 +146,5 @@ def test_the_status_names_the_tail_by_the_rule():
     explorer = fast_explorer()
     explorer.slider.value = 2
     point = explorer.measure()
-    assert point["tail_name"] == "max"                   # a few requests: no p90, no p99
+    assert point["tail_name"] == "max"  # a few requests: no p90, no p99
     assert "max" in explorer.status.value and "p99" not in explorer.status.value

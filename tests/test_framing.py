@@ -1,4 +1,5 @@
 """The line framer, without a socket: every split of a stream gives the same lines."""
+
 from __future__ import annotations
 
 import pytest
@@ -83,14 +84,14 @@ def test_line_over_the_limit_in_one_chunk():
     framer = LineFramer(max_line=8)
     with pytest.raises(LineTooLong, match="limit is 8 bytes") as caught:
         framer.feed(b"ok\n" + b"x" * 9 + b"\n")
-    assert caught.value.lines == [b"ok"]          # nothing valid is lost
+    assert caught.value.lines == [b"ok"]  # nothing valid is lost
     assert caught.value.max_line == 8
 
 
 def test_line_over_the_limit_without_newline_raises_at_once():
     framer = LineFramer(max_line=8)
     with pytest.raises(LineTooLong):
-        framer.feed(b"x" * 9)                     # no \n yet: too long already
+        framer.feed(b"x" * 9)  # no \n yet: too long already
 
 
 def test_over_long_line_byte_by_byte_keeps_memory_bounded():
@@ -101,7 +102,7 @@ def test_over_long_line_byte_by_byte_keeps_memory_bounded():
             framer.feed(b"y")
             fed += 1
             assert framer.pending <= 101
-    assert fed == 100                             # the 101st byte raised
+    assert fed == 100  # the 101st byte raised
 
 
 def test_over_long_line_split_across_feeds():
@@ -113,9 +114,9 @@ def test_over_long_line_split_across_feeds():
 
 def test_cr_then_more_data_is_too_long():
     framer = LineFramer(max_line=4)
-    assert framer.feed(b"abcd\r") == []           # may still be "abcd\r\n"
+    assert framer.feed(b"abcd\r") == []  # may still be "abcd\r\n"
     with pytest.raises(LineTooLong):
-        framer.feed(b"e")                         # "abcd\re...": 6 bytes of line
+        framer.feed(b"e")  # "abcd\re...": 6 bytes of line
 
 
 def test_end_of_stream_returns_the_unterminated_line():
@@ -134,8 +135,12 @@ def test_bad_max_line():
 
 @st.composite
 def stream_and_splits(draw):
-    pieces = draw(st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r", b"\r\n", b"\xff",
-                                            "é".encode(), b"", b" "]), max_size=60))
+    pieces = draw(
+        st.lists(
+            st.sampled_from([b"a", b"bc", b"\n", b"\r", b"\r\n", b"\xff", "é".encode(), b"", b" "]),
+            max_size=60,
+        )
+    )
     stream = b"".join(pieces)
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=20)))
     bounds = [0, *cuts, len(stream)]
@@ -169,8 +174,7 @@ def test_the_limit_does_not_depend_on_the_split(case, max_line):
         return got, False
 
     expected_lines = reference_lines(stream)
-    too_long_at = next((i for i, line in enumerate(expected_lines) if len(line) > max_line),
-                       None)
+    too_long_at = next((i for i, line in enumerate(expected_lines) if len(line) > max_line), None)
     whole, split = run([stream]), run(chunks)
     assert whole[1] == split[1]
     if too_long_at is not None:

@@ -1,5 +1,6 @@
 """nbio_helpers.measure.gil: the busy loop and its neighbours (structure only: the slowdown
 itself is a measurement, reported, not asserted)."""
+
 import pytest
 
 from nbio_helpers import running_servers
@@ -14,11 +15,11 @@ def test_neighbour_slowdown_measures_each_trial_and_stops_its_server(work):
     assert isinstance(result, NeighbourSlowdown) and result.work == work
     assert len(result.alone.trials) == 4 and len(result.beside.trials) == 2
     assert len(result.slowdown.trials) == 2 and result.slowdown.value > 0
-    assert result.rounds_alone.value > 0          # the busy loop went round meanwhile
+    assert result.rounds_alone.value > 0  # the busy loop went round meanwhile
     assert running_servers() == {}
 
 
 def test_any_callable_is_a_workload():
     calls = []
     result = neighbour_slowdown(lambda: calls.append(1), trials=1, window=0.0)
-    assert result.work == "<lambda>" and len(calls) == 4     # warm-up, alone, beside, alone
+    assert result.work == "<lambda>" and len(calls) == 4  # warm-up, alone, beside, alone

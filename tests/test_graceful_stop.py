@@ -5,6 +5,7 @@ client checks every byte of its echo, stops sending at the server's EOF, and the
 Every byte the server read (``RECV`` in its event log) must have come back to a client, and
 every connection must end with the server's EOF, not a reset.
 """
+
 from __future__ import annotations
 
 import socket
@@ -18,6 +19,7 @@ from nbio_helpers.events import RECV
 from nbio_helpers.server import wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("nothing_left_running")]
+
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_graceful_stop_sends_back_every_byte_read(model):
@@ -38,7 +40,7 @@ def test_graceful_stop_sends_back_every_byte_read(model):
     assert all(clients.correct)
     served = [end for end, got in zip(clients.ends, clients.received) if got]
     assert served and all(end == "eof" for end in served), clients.ends
-    if model != "blocking":                   # it serves one client; the others wait unread
+    if model != "blocking":  # it serves one client; the others wait unread
         assert len(served) == 50
     assert server.unfinished == 0
     assert took < 10
@@ -50,7 +52,7 @@ def test_graceful_stop_without_clients_is_quick(model):
     assert request(server.address, b"x") == b"X"
     started = time.monotonic()
     server.stop(grace=30)
-    assert time.monotonic() - started < 10     # it did not wait for the grace period to end
+    assert time.monotonic() - started < 10  # it did not wait for the grace period to end
     assert server.stopped and server.unfinished == 0
 
 
@@ -80,6 +82,6 @@ def test_the_fast_stop_stays_fast(model):
         assert wait_until(lambda: server.events.total_bytes(RECV) > 100_000, 30)
         started = time.monotonic()
         server.stop()
-        assert time.monotonic() - started < 5      # nothing is waited for
+        assert time.monotonic() - started < 5  # nothing is waited for
     finally:
         clients.join(10)

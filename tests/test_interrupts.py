@@ -13,6 +13,7 @@ it everywhere:
 After each, nothing may be left: no registered server, no ``nbio-`` thread, no descriptor.
 (``test_kernel_interrupts.py`` does the same to a real Jupyter kernel.)
 """
+
 from __future__ import annotations
 
 import _thread
@@ -32,7 +33,8 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("nothing_left_ru
 
 main_thread_only = pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(),
-    reason="signals are delivered to the main thread")
+    reason="signals are delivered to the main thread",
+)
 
 
 def assert_nothing_left(fds_before: int, open_fds, nbio_threads) -> None:
@@ -47,11 +49,12 @@ def interrupt(*_args, **_kwargs):
 
 
 def signal_interrupt(*_args, **_kwargs):
-    signal.raise_signal(signal.SIGINT)   # the handler runs at the next bytecode
+    signal.raise_signal(signal.SIGINT)  # the handler runs at the next bytecode
 
 
 def patched(original, when):
     """``original`` with an interrupt ``"before"`` or ``"after"`` it, or ``"signal"``-led."""
+
     def step(*args, **kwargs):
         if when == "before":
             raise KeyboardInterrupt
@@ -61,6 +64,7 @@ def patched(original, when):
         if when == "after":
             raise KeyboardInterrupt
         return result
+
     return step
 
 
@@ -86,7 +90,7 @@ STOP_STEPS = {
 @pytest.mark.parametrize("when", ["before", "after", "signal"])
 @pytest.mark.parametrize("step", list(START_STEPS))
 def test_interrupted_start_leaves_nothing(step, when, monkeypatch, open_fds, nbio_threads):
-    with PollingServer(interval=0, name="warm-up"):    # first imports, lazy objects
+    with PollingServer(interval=0, name="warm-up"):  # first imports, lazy objects
         pass
     fds_before = open_fds()
     owner, name = START_STEPS[step]
@@ -112,27 +116,27 @@ def test_interrupted_stop_still_stops(model, step, when, monkeypatch, open_fds, 
     assert request(server.address, b"hi") == b"HI"
     owner, name = STOP_STEPS[step]
     if owner is Server:
-        owner = type(server)     # the model may override the step
+        owner = type(server)  # the model may override the step
     monkeypatch.setattr(owner, name, patched(getattr(owner, name), when))
     with pytest.raises(KeyboardInterrupt):
         server.stop()
     monkeypatch.undo()
     assert not server.running and server.stopped
     assert_nothing_left(fds_before, open_fds, nbio_threads)
-    server.stop()                             # and a second stop() is quiet
+    server.stop()  # and a second stop() is quiet
 
 
 @main_thread_only
 def test_interrupt_during_a_graceful_stop_stops_at_once(open_fds, nbio_threads):
     fds_before = open_fds()
     server = MODELS["threads"](name="graceful").start()
-    idle = socket.create_connection(server.address)   # keeps the graceful stop waiting
+    idle = socket.create_connection(server.address)  # keeps the graceful stop waiting
     timer = threading.Timer(0.2, _thread.interrupt_main)
     timer.start()
     try:
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            server.stop(grace=30)                      # would wait 30 s for the idle client
+            server.stop(grace=30)  # would wait 30 s for the idle client
         # interrupt_main() only sets a flag (as a Windows kernel interrupt does): a single
         # long join() saw it after the whole grace period.
         assert time.monotonic() - started < 15
@@ -156,14 +160,14 @@ def test_random_interrupts_of_a_tight_with_loop(open_fds, nbio_threads):
         timer = threading.Timer(rng.uniform(0, 0.01), _thread.interrupt_main)
         try:
             timer.start()
-            while True:                       # until the interrupt lands, wherever it lands
+            while True:  # until the interrupt lands, wherever it lands
                 with PollingServer(interval=0, name="tight") as server:
                     server.address
         except KeyboardInterrupt:
             pass
         try:
             timer.join()
-        except KeyboardInterrupt:             # it landed before the loop began: no matter
+        except KeyboardInterrupt:  # it landed before the loop began: no matter
             pass
         if running_servers() or nbio_threads():
             left_behind.append(trial)
@@ -179,7 +183,7 @@ def test_deferred_interrupt_is_raised_when_the_block_ends():
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred() as deferred:
             signal.raise_signal(signal.SIGINT)
-            for _ in range(1000):             # bytecodes: the handler has run by now
+            for _ in range(1000):  # bytecodes: the handler has run by now
                 pass
             done.append(deferred.pending)
     assert done == [True]

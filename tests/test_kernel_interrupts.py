@@ -5,6 +5,7 @@ it runs too long, they press "interrupt". The kernel gets SIGINT at a random mom
 ``start()``, inside ``stop()``, or between. Afterwards no nbio server may be registered and
 no ``nbio-`` thread alive. Every model takes its turn; many trials, random moments.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,7 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
             msg_id = client.execute(TIGHT_LOOP.format(model=model), stop_on_error=False)
             time.sleep(rng.uniform(0.05, 0.4))
             manager.interrupt_kernel()
-            while True:                                    # the interrupted cell's reply
+            while True:  # the interrupted cell's reply
                 reply = client.get_shell_msg(timeout=60)
                 if reply["parent_header"].get("msg_id") == msg_id:
                     break
@@ -61,14 +62,17 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
             assert reply["content"]["ename"] == "KeyboardInterrupt", reply["content"]
             printed = []
             check = client.execute_interactive(
-                CHECK, timeout=60,
-                output_hook=lambda msg: printed.append(msg["content"].get("text", "")))
+                CHECK,
+                timeout=60,
+                output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+            )
             assert check["content"]["status"] == "ok", check["content"]
             outcome = "".join(printed).strip()
             left.append("" if outcome == "[] []" else f"{model}: {outcome}")
-            if outcome != "[] []":                         # clean up for the next trial
-                client.execute_interactive("from nbio_helpers import stop_all; stop_all()",
-                                           timeout=60)
+            if outcome != "[] []":  # clean up for the next trial
+                client.execute_interactive(
+                    "from nbio_helpers import stop_all; stop_all()", timeout=60
+                )
         return left
     finally:
         client.stop_channels()
@@ -78,5 +82,6 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
 @pytest.mark.skipif(sys.platform == "win32", reason="interrupts by signal (POSIX kernels)")
 def test_interrupting_a_tight_with_loop_leaves_nothing_running():
     left = interrupt_trials(30)
-    assert [outcome for outcome in left if outcome] == [], \
+    assert [outcome for outcome in left if outcome] == [], (
         f"{sum(map(bool, left))} of {len(left)} interrupts left something running"
+    )

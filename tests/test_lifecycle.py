@@ -4,6 +4,7 @@ Start, stop (twice), context manager, default loopback bind, errors that kill a 
 registry replacing a server of the same name, stop_all; and nothing left behind after many
 start/stop cycles: no thread, no descriptor.
 """
+
 from __future__ import annotations
 
 import gc
@@ -13,8 +14,18 @@ import warnings
 
 import pytest
 
-from nbio_helpers import (MODELS, Server, ServerStoppedError, ServerStopTimeout, connect,
-                          recv_exactly, request, running_servers, start_server, stop_all)
+from nbio_helpers import (
+    MODELS,
+    Server,
+    ServerStoppedError,
+    ServerStopTimeout,
+    connect,
+    recv_exactly,
+    request,
+    running_servers,
+    start_server,
+    stop_all,
+)
 from nbio_helpers.events import CLOSE, ERROR
 from nbio_helpers.server import wait_until
 
@@ -48,7 +59,7 @@ def test_context_manager_stops_and_closes_everything(model):
     with client:
         client.settimeout(5)
         try:
-            assert client.recv(1) == b""            # the server closed our connection
+            assert client.recv(1) == b""  # the server closed our connection
         except ConnectionResetError:
             pass
 
@@ -74,26 +85,31 @@ STALE = r"; run the cell that starts it again"
 def test_a_stopped_server_explains_itself(model):
     server = start_server(model, name="stale")
     server.stop()
-    with pytest.raises(ServerStoppedError,
-                       match=r"^server 'stale' was stopped \(stop\(\) was called\)" + STALE + "$"):
+    with pytest.raises(
+        ServerStoppedError,
+        match=r"^server 'stale' was stopped \(stop\(\) was called\)" + STALE + "$",
+    ):
         server.address
     with pytest.raises(ServerStoppedError, match="cannot be started again"):
         server.start()
     with pytest.raises(ServerStoppedError, match="cannot be started again"):
         with server:
             pass
-    assert isinstance(ServerStoppedError("x"), RuntimeError)   # as "not started" is
+    assert isinstance(ServerStoppedError("x"), RuntimeError)  # as "not started" is
 
 
 def test_replaced_and_finished_servers_say_why():
     old = start_server("select", name="demo")
     new = start_server("select", name="demo")
-    with pytest.raises(ServerStoppedError, match=r"\(a new server named 'demo' replaced it\)" + STALE):
+    with pytest.raises(
+        ServerStoppedError, match=r"\(a new server named 'demo' replaced it\)" + STALE
+    ):
         old.address
     assert request(new.address, b"new") == b"NEW"
     stop_all()
-    with pytest.raises(ServerStoppedError,
-                       match=r"\(finish\(\) or stop_all\(\) stopped every server\)" + STALE):
+    with pytest.raises(
+        ServerStoppedError, match=r"\(finish\(\) or stop_all\(\) stopped every server\)" + STALE
+    ):
         new.address
 
 
@@ -106,7 +122,7 @@ def test_stop_wakes_an_idle_loop_without_a_client(model):
     """stop() must not wait for a client or a poll timeout: the socketpair wakes the loop."""
     server = start_server(model, name="idle")
     assert wait_until(lambda: server.running, 5)
-    server.stop(timeout=5)   # raises ServerStopTimeout if the loop could not be woken
+    server.stop(timeout=5)  # raises ServerStopTimeout if the loop could not be woken
     assert not server.running
 
 
@@ -115,7 +131,7 @@ def test_20_start_stop_cycles_leave_nothing_behind(model, open_fds, nbio_threads
     def cycle():
         with start_server(model, name="cycle") as server:
             assert request(server.address, b"cycle") == b"CYCLE"
-            with connect(server.address) as idle:   # one client still connected at stop()
+            with connect(server.address) as idle:  # one client still connected at stop()
                 idle.sendall(b"z")
                 assert recv_exactly(idle, 1) == b"Z"
                 server.stop()
@@ -150,7 +166,7 @@ def test_exception_that_kills_the_loop_is_reraised_by_stop(model):
         server.stop()
     assert isinstance(server.error, RuntimeError)
     assert server.events.count(ERROR) == 1
-    server.stop()                  # raised once; a second stop() is quiet
+    server.stop()  # raised once; a second stop() is quiet
     assert_closed(server.listener)
     assert "boom" not in running_servers()
 
@@ -180,7 +196,7 @@ def test_stop_timeout_when_the_loop_ignores_stop():
         model = "stubborn"
 
         def serve(self):
-            release.wait(10)     # ignores self.stopping, ends only when the test says so
+            release.wait(10)  # ignores self.stopping, ends only when the test says so
 
     server = Stubborn(name="stubborn").start()
     try:
@@ -284,8 +300,8 @@ def test_a_failed_start_can_be_tried_again(model, open_fds):
     fds = open_fds()
     server = MODELS[model](port=port, name="retry")
     with pytest.raises(OSError):
-        server.start()                             # the port is taken
+        server.start()  # the port is taken
     assert open_fds() == fds and "retry" not in running_servers()
     busy.stop()
-    with server:                                   # the same object, the port free now
+    with server:  # the same object, the port free now
         assert request(server.address, b"again") == b"AGAIN"

@@ -1,5 +1,6 @@
 """Many sockets under macOS's default soft limit of 256 descriptors (simulated with
 ``setrlimit`` in a child process): the package raises the limit where it opens many."""
+
 from __future__ import annotations
 
 import errno
@@ -23,8 +24,12 @@ def run_with_soft_limit(code: str, soft: int = 256) -> subprocess.CompletedProce
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, hard))
     """)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=100)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
 
 
 def test_open_fd_count_counts_this_process():

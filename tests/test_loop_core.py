@@ -1,4 +1,5 @@
 """The event loop of notebook 06, step by step, on socketpairs (no server)."""
+
 from __future__ import annotations
 
 import socket
@@ -49,7 +50,7 @@ def test_reader_is_called_while_readable_until_removed(pair):
     b.send(b"two")
     loop.run_once()
     assert got == [b"one", b"two"]
-    assert loop.selector.get_map().get(a) is None      # unregistered: no interest left
+    assert loop.selector.get_map().get(a) is None  # unregistered: no interest left
     loop.close()
 
 
@@ -65,7 +66,7 @@ def test_reader_and_writer_on_one_socket(pair):
     assert calls == ["read", "write"]
     loop.remove_writer(a)
     assert loop.selector.get_key(a).events == 1
-    loop.remove_writer(a)                                # twice: harmless
+    loop.remove_writer(a)  # twice: harmless
     loop.remove_reader(a)
     assert a not in loop.selector.get_map()
     loop.close()
@@ -192,7 +193,7 @@ def test_timers_fire_in_deadline_order():
     cancelled.cancel()
     assert run_until(loop, lambda: len(fired) == 4)
     assert fired == [0.01, 0.01, 0.02, 0.03]
-    assert loop.timeout() is None                 # no timer left: select() may sleep forever
+    assert loop.timeout() is None  # no timer left: select() may sleep forever
     loop.close()
 
 
@@ -202,7 +203,7 @@ def test_timeout_is_the_time_until_the_earliest_deadline():
     loop.call_later(2, lambda: None)
     assert 1.9 < loop.timeout() <= 2
     loop.call_soon(lambda: None)
-    assert loop.timeout() == 0                    # callbacks waiting: do not sleep
+    assert loop.timeout() == 0  # callbacks waiting: do not sleep
     loop.close()
 
 
@@ -211,7 +212,7 @@ def test_cancelled_earliest_timer_does_not_shorten_the_sleep():
     loop.call_later(0.001, lambda: None).cancel()
     loop.call_later(10, lambda: None)
     assert loop.timeout() > 9
-    assert len(loop.timers) == 1                  # the cancelled one was dropped
+    assert len(loop.timers) == 1  # the cancelled one was dropped
     loop.close()
 
 
@@ -225,7 +226,7 @@ def test_timer_set_by_a_timer_waits_for_the_next_turn():
 
     loop.call_later(0, again)
     loop.run_once()
-    assert fired == [0]                           # not an endless loop inside one turn
+    assert fired == [0]  # not an endless loop inside one turn
     loop.run_once()
     assert fired == [0, 1]
     loop.close()
@@ -238,7 +239,7 @@ def test_idle_loop_sleeps_in_select():
     loop.run_forever()
     wall = time.monotonic() - wall
     assert wall >= 0.2
-    assert time.thread_time() - cpu < 0.05        # a spinning loop would use ~0.2 s
+    assert time.thread_time() - cpu < 0.05  # a spinning loop would use ~0.2 s
     loop.close()
 
 
@@ -264,7 +265,7 @@ def test_generator_sleep_and_read_timeout(pair):
     b.send(b"late")
     assert run_until(loop, lambda: not loop.tasks)
     assert log[2] == b"late"
-    assert not loop.selector.get_map()            # every read, timed out or not, unregistered
+    assert not loop.selector.get_map()  # every read, timed out or not, unregistered
     assert all(t.cancelled for t in loop.timers)  # the 5 s timer was cancelled
     loop.close()
 
@@ -276,10 +277,10 @@ def test_future_result_callbacks_and_await():
     fut.add_done_callback(seen.append)
     assert not fut.done()
     fut.set_result(42)
-    fut.set_result(43)                            # the first outcome wins
+    fut.set_result(43)  # the first outcome wins
     assert fut.done() and fut.result() == 42 and seen == [fut]
     later = []
-    fut.add_done_callback(later.append)           # already done: called at once
+    fut.add_done_callback(later.append)  # already done: called at once
     assert later == [fut]
     failed = Future()
     failed.set_exception(ValueError("no"))
@@ -310,7 +311,7 @@ def test_sock_sendall_waits_while_the_buffer_is_full(pair):
     a, b = pair
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     loop = Loop()
-    data = bytes(range(256)) * 4096                # 1 MiB: far more than the buffers
+    data = bytes(range(256)) * 4096  # 1 MiB: far more than the buffers
     task = loop.create_task(loop.sock_sendall(a, data))
     received = bytearray()
 
@@ -363,7 +364,7 @@ def test_wait_for_times_out_and_cancels(pair):
     task = loop.create_task(main())
     assert run_until(loop, task.done)
     assert task.result() == b"now"
-    assert cleaned == [True, True]                 # the timed-out read ran its finally
+    assert cleaned == [True, True]  # the timed-out read ran its finally
     assert not loop.selector.get_map()
     assert all(t.cancelled for t in loop.timers)
     loop.close()
@@ -424,10 +425,11 @@ def test_a_failed_task_stops_the_loop_unless_handled():
 
 def test_awaiting_a_foreign_awaitable_is_a_clear_error():
     import asyncio
+
     loop = Loop()
 
     async def wrong():
-        await asyncio.sleep(0)     # yields None: not one of our futures
+        await asyncio.sleep(0)  # yields None: not one of our futures
 
     task = loop.create_task(wrong())
     loop.on_task_error = lambda task, exc: None
@@ -450,7 +452,7 @@ def test_sleep_0_lets_the_other_ready_tasks_run_first():
         loop.create_task(worker(name))
     assert run_until(loop, lambda: not loop.tasks)
     assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
-    assert not loop.timers                         # no timer for a zero sleep
+    assert not loop.timers  # no timer for a zero sleep
     loop.close()
 
 
@@ -471,17 +473,25 @@ def test_the_loop_is_about_250_lines_as_notebook_06_says():
         docstrings = set()
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
-            if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                    and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
         lines = inspect.getsource(module).splitlines()
-        return sum(1 for number, line in enumerate(lines, 1)
-                   if line.strip() and not line.strip().startswith("#")
-                   and number not in docstrings)
+        return sum(
+            1
+            for number, line in enumerate(lines, 1)
+            if line.strip() and not line.strip().startswith("#") and number not in docstrings
+        )
 
     total = sum(code_lines(m) for m in (reactor, generators, timers, coroutines))
     assert 200 <= total <= 300, total
-    notebook = nbformat.read(Path(__file__).resolve().parent.parent / "notebooks"
-                             / "06_event_loop_from_scratch.ipynb", as_version=4)
+    notebook = nbformat.read(
+        Path(__file__).resolve().parent.parent / "notebooks" / "06_event_loop_from_scratch.ipynb",
+        as_version=4,
+    )
     assert "about 250 lines" in "\n".join(c.source for c in notebook.cells)

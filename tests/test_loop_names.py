@@ -1,4 +1,5 @@
 """The map of names (step 5): every asyncio name in it exists, and so does ours."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +16,20 @@ def test_every_asyncio_name_exists():
     loop = asyncio.SelectorEventLoop()
     try:
         for row in NAMES:
-            for name in re.findall(r"(?:loop|asyncio|Future|Task|TimerHandle|StreamWriter|"
-                                   r"transport)\.(\w+)", row.asyncio):
-                owners = [loop, asyncio, asyncio.Future, asyncio.Task, asyncio.TimerHandle,
-                          asyncio.StreamWriter, asyncio.WriteTransport]
+            for name in re.findall(
+                r"(?:loop|asyncio|Future|Task|TimerHandle|StreamWriter|"
+                r"transport)\.(\w+)",
+                row.asyncio,
+            ):
+                owners = [
+                    loop,
+                    asyncio,
+                    asyncio.Future,
+                    asyncio.Task,
+                    asyncio.TimerHandle,
+                    asyncio.StreamWriter,
+                    asyncio.WriteTransport,
+                ]
                 assert any(hasattr(owner, name) for owner in owners), (row.asyncio, name)
     finally:
         loop.close()
@@ -26,12 +37,19 @@ def test_every_asyncio_name_exists():
 
 def test_every_name_of_ours_exists():
     loop = Loop()
-    owners = {"loop": loop, "future": Future, "task": Task, "Timer": Timer,
-              "Transport": Transport, "Stream": Stream}
+    owners = {
+        "loop": loop,
+        "future": Future,
+        "task": Task,
+        "Timer": Timer,
+        "Transport": Transport,
+        "Stream": Stream,
+    }
     try:
         for row in NAMES:
-            for owner, name in re.findall(r"\b(loop|future|task|Timer|Transport|Stream)\.(\w+)",
-                                          row.ours):
+            for owner, name in re.findall(
+                r"\b(loop|future|task|Timer|Transport|Stream)\.(\w+)", row.ours
+            ):
                 assert hasattr(owners[owner], name), (row.ours, name)
     finally:
         loop.close()
@@ -40,6 +58,7 @@ def test_every_name_of_ours_exists():
 
 def test_wait_for_raises_the_builtin_timeout_error_on_311_and_later():
     import sys
+
     if sys.version_info >= (3, 11):
         assert asyncio.TimeoutError is TimeoutError
     assert issubclass(asyncio.CancelledError, BaseException)

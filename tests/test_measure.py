@@ -1,5 +1,6 @@
 """nbio_helpers.measure: idle cost, latency, throughput, sweep and trade-off plot, measured
 from the client process. Structure only: no timed assertions (see test_relations.py)."""
+
 import math
 import socket
 import threading
@@ -8,17 +9,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from nbio_helpers import AsyncioServer, PollingServer, SelectServer, running_servers  # noqa: E402
-from nbio_helpers.events import ACCEPT, EOF  # noqa: E402
-from nbio_helpers.measure import (HeldClients, IdleCost, LatencyStats, Spread,  # noqa: E402
-                                  Throughput, idle_clients, idle_cost,
-                                  latency_stats, plot_tradeoff, poll_interval_sweep,
-                                  running_client_processes, spare_cores, throughput)
-from nbio_helpers.measure.idle import _next_round, loop_rounds  # noqa: E402
-from nbio_helpers.measure.sweep import _auto_requests, spacing_for  # noqa: E402
-from nbio_helpers.server import wait_until  # noqa: E402
+from nbio_helpers import AsyncioServer, PollingServer, SelectServer, running_servers
+from nbio_helpers.events import ACCEPT, EOF
+from nbio_helpers.measure import (
+    HeldClients,
+    IdleCost,
+    LatencyStats,
+    Spread,
+    Throughput,
+    idle_clients,
+    idle_cost,
+    latency_stats,
+    plot_tradeoff,
+    poll_interval_sweep,
+    running_client_processes,
+    spare_cores,
+    throughput,
+)
+from nbio_helpers.measure.idle import _next_round, loop_rounds
+from nbio_helpers.measure.sweep import _auto_requests, spacing_for
+from nbio_helpers.server import wait_until
+
 
 def within(value, low, high) -> bool:
     """``low <= value <= high``, give or take rounding (a ratio of totals against the ratios
@@ -34,7 +47,7 @@ pytestmark = pytest.mark.timeout(30)
 def test_latency_stats_summary():
     stats = LatencyStats.from_samples([0.003, 0.001, 0.002], requested=5)
     assert stats.median == 0.002
-    assert (stats.tail_name, stats.tail) == ("max", 0.003)   # 3 samples: no p99, no p90
+    assert (stats.tail_name, stats.tail) == ("max", 0.003)  # 3 samples: no p99, no p90
     assert stats.mean == pytest.approx(0.002)
     assert stats.count == 3 and stats.requested == 5
     assert stats.ms() == {"median_ms": 2.0, "max_ms": 3.0, "mean_ms": 2.0, "count": 3}
@@ -56,12 +69,12 @@ def test_latency_stats_of_nothing_is_nan():
 def test_latency_stats_measures_every_request_from_another_process():
     with SelectServer() as server:
         stats = latency_stats(server, requests=20, size=100, spacing=(0, 0.001), trials=3)
-        assert server.events.count(ACCEPT) == 3             # one connection per trial
+        assert server.events.count(ACCEPT) == 3  # one connection per trial
     assert stats.count == 60 and stats.requested == 20
     assert len(stats.spread.trials) == 3
     assert all(s > 0 for s in stats.samples)
     assert stats.median <= stats.tail
-    assert running_client_processes()                      # measured from there
+    assert running_client_processes()  # measured from there
 
 
 def test_latency_stats_takes_an_address_too():
@@ -79,7 +92,7 @@ def test_latency_stats_is_bounded_by_its_timeout():
 def test_latency_stats_rejects_a_wrong_echo():
     listener = socket.create_server(("127.0.0.1", 0))
 
-    def parrot():   # echoes unchanged, not upper-cased
+    def parrot():  # echoes unchanged, not upper-cased
         conn, _ = listener.accept()
         with conn:
             while data := conn.recv(1024):
@@ -109,8 +122,9 @@ def test_stratified_pauses_cover_the_spacing_evenly():
     import random
 
     from nbio_helpers.bench.load import stratified_pauses
+
     pauses = stratified_pauses(10, (0.0, 1.0), random.Random(1))
-    assert sorted(int(p * 10) for p in pauses) == list(range(10))   # one per tenth
+    assert sorted(int(p * 10) for p in pauses) == list(range(10))  # one per tenth
 
 
 def test_spacing_spans_the_sleep():
@@ -148,9 +162,10 @@ def test_idle_clients_connect_from_the_client_process_then_close():
 
 def test_idle_clients_of_a_one_at_a_time_server():
     from nbio_helpers import BlockingServer
+
     with BlockingServer() as server:
         with idle_clients(server, clients=3, stall=0.05) as held:
-            assert held.opened == 3 and held.accepted == 1     # the others wait in the backlog
+            assert held.opened == 3 and held.accepted == 1  # the others wait in the backlog
 
 
 def test_idle_cost_of_a_busy_poller():
@@ -171,7 +186,7 @@ def test_idle_cost_retries_below_the_threshold_and_keeps_the_best():
     # A sleeping select server uses almost no CPU: every attempt is below 0.9, so all run.
     with SelectServer() as server:
         cost = idle_cost(server, clients=1, seconds=0.02, attempts=3, retry_below=0.9)
-        assert server.events.count(ACCEPT) == 1        # the clients stay for every window
+        assert server.events.count(ACCEPT) == 1  # the clients stay for every window
     assert cost.windows == 3
     assert cost.cpu < 0.9
     # select records a wake-up per return: idle, it counts 0 rounds, not "unknown".
@@ -205,24 +220,41 @@ def test_windows_over_a_sleeping_loop_start_on_a_round():
         before = loop_rounds(server)
         assert _next_round(server, 0.005) is True
         assert loop_rounds(server) > before
-    with SelectServer(record_events=False) as server:     # goes round only when woken
+    with SelectServer(record_events=False) as server:  # goes round only when woken
         assert _next_round(server, 0.01) is False
 
 
 # --------------------------------------------------------------------------- sweep
 def test_poll_interval_sweep_rows_and_cleanup():
     before = set(running_servers())
-    results = poll_interval_sweep([0, 0.01], seconds=0.06, requests=5, clients=2, repeat=2,
-                                  trials=2)
+    results = poll_interval_sweep(
+        [0, 0.01], seconds=0.06, requests=5, clients=2, repeat=2, trials=2
+    )
     assert [r["interval"] for r in results] == [0, 0.01]
     for r in results:
-        assert {"interval", "cpu", "cpu_low", "cpu_high", "median", "median_low",
-                "median_high", "tail", "tail_name", "mean", "theory", "samples",
-                "rounds_per_second", "period", "cpu_per_round", "cpu_per_round_low",
-                "cpu_per_round_high", "cpu_theory"} <= set(r)
+        assert {
+            "interval",
+            "cpu",
+            "cpu_low",
+            "cpu_high",
+            "median",
+            "median_low",
+            "median_high",
+            "tail",
+            "tail_name",
+            "mean",
+            "theory",
+            "samples",
+            "rounds_per_second",
+            "period",
+            "cpu_per_round",
+            "cpu_per_round_low",
+            "cpu_per_round_high",
+            "cpu_theory",
+        } <= set(r)
         assert r["theory"] == r["interval"] / 2
         assert r["samples"] == 10 and r["tail_name"] == "max"
-        assert math.isnan(r["p99"])                      # deprecated key: never the max
+        assert math.isnan(r["p99"])  # deprecated key: never the max
         assert r["rounds_per_second"] > 0
         assert r["period"] == pytest.approx(1 / r["rounds_per_second"])
         assert within(r["cpu"], r["cpu_low"], r["cpu_high"])
@@ -239,8 +271,9 @@ def test_poll_interval_sweep_with_another_server():
         made.append(interval)
         return AsyncioServer()
 
-    results = poll_interval_sweep([0.002], seconds=0.02, requests=3, clients=1, repeat=1,
-                                  trials=1, make_server=make)
+    results = poll_interval_sweep(
+        [0.002], seconds=0.02, requests=3, clients=1, repeat=1, trials=1, make_server=make
+    )
     assert made == [0.002]
     assert math.isnan(results[0]["rounds_per_second"])  # asyncio records no rounds
     assert math.isnan(results[0]["cpu_theory"])
@@ -255,13 +288,37 @@ def test_auto_requests_fit_the_budget():
 
 # ---------------------------------------------------------------------------- plot
 POINTS = [
-    {"interval": 0, "cpu": 0.98, "cpu_low": 0.97, "cpu_high": 0.99, "median": 1e-4,
-     "median_low": 0.9e-4, "median_high": 1.1e-4, "tail": 4e-4, "tail_name": "p90",
-     "cpu_per_round": 2e-5, "cpu_theory": 1.0},
-    {"interval": 0.001, "cpu": 0.05, "median": 6e-4, "tail": 1.6e-3, "tail_name": "p90",
-     "cpu_per_round": 5e-5, "cpu_theory": 5e-5 / 1.05e-3},
-    {"interval": 0.01, "cpu": 0.0, "median": 5e-3, "tail": 1e-2, "tail_name": "max",
-     "cpu_per_round": 1e-4, "cpu_theory": 1e-4 / 1.01e-2},
+    {
+        "interval": 0,
+        "cpu": 0.98,
+        "cpu_low": 0.97,
+        "cpu_high": 0.99,
+        "median": 1e-4,
+        "median_low": 0.9e-4,
+        "median_high": 1.1e-4,
+        "tail": 4e-4,
+        "tail_name": "p90",
+        "cpu_per_round": 2e-5,
+        "cpu_theory": 1.0,
+    },
+    {
+        "interval": 0.001,
+        "cpu": 0.05,
+        "median": 6e-4,
+        "tail": 1.6e-3,
+        "tail_name": "p90",
+        "cpu_per_round": 5e-5,
+        "cpu_theory": 5e-5 / 1.05e-3,
+    },
+    {
+        "interval": 0.01,
+        "cpu": 0.0,
+        "median": 5e-3,
+        "tail": 1e-2,
+        "tail_name": "max",
+        "cpu_per_round": 1e-4,
+        "cpu_theory": 1e-4 / 1.01e-2,
+    },
     {"interval": 0.05, "cpu": math.nan, "median": math.nan},  # failed: skipped
 ]
 
@@ -272,16 +329,17 @@ def test_plot_tradeoff_draws_points_both_theories_and_the_fixed_cost_line():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     labels = [t.get_text() for t in ax.texts]
     assert labels == ["0 (busy)", "1 ms", "10 ms"]
-    assert ax.texts[0].get_horizontalalignment() == "left"    # busy: right of its dot
+    assert ax.texts[0].get_horizontalalignment() == "left"  # busy: right of its dot
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("CPU = c / (c + interval)" in t for t in legend)
     assert any("c = 50 µs (as at 1 ms)" in t for t in legend)
     assert any("max/p90" in t for t in legend) and "one whole core" in legend
     theory = next(line for line in ax.get_lines() if "theory" in line.get_label())
     xs, ys = theory.get_data()
-    assert list(xs) == [0.5, 5.0]                                  # latency: interval / 2
-    assert ys[0] == pytest.approx(5e-5 / 1.05e-3)                  # CPU: c / (c + interval)
+    assert list(xs) == [0.5, 5.0]  # latency: interval / 2
+    assert ys[0] == pytest.approx(5e-5 / 1.05e-3)  # CPU: c / (c + interval)
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
@@ -289,11 +347,13 @@ def test_plot_tradeoff_of_old_style_points():
     fig = plot_tradeoff([{"interval": 0.001, "cpu": 0.03, "median": 6e-4, "theory": 5e-4}])
     assert [t.get_text() for t in fig.axes[0].texts] == ["1 ms"]
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
 def test_plot_tradeoff_on_given_axes_and_empty():
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots()
     assert plot_tradeoff([], ax=ax) is fig
     plt.close(fig)
@@ -301,6 +361,7 @@ def test_plot_tradeoff_on_given_axes_and_empty():
 
 def test_spare_cores():
     import os
+
     spare = spare_cores(0.05)
     assert 0 <= spare <= os.cpu_count()
 
@@ -310,10 +371,11 @@ def test_gc_is_paused_while_measuring_and_restored_after():
     import gc
 
     from nbio_helpers.measure.quiet import gc_paused
+
     assert gc.isenabled()
     with gc_paused():
         assert not gc.isenabled()
-        with gc_paused():                       # nested: one pause
+        with gc_paused():  # nested: one pause
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
@@ -325,7 +387,7 @@ def test_gc_is_paused_while_measuring_and_restored_after():
     try:
         with gc_paused():
             pass
-        assert not gc.isenabled()               # left as it was found
+        assert not gc.isenabled()  # left as it was found
     finally:
         gc.enable()
 
@@ -334,6 +396,7 @@ def test_a_measurement_runs_with_gc_paused(monkeypatch):
     import gc
 
     from nbio_helpers.measure import process as process_module
+
     seen = []
     original = process_module.ClientProcess.request
 

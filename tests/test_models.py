@@ -6,6 +6,7 @@ for some models take ``concurrent_model`` (every model but ``blocking``) or
 ``BUFFERED_MODELS`` adds ``tasks``, which keeps its own output buffer too (PAUSE events).
 After every fault the server must still answer a fresh client.
 """
+
 from __future__ import annotations
 
 import collections
@@ -26,8 +27,8 @@ from nbio_helpers.server import wait_until
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("nothing_left_running")]
 
-NONBLOCKING_MODELS = ("polling", "select", "selectors")   # Connection-based: PAUSE events
-BUFFERED_MODELS = (*NONBLOCKING_MODELS, "tasks")   # own output buffers: PAUSE, SEND events
+NONBLOCKING_MODELS = ("polling", "select", "selectors")  # Connection-based: PAUSE events
+BUFFERED_MODELS = (*NONBLOCKING_MODELS, "tasks")  # own output buffers: PAUSE, SEND events
 MiB = 1024 * 1024
 SMALL_BUFFER = 4096
 
@@ -51,8 +52,12 @@ def small_buffer_socket(address) -> socket.socket:
     return sock
 
 
-def fill(sock: socket.socket, payload: bytes, until=lambda: True, quiet: float = 0.25,
-         ) -> int:
+def fill(
+    sock: socket.socket,
+    payload: bytes,
+    until=lambda: True,
+    quiet: float = 0.25,
+) -> int:
     """Send ``payload`` without ever reading, until the peer stops taking bytes.
 
     "Stops" means: the socket stayed unwritable for ``quiet`` seconds and ``until()`` is true
@@ -69,7 +74,7 @@ def fill(sock: socket.socket, payload: bytes, until=lambda: True, quiet: float =
             assert time.monotonic() < deadline, "the server stopped reading, but not as expected"
             continue
         try:
-            sent += sock.send(payload[sent:sent + 65536])
+            sent += sock.send(payload[sent : sent + 65536])
         except BlockingIOError:  # readiness is a hint
             pass
     sock.settimeout(20)
@@ -122,7 +127,7 @@ def test_many_connections_one_after_another(server):
 
 def test_single_1mib_send(server, exchange):
     data = random_bytes(MiB, seed=1)
-    assert exchange(server.address, data) == data.upper()   # one sendall() of 1 MiB
+    assert exchange(server.address, data) == data.upper()  # one sendall() of 1 MiB
     still_serving(server)
 
 
@@ -139,7 +144,8 @@ def test_8mib_with_small_socket_buffers(model, make_server, exchange):
         assert events.total_bytes(RECV) == events.total_bytes(SEND) == len(data)
         # A partial send: send() raised BlockingIOError, or took less than was pending.
         proven = events.count(SEND_WOULD_BLOCK) > 0 or (
-            log_is_complete(events) and partial_sends(events) > 0)
+            log_is_complete(events) and partial_sends(events) > 0
+        )
         assert proven, f"no partial send recorded: {events.counts()}"
     still_serving(server)
 
@@ -150,8 +156,23 @@ def test_500_concurrent_clients(server, cli):
     """500 clients x 20 messages, from a subprocess (this process keeps few descriptors, so
     the select model stays below FD_SETSIZE)."""
     host, port = server.address
-    done = cli("load", "--host", host, "--port", port, "--clients", 500, "--messages", 20,
-               "--size", 64, "--timeout", 90, "--json", timeout=110)
+    done = cli(
+        "load",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--clients",
+        500,
+        "--messages",
+        20,
+        "--size",
+        64,
+        "--timeout",
+        90,
+        "--json",
+        timeout=110,
+    )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     summary = json.loads(done.stdout)
     assert summary["ok"] and summary["completed"] == 500 * 20, summary
@@ -171,14 +192,14 @@ def test_client_resets(server, when):
     if when == "mid-message":
         sock.setblocking(False)
         try:
-            sock.send(random_bytes(256 * 1024))   # as much as fits now; never read the echo
+            sock.send(random_bytes(256 * 1024))  # as much as fits now; never read the echo
         except BlockingIOError:
             pass
     else:
         assert wait_until(lambda: server.events.count(ACCEPT) >= 1, 10)
     linger = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-    sock.close()                               # linger 0: close sends RST, not FIN
+    sock.close()  # linger 0: close sends RST, not FIN
     assert wait_until(lambda: server.events.count(CLOSE) >= 1, 10), server.events.counts()
     still_serving(server)
 
@@ -186,9 +207,9 @@ def test_client_resets(server, when):
 def test_half_close_gets_remaining_echo_then_eof(server):
     with connect(server.address) as sock:
         sock.sendall(b"before half-close")
-        sock.shutdown(socket.SHUT_WR)          # "I will send no more", still reading
+        sock.shutdown(socket.SHUT_WR)  # "I will send no more", still reading
         assert recv_exactly(sock, 17) == b"BEFORE HALF-CLOSE"
-        assert sock.recv(1) == b""             # then the server's EOF, not a reset
+        assert sock.recv(1) == b""  # then the server's EOF, not a reset
     still_serving(server)
 
 
@@ -203,11 +224,14 @@ def test_client_that_never_reads_does_not_stall_others(concurrent_model, make_se
     hog = small_buffer_socket(server.address)
     with hog:
         payload = random_bytes(16 * MiB, seed=4)
-        stalled = ((lambda: server.events.count(PAUSE) > 0)
-                   if concurrent_model in BUFFERED_MODELS else (lambda: True))
+        stalled = (
+            (lambda: server.events.count(PAUSE) > 0)
+            if concurrent_model in BUFFERED_MODELS
+            else (lambda: True)
+        )
         sent = fill(hog, payload, until=stalled)
         assert sent < len(payload), "the server never stopped reading a client that never reads"
-        for i in range(3):                      # the others are served meanwhile
+        for i in range(3):  # the others are served meanwhile
             assert request(server.address, b"other %d" % i, timeout=10) == b"OTHER %d" % i
         assert recv_exactly(hog, sent, timeout=30) == payload[:sent].upper()
     still_serving(server)
@@ -218,8 +242,7 @@ def test_backpressure_bounds_pending_output(backpressure_model, make_server):
     """A client sends fast and never reads: the server stops reading it once about
     ``high_water`` bytes are pending, and later every byte comes back."""
     high_water = 256 * 1024
-    server = make_server(backpressure_model, high_water=high_water,
-                         sock_buffer_size=SMALL_BUFFER)
+    server = make_server(backpressure_model, high_water=high_water, sock_buffer_size=SMALL_BUFFER)
     nonblocking = backpressure_model in BUFFERED_MODELS
     with small_buffer_socket(server.address) as sock:
         payload = random_bytes(8 * MiB, seed=5)
@@ -263,7 +286,7 @@ def test_select_closes_descriptor_beyond_fd_setsize(make_server):
             assert wait_until(lambda: server.events.count(CLOSE) >= 1, 10)
             high.settimeout(10)
             try:
-                assert high.recv(1) == b""     # closed by the server
+                assert high.recv(1) == b""  # closed by the server
             except ConnectionResetError:
                 pass
         reasons = [e.detail for e in server.events.events(CLOSE)]

@@ -9,6 +9,7 @@ lost, the others kept). The release must also be what ``student-edition`` writes
 nbgrader 0.9 needs Python 3.11+ (and JupyterLab 4.2+): skipped elsewhere, or if it is not
 installed (it is in the ``test`` extra).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,29 +41,50 @@ c.Execute.allow_errors = True    # a failed check costs its points, not the note
 
 # notebook, (grade_id of the solution cell to break, its wrong source, points it is worth)
 WRONG = {
-    "01_blocking_recv": ("nb01-recv-exactly-timeout", '''\
+    "01_blocking_recv": (
+        "nb01-recv-exactly-timeout",
+        """\
 def recv_exactly_timeout(sock, n, timeout):
     sock.settimeout(timeout)
-    return sock.recv(n)          # one recv(): a typical first try''', 3),
-    "02_nonblocking_recv": ("nb02-recv-nonblocking", '''\
+    return sock.recv(n)          # one recv(): a typical first try""",
+        3,
+    ),
+    "02_nonblocking_recv": (
+        "nb02-recv-nonblocking",
+        """\
 def recv_nonblocking(sock):
-    return sock.recv(65536)      # BlockingIOError escapes''', 2),
-    "04_select": ("nb04-predict-spin", '''\
+    return sock.recv(65536)      # BlockingIOError escapes""",
+        2,
+    ),
+    "04_select": (
+        "nb04-predict-spin",
+        '''\
 def predict_spin_one_client():
-    return "a"''', 1),
-    "05_selectors_and_asyncio": ("nb05-choose-model", '''\
+    return "a"''',
+        1,
+    ),
+    "05_selectors_and_asyncio": (
+        "nb05-choose-model",
+        """\
 def answers():
-    return {"game_loop": "threads", "chat_server": "selectors", "legacy_driver": "threads"}''',
-                                 2),
-    "06_event_loop_from_scratch": ("nb06-framer", '''\
+    return {"game_loop": "threads", "chat_server": "selectors", "legacy_driver": "threads"}""",
+        2,
+    ),
+    "06_event_loop_from_scratch": (
+        "nb06-framer",
+        """\
 class MyFramer:
     def __init__(self, max_line=1024):
         self.max_line = max_line
         self.buffer = bytearray()
 
     def feed(self, data):
-        return data.split(b"\\n")[:-1]     # each recv() alone: a line cut in two is lost''', 3),
-    "03_polling_loop": ("accept_new", '''\
+        return data.split(b"\\n")[:-1]     # each recv() alone: a line cut in two is lost""",
+        3,
+    ),
+    "03_polling_loop": (
+        "accept_new",
+        '''\
 def accept_new(listener):
     """Accept every waiting client; return their sockets, ready to be polled."""
     new = []
@@ -71,7 +93,9 @@ def accept_new(listener):
             sock, _ = listener.accept()
         except BlockingIOError:
             return new
-        new.append(sock)         # left blocking: one quiet client freezes the loop''', 3),
+        new.append(sock)         # left blocking: one quiet client freezes the loop''',
+        3,
+    ),
 }
 
 
@@ -80,20 +104,32 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     # activated virtual environment, this Python's scripts directory comes first.
     scripts = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                          capture_output=True, text=True, timeout=800)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=800,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
 
 def cells_by_id(nb) -> dict:
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id")}
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id")
+    }
 
 
 def points_of(nb) -> float:
-    return sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells
-               if c.metadata.get("nbgrader", {}).get("grade"))
+    return sum(
+        c.metadata["nbgrader"].get("points", 0)
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    )
 
 
 def submit(course: Path, student: str, assignment: str, name: str, nb) -> None:
@@ -118,7 +154,7 @@ def round_trip(tmp_path: Path, name: str) -> dict:
     answers = cells_by_id(instructor)
     for gid, cell in cells_by_id(solved).items():
         if cell.metadata["nbgrader"].get("solution"):
-            cell.source = answers[gid].source     # the markers are comments: harmless
+            cell.source = answers[gid].source  # the markers are comments: harmless
     wrong = nbformat.from_dict(solved)
     broken, source, worth = WRONG[name]
     cells_by_id(wrong)[broken].source = source
@@ -128,10 +164,11 @@ def round_trip(tmp_path: Path, name: str) -> dict:
     nbgrader(course, "autograde", assignment, "--create", "--force")
 
     with nbgrader_api.Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        scores = {student: gb.find_submission_notebook(name, assignment, student).score
-                  for student in ("unsolved", "solved", "wrong")}
-    return {"scores": scores, "total": points_of(instructor), "worth": worth,
-            "release": release}
+        scores = {
+            student: gb.find_submission_notebook(name, assignment, student).score
+            for student in ("unsolved", "solved", "wrong")
+        }
+    return {"scores": scores, "total": points_of(instructor), "worth": worth, "release": release}
 
 
 @pytest.mark.parametrize("name", list(WRONG))

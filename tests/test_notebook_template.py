@@ -4,6 +4,7 @@ The rules live in :func:`nbio_helpers.notebook_tools.template_problems`. A sampl
 built and executed here, follows every rule; each mutation of it breaks exactly one rule and
 must be reported, so this test can fail.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,45 +34,74 @@ def check_double(fn):
         raise NotYet("double(4) is not 8", hint="multiply by 2")
     return "double(4) == 8"'''
 
-SOLUTION = '''\
+SOLUTION = """\
 def double(x):
     ### BEGIN SOLUTION
     return x * 2
-    ### END SOLUTION'''
+    ### END SOLUTION"""
 
 
 def nbgrader(grade_id: str) -> dict:
-    return {"nbgrader": {"grade": False, "grade_id": grade_id, "locked": False,
-                         "schema_version": 3, "solution": True, "task": False}}
+    return {
+        "nbgrader": {
+            "grade": False,
+            "grade_id": grade_id,
+            "locked": False,
+            "schema_version": 3,
+            "solution": True,
+            "task": False,
+        }
+    }
 
 
 def graded(grade_id: str, points: int = 1) -> dict:
-    return {"nbgrader": {"grade": True, "grade_id": grade_id, "locked": True, "points": points,
-                         "schema_version": 3, "solution": False, "task": False}}
+    return {
+        "nbgrader": {
+            "grade": True,
+            "grade_id": grade_id,
+            "locked": True,
+            "points": points,
+            "schema_version": 3,
+            "solution": False,
+            "task": False,
+        }
+    }
 
 
 def sample_notebook():
     """A small notebook that follows the template (not yet executed)."""
-    return new_notebook(cells=[
-        new_markdown_cell("# 00 · A sample\n\n**Objectives**: follow the template.\n\n"
-                          "**Prerequisites**: none.\n\n**Time**: 1 minute."),
-        new_code_cell("from nbio_helpers.notebook import setup_notebook, show_source, finish\n"
-                      "setup_notebook()"),
-        new_markdown_cell("## A section\n\nConcept, then a live demo."),
-        new_code_cell("print('hello')"),
-        new_code_cell("raise ValueError('on purpose')", metadata={"tags": ["raises-exception"]}),
-        new_code_cell("print('took 0.123 s, timeout 2 s')",
-                      metadata={"tags": ["nbval-ignore-output"]}),
-        new_code_cell("show_source(setup_notebook)"),
-        new_code_cell(CHECKER_DEFINITION),
-        new_markdown_cell("## Exercises\n\nWrite `double(x)`."),
-        new_code_cell(SOLUTION, metadata=nbgrader("double")),
-        new_code_cell("check_double(double)", metadata=graded("double-check", 2)),
-        new_markdown_cell("Why? <!-- BEGIN SOLUTION -->Because.<!-- END SOLUTION -->",
-                          metadata=nbgrader("why")),
-        new_markdown_cell("## Key points\n\n- one\n- two"),
-        new_code_cell("finish()"),
-    ], metadata={"kernelspec": dict(KERNELSPEC)})
+    return new_notebook(
+        cells=[
+            new_markdown_cell(
+                "# 00 · A sample\n\n**Objectives**: follow the template.\n\n"
+                "**Prerequisites**: none.\n\n**Time**: 1 minute."
+            ),
+            new_code_cell(
+                "from nbio_helpers.notebook import setup_notebook, show_source, finish\n"
+                "setup_notebook()"
+            ),
+            new_markdown_cell("## A section\n\nConcept, then a live demo."),
+            new_code_cell("print('hello')"),
+            new_code_cell(
+                "raise ValueError('on purpose')", metadata={"tags": ["raises-exception"]}
+            ),
+            new_code_cell(
+                "print('took 0.123 s, timeout 2 s')", metadata={"tags": ["nbval-ignore-output"]}
+            ),
+            new_code_cell("show_source(setup_notebook)"),
+            new_code_cell(CHECKER_DEFINITION),
+            new_markdown_cell("## Exercises\n\nWrite `double(x)`."),
+            new_code_cell(SOLUTION, metadata=nbgrader("double")),
+            new_code_cell("check_double(double)", metadata=graded("double-check", 2)),
+            new_markdown_cell(
+                "Why? <!-- BEGIN SOLUTION -->Because.<!-- END SOLUTION -->",
+                metadata=nbgrader("why"),
+            ),
+            new_markdown_cell("## Key points\n\n- one\n- two"),
+            new_code_cell("finish()"),
+        ],
+        metadata={"kernelspec": dict(KERNELSPEC)},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,24 +134,30 @@ def stream(text):
 def add_output(index, output):
     def mutate(nb):
         nb.cells[index].outputs.append(output)
+
     return mutate
 
 
 def set_source(index, source):
     def mutate(nb):
         nb.cells[index].source = source
+
     return mutate
 
 
 def drop_tag(index, tag):
     def mutate(nb):
         nb.cells[index].metadata["tags"].remove(tag)
+
     return mutate
 
 
 def swap_counts(nb):
     code = [c for c in nb.cells if c.cell_type == "code"]
-    code[1].execution_count, code[2].execution_count = code[2].execution_count, code[1].execution_count
+    code[1].execution_count, code[2].execution_count = (
+        code[2].execution_count,
+        code[1].execution_count,
+    )
 
 
 def unexecute_last(nb):
@@ -162,8 +198,9 @@ def no_points(nb):
 
 
 def checker_shows_true(nb):
-    nb.cells[10].outputs.append(new_output("execute_result", execution_count=1,
-                                           data={"text/plain": "True"}))
+    nb.cells[10].outputs.append(
+        new_output("execute_result", execution_count=1, data={"text/plain": "True"})
+    )
 
 
 def checker_reuses_an_id(nb):
@@ -183,12 +220,18 @@ def png():
 
 
 VIOLATIONS = {
-    "title": (set_source(0, "# A sample\n\n**Objectives** **Prerequisites** **Time**"),
-              "does not start with '# NN · Title'"),
-    "objectives": (set_source(0, "# 00 · A sample\n\n**Prerequisites**: none. **Time**: 1."),
-                   "does not name the Objectives"),
-    "setup": (set_source(1, "from nbio_helpers.notebook import finish"),
-              "does not call setup_notebook()"),
+    "title": (
+        set_source(0, "# A sample\n\n**Objectives** **Prerequisites** **Time**"),
+        "does not start with '# NN · Title'",
+    ),
+    "objectives": (
+        set_source(0, "# 00 · A sample\n\n**Prerequisites**: none. **Time**: 1."),
+        "does not name the Objectives",
+    ),
+    "setup": (
+        set_source(1, "from nbio_helpers.notebook import finish"),
+        "does not call setup_notebook()",
+    ),
     "exercises": (set_source(8, "## Practice"), "no '## Exercises' section"),
     "key points": (set_source(12, "## Summary"), "no '## Key points' section"),
     "section order": (key_points_first, "'## Key points' comes before '## Exercises'"),
@@ -199,14 +242,16 @@ VIOLATIONS = {
     "raises nothing": (tag_raises, "tagged 'raises-exception' but raised nothing"),
     "port": (add_output(3, stream("listening on 127.0.0.1:45678\n")), "a port number"),
     "port tuple": (add_output(3, stream("('127.0.0.1', 45678)\n")), "a port number"),
-    "fd": (add_output(3, stream("<socket.socket fd=57, family=2>\n")),
-           "a file descriptor number"),
+    "fd": (add_output(3, stream("<socket.socket fd=57, family=2>\n")), "a file descriptor number"),
     "address": (add_output(3, stream("<object at 0x7f3a2b1c9d80>\n")), "a 0x address"),
     "timing s": (add_output(3, stream("took 0.123 s\n")), "a timing"),
     "timing ms": (add_output(3, stream("latency: 12 ms\n")), "a timing"),
-    "timing in a result": (add_output(3, new_output("execute_result", execution_count=3,
-                                                    data={"text/plain": "'1.5 ms'"})),
-                           "a timing"),
+    "timing in a result": (
+        add_output(
+            3, new_output("execute_result", execution_count=3, data={"text/plain": "'1.5 ms'"})
+        ),
+        "a timing",
+    ),
     "plot": (add_output(3, png()), "a plot in a cell not tagged nbval-ignore-output"),
     "trailing semicolon": (set_source(3, "print('hello');"), "trailing ';'"),
     "kernelspec": (wrong_kernel, "kernelspec name is 'python2'"),
@@ -241,6 +286,7 @@ def test_settings_and_ignored_cells_are_not_volatile(executed_sample):
 # ---------------------------------------------------------------- notebook.py
 def test_setup_notebook_sets_style_and_prints_nothing(capsys):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -262,7 +308,7 @@ def test_show_source_is_the_real_code():
         def method(self):
             return 1
 
-    assert show_source(Holder.method).data.startswith("def method(self):")   # dedented
+    assert show_source(Holder.method).data.startswith("def method(self):")  # dedented
 
 
 def test_finish_stops_everything_and_says_so(capsys):
@@ -288,8 +334,12 @@ def test_finish_fails_loudly_if_an_nbio_thread_survives(capsys):
 
 # ---------------------------------------------------------------- execute-notebooks
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "nbio_helpers", "execute-notebooks", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nbio_helpers", "execute-notebooks", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -299,11 +349,11 @@ def test_execute_notebooks_rewrites_a_good_notebook_in_place(tmp_path):
     nbformat.write(sample_notebook(), path)
     done = run_cli(str(path))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{path}:" in done.stdout and " s" in done.stdout       # time per notebook
+    assert f"{path}:" in done.stdout and " s" in done.stdout  # time per notebook
     nb = nbformat.read(path, as_version=4)
     problems = template_problems(nb)
     assert not problems, f"{path.name} breaks the template:\n" + "\n".join(problems)
-    assert "execution" not in nb.cells[3].metadata                 # no timing metadata
+    assert "execution" not in nb.cells[3].metadata  # no timing metadata
 
 
 @pytest.mark.slow

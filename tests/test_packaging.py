@@ -4,6 +4,7 @@ packages with the same version bounds, and the same Python.
 YAML is read with PyYAML, which JupyterLab already depends on (through jupyter-events);
 ``packaging`` comes with pytest.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,16 +71,20 @@ def disagreements(pyproject_text: str, environment_text: str) -> list[str]:
         elif name not in wanted:
             problems.append(f"{name}{conda[name]} is in environment.yml but not in pyproject.toml")
         elif wanted[name] != conda[name]:
-            problems.append(f"{name}: pyproject.toml says {wanted[name]!r}, "
-                            f"environment.yml says {conda[name]!r}")
+            problems.append(
+                f"{name}: pyproject.toml says {wanted[name]!r}, "
+                f"environment.yml says {conda[name]!r}"
+            )
     if "-e ." not in pip:
         problems.append("environment.yml does not install this package (pip: -e .)")
     return problems
 
 
 def test_environment_yml_agrees_with_pyproject_toml():
-    problems = disagreements((ROOT / "pyproject.toml").read_text(encoding="utf-8"),
-                             (ROOT / "environment.yml").read_text(encoding="utf-8"))
+    problems = disagreements(
+        (ROOT / "pyproject.toml").read_text(encoding="utf-8"),
+        (ROOT / "environment.yml").read_text(encoding="utf-8"),
+    )
     assert not problems, "\n".join(problems)
 
 
@@ -106,13 +111,17 @@ def test_the_check_accepts_equal_lists():
     assert disagreements(PYPROJECT, ENVIRONMENT) == []
 
 
-@pytest.mark.parametrize("environment, complaint", [
-    (ENVIRONMENT.replace("  - py-widgets\n", ""), "not in environment.yml"),
-    (ENVIRONMENT.replace("  - pip\n", "  - pip\n  - numpy\n"), "not in pyproject.toml"),
-    (ENVIRONMENT.replace("ipywidgets>=8.1", "ipywidgets>=7"), "ipywidgets"),
-    (ENVIRONMENT.replace("python>=3.10", "python>=3.9"), "python"),
-    (ENVIRONMENT.replace("      - -e .\n", "      - nbio-helpers\n"), "-e ."),
-], ids=["missing", "extra", "version", "python", "not-editable"])
+@pytest.mark.parametrize(
+    "environment, complaint",
+    [
+        (ENVIRONMENT.replace("  - py-widgets\n", ""), "not in environment.yml"),
+        (ENVIRONMENT.replace("  - pip\n", "  - pip\n  - numpy\n"), "not in pyproject.toml"),
+        (ENVIRONMENT.replace("ipywidgets>=8.1", "ipywidgets>=7"), "ipywidgets"),
+        (ENVIRONMENT.replace("python>=3.10", "python>=3.9"), "python"),
+        (ENVIRONMENT.replace("      - -e .\n", "      - nbio-helpers\n"), "-e ."),
+    ],
+    ids=["missing", "extra", "version", "python", "not-editable"],
+)
 def test_the_check_fails_on_disagreement(environment, complaint):
     problems = disagreements(PYPROJECT, environment)
     assert len(problems) == 1 and complaint in problems[0], problems

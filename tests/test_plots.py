@@ -1,19 +1,29 @@
 """plot_timeline draws known event logs with the expected artists (Agg, no display)."""
+
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
 
-from nbio_helpers import EventLog  # noqa: E402
-from nbio_helpers.events import (ACCEPT, ACCEPT_WOULD_BLOCK, EOF, ERROR, RECV,  # noqa: E402
-                                 RECV_CALL, SEND, WOULD_BLOCK, Event)
-from nbio_helpers.plots import GIDS, plot_timeline  # noqa: E402
+from nbio_helpers import EventLog
+from nbio_helpers.events import (
+    ACCEPT,
+    ACCEPT_WOULD_BLOCK,
+    EOF,
+    ERROR,
+    RECV,
+    RECV_CALL,
+    SEND,
+    WOULD_BLOCK,
+    Event,
+)
+from nbio_helpers.plots import GIDS, plot_timeline
 
-T = 100.0   # an arbitrary time.monotonic() origin
+T = 100.0  # an arbitrary time.monotonic() origin
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +44,9 @@ def rects(collection):
     out = []
     for path in collection.get_paths():
         xs, ys = path.vertices[:, 0], path.vertices[:, 1]
-        out.append((round(xs.min(), 6), round(xs.max() - xs.min(), 6), round((ys.min() + ys.max()) / 2, 6)))
+        out.append(
+            (round(xs.min(), 6), round(xs.max() - xs.min(), 6), round((ys.min() + ys.max()) / 2, 6))
+        )
     return out
 
 
@@ -63,7 +75,10 @@ def test_a_blocking_recv_shows_both_phases_and_the_blocked_call():
 def test_thousands_of_blocking_io_errors_are_one_collection():
     events = []
     for i in range(5000):
-        events += [Event(T + i * 1e-5, RECV_CALL, "A"), Event(T + i * 1e-5 + 2e-6, WOULD_BLOCK, "A")]
+        events += [
+            Event(T + i * 1e-5, RECV_CALL, "A"),
+            Event(T + i * 1e-5 + 2e-6, WOULD_BLOCK, "A"),
+        ]
     events += [Event(T + 0.06, RECV_CALL, "A"), Event(T + 0.0601, RECV, "A", 5)]
     fig = plot_timeline(events)
     ticks = artist(fig, GIDS[WOULD_BLOCK])
@@ -79,22 +94,32 @@ def test_thousands_of_blocking_io_errors_are_one_collection():
 
 
 def test_two_clients_get_one_lane_each():
-    events = sorted(blocking_read("A", 0.0, 0.05) + blocking_read("B", 0.001, 0.099),
-                    key=lambda e: e.t)
+    events = sorted(
+        blocking_read("A", 0.0, 0.05) + blocking_read("B", 0.001, 0.099), key=lambda e: e.t
+    )
     fig = plot_timeline(events, labels={"A": "client A"})
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == ["client A: application", "client A: kernel (inferred)",
-                      "B: application", "B: kernel (inferred)"]
+    assert labels == [
+        "client A: application",
+        "client A: kernel (inferred)",
+        "B: application",
+        "B: kernel (inferred)",
+    ]
     waits = rects(artist(fig, GIDS["wait"]))
     assert [y for _, _, y in waits] == [1.0, 3.0]
-    assert waits[1][1] > waits[0][1]          # B waited longer
+    assert waits[1][1] > waits[0][1]  # B waited longer
     assert len(rects(artist(fig, GIDS["blocked"]))) == 2
 
 
 def test_server_side_log_without_traced_calls():
-    events = [Event(T, ACCEPT, 1), Event(T + 0.01, RECV, 1, 3), Event(T + 0.011, SEND, 1, 3),
-              Event(T + 0.02, EOF, 1), Event(T + 0.001, ACCEPT_WOULD_BLOCK),
-              Event(T + 0.002, ACCEPT_WOULD_BLOCK)]
+    events = [
+        Event(T, ACCEPT, 1),
+        Event(T + 0.01, RECV, 1, 3),
+        Event(T + 0.011, SEND, 1, 3),
+        Event(T + 0.02, EOF, 1),
+        Event(T + 0.001, ACCEPT_WOULD_BLOCK),
+        Event(T + 0.002, ACCEPT_WOULD_BLOCK),
+    ]
     fig = plot_timeline(events, copy_width=0.5)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["application", "kernel (inferred)", "server loop"]
@@ -124,7 +149,7 @@ def test_into_a_given_axes_with_t0_and_an_eventlog():
     assert not ax1.collections and ax2.collections
     assert ax2.get_legend() is None
     x = artist_in(ax2, GIDS[RECV_CALL]).get_offsets()[0][0]
-    assert x == pytest.approx(500.0)           # ms after t0
+    assert x == pytest.approx(500.0)  # ms after t0
     assert ax2.get_xlim()[0] <= 0.0
 
 
@@ -135,7 +160,10 @@ def artist_in(ax, gid):
 def test_lanes_selects_and_orders_connections():
     events = sorted(blocking_read("A") + blocking_read("B", 0.01), key=lambda e: e.t)
     fig = plot_timeline(events, lanes=["B"])
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["application", "kernel (inferred)"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
+        "application",
+        "kernel (inferred)",
+    ]
     assert len(rects(artist(fig, GIDS["wait"]))) == 1
 
 
@@ -146,11 +174,11 @@ def test_an_empty_log_still_makes_a_figure():
 
 
 def test_with_ready_the_copy_never_starts_before_the_data_existed():
-    events = blocking_read(wait=0.400)                 # recv() called at 0, returned at 400 ms
-    fig = plot_timeline(events, copy_width=2.0, ready={"A": [T + 0.39995]})   # sent at 399.95
+    events = blocking_read(wait=0.400)  # recv() called at 0, returned at 400 ms
+    fig = plot_timeline(events, copy_width=2.0, ready={"A": [T + 0.39995]})  # sent at 399.95
     assert rects(artist(fig, GIDS["wait"])) == [(0.0, 399.95, 1.0)]
     (copy,) = rects(artist(fig, GIDS["copy"]))
-    assert copy[0] == 399.95 and copy[1] == 2.0        # starts at the send; drawn 2 ms wide
+    assert copy[0] == 399.95 and copy[1] == 2.0  # starts at the send; drawn 2 ms wide
     assert artist(fig, GIDS["buffered"]) is None
     assert rects(artist(fig, GIDS["blocked"])) == [(0.0, 400.0, 0.0)]
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
@@ -159,8 +187,11 @@ def test_with_ready_the_copy_never_starts_before_the_data_existed():
 
 def test_with_ready_a_late_retry_shows_data_waiting_in_the_buffer():
     events = []
-    for i in range(15):                                # attempts every 20 ms, all too early
-        events += [Event(T + i * 0.02, RECV_CALL, "A"), Event(T + i * 0.02 + 1e-5, WOULD_BLOCK, "A")]
+    for i in range(15):  # attempts every 20 ms, all too early
+        events += [
+            Event(T + i * 0.02, RECV_CALL, "A"),
+            Event(T + i * 0.02 + 1e-5, WOULD_BLOCK, "A"),
+        ]
     events += [Event(T + 0.300, RECV_CALL, "A"), Event(T + 0.30001, RECV, "A", 13)]
     fig = plot_timeline(events, copy_width=1.0, ready={"A": [T + 0.285]})
     assert rects(artist(fig, GIDS["wait"])) == [(0.0, 285.0, 1.0)]
@@ -170,22 +201,25 @@ def test_with_ready_a_late_retry_shows_data_waiting_in_the_buffer():
 
 def test_a_ready_time_recorded_after_the_return_is_clamped():
     events = blocking_read(wait=0.400)
-    fig = plot_timeline(events, copy_width=2.0, ready={"A": [T + 0.4002]})   # logged late
+    fig = plot_timeline(events, copy_width=2.0, ready={"A": [T + 0.4002]})  # logged late
     (copy,) = rects(artist(fig, GIDS["copy"]))
     assert copy[0] == 400.0
 
 
 def test_with_ready_data_waiting_before_the_call_is_buffered_then_copied():
-    events = [Event(T, SEND, "A", 5), Event(T + 0.100, RECV_CALL, "A"),
-              Event(T + 0.10001, RECV, "A", 5)]
+    events = [
+        Event(T, SEND, "A", 5),
+        Event(T + 0.100, RECV_CALL, "A"),
+        Event(T + 0.10001, RECV, "A", 5),
+    ]
     fig = plot_timeline(events, copy_width=1.0, ready={"A": [T + 0.040]})
-    assert artist(fig, GIDS["wait"]) is None           # nothing to wait for at the call
+    assert artist(fig, GIDS["wait"]) is None  # nothing to wait for at the call
     assert rects(artist(fig, GIDS["buffered"])) == [(40.0, 60.0, 1.0)]
     assert rects(artist(fig, GIDS["copy"])) == [(100.0, 1.0, 1.0)]
 
 
 def test_with_ready_each_exchange_gets_its_own_send():
-    events = (blocking_read(start=0.0, wait=0.100) + blocking_read(start=0.200, wait=0.100))
+    events = blocking_read(start=0.0, wait=0.100) + blocking_read(start=0.200, wait=0.100)
     ready = {"A": [T + 0.0995, T + 0.2990]}
     fig = plot_timeline(events, copy_width=1.0, ready=ready)
     assert rects(artist(fig, GIDS["wait"])) == [(0.0, 99.5, 1.0), (200.0, 99.0, 1.0)]
@@ -196,8 +230,12 @@ def test_with_ready_each_exchange_gets_its_own_send():
 def test_with_ready_two_sends_read_at_once_leave_nothing_for_the_next_read():
     """Two sends coalesced into one read: the next read has no ready time of its own and
     is drawn as without ``ready`` (not matched with the second send, already read)."""
-    events = [Event(T, RECV_CALL, "A"), Event(T + 0.050, RECV, "A", 10),
-              Event(T + 0.100, RECV_CALL, "A"), Event(T + 0.150, RECV, "A", 5)]
+    events = [
+        Event(T, RECV_CALL, "A"),
+        Event(T + 0.050, RECV, "A", 10),
+        Event(T + 0.100, RECV_CALL, "A"),
+        Event(T + 0.150, RECV, "A", 5),
+    ]
     fig = plot_timeline(events, copy_width=1.0, ready={"A": [T + 0.040, T + 0.045]})
     assert rects(artist(fig, GIDS["copy"])) == [(40.0, 10.0, 1.0), (149.0, 1.0, 1.0)]
     assert rects(artist(fig, GIDS["wait"])) == [(0.0, 40.0, 1.0), (100.0, 49.0, 1.0)]
@@ -206,9 +244,13 @@ def test_with_ready_two_sends_read_at_once_leave_nothing_for_the_next_read():
 def test_a_late_ready_time_after_the_connections_next_event_belongs_to_a_later_read():
     """A time after the return and after the connection's next event (here its next
     request) is the next reply, not a late record of this one."""
-    events = [Event(T, RECV_CALL, "A"), Event(T + 0.050, RECV, "A", 5),
-              Event(T + 0.060, SEND, "A", 5), Event(T + 0.070, RECV_CALL, "A"),
-              Event(T + 0.100, RECV, "A", 5)]
+    events = [
+        Event(T, RECV_CALL, "A"),
+        Event(T + 0.050, RECV, "A", 5),
+        Event(T + 0.060, SEND, "A", 5),
+        Event(T + 0.070, RECV_CALL, "A"),
+        Event(T + 0.100, RECV, "A", 5),
+    ]
     fig = plot_timeline(events, copy_width=1.0, ready={"A": [T + 0.0995]})
     # first read: no ready time of its own (drawn as without ready); second: matched
     assert rects(artist(fig, GIDS["copy"])) == [(49.0, 1.0, 1.0), (99.5, 1.0, 1.0)]
@@ -217,9 +259,13 @@ def test_a_late_ready_time_after_the_connections_next_event_belongs_to_a_later_r
 def test_ready_for_an_untraced_read_never_copies_before_the_previous_event():
     """Server side: the client's next message arrived while the server was still sending
     its reply; the untraced read cannot have started before that send: buffered until it."""
-    events = [Event(T, ACCEPT, 1), Event(T + 0.010, RECV, 1, 3), Event(T + 0.020, SEND, 1, 3),
-              Event(T + 0.030, RECV, 1, 3)]
-    ready = {1: [T + 0.005, T + 0.015]}        # the client's two sends
+    events = [
+        Event(T, ACCEPT, 1),
+        Event(T + 0.010, RECV, 1, 3),
+        Event(T + 0.020, SEND, 1, 3),
+        Event(T + 0.030, RECV, 1, 3),
+    ]
+    ready = {1: [T + 0.005, T + 0.015]}  # the client's two sends
     fig = plot_timeline(events, copy_width=0.5, ready=ready)
     assert rects(artist(fig, GIDS["wait"])) == [(0.0, 5.0, 1.0)]
     assert rects(artist(fig, GIDS["buffered"])) == [(15.0, 5.0, 1.0)]
@@ -229,8 +275,11 @@ def test_ready_for_an_untraced_read_never_copies_before_the_previous_event():
 def test_a_reply_recorded_before_the_clients_first_event_still_counts():
     """The reader's thread may record its own send after the server's reply came (the
     server thread ran first): that reply is ready before the reader's first event."""
-    events = [Event(T, SEND, "B", 9), Event(T + 0.00002, RECV_CALL, "B"),
-              Event(T + 0.00003, RECV, "B", 9)]
+    events = [
+        Event(T, SEND, "B", 9),
+        Event(T + 0.00002, RECV_CALL, "B"),
+        Event(T + 0.00003, RECV, "B", 9),
+    ]
     fig = plot_timeline(events, copy_width=0.01, ready={"B": [T - 0.00001]})
     assert artist(fig, GIDS["wait"]) is None
     assert rects(artist(fig, GIDS["buffered"])) == [(-0.01, 0.03, 1.0)]

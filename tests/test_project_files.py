@@ -1,10 +1,10 @@
 """The project's files for people who reuse it: licences (in the wheel too), CITATION.cff,
 CHANGELOG.md, the class constraints file, the dependency floors CI installs, and the GitHub
 Actions workflow for forks."""
+
 from __future__ import annotations
 
 import datetime
-import re
 import subprocess
 import sys
 import zipfile
@@ -45,8 +45,12 @@ def test_the_notebooks_licence_is_cc_by_4():
 
 @pytest.mark.slow
 def test_the_wheel_carries_both_licences(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                           str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=110)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     [wheel] = tmp_path.glob("nbio_helpers-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -60,15 +64,17 @@ def test_citation_cff_has_the_shape_of_cff_1_2():
     for key in ("message", "title"):
         assert isinstance(cff[key], str) and cff[key].strip()
     assert cff["authors"] and all(
-        isinstance(a, dict) and (a.get("name") or a.get("family-names")) for a in cff["authors"])
+        isinstance(a, dict) and (a.get("name") or a.get("family-names")) for a in cff["authors"]
+    )
     assert cff["type"] in ("software", "dataset")
     assert cff["license"] == PYPROJECT["project"]["license"]
     assert str(cff["version"]) == PYPROJECT["project"]["version"]
     datetime.date.fromisoformat(str(cff["date-released"]))
     for reference in cff["references"]:
         assert {"type", "title", "authors"} <= set(reference)
-    assert any(r["title"] == "Python concurrent programming: non-blocking IO"
-               for r in cff["references"])
+    assert any(
+        r["title"] == "Python concurrent programming: non-blocking IO" for r in cff["references"]
+    )
 
 
 def test_the_changelog_has_the_current_version_and_unreleased_changes():
@@ -83,8 +89,11 @@ PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 
 def pins_for(python: str) -> dict[str, str]:
-    environment = {**default_environment(), "python_version": python,
-                   "python_full_version": f"{python}.0"}
+    environment = {
+        **default_environment(),
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+    }
     pins = {}
     for line in read("constraints.txt").splitlines():
         if not line.strip() or line.startswith("#"):
@@ -106,12 +115,13 @@ def test_constraints_pin_every_dependency_within_its_bounds(python):
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         if requirement.marker and not requirement.marker.evaluate(
-                {"python_version": python, "extra": "test"}):
+            {"python_version": python, "extra": "test"}
+        ):
             assert name not in pins, f"{name} is pinned for Python {python}, which skips it"
             continue
         assert name in pins, f"{name} is not pinned for Python {python}"
         assert requirement.specifier.contains(pins[name]), (name, pins[name])
-    assert len(pins) > 80          # and everything they depend on
+    assert len(pins) > 80  # and everything they depend on
 
 
 def test_the_floors_ci_installs_are_the_lower_bounds():
@@ -122,9 +132,14 @@ def test_the_floors_ci_installs_are_the_lower_bounds():
         sys.path.pop(0)
     pins = floors(PYPROJECT)
     assert "matplotlib==3.8" in pins and "jupyterlab==4" in pins
-    assert len(pins) == len([r for r in PYPROJECT["project"]["dependencies"]
-                             + PYPROJECT["project"]["optional-dependencies"]["test"]
-                             if ">=" in r])
+    assert len(pins) == len(
+        [
+            r
+            for r in PYPROJECT["project"]["dependencies"]
+            + PYPROJECT["project"]["optional-dependencies"]["test"]
+            if ">=" in r
+        ]
+    )
 
 
 # ---------------------------------------------------------------- the workflow for forks
@@ -153,4 +168,4 @@ def test_the_workflow_runs_the_readmes_commands():
         assert any(c.strip().endswith(command) for c in commands), command
     fast = 'pytest -m "not slow and not browser" tests'
     assert fast in commands
-    assert 'FAST=(-m "not slow and not browser" tests)' in read(".ci/run")   # the same set
+    assert 'FAST=(-m "not slow and not browser" tests)' in read(".ci/run")  # the same set

@@ -1,5 +1,6 @@
 """nbio_helpers.readiness: level- against edge-triggered reports (epoll / kqueue), and the
 counting selector behind notebook 05's "what registering costs"."""
+
 import collections
 import select
 import selectors
@@ -27,10 +28,13 @@ def test_level_reports_until_drained_edge_once():
 @pytest.mark.skipif(not HAS_EDGE, reason="needs epoll (Linux) or kqueue (macOS, BSD)")
 def test_edge_triggered_reports_again_when_more_data_arrives():
     # One report per arrival: a chunk big enough to take all 10 bytes drains at the first.
-    assert readiness_reports(edge_triggered=True, chunk=64) == [b"0123456789", NO_REPORT,
-                                                                 NO_REPORT, NO_REPORT]
-    assert readiness_reports(edge_triggered=False, chunk=64, waits=2) == [b"0123456789",
-                                                                          NO_REPORT]
+    assert readiness_reports(edge_triggered=True, chunk=64) == [
+        b"0123456789",
+        NO_REPORT,
+        NO_REPORT,
+        NO_REPORT,
+    ]
+    assert readiness_reports(edge_triggered=False, chunk=64, waits=2) == [b"0123456789", NO_REPORT]
 
 
 def test_without_epoll_or_kqueue_it_says_so(monkeypatch):
@@ -42,19 +46,23 @@ def test_without_epoll_or_kqueue_it_says_so(monkeypatch):
 
 def test_counting_selector_two_calls_per_short_connection():
     calls = collections.Counter()
-    with SelectorsServer(name="test-count-calls",
-                         selector_class=lambda: CountingSelector(calls)) as server:
+    with SelectorsServer(
+        name="test-count-calls", selector_class=lambda: CountingSelector(calls)
+    ) as server:
         for i in range(50):
             assert request(server.address, b"one message %d" % i) == b"ONE MESSAGE %d" % i
         assert wait_until(lambda: server.events.count(CLOSE) >= 50, timeout=5)
-    assert dict(calls) == {"register": 52, "unregister": 50}   # + the listener and the waker
+    assert dict(calls) == {"register": 52, "unregister": 50}  # + the listener and the waker
 
 
 def test_a_reply_too_big_for_one_send_asks_for_write_then_stops_asking():
     calls = collections.Counter()
-    payload = bytes(range(256)) * 16 * 1024           # 4 MiB through 64 KiB socket buffers
-    with SelectorsServer(name="test-count-modify", sock_buffer_size=64 * 1024,
-                         selector_class=lambda: CountingSelector(calls)) as server:
+    payload = bytes(range(256)) * 16 * 1024  # 4 MiB through 64 KiB socket buffers
+    with SelectorsServer(
+        name="test-count-modify",
+        sock_buffer_size=64 * 1024,
+        selector_class=lambda: CountingSelector(calls),
+    ) as server:
         with socket.create_connection(server.address, timeout=5) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
             got = bytearray()
@@ -66,7 +74,7 @@ def test_a_reply_too_big_for_one_send_asks_for_write_then_stops_asking():
                     assert sel.select(timeout=5), "the echo stalled"
                     if sent < len(payload):
                         try:
-                            sent += sock.send(payload[sent:sent + 65536])
+                            sent += sock.send(payload[sent : sent + 65536])
                         except BlockingIOError:
                             pass
                     else:
@@ -78,14 +86,14 @@ def test_a_reply_too_big_for_one_send_asks_for_write_then_stops_asking():
         assert bytes(got) == payload.upper()
         assert wait_until(lambda: server.events.count(CLOSE) >= 1, timeout=5)
     assert calls["register"] == 3 and calls["unregister"] == 1
-    assert calls["modify"] >= 2 and calls["modify"] % 2 == 0, calls   # WRITE on, WRITE off
+    assert calls["modify"] >= 2 and calls["modify"] % 2 == 0, calls  # WRITE on, WRITE off
 
 
 def test_a_modify_that_changes_only_data_is_not_counted():
     a, b = socket.socketpair()
     with CountingSelector() as sel:
         sel.register(a, selectors.EVENT_READ, data="x")
-        sel.modify(a, selectors.EVENT_READ, data="y")          # same events: no system call
+        sel.modify(a, selectors.EVENT_READ, data="y")  # same events: no system call
         assert sel.get_key(a).data == "y"
         sel.modify(a, selectors.EVENT_READ | selectors.EVENT_WRITE)
         sel.unregister(a)

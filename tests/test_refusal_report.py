@@ -1,4 +1,5 @@
 """RefusalReport: one line per episode of turned-away clients, with counts (no clock, no server)."""
+
 from nbio_helpers.refusal_report import RefusalReport
 
 EMFILE = "out of descriptors (ulimit -n 64)"
@@ -19,7 +20,7 @@ def test_an_episode_is_one_line_once_it_is_over():
     assert report.update({EMFILE: 143}, now=1.5) == []
     assert report.update({EMFILE: 143}, now=2.0) == [f"turned away 143 clients: {EMFILE}"]
     assert report.update({EMFILE: 143}, now=9.0) == []
-    assert report.update({EMFILE: 144}, now=10.0) == []            # a new episode
+    assert report.update({EMFILE: 144}, now=10.0) == []  # a new episode
     assert report.update({EMFILE: 144}, now=11.0) == [f"turned away 1 client: {EMFILE}"]
 
 
@@ -37,7 +38,9 @@ def test_each_reason_has_its_line():
     report = RefusalReport()
     report.update({EMFILE: 2, FDSET: 5}, now=0.0)
     assert report.update({EMFILE: 2, FDSET: 5}, now=1.0) == [
-        f"turned away 2 clients: {EMFILE}", f"turned away 5 clients: {FDSET}"]
+        f"turned away 2 clients: {EMFILE}",
+        f"turned away 5 clients: {FDSET}",
+    ]
 
 
 def test_flush_at_the_end_reports_what_is_pending():

@@ -8,31 +8,43 @@ loop's CPU cannot grow because other programs run).
 
 Slow (about 20 s): ``pytest -m slow tests/test_relations.py``.
 """
+
 import os
 import sys
 
 import pytest
 
-from nbio_helpers.measure import (ComparisonRow, compare, comparison_relations, idle_cost,
-                                  neighbour_slowdown, poll_interval_sweep, spare_cores)
+from nbio_helpers.measure import (
+    ComparisonRow,
+    compare,
+    comparison_relations,
+    idle_cost,
+    neighbour_slowdown,
+    poll_interval_sweep,
+    spare_cores,
+)
 from nbio_helpers.models import PollingServer
 from nbio_helpers.scaling import available_selectors, measure_scaling
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 INTERVALS = [0, 0.0001, 0.001, 0.01, 0.05]
-SHORTEST = 0.05 if sys.platform == "win32" else 0.001   # Windows: the timer tick
+SHORTEST = 0.05 if sys.platform == "win32" else 0.001  # Windows: the timer tick
 WAITING = ("select", "selectors", "asyncio")
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    return {r["interval"]: r for r in poll_interval_sweep(INTERVALS, seconds=0.3,
-                                                          latency_budget=0.6)}
+    return {
+        r["interval"]: r for r in poll_interval_sweep(INTERVALS, seconds=0.3, latency_budget=0.6)
+    }
 
 
-MODELS = [("busy", "polling", {"interval": 0}), ("sleeping", "polling", {"interval": 0.01}),
-          *[(name, name, {}) for name in WAITING]]
+MODELS = [
+    ("busy", "polling", {"interval": 0}),
+    ("sleeping", "polling", {"interval": 0.01}),
+    *[(name, name, {}) for name in WAITING],
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +59,18 @@ def rows():
 def sentences_for(models) -> list[str]:
     """The relations comparison_relations() checks for these models (they depend only on
     which models and parts were measured, not on the figures)."""
-    shaped = [ComparisonRow(label, model, options, idle_cpu=0.0, idle_wakeups=0.0,
-                            median_latency=1.0, throughput=1.0)
-              for label, model, options in models]
+    shaped = [
+        ComparisonRow(
+            label,
+            model,
+            options,
+            idle_cpu=0.0,
+            idle_wakeups=0.0,
+            median_latency=1.0,
+            throughput=1.0,
+        )
+        for label, model, options in models
+    ]
     return [sentence for sentence, _ in comparison_relations(shaped)]
 
 
@@ -82,8 +103,7 @@ def test_a_sleeping_poller_goes_round_no_faster_than_it_sleeps(sweep):
 @pytest.mark.parametrize("sentence", sentences_for(MODELS))
 def test_the_comparison_relations_hold(rows, sentence):
     by_label, spare = rows
-    relations = {r.sentence: r for r in comparison_relations(by_label.values(),
-                                                             spare_cores=spare)}
+    relations = {r.sentence: r for r in comparison_relations(by_label.values(), spare_cores=spare)}
     assert relations[sentence].holds, relations[sentence].figures
 
 
@@ -93,8 +113,7 @@ def needs_a_free_core():
     if spare is None:
         pytest.skip("cannot measure how busy the cores are here")
     if spare < 1.2:
-        pytest.skip(f"no free core for the busy loop: {spare:.2f} of {os.cpu_count()} "
-                    "cores idle")
+        pytest.skip(f"no free core for the busy loop: {spare:.2f} of {os.cpu_count()} cores idle")
 
 
 def test_busy_polling_burns_a_core_where_one_is_free():

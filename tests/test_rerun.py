@@ -3,7 +3,7 @@
 A learner re-runs a notebook top to bottom many times in the same kernel; every server,
 thread, widget connection and socket the first run made must be gone by its last cell.
 """
-import os
+
 import sys
 from pathlib import Path
 
@@ -28,8 +28,13 @@ def test_run_all_twice_leaves_nothing_behind(name):
     probe = nbformat.v4.new_code_cell(PROBE)
     twice = nbformat.v4.new_notebook(metadata=nb.metadata)
     twice.cells = [*nb.cells, probe, *[nbformat.from_dict(c) for c in nb.cells], probe.copy()]
-    client = NotebookClient(twice, kernel_name="python3", timeout=120, allow_errors=True,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        twice,
+        kernel_name="python3",
+        timeout=120,
+        allow_errors=True,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
     client.execute()
     probes = [c for c in twice.cells if c.cell_type == "code" and c.source == PROBE]
     first, second = ("".join(o.get("text", "") for o in c.outputs).split() for c in probes)

@@ -1,4 +1,5 @@
 """round_cost_after: bounded in time, a figure for every setting, no socket or thread left."""
+
 import math
 import sys
 import threading
@@ -15,7 +16,7 @@ def test_every_setting_measured_within_budget():
     threads = threading.active_count()
     start = time.monotonic()
     costs = round_cost_after([0.001, 0.005], rounds=5, budget=2.0)
-    assert time.monotonic() - start < 2.0 + 3          # budget, plus setting up 10 sockets
+    assert time.monotonic() - start < 2.0 + 3  # budget, plus setting up 10 sockets
     assert math.isfinite(costs["busy"]) and costs["busy"] > 0
     for kind in ("spin", "sleep"):
         assert set(costs[kind]) == {0.001, 0.005}

@@ -1,5 +1,6 @@
 """nbio_helpers.scaling: the cost of one wait with N idle sockets (structure only, no timings;
 the slopes are asserted in test_relations.py)."""
+
 import os
 import selectors
 
@@ -7,12 +8,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from nbio_helpers import FD_SETSIZE  # noqa: E402
-from nbio_helpers import scaling  # noqa: E402
-from nbio_helpers.scaling import (ScalingResult, available_selectors, fd_limit,  # noqa: E402
-                                  fit_slope, measure_scaling, plot_scaling, raise_fd_limit)
+from nbio_helpers import (
+    FD_SETSIZE,
+    scaling,
+)
+from nbio_helpers.scaling import (
+    ScalingResult,
+    available_selectors,
+    fd_limit,
+    fit_slope,
+    measure_scaling,
+    plot_scaling,
+    raise_fd_limit,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,12 +48,13 @@ def test_every_selector_is_measured_at_every_n(wait):
         assert all(seconds > 0 for seconds in by_n.values())
         assert all(lo <= by_n[n] <= hi for n, (lo, hi) in result.spread[name].items())
         assert result.floor[name] > 0 and result.per_socket(name) == pytest.approx(
-            (by_n[50] - result.floor[name]) / 50)
+            (by_n[50] - result.floor[name]) / 50
+        )
     rows = result.table()
     assert len(rows) == 2 * len(result.seconds)
     assert {"selector", "n", "us_per_call"} == set(rows[0])
     assert result.growth("select") == result.seconds["select"][50] / result.seconds["select"][5]
-    assert open_fds() == before   # every socket closed
+    assert open_fds() == before  # every socket closed
 
 
 def test_only_the_named_selectors():
@@ -55,11 +66,14 @@ def test_only_the_named_selectors():
 def test_select_stops_at_fd_setsize_and_ends_its_line_there():
     if (raise_fd_limit(FD_SETSIZE + 400) or 0) < FD_SETSIZE + 300:
         pytest.skip("the descriptor limit cannot be raised past FD_SETSIZE here")
-    result = measure_scaling([10, FD_SETSIZE + 50], names=["select", "poll"] if "poll" in
-                             available_selectors() else ["select"], budget_per_point=0.005)
+    result = measure_scaling(
+        [10, FD_SETSIZE + 50],
+        names=["select", "poll"] if "poll" in available_selectors() else ["select"],
+        budget_per_point=0.005,
+    )
     assert "descriptor 1024 reached" in result.skipped["select"][FD_SETSIZE + 50]
     ns = sorted(result.seconds["select"])
-    assert ns[0] == 10 and 10 < ns[-1] < FD_SETSIZE   # measured once more, at its limit
+    assert ns[0] == 10 and 10 < ns[-1] < FD_SETSIZE  # measured once more, at its limit
     assert result.select_limit == ns[-1]
     if "poll" in result.seconds:
         assert sorted(result.seconds["poll"]) == [10, FD_SETSIZE + 50]
@@ -76,6 +90,7 @@ def test_the_ready_socket_is_reached_last():
     # select() scans descriptors in increasing order: the ready one must be the highest, or
     # the kernel stops registering (fs/select.c sets _qproc to NULL) before the idle ones.
     import socket
+
     a, b = socket.socketpair()
     idle = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
     try:
@@ -91,11 +106,11 @@ def test_the_ready_socket_is_reached_last():
 
 def test_fit_slope():
     linear = {n: n * 1e-8 for n in (100, 300, 1000, 3000)}
-    flat = {n: 1e-6 for n in (100, 300, 1000, 3000)}
+    flat = dict.fromkeys((100, 300, 1000, 3000), 1e-06)
     assert fit_slope(linear) == pytest.approx(1.0)
     assert fit_slope(flat) == pytest.approx(0.0)
-    assert fit_slope({10: 1e-6, 30: 3e-6}) == pytest.approx(1.0)    # smaller N taken in
-    assert fit_slope({10: 1e-6}) != fit_slope({10: 1e-6})            # nan: one point
+    assert fit_slope({10: 1e-6, 30: 3e-6}) == pytest.approx(1.0)  # smaller N taken in
+    assert fit_slope({10: 1e-6}) != fit_slope({10: 1e-6})  # nan: one point
     # select stops near descriptor 1024: 1000 and 1012 alone would give any slope at all.
     near = {10: 1e-7, 100: 1e-6, 1000: 1e-5, 1012: 1.3e-5}
     assert 0.9 < fit_slope(near) < 1.2
@@ -114,23 +129,34 @@ def test_plot_is_log_log():
     fig = plot_scaling(result)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["select (slope 0.65)",
-                                                                    "epoll (slope 0.00)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "select (slope 0.65)",
+        "epoll (slope 0.00)",
+    ]
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
 def test_plot_shows_slopes_floors_and_descriptor_1024():
-    result = ScalingResult({"select": {300: 3e-5, 1000: 1e-4}, "epoll": {300: 1e-6, 1000: 1e-6}},
-                           {}, spread={"select": {300: (2.9e-5, 3.1e-5), 1000: (1e-4, 1e-4)}},
-                           floor={"select": 2e-6, "epoll": 1e-6}, select_limit=1000)
+    result = ScalingResult(
+        {"select": {300: 3e-5, 1000: 1e-4}, "epoll": {300: 1e-6, 1000: 1e-6}},
+        {},
+        spread={"select": {300: (2.9e-5, 3.1e-5), 1000: (1e-4, 1e-4)}},
+        floor={"select": 2e-6, "epoll": 1e-6},
+        select_limit=1000,
+    )
     fig = plot_scaling(result)
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(legend) == ["epoll (slope 0.00)", "floor: N = 0, the call itself",
-                              "select (slope 1.00)"]
+    assert sorted(legend) == [
+        "epoll (slope 0.00)",
+        "floor: N = 0, the call itself",
+        "select (slope 1.00)",
+    ]
     assert any("descriptor 1024" in t.get_text() for t in ax.texts)
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
@@ -155,8 +181,9 @@ def test_a_coarse_thread_clock_falls_back_to_wall_time(monkeypatch):
 
 
 def test_the_clock_can_be_chosen_and_a_wrong_one_is_refused():
-    result = measure_scaling([5], names=["select"], budget_per_point=0.005, trials=1,
-                             clock="perf_counter")
+    result = measure_scaling(
+        [5], names=["select"], budget_per_point=0.005, trials=1, clock="perf_counter"
+    )
     assert result.clock == "perf_counter"
     with pytest.raises(ValueError, match="clock must be"):
         measure_scaling([5], names=["select"], clock="time")
@@ -164,6 +191,7 @@ def test_the_clock_can_be_chosen_and_a_wrong_one_is_refused():
 
 def test_plot_says_cpu_time_when_cpu_time_was_measured():
     import matplotlib.pyplot as plt
+
     cpu = ScalingResult({"epoll": {10: 1e-6, 100: 1e-6}}, {})
     wall = ScalingResult({"epoll": {10: 1e-6, 100: 1e-6}}, {}, clock="perf_counter")
     fig_cpu, fig_wall = plot_scaling(cpu), plot_scaling(wall)

@@ -1,27 +1,39 @@
 """The demonstrations of notebook 04: each does what the notebook says, cleans up after itself,
 and stays bounded. No timed assertions: spinning is detected by counting wake-ups."""
+
 import sys
 
 import pytest
 
 from nbio_helpers import PollingServer, SelectServer, connect, request, run_load
 from nbio_helpers.events import RECV, SEND, WAKEUP, Event
-from nbio_helpers.models.select_model import FD_SETSIZE
-from nbio_helpers.measure import ComparisonRow, IdleCost, comparison_table
-from nbio_helpers.measure.comparison import _model_spec
-from nbio_helpers.measure import loop_rounds
+from nbio_helpers.measure import ComparisonRow, IdleCost, comparison_table, loop_rounds
 from nbio_helpers.measure import plot_comparison as the_plot
-from nbio_helpers.select_demos import (ONE_WINS, AlwaysWritableSelectServer,
-                                       HeartbeatSelectServer, ResetBeforeAccept,
-                                       compare_models, count_partial_sends, format_table,
-                                       high_descriptor_client, low_descriptors_taken,
-                                       measure_idle, partial_send_report, plot_comparison,
-                                       reset_before_accept, select_cost_by_descriptor,
-                                       select_on_high_descriptor, two_acceptors)
+from nbio_helpers.measure.comparison import _model_spec
+from nbio_helpers.models.select_model import FD_SETSIZE
+from nbio_helpers.select_demos import (
+    ONE_WINS,
+    AlwaysWritableSelectServer,
+    HeartbeatSelectServer,
+    ResetBeforeAccept,
+    compare_models,
+    count_partial_sends,
+    format_table,
+    high_descriptor_client,
+    low_descriptors_taken,
+    measure_idle,
+    partial_send_report,
+    plot_comparison,
+    reset_before_accept,
+    select_cost_by_descriptor,
+    select_on_high_descriptor,
+    two_acceptors,
+)
 from nbio_helpers.server import wait_until
 
-posix_only = pytest.mark.skipif(sys.platform == "win32",
-                                reason="descriptor numbers: POSIX select() only")
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32", reason="descriptor numbers: POSIX select() only"
+)
 
 
 # ---------------------------------------------------------------- the select loops
@@ -77,12 +89,17 @@ def test_heartbeat_beats_while_serving():
 # ---------------------------------------------------------------- partial sends
 def test_count_partial_sends_replays_the_pending_output():
     events = [
-        Event(0, RECV, 1, 100), Event(0, SEND, 1, 40),   # partial: 100 pending
-        Event(0, SEND, 1, 60),                           # whole rest: not partial
-        Event(0, RECV, 2, 10), Event(0, RECV, 1, 5),
-        Event(0, SEND, 2, 10), Event(0, SEND, 1, 5),     # both complete
-        Event(0, WAKEUP, None, 2),                       # ignored
-        Event(0, RECV, 1, 50), Event(0, RECV, 1, 50), Event(0, SEND, 1, 99),  # partial
+        Event(0, RECV, 1, 100),
+        Event(0, SEND, 1, 40),  # partial: 100 pending
+        Event(0, SEND, 1, 60),  # whole rest: not partial
+        Event(0, RECV, 2, 10),
+        Event(0, RECV, 1, 5),
+        Event(0, SEND, 2, 10),
+        Event(0, SEND, 1, 5),  # both complete
+        Event(0, WAKEUP, None, 2),  # ignored
+        Event(0, RECV, 1, 50),
+        Event(0, RECV, 1, 50),
+        Event(0, SEND, 1, 99),  # partial
     ]
     assert count_partial_sends(events) == 2
     assert count_partial_sends([]) == 0
@@ -99,9 +116,12 @@ def test_partial_send_report_big_payload():
 # ---------------------------------------------------------------- readiness is a hint
 def test_two_acceptors_one_gets_the_client_the_other_blockingioerror(open_fds, nbio_threads):
     before = open_fds()
-    for _ in range(20):                        # deterministic: the same every time
-        assert two_acceptors() == ONE_WINS == ["accept() got the client",
-                                               "accept() raised BlockingIOError"]
+    for _ in range(20):  # deterministic: the same every time
+        assert (
+            two_acceptors()
+            == ONE_WINS
+            == ["accept() got the client", "accept() raised BlockingIOError"]
+        )
     assert open_fds() == before and not nbio_threads()
 
 
@@ -109,16 +129,23 @@ def test_two_acceptors_one_gets_the_client_the_other_blockingioerror(open_fds, n
 def test_reset_before_accept_linux_hands_over_the_dead_connection(open_fds):
     before = open_fds()
     assert reset_before_accept() == ResetBeforeAccept(
-        selected=True, accept="returned a socket", first_recv="ConnectionResetError",
-        second_accept="BlockingIOError")
+        selected=True,
+        accept="returned a socket",
+        first_recv="ConnectionResetError",
+        second_accept="BlockingIOError",
+    )
     assert open_fds() == before
 
 
 def test_reset_before_accept_never_blocks_on_any_os():
     gone = reset_before_accept()
     assert gone.selected
-    assert gone.accept in ("returned a socket", "BlockingIOError", "ConnectionAbortedError",
-                           "ConnectionResetError")
+    assert gone.accept in (
+        "returned a socket",
+        "BlockingIOError",
+        "ConnectionAbortedError",
+        "ConnectionResetError",
+    )
     assert gone.second_accept == "BlockingIOError"
 
 
@@ -131,8 +158,8 @@ def test_select_cost_follows_the_sockets_far_more_than_their_numbers(open_fds):
     assert cost.high >= 1000 and cost.count >= 800
     # The fact notebook 04 asserts: ratios of medians of many calls, with wide margins
     # (measured here, loaded or not: 1.2 and about 120).
-    assert cost.one_high < 3 * cost.one_low          # nfds 1001 against 4: a little more
-    assert cost.many_low > 20 * cost.one_high        # 900 sockets: far more
+    assert cost.one_high < 3 * cost.one_low  # nfds 1001 against 4: a little more
+    assert cost.many_low > 20 * cost.one_high  # 900 sockets: far more
     assert open_fds() == before
 
 
@@ -140,6 +167,7 @@ def test_select_cost_is_not_shown_where_numbers_play_no_part(monkeypatch):
     import types
 
     import nbio_helpers.select_demos as demos
+
     monkeypatch.setattr(demos, "sys", types.SimpleNamespace(platform="win32"))
     cost = demos.select_cost_by_descriptor()
     assert not cost.ran and "Windows" in cost.explanation
@@ -178,6 +206,7 @@ def test_the_open_files_limit_is_raised_then_restored(open_fds):
 @posix_only
 def test_low_descriptors_taken_pushes_new_sockets_up(open_fds):
     import socket
+
     before = open_fds()
     with low_descriptors_taken() as taken:
         assert taken > 0
@@ -219,7 +248,10 @@ def test_the_old_names_are_the_one_layer():
 def test_model_specs():
     assert _model_spec("select") == ("select", "select", {})
     assert _model_spec(("polling", {"interval": 0.01})) == (
-        "polling interval=0.01", "polling", {"interval": 0.01})
+        "polling interval=0.01",
+        "polling",
+        {"interval": 0.01},
+    )
     assert _model_spec(("busy", "polling", {"interval": 0})) == ("busy", "polling", {"interval": 0})
     assert _model_spec(AlwaysWritableSelectServer)[0] == "select-always-write"
 
@@ -227,18 +259,29 @@ def test_model_specs():
 @pytest.mark.timeout(60)
 def test_compare_models_rows_table_and_plot():
     import matplotlib
+
     matplotlib.use("Agg")
-    rows = compare_models([("sleepy", "polling", {"interval": 0.002}), "select",
-                           ("spin", AlwaysWritableSelectServer, {})],
-                          idle_clients=3, idle_seconds=0.05, requests=5, trials=2,
-                          load_clients=5, load_seconds=0.03, load_trials=2)
+    rows = compare_models(
+        [
+            ("sleepy", "polling", {"interval": 0.002}),
+            "select",
+            ("spin", AlwaysWritableSelectServer, {}),
+        ],
+        idle_clients=3,
+        idle_seconds=0.05,
+        requests=5,
+        trials=2,
+        load_clients=5,
+        load_seconds=0.03,
+        load_trials=2,
+    )
     assert [r.label for r in rows] == ["sleepy", "select", "spin"]
     assert [r.model for r in rows] == ["polling", "select", "select-always-write"]
     for row in rows:
         assert isinstance(row, ComparisonRow) and row.load_ok
         assert row.median_latency > 0 and row.tail_latency >= row.median_latency
-        assert row.tail_name == "max" and row.latency_samples == 10    # too few for a p90
-        assert row.tried == 0                                   # no connection probe
+        assert row.tail_name == "max" and row.latency_samples == 10  # too few for a p90
+        assert row.tried == 0  # no connection probe
         assert row.throughput > 0 and row.idle_cpu >= 0 and row.idle_wakeups >= 0
         assert row.as_dict()["label"] == row.label
     # Wake-ups per second, not CPU, tell a spinning loop from a sleeping one on any machine.
@@ -248,4 +291,5 @@ def test_compare_models_rows_table_and_plot():
     fig = plot_comparison(rows, title="t")
     assert len(fig.axes) == 3
     import matplotlib.pyplot as plt
+
     plt.close(fig)

@@ -10,8 +10,8 @@ lowered to 20 sockets, and ``select()`` raises Windows' ValueError beyond it. A 
 loop just before a ``select()`` while a burst of clients queues on the listener, so that one
 ``accept_all()`` takes them all at once.
 """
+
 import select
-import socket
 import threading
 import types
 
@@ -65,8 +65,9 @@ def echoes(sock, data=b"hi") -> bool:
         return False
 
 
-@pytest.mark.parametrize("server_class", [select_model.SelectServer,
-                                          select_demos.HeartbeatSelectServer])
+@pytest.mark.parametrize(
+    "server_class", [select_model.SelectServer, select_demos.HeartbeatSelectServer]
+)
 def test_a_burst_is_admitted_one_connection_at_a_time(windows, server_class):
     server = server_class(name=f"burst-{server_class.__name__}").start()
     clients = []
@@ -74,20 +75,21 @@ def test_a_burst_is_admitted_one_connection_at_a_time(windows, server_class):
         for _ in range(10):
             clients.append(connect(server.address, 3.0))
             assert echoes(clients[-1])
-        windows.gate.clear()                      # the next select() waits at the gate
+        windows.gate.clear()  # the next select() waits at the gate
         clients.append(connect(server.address, 3.0))
-        assert windows.at_gate.wait(5)            # accepted it: 11 connections, then the gate
-        burst = [connect(server.address, 3.0) for _ in range(20)]   # queued on the listener
+        assert windows.at_gate.wait(5)  # accepted it: 11 connections, then the gate
+        burst = [connect(server.address, 3.0) for _ in range(20)]  # queued on the listener
         windows.gate.set()
-        room = LIMIT - 2 - 11                     # rlist: listener + waker + connections
+        room = LIMIT - 2 - 11  # rlist: listener + waker + connections
         assert wait_until(lambda: sum(server.refusals().values()) >= 20 - room, 5)
         assert server.running and server.error is None, server.error
         assert windows.largest <= LIMIT
         assert sum(server.refusals().values()) == 20 - room
         assert server.refusals() == {
-            f"select() takes {LIMIT} sockets at most on Windows": 20 - room}
-        assert sum(echoes(sock) for sock in burst) == room      # the first ones of the burst
-        assert all(echoes(sock) for sock in clients)            # the others carry on
+            f"select() takes {LIMIT} sockets at most on Windows": 20 - room
+        }
+        assert sum(echoes(sock) for sock in burst) == room  # the first ones of the burst
+        assert all(echoes(sock) for sock in clients)  # the others carry on
     finally:
         for sock in clients + locals().get("burst", []):
             sock.close()
@@ -106,7 +108,7 @@ def test_fits_in_select_on_posix_looks_at_the_descriptor_number():
         def close(self, reason):
             self.reason = reason
 
-    server = select_model.SelectServer(name="fits")     # never started: no socket needed
+    server = select_model.SelectServer(name="fits")  # never started: no socket needed
     low, high = Conn(1023), Conn(1024)
     if select_model.sys.platform == "win32":
         pytest.skip("POSIX rule")

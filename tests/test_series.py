@@ -1,4 +1,5 @@
 """nbio_helpers.series: every notebook links its neighbours and carries its metadata."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,14 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbio_helpers.series import (LICENSE, NAV_MARK, navigation_text, series_problems,
-                                 title_of, update_series)
+from nbio_helpers.series import (
+    LICENSE,
+    NAV_MARK,
+    navigation_text,
+    series_problems,
+    title_of,
+    update_series,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -18,8 +25,12 @@ def test_the_committed_notebooks_link_each_other_and_carry_their_metadata():
 
 
 def write(folder: Path, name: str, title: str) -> Path:
-    nb = new_notebook(cells=[new_markdown_cell(f"# {title}\n\n**Time** about 5 minutes."),
-                             new_code_cell("finish()")])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(f"# {title}\n\n**Time** about 5 minutes."),
+            new_code_cell("finish()"),
+        ]
+    )
     path = folder / name
     nbformat.write(nb, path)
     return path
@@ -32,16 +43,19 @@ def test_update_writes_links_by_title_and_is_idempotent(tmp_path):
     assert series_problems(tmp_path) != []
     assert len(update_series(tmp_path)) == 3
     assert series_problems(tmp_path) == []
-    assert update_series(tmp_path) == []          # nothing changes the second time
+    assert update_series(tmp_path) == []  # nothing changes the second time
     first = nbformat.read(tmp_path / "00_start.ipynb", as_version=4)
     middle = nbformat.read(tmp_path / "01_one.ipynb", as_version=4)
     last = nbformat.read(tmp_path / "02_two.ipynb", as_version=4)
     assert first.cells[-1].source == NAV_MARK + "\nnext: [01 · One](01_one.ipynb) →"
-    assert middle.cells[-1].source == (NAV_MARK + "\n← previous: [00 · Start here]"
-                                       "(00_start.ipynb) · next: [02 · Two](02_two.ipynb) →")
+    assert middle.cells[-1].source == (
+        NAV_MARK + "\n← previous: [00 · Start here]"
+        "(00_start.ipynb) · next: [02 · Two](02_two.ipynb) →"
+    )
     assert last.cells[-1].source == (
         NAV_MARK + "\n← previous: [01 · One](01_one.ipynb) · the map: [00 · Start here]"
-        "(00_start.ipynb) · the end of the series")
+        "(00_start.ipynb) · the end of the series"
+    )
     assert middle.metadata["title"] == "01 · One" and middle.metadata["license"] == LICENSE
     assert [c.cell_type for c in middle.cells] == ["markdown", "code", "markdown"]
 

@@ -3,6 +3,7 @@
 Each test runs ``python -m nbio_helpers serve`` as a subprocess and reads its stderr line by
 line while it runs.
 """
+
 from __future__ import annotations
 
 import queue
@@ -22,8 +23,10 @@ from streaming import StreamingClients
 from nbio_helpers import MODELS
 from nbio_helpers.limits import fd_limit_raised
 
-pytestmark = [pytest.mark.timeout(120),
-              pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 CLI = [sys.executable, "-m", "nbio_helpers"]
 
@@ -36,10 +39,15 @@ class Serve:
             # Both limits, as `ulimit -n` does: the server raises a low soft limit itself
             # (limits.ensure_fd_room) as far as the hard limit allows.
             resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
-        self.proc = subprocess.Popen([*CLI, "serve", "--port", "0", *map(str, args)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=lower_limit if fd_limit else None)
+
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", "--port", "0", *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lower_limit if fd_limit else None,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.err: list[str] = []
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -94,8 +102,11 @@ def test_sigint_under_load_sends_back_every_byte_read(model, serve):
     server = serve("--model", model)
     clients = StreamingClients(server.address, 50)
     try:
-        wait = (lambda: clients.received[0]) if model == "blocking" else \
-            (lambda: all(clients.received))
+        wait = (
+            (lambda: clients.received[0])
+            if model == "blocking"
+            else (lambda: all(clients.received))
+        )
         deadline = time.monotonic() + 30
         while not wait() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -112,18 +123,20 @@ def test_sigint_under_load_sends_back_every_byte_read(model, serve):
     assert line == f"stopped: {read:,} bytes read from clients, every reply sent\n", line
     assert sum(clients.received) == read
     assert all(clients.correct)
-    assert took < 1.0 + 2          # the default grace period, and the exit
+    assert took < 1.0 + 2  # the default grace period, and the exit
     assert not any("Traceback" in line for line in server.err)
 
 
 def test_a_second_sigint_stops_at_once(serve):
     server = serve("--model", "threads", "--grace", "30")
-    with socket.create_connection(server.address, timeout=5) as idle:   # keeps it waiting
+    with socket.create_connection(server.address, timeout=5) as idle:  # keeps it waiting
         idle.sendall(b"x")
         assert idle.recv(1) == b"X"
         server.proc.send_signal(signal.SIGINT)
-        server.wait_for(r"^stopping: no new clients; finishing 1 connection\(s\) for up to "
-                        r"30 s \(Ctrl-C again to stop at once\)")
+        server.wait_for(
+            r"^stopping: no new clients; finishing 1 connection\(s\) for up to "
+            r"30 s \(Ctrl-C again to stop at once\)"
+        )
         started = time.monotonic()
         server.proc.send_signal(signal.SIGINT)
         assert server.wait_exit() == 130
@@ -170,11 +183,12 @@ def test_clients_turned_away_out_of_descriptors_are_reported_once(model, serve):
     server = serve("--model", model, fd_limit=64)
     socks, outcome = hold(server.address, 70)
     try:
-        assert outcome["no reply"] == 0, outcome          # nobody left hanging
-        assert outcome["closed"] > 0, outcome             # the shortage really happened
+        assert outcome["no reply"] == 0, outcome  # nobody left hanging
+        assert outcome["closed"] > 0, outcome  # the shortage really happened
         line = server.wait_for(r"^turned away")
-        assert line == (f"turned away {outcome['closed']} clients: out of descriptors "
-                        f"(ulimit -n 64)\n")
+        assert line == (
+            f"turned away {outcome['closed']} clients: out of descriptors (ulimit -n 64)\n"
+        )
     finally:
         for sock in socks:
             sock.close()
@@ -192,8 +206,10 @@ def test_select_refusals_beyond_fd_setsize_are_reported(serve):
         try:
             assert outcome["no reply"] == 0 and outcome["closed"] > 0, outcome
             line = server.wait_for(r"^turned away")
-            assert line == (f"turned away {outcome['closed']} clients: descriptor beyond "
-                            "select()'s FD_SETSIZE (1024)\n")
+            assert line == (
+                f"turned away {outcome['closed']} clients: descriptor beyond "
+                "select()'s FD_SETSIZE (1024)\n"
+            )
         finally:
             for sock in socks:
                 sock.close()

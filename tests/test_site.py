@@ -3,6 +3,7 @@ state, alt text on every figure, and nothing fetched from the network.
 
 The page notebooks are checked without Jupyter Book; the real build needs the ``[site]``
 extra (skipped without it; CI installs it)."""
+
 from __future__ import annotations
 
 import html
@@ -13,8 +14,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbio_helpers.site import (ANSWER_NOTE, LIVE_NOTE, WIDGET_VIEW, figure_alt, site_notebook,
-                               without_answers)
+from nbio_helpers.site import (
+    ANSWER_NOTE,
+    LIVE_NOTE,
+    WIDGET_VIEW,
+    figure_alt,
+    site_notebook,
+    without_answers,
+)
 from nbio_helpers.student import student_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -30,16 +37,21 @@ def solution_lines(nb) -> set[str]:
     edition's cells, nor in the outputs of the cells it keeps (``show_source`` of package
     code may show the same line, legitimately)."""
     student = student_notebook(nb)
-    kept_outputs = [o for original, cell in zip(nb.cells, student.cells)
-                    if cell.cell_type == "code" and cell.source == original.source
-                    for o in original.get("outputs", [])]
-    student_text = "\n".join([c.source for c in student.cells]
-                             + [str(o.get("text", "")) + str(o.get("data", {}))
-                                for o in kept_outputs])
+    kept_outputs = [
+        o
+        for original, cell in zip(nb.cells, student.cells)
+        if cell.cell_type == "code" and cell.source == original.source
+        for o in original.get("outputs", [])
+    ]
+    student_text = "\n".join(
+        [c.source for c in student.cells]
+        + [str(o.get("text", "")) + str(o.get("data", {})) for o in kept_outputs]
+    )
     found = set()
     for cell in nb.cells:
-        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source,
-                                 re.DOTALL):
+        for region in re.findall(
+            r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.DOTALL
+        ):
             for line in region.splitlines():
                 line = line.strip()
                 if len(line) > 12 and not line.startswith("#") and line not in student_text:
@@ -75,8 +87,12 @@ def test_widgets_become_static_html_with_the_live_note():
     assert with_widgets
     for path in with_widgets:
         page = site_notebook(load(path))
-        statics = [o.data["text/html"] for c in page.cells for o in c.get("outputs", [])
-                   if "nbio-static-widget" in o.get("data", {}).get("text/html", "")]
+        statics = [
+            o.data["text/html"]
+            for c in page.cells
+            for o in c.get("outputs", [])
+            if "nbio-static-widget" in o.get("data", {}).get("text/html", "")
+        ]
         assert statics, path.name
         assert all(html.escape(LIVE_NOTE) in s for s in statics)
         assert all("<script" not in s for s in statics)
@@ -88,7 +104,9 @@ def test_alt_text_comes_from_metadata_then_the_title_then_the_section():
     cell.metadata["nbio"] = {"alt": "Latency grows with the interval"}
     assert figure_alt(cell) == "Latency grows with the interval"
     bare = nbformat.v4.new_code_cell("plot_scaling(result)")
-    assert figure_alt(bare, "2. Scaling") == "Figure of section '2. Scaling', drawn by plot_scaling()"
+    assert (
+        figure_alt(bare, "2. Scaling") == "Figure of section '2. Scaling', drawn by plot_scaling()"
+    )
 
 
 # ---------------------------------------------------------------- the real build
@@ -97,6 +115,7 @@ def site(tmp_path_factory):
     if importlib.util.find_spec("jupyter_book") is None:
         pytest.skip('needs the site extra: pip install -e ".[site]"')
     from nbio_helpers.site import build_site
+
     out = tmp_path_factory.mktemp("site") / "html"
     index = build_site(NOTEBOOKS[0].parent, out)
     return index.parent
@@ -104,8 +123,12 @@ def site(tmp_path_factory):
 
 def page_text(page: Path) -> str:
     """The visible text of a page: tags dropped, entities decoded (code spans joined)."""
-    raw = re.sub(r"<script.*?</script>|<style.*?</style>", "", page.read_text(encoding="utf-8"),
-                 flags=re.DOTALL)
+    raw = re.sub(
+        r"<script.*?</script>|<style.*?</style>",
+        "",
+        page.read_text(encoding="utf-8"),
+        flags=re.DOTALL,
+    )
     return html.unescape(re.sub(r"<[^>]+>", "", raw))
 
 
@@ -134,12 +157,15 @@ def test_every_figure_has_alt_text_and_widgets_are_static(site):
         for tag in re.findall(r"<img\b[^>]*>", page.read_text(encoding="utf-8")):
             images += 1
             alt = re.search(r'\balt="([^"]*)"', tag)
-            assert alt and len(alt.group(1)) > 10 and not alt.group(1).startswith("_images/"), \
-                (page.name, tag[:200])
+            assert alt and len(alt.group(1)) > 10 and not alt.group(1).startswith("_images/"), (
+                page.name,
+                tag[:200],
+            )
     assert images >= 5
     assert LIVE_NOTE in page_text(site / "03_polling_loop.html")
     assert "application/vnd.jupyter.widget-view+json" not in (
-        site / "03_polling_loop.html").read_text(encoding="utf-8")
+        site / "03_polling_loop.html"
+    ).read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -154,9 +180,11 @@ def test_without_jupyter_book_the_command_says_what_to_install(monkeypatch, caps
     import importlib.util as util
 
     from nbio_helpers.cli import main
+
     real = util.find_spec
-    monkeypatch.setattr(util, "find_spec",
-                        lambda name, *a: None if name == "jupyter_book" else real(name, *a))
+    monkeypatch.setattr(
+        util, "find_spec", lambda name, *a: None if name == "jupyter_book" else real(name, *a)
+    )
     assert main(["site", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("site: Jupyter Book is not installed") and '".[site]"' in err
@@ -167,9 +195,11 @@ def test_the_site_is_never_built_inside_the_notebooks_folder(monkeypatch, capsys
     import importlib.util as util
 
     from nbio_helpers.cli import main
+
     real = util.find_spec
-    monkeypatch.setattr(util, "find_spec",
-                        lambda name, *a: object() if name == "jupyter_book" else real(name, *a))
+    monkeypatch.setattr(
+        util, "find_spec", lambda name, *a: object() if name == "jupyter_book" else real(name, *a)
+    )
     notebooks = NOTEBOOKS[0].parent
     assert main(["site", str(notebooks / "site"), "--source", str(notebooks)]) == 1
     assert "refusing to build the site inside the notebooks folder" in capsys.readouterr().err
@@ -178,9 +208,9 @@ def test_the_site_is_never_built_inside_the_notebooks_folder(monkeypatch, capsys
 def test_cells_tagged_answer_stay_off_the_page_as_one_note():
     nb = load(next(p for p in NOTEBOOKS if p.name.startswith("06_")))
     answers = [c for c in nb.cells if "answer" in c.metadata.get("tags", [])]
-    assert len(answers) >= 3                      # one run after each of the three checkers
+    assert len(answers) >= 3  # one run after each of the three checkers
     page = site_notebook(nb)
     sources = [c.source for c in page.cells]
     assert not any(c.source in sources for c in answers)
-    assert sources.count(ANSWER_NOTE) == 3        # a note per run, not per cell
+    assert sources.count(ANSWER_NOTE) == 3  # a note per run, not per cell
     assert "show_source(LineFramer.feed)" not in "\n".join(sources)

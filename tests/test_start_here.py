@@ -1,5 +1,6 @@
 """notebooks/00_start_here.ipynb, the landing page: its map, and the template rule it uses
 (a notebook without exercises, marked so in its metadata)."""
+
 from __future__ import annotations
 
 import copy
@@ -36,7 +37,7 @@ def test_the_map_links_every_notebook_in_order(start):
     assert [name[:2] for name in numbered] == ["01", "02", "03", "04", "05", "06"]
     for name in numbered:
         if name.startswith("06"):
-            continue   # being written; its name is the one DESIGN.md gives
+            continue  # being written; its name is the one DESIGN.md gives
         assert (NOTEBOOKS / name).exists(), name
     others = {p.name for p in NOTEBOOKS.glob("0[1-9]_*.ipynb")}
     assert others <= set(numbered), f"notebooks missing from the map: {others - set(numbered)}"
@@ -54,8 +55,13 @@ def test_the_map_gives_each_notebooks_time_from_its_title_cell(start):
 
 def test_the_landing_page_says_what_to_do_when_a_cell_hangs_or_after_a_restart(start):
     text = markdown(start)
-    for words in ("Interrupt", "Restart Kernel", "Run All Above Selected Cell", "Shift-Enter",
-                  "setup cell"):
+    for words in (
+        "Interrupt",
+        "Restart Kernel",
+        "Run All Above Selected Cell",
+        "Shift-Enter",
+        "setup cell",
+    ):
         assert words in text, words
 
 

@@ -1,4 +1,5 @@
 """nbio_helpers.stats: the one percentile, the tail rule, the spread of trials (no sockets)."""
+
 import math
 
 import pytest
@@ -7,7 +8,7 @@ from nbio_helpers.stats import BEYOND, Spread, Tail, percentile, tail, tail_name
 
 
 def test_percentile_is_nearest_rank():
-    samples = list(range(1, 41))            # 40 samples; their order does not matter
+    samples = list(range(1, 41))  # 40 samples; their order does not matter
     assert percentile(reversed(samples), 0.9) == 36
     assert percentile(samples, 0.5) == 20
     assert percentile(samples, 0.0) == 1 and percentile(samples, 1.0) == 40
@@ -20,8 +21,18 @@ def test_percentile_refuses_a_fraction_out_of_range():
         percentile([1, 2], 90)
 
 
-@pytest.mark.parametrize("count, name", [(0, "max"), (10, "max"), (99, "max"), (100, "p90"),
-                                         (999, "p90"), (1000, "p99"), (50_000, "p99")])
+@pytest.mark.parametrize(
+    "count, name",
+    [
+        (0, "max"),
+        (10, "max"),
+        (99, "max"),
+        (100, "p90"),
+        (999, "p90"),
+        (1000, "p99"),
+        (50_000, "p99"),
+    ],
+)
 def test_the_tail_rule(count, name):
     assert tail_name(count) == name
     assert tail(range(count)).name == name
@@ -52,7 +63,7 @@ def test_spread_of_trials():
     assert spread == Spread(2.0, 1.0, 3.0, (3.0, 1.0, 2.0))
     pooled = Spread.of([1.0, 3.0], pooled=2.5)
     assert pooled.value == 2.5 and (pooled.low, pooled.high) == (1.0, 3.0)
-    assert Spread.of([1.0, math.nan, 2.0]).low == 1.0            # a failed trial is left out
+    assert Spread.of([1.0, math.nan, 2.0]).low == 1.0  # a failed trial is left out
     empty = Spread.of([])
     assert math.isnan(empty.value) and math.isnan(empty.low) and empty.trials == ()
     assert Spread.of([0.001, 0.002]).scaled(1e3) == Spread(1.5, 1.0, 2.0, (1.0, 2.0))

@@ -6,6 +6,7 @@ fail with its verdict (a NotYetError, the "❌ Not yet" line: nbgrader scores it
 says "✅ Well done", no other cell raises (an answer stub is a function: defining it raises
 nothing), no cell may hang, and the last cell must still show that nothing is left running.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,41 +18,53 @@ import pytest
 from test_notebook_template import NOTEBOOKS, NOTEBOOKS_DIR, sample_notebook
 
 from nbio_helpers.notebook_tools import execute_notebook, is_checker_cell, output_texts
-from nbio_helpers.student import (ANSWER_HERE, InvalidNotebookError, SolutionMarkerError,
-                                  strip_code_solutions, strip_hidden_tests,
-                                  strip_markdown_solutions, student_notebook,
-                                  write_student_edition)
+from nbio_helpers.student import (
+    ANSWER_HERE,
+    InvalidNotebookError,
+    SolutionMarkerError,
+    strip_code_solutions,
+    strip_hidden_tests,
+    strip_markdown_solutions,
+    student_notebook,
+    write_student_edition,
+)
 
-CELL_TIMEOUT = 30   # seconds; a student notebook's cell must never hang
+CELL_TIMEOUT = 30  # seconds; a student notebook's cell must never hang
 
 
 # ---------------------------------------------------------------- the transformation
 def test_code_solution_becomes_a_stub_at_its_indentation():
-    source = ("def f(sock):\n"
-              "    data = b''\n"
-              "    ### BEGIN SOLUTION\n"
-              "    while len(data) < 5:\n"
-              "        data += sock.recv(5)\n"
-              "    ### END SOLUTION\n"
-              "    return data\n")
-    assert strip_code_solutions(source) == ("def f(sock):\n"
-                                            "    data = b''\n"
-                                            "    # YOUR CODE HERE\n"
-                                            "    raise NotImplementedError()\n"
-                                            "    return data\n")
+    source = (
+        "def f(sock):\n"
+        "    data = b''\n"
+        "    ### BEGIN SOLUTION\n"
+        "    while len(data) < 5:\n"
+        "        data += sock.recv(5)\n"
+        "    ### END SOLUTION\n"
+        "    return data\n"
+    )
+    assert strip_code_solutions(source) == (
+        "def f(sock):\n"
+        "    data = b''\n"
+        "    # YOUR CODE HERE\n"
+        "    raise NotImplementedError()\n"
+        "    return data\n"
+    )
 
 
 def test_several_regions_and_a_region_at_the_end():
-    source = "### BEGIN SOLUTION\na = 1\n### END SOLUTION\nb = 2\n" \
-             "def g():\n  ### BEGIN SOLUTION\n  return 3\n  ### END SOLUTION"
+    source = (
+        "### BEGIN SOLUTION\na = 1\n### END SOLUTION\nb = 2\n"
+        "def g():\n  ### BEGIN SOLUTION\n  return 3\n  ### END SOLUTION"
+    )
     assert strip_code_solutions(source) == (
         "# YOUR CODE HERE\nraise NotImplementedError()\nb = 2\n"
-        "def g():\n  # YOUR CODE HERE\n  raise NotImplementedError()")
+        "def g():\n  # YOUR CODE HERE\n  raise NotImplementedError()"
+    )
 
 
 def test_hidden_tests_are_removed():
-    source = ("check_x(f)\n### BEGIN HIDDEN TESTS\ncheck_x(f, strict=True)\n"
-              "### END HIDDEN TESTS\n")
+    source = "check_x(f)\n### BEGIN HIDDEN TESTS\ncheck_x(f, strict=True)\n### END HIDDEN TESTS\n"
     assert strip_hidden_tests(source) == "check_x(f)\n"
     with pytest.raises(SolutionMarkerError):
         strip_hidden_tests("### BEGIN HIDDEN TESTS\nx\n")
@@ -65,11 +78,16 @@ def test_unbalanced_markers_are_refused():
 
 
 def test_markdown_solutions():
-    assert strip_markdown_solutions(
-        "Why?\n\n<!-- BEGIN SOLUTION -->\nBecause\nof this.\n<!-- END SOLUTION -->\n") \
+    assert (
+        strip_markdown_solutions(
+            "Why?\n\n<!-- BEGIN SOLUTION -->\nBecause\nof this.\n<!-- END SOLUTION -->\n"
+        )
         == f"Why?\n\n{ANSWER_HERE}\n"
-    assert strip_markdown_solutions("Q\n### BEGIN SOLUTION\nA\n### END SOLUTION\nmore") \
+    )
+    assert (
+        strip_markdown_solutions("Q\n### BEGIN SOLUTION\nA\n### END SOLUTION\nmore")
         == f"Q\n{ANSWER_HERE}\nmore"
+    )
 
 
 def test_outputs_counts_and_widget_state_are_cleared():
@@ -78,11 +96,16 @@ def test_outputs_counts_and_widget_state_are_cleared():
     nb.cells[3].execution_count = 3
     nb.cells[3].metadata["execution"] = {"iopub.status.idle": "2024-01-01T00:00:00Z"}
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
-    nb.cells.append(nbformat.v4.new_markdown_cell("whole answer", metadata={
-        "nbgrader": {"solution": True, "grade_id": "whole", "schema_version": 3}}))
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell(
+            "whole answer",
+            metadata={"nbgrader": {"solution": True, "grade_id": "whole", "schema_version": 3}},
+        )
+    )
     student = student_notebook(nb)
-    assert all(not c.outputs and c.execution_count is None
-               for c in student.cells if c.cell_type == "code")
+    assert all(
+        not c.outputs and c.execution_count is None for c in student.cells if c.cell_type == "code"
+    )
     assert "execution" not in student.cells[3].metadata
     assert "widgets" not in student.metadata
     assert student.cells[-1].source == ANSWER_HERE
@@ -119,10 +142,21 @@ def test_an_invalid_source_notebook_is_named(tmp_path, content):
     (source / "01_bad.ipynb").write_text(content)
     with pytest.raises(InvalidNotebookError, match="01_bad.ipynb is not a valid notebook"):
         write_student_edition(source, tmp_path / "out")
-    assert not (tmp_path / "out").exists()     # nothing half-written
-    done = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
-                           str(tmp_path / "out"), "--source", str(source)],
-                          capture_output=True, text=True, timeout=60)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbio_helpers",
+            "student-edition",
+            str(tmp_path / "out"),
+            "--source",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "01_bad.ipynb is not a valid notebook" in done.stderr
     assert "Traceback" not in done.stderr
@@ -138,23 +172,68 @@ def test_command_line(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     nbformat.write(sample_notebook(), source / "00_sample.ipynb")
-    done = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
-                           str(tmp_path / "out"), "--source", str(source)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbio_helpers",
+            "student-edition",
+            str(tmp_path / "out"),
+            "--source",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "00_sample.ipynb").exists()
     assert "1 student notebook(s)" in done.stdout
-    refused = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
-                              str(source), "--source", str(source)],
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbio_helpers",
+            "student-edition",
+            str(source),
+            "--source",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1 and "refusing" in refused.stderr
-    again = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
-                            str(tmp_path / "out"), "--source", str(source)],
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbio_helpers",
+            "student-edition",
+            str(tmp_path / "out"),
+            "--source",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 1 and "--force" in again.stderr and "Traceback" not in again.stderr
-    forced = subprocess.run([sys.executable, "-m", "nbio_helpers", "student-edition",
-                             str(tmp_path / "out"), "--source", str(source), "--force"],
-                            capture_output=True, text=True, timeout=60)
+    forced = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbio_helpers",
+            "student-edition",
+            str(tmp_path / "out"),
+            "--source",
+            str(source),
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert forced.returncode == 0, forced.stderr
 
 
@@ -169,8 +248,12 @@ def editions(tmp_path_factory):
     sample_src = base / "sample_src"
     sample_src.mkdir()
     nbformat.write(sample_notebook(), sample_src / "00_sample.ipynb")
-    pairs = {SAMPLE: (sample_src / "00_sample.ipynb",
-                      write_student_edition(sample_src, base / "sample_out")[0])}
+    pairs = {
+        SAMPLE: (
+            sample_src / "00_sample.ipynb",
+            write_student_edition(sample_src, base / "sample_out")[0],
+        )
+    }
     if NOTEBOOKS:
         for path in write_student_edition(NOTEBOOKS_DIR, base / "out"):
             pairs[path.name] = (NOTEBOOKS_DIR / path.name, path)
@@ -179,9 +262,11 @@ def editions(tmp_path_factory):
 
 def solution_bodies(nb) -> list[str]:
     """The text inside each solution region of a notebook (markers excluded)."""
-    regions = re.compile(r"<!--\s*BEGIN SOLUTION\s*-->(.*?)<!--\s*END SOLUTION\s*-->"
-                         r"|### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION",
-                         re.DOTALL | re.MULTILINE)
+    regions = re.compile(
+        r"<!--\s*BEGIN SOLUTION\s*-->(.*?)<!--\s*END SOLUTION\s*-->"
+        r"|### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION",
+        re.DOTALL | re.MULTILINE,
+    )
     bodies = []
     for cell in nb.cells:
         for match in regions.finditer(cell.source):
@@ -213,29 +298,44 @@ def test_student_edition_checkers_fail_cleanly(editions, name):
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
 
     # Executed: every checker says "Not yet", without raising; nothing hangs; finish() works.
-    execute_notebook(student, NOTEBOOKS_DIR if NOTEBOOKS_DIR.is_dir() else student_path.parent,
-                     timeout=CELL_TIMEOUT)
+    execute_notebook(
+        student,
+        NOTEBOOKS_DIR if NOTEBOOKS_DIR.is_dir() else student_path.parent,
+        timeout=CELL_TIMEOUT,
+    )
     checkers = [c for c in student.cells if is_checker_cell(c)]
     if bodies and any("### BEGIN SOLUTION" in c.source for c in instructor.cells):
         assert checkers, "exercises but no checker cell"
     for cell in checkers:
         errors = [o for o in cell.outputs if o.output_type == "error"]
-        assert errors and errors[0].ename == "NotYetError", \
+        assert errors and errors[0].ename == "NotYetError", (
             f"checker did not fail on the stub:\n{cell.source}\n{cell.outputs}"
+        )
         shown = "\n".join(errors[0].traceback)
-        assert "❌ Not yet" in shown and "Traceback" not in shown, shown   # the verdict only
+        assert "❌ Not yet" in shown and "Traceback" not in shown, shown  # the verdict only
         assert not any(o.output_type == "execute_result" for o in cell.outputs)
-    others = [c for c in student.cells if c.cell_type == "code" and c not in checkers
-              and "raises-exception" not in c.metadata.get("tags", [])]
+    others = [
+        c
+        for c in student.cells
+        if c.cell_type == "code"
+        and c not in checkers
+        and "raises-exception" not in c.metadata.get("tags", [])
+    ]
     for cell in others:
-        assert not any(o.output_type == "error" for o in cell.outputs), \
+        assert not any(o.output_type == "error" for o in cell.outputs), (
             f"a cell that is not a checker raised:\n{cell.source}\n{cell.outputs}"
+        )
     for cell in others:
-        if "requires_exercise(" in cell.source:      # a demo cell calling the learner's code
+        if "requires_exercise(" in cell.source:  # a demo cell calling the learner's code
             printed = "".join(t for o in cell.outputs for t in output_texts(o))
             assert "first, then run this cell again" in printed, printed
-    everything = "".join(t for c in student.cells if c.cell_type == "code"
-                         for o in c.outputs for t in output_texts(o))
+    everything = "".join(
+        t
+        for c in student.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        for t in output_texts(o)
+    )
     assert "✅ Well done" not in everything
     last = [c for c in student.cells if c.cell_type == "code"][-1]
     assert "servers running: none" in "".join(t for o in last.outputs for t in output_texts(o))

@@ -1,4 +1,5 @@
 """What the ``tasks`` model adds to the common conformance suite (tests/test_models.py)."""
+
 from __future__ import annotations
 
 import itertools
@@ -32,7 +33,7 @@ def test_tasks_take_turns_when_data_keeps_coming():
     bytes waiting when it goes on."""
     with HeldUpServer(recv_size=1, name="fair") as server, connect(server.address):
         assert wait_until(lambda: server.events.count("accept") == 1, 5)
-        time.sleep(0.05)                           # the loop is inside time.sleep() now
+        time.sleep(0.05)  # the loop is inside time.sleep() now
         a, b = connect(server.address), connect(server.address)
         with a, b:
             a.sendall(b"a" * 200)
@@ -41,9 +42,9 @@ def test_tasks_take_turns_when_data_keeps_coming():
             assert recv_exactly(b, 200) == b"B" * 200
         reads = [e.conn for e in server.events.events(RECV)]
         last = min(len(reads) - 1 - reads[::-1].index(c) for c in (2, 3))
-        longest = max(len(list(run)) for _, run in itertools.groupby(reads[:last + 1]))
+        longest = max(len(list(run)) for _, run in itertools.groupby(reads[: last + 1]))
         assert longest <= 3, f"one task read {longest} times in a row"
-        assert last > 300, reads                   # both had data waiting until late
+        assert last > 300, reads  # both had data waiting until late
 
 
 def test_loop_leaves_no_task_or_registration_behind():
@@ -53,7 +54,7 @@ def test_loop_leaves_no_task_or_registration_behind():
         with connect(server.address) as sock:
             sock.sendall(b"x")
             assert recv_exactly(sock, 1) == b"X"
-    assert wait_until(lambda: len(server.loop.tasks) == 1, 5)   # only the accepting task
+    assert wait_until(lambda: len(server.loop.tasks) == 1, 5)  # only the accepting task
     registered = {key.fileobj for key in server.loop.selector.get_map().values()}
     assert registered == {server.listener, server.waker}
     server.stop()
@@ -63,10 +64,11 @@ def test_idle_connections_use_no_timer_and_one_registration_each():
     with start_server("tasks", name="idle") as server:
         socks = [socket.create_connection(server.address, timeout=5) for _ in range(50)]
         try:
-            assert wait_until(lambda: server.loop is not None
-                              and len(server.loop.selector.get_map()) == 52, 5)
+            assert wait_until(
+                lambda: server.loop is not None and len(server.loop.selector.get_map()) == 52, 5
+            )
             assert server.loop.timers == []
-            assert server.loop.timeout() is None         # nothing due: select() may sleep
+            assert server.loop.timeout() is None  # nothing due: select() may sleep
         finally:
             for sock in socks:
                 sock.close()
@@ -80,14 +82,21 @@ def test_an_idle_loop_sleeps(which):
     from nbio_helpers.loop import start_chat
     from nbio_helpers.measure import idle_clients
 
-    server = start_server("tasks", name="idle") if which == "tasks" else \
-        start_chat(which, name="idle", **({"idle_timeout": 60} if which in ("timers", "coroutines")
-                                            else {}))
+    server = (
+        start_server("tasks", name="idle")
+        if which == "tasks"
+        else start_chat(
+            which,
+            name="idle",
+            **({"idle_timeout": 60} if which in ("timers", "coroutines") else {}),
+        )
+    )
     with server, idle_clients(server, 20):
-        assert wait_until(lambda: server.events.count("send") >= (0 if which == "tasks" else 20),
-                          5)                    # the chat greeted all of them
+        assert wait_until(
+            lambda: server.events.count("send") >= (0 if which == "tasks" else 20), 5
+        )  # the chat greeted all of them
         time.sleep(0.05)
         wakeups = server.events.count(WAKEUP)
         share = cpu_share(server.cpu, 0.3)
-        assert server.events.count(WAKEUP) == wakeups    # not one select() returned
+        assert server.events.count(WAKEUP) == wakeups  # not one select() returned
         assert share < 0.05

@@ -1,4 +1,5 @@
 """TracedSocket records a client's own recv() calls on the servers' clock."""
+
 from __future__ import annotations
 
 import socket
@@ -39,7 +40,7 @@ def test_nonblocking_recv_records_would_block_and_reraises(pair):
     a, _ = pair
     log = EventLog()
     traced = TracedSocket(a, log)
-    traced.setblocking(False)          # passed through to the socket
+    traced.setblocking(False)  # passed through to the socket
     for _ in range(3):
         with pytest.raises(BlockingIOError):
             traced.recv(10)
@@ -89,7 +90,7 @@ def test_works_with_a_server_and_as_context_manager(make_server):
         sock.sendall(b"hi")
         assert sock.recv(10) == b"HI"
         assert sock.fileno() >= 0
-    assert sock.sock.fileno() == -1    # closed
+    assert sock.sock.fileno() == -1  # closed
     merged = merge_events(server.events, log)
     assert [e.t for e in merged] == sorted(e.t for e in merged)
     assert {e.conn for e in merged} >= {"client", 1}

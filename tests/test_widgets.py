@@ -1,4 +1,5 @@
 """ClientConsole's logic in plain pytest: set the text, click, read the reply area."""
+
 from __future__ import annotations
 
 import html
@@ -33,7 +34,7 @@ def consoles():
     yield make
     for console in made:
         console.disconnect()
-        console.close()   # the widgets' comms
+        console.close()  # the widgets' comms
 
 
 def test_dom_classes_and_parts(consoles):
@@ -53,12 +54,12 @@ def test_send_button_and_enter_send_the_text(make_server, consoles):
     console.text.value = "hello"
     console.send_button.click()
     assert console.history == ["hello -> HELLO"]
-    assert console.text.value == ""             # ready for the next message
+    assert console.text.value == ""  # ready for the next message
     console.text.value = "<b>again</b>"
     press_enter(console)
     assert console.history[-1] == "<b>again</b> -> <B>AGAIN</B>"
     assert "<b>again</b> -> <B>AGAIN</B>" in shown(console)
-    assert "<b>again" not in console.reply.value   # escaped, not rendered as HTML
+    assert "<b>again" not in console.reply.value  # escaped, not rendered as HTML
     # one connection, reused
     assert server.events.count(ACCEPT) == 1
 
@@ -79,12 +80,12 @@ def test_accepts_a_server_object_and_unicode(make_server, consoles):
 
 
 def test_dead_server_is_a_sentence_not_a_traceback(consoles):
-    with socket.socket() as probe:      # a port where nobody listens
+    with socket.socket() as probe:  # a port where nobody listens
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     console = consoles(("127.0.0.1", port))
     console.text.value = "anyone?"
-    console.send_button.click()         # must not raise
+    console.send_button.click()  # must not raise
     assert console.history == [f"anyone? -> no server at 127.0.0.1:{port} — is it running?"]
     assert "Traceback" not in shown(console)
 
@@ -94,16 +95,19 @@ def test_stopped_server_object(make_server, consoles):
     console = consoles(server)
     assert console.submit("a") == "a -> A"
     server.stop()
-    assert console.submit("b") == ("b -> server 'echo' was stopped (stop() was called); run "
-                                   "the cell that starts it again")
+    assert console.submit("b") == (
+        "b -> server 'echo' was stopped (stop() was called); run the cell that starts it again"
+    )
 
 
 def test_server_replaced_under_the_console(make_server, consoles):
     old = make_server("select", name="echo")
     console = consoles(old)
-    make_server("select", name="echo")                 # the cell that starts it, run again
-    assert console.submit("hi") == ("hi -> server 'echo' was stopped (a new server named "
-                                    "'echo' replaced it); run the cell that starts it again")
+    make_server("select", name="echo")  # the cell that starts it, run again
+    assert console.submit("hi") == (
+        "hi -> server 'echo' was stopped (a new server named "
+        "'echo' replaced it); run the cell that starts it again"
+    )
 
 
 @pytest.mark.timeout(20)
@@ -133,13 +137,13 @@ def test_named_consoles_live_side_by_side(make_server, consoles):
 @pytest.mark.timeout(20)
 def test_busy_blocking_server_times_out_in_the_widget(make_server, consoles):
     server = make_server("blocking")
-    with connect(server.address) as first:   # the blocking server now serves only this one
+    with connect(server.address) as first:  # the blocking server now serves only this one
         first.sendall(b"x")
         assert first.recv(1) == b"X"
         console = consoles(server.address, timeout=0.3)
         line = console.submit("me too")
         assert line.startswith("me too -> no reply within 0.3 s")
-        assert console._sock is None          # a late reply must not be read by the next send
+        assert console._sock is None  # a late reply must not be read by the next send
 
 
 @pytest.mark.timeout(20)
@@ -164,7 +168,7 @@ def test_reconnects_once_when_the_server_dropped_the_connection(consoles):
     try:
         console = consoles(listener.getsockname())
         assert console.submit("one") == "one -> ONE"
-        assert first_closed.wait(10)   # the server hung up on the console's connection
+        assert first_closed.wait(10)  # the server hung up on the console's connection
         assert console.submit("two") == "two -> TWO"
         thread.join(10)
         assert len(accepted) == 2
@@ -190,7 +194,7 @@ def test_disconnect_all_closes_every_connection(make_server, consoles):
     disconnect_all()
     assert first._sock is None and second._sock is None
     assert all(s.fileno() == -1 for s in socks)
-    assert first.submit("c") == "c -> C"       # opens a new one
+    assert first.submit("c") == "c -> C"  # opens a new one
 
 
 def test_finish_disconnects_every_console(make_server, consoles, capsys):

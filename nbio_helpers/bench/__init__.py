@@ -40,14 +40,20 @@ The names below are imported on first use (PEP 562), so that ``import
 nbio_helpers.bench.worker`` (the client process, and :mod:`nbio_helpers.measure`) stays light
 and free of import cycles.
 """
+
 import importlib
 
 _EXPORTS = {
     ".command": ("configure_parser", "main", "run"),
-    ".comparison": ("compare", "comparison_table", "plot_comparison"),   # deprecated
+    ".comparison": ("compare", "comparison_table", "plot_comparison"),  # deprecated
     ".load": ("BULK_BUFFER", "bulk_send", "echo_load", "hold", "sequential_echo"),
-    ".measurements": ("idle_cpu", "loopback_ceiling", "max_connections", "select_refusal",
-                      "throughput"),
+    ".measurements": (
+        "idle_cpu",
+        "loopback_ceiling",
+        "max_connections",
+        "select_refusal",
+        "throughput",
+    ),
     ".report": ("IDLE_CPU_TARGET", "IDLE_TARGET_SERVERS", "evaluate_targets", "format_report"),
     ".runner": ("SIZES", "Settings", "machine_info", "run_bench"),
     ".servers": ("REFERENCE", "SERVERS", "AsyncioStreamsReference", "ThreadingTCPReference"),
@@ -63,7 +69,7 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value     # next time without __getattr__
+    globals()[name] = value  # next time without __getattr__
     return value
 
 

@@ -1,4 +1,5 @@
 """``python -m nbio_helpers.bench``: the same as ``python -m nbio_helpers bench``."""
+
 import sys
 
 from .command import main

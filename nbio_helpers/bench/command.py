@@ -3,6 +3,7 @@
 The package's command line finds :func:`configure_parser` and :func:`run` here; progress goes
 to stderr, the table to stdout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,26 +26,53 @@ MAX_CONNECTIONS = 100_000
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench`` options to ``parser`` (used by ``python -m nbio_helpers bench``)."""
-    parser.description = ("Measure every server model side by side, against plain asyncio "
-                          "and socketserver servers.")
-    parser.add_argument("--quick", action="store_true",
-                        help="a small, fast run (seconds): short windows, 300 connections")
-    parser.add_argument("--clients", type=whole_number(1, MAX_CLIENTS, "--clients"),
-                        default=100, metavar="N",
-                        help="concurrent clients for throughput and idle CPU (default 100; "
-                             f"at most {MAX_CLIENTS:,}, the servers' listen backlog)")
-    parser.add_argument("--connections", type=whole_number(1, MAX_CONNECTIONS, "--connections"),
-                        default=None, metavar="N",
-                        help="concurrent connections to hold on selectors "
-                             "(default 5000; quick 300)")
-    parser.add_argument("--seconds", type=seconds(above=0, most=60), default=None, metavar="S",
-                        help="measured seconds per throughput run (default 1.2; quick 0.3)")
-    parser.add_argument("--rounds", type=whole_number(1, 100, "--rounds"), default=None,
-                        metavar="R", help="throughput rounds, best kept (default 4; quick 1)")
-    parser.add_argument("--servers", type=server_list, default=None, metavar="A,B",
-                        help=f"only these servers (default all: {','.join(SERVERS)})")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="also write the results as JSON")
+    parser.description = (
+        "Measure every server model side by side, against plain asyncio and socketserver servers."
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small, fast run (seconds): short windows, 300 connections",
+    )
+    parser.add_argument(
+        "--clients",
+        type=whole_number(1, MAX_CLIENTS, "--clients"),
+        default=100,
+        metavar="N",
+        help="concurrent clients for throughput and idle CPU (default 100; "
+        f"at most {MAX_CLIENTS:,}, the servers' listen backlog)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=whole_number(1, MAX_CONNECTIONS, "--connections"),
+        default=None,
+        metavar="N",
+        help="concurrent connections to hold on selectors (default 5000; quick 300)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=seconds(above=0, most=60),
+        default=None,
+        metavar="S",
+        help="measured seconds per throughput run (default 1.2; quick 0.3)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=whole_number(1, 100, "--rounds"),
+        default=None,
+        metavar="R",
+        help="throughput rounds, best kept (default 4; quick 1)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=server_list,
+        default=None,
+        metavar="A,B",
+        help=f"only these servers (default all: {','.join(SERVERS)})",
+    )
+    parser.add_argument(
+        "--json", default=None, metavar="PATH", help="also write the results as JSON"
+    )
     parser.set_defaults(usage_error=parser.error)
 
 
@@ -55,7 +83,8 @@ def server_list(text: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown server(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(SERVERS)}")
+            f"choose from {', '.join(SERVERS)}"
+        )
     return names
 
 
@@ -66,15 +95,23 @@ server_list.names = tuple(SERVERS)
 def run(args) -> int:
     """Run the benchmark as configured by :func:`configure_parser`; print the table."""
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        args.usage_error(f"cannot write {args.json}: no such folder")   # now, not after minutes
+        args.usage_error(f"cannot write {args.json}: no such folder")  # now, not after minutes
     # The servers run in this process: each client takes a descriptor here (and in the load
     # process, which inherits the limit).
     limit = raise_fd_limit(args.clients * 2 + 200)
     if limit is not None and limit < args.clients * 2 + 200:
-        args.usage_error(f"--clients {args.clients:,} needs about {args.clients * 2 + 200:,} "
-                         f"open descriptors; this process may have {limit:,}")
-    settings = Settings(quick=args.quick, clients=args.clients, connections=args.connections,
-                        seconds=args.seconds, rounds=args.rounds, servers=args.servers)
+        args.usage_error(
+            f"--clients {args.clients:,} needs about {args.clients * 2 + 200:,} "
+            f"open descriptors; this process may have {limit:,}"
+        )
+    settings = Settings(
+        quick=args.quick,
+        clients=args.clients,
+        connections=args.connections,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        servers=args.servers,
+    )
     try:
         results = run_bench(settings, progress=_progress)
     except KeyboardInterrupt:

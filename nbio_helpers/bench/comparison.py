@@ -7,6 +7,7 @@ Kept so that ``from nbio_helpers.bench import compare, comparison_table, plot_co
     print(comparison_table(rows))
     plot_comparison(rows)
 """
+
 from __future__ import annotations
 
 from ..measure.comparison import ComparisonRow, comparison_table, plot_comparison

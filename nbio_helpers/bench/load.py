@@ -11,6 +11,7 @@ tests::
 
 Every echo is checked byte for byte against what was sent.
 """
+
 from __future__ import annotations
 
 import random
@@ -30,7 +31,7 @@ BULK_BUFFER = 4 * 1024 * 1024
 class _Client:
     """One echo client of :func:`echo_load`: send a message, receive its echo, repeat."""
 
-    __slots__ = ("sock", "sent", "got", "buf", "view", "started", "done")
+    __slots__ = ("buf", "done", "got", "sent", "sock", "started", "view")
 
     def __init__(self, sock: socket.socket, size: int):
         self.sock = sock
@@ -42,8 +43,16 @@ class _Client:
         self.done = 0
 
 
-def echo_load(host: str, port: int, clients: int, size: int, warmup: float, duration: float,
-              connect_timeout: float = 10.0, keep_latencies: bool = False) -> dict:
+def echo_load(
+    host: str,
+    port: int,
+    clients: int,
+    size: int,
+    warmup: float,
+    duration: float,
+    connect_timeout: float = 10.0,
+    keep_latencies: bool = False,
+) -> dict:
     """Run ``clients`` echo clients for ``warmup + duration`` seconds; count only the last
     ``duration``. Every echo is checked byte for byte. Returns plain numbers (JSON-able):
     ``messages_per_second``, ``median_latency_s``, ``tail_latency_s`` with its
@@ -55,7 +64,7 @@ def echo_load(host: str, port: int, clients: int, size: int, warmup: float, dura
     errors: list[str] = []
     latencies: list[float] = []
     conns: list[_Client] = []
-    total = 0   # messages echoed, warm-up included
+    total = 0  # messages echoed, warm-up included
     sel = selectors.DefaultSelector()
     read, write = selectors.EVENT_READ, selectors.EVENT_WRITE
     try:
@@ -74,11 +83,11 @@ def echo_load(host: str, port: int, clients: int, size: int, warmup: float, dura
                 c = key.data
                 try:
                     if mask & write:
-                        c.sent += c.sock.send(out[c.sent:])
+                        c.sent += c.sock.send(out[c.sent :])
                         if c.sent == size:
                             sel.modify(c.sock, read, c)
                     if mask & read:
-                        n = c.sock.recv_into(c.view[c.got:])
+                        n = c.sock.recv_into(c.view[c.got :])
                         if n == 0:
                             raise ConnectionError("the server closed the connection")
                         c.got += n
@@ -108,14 +117,18 @@ def echo_load(host: str, port: int, clients: int, size: int, warmup: float, dura
     done = len(latencies)
     slowest = tail(latencies)
     return {
-        "clients": clients, "size": size, "seconds": elapsed, "messages": done,
+        "clients": clients,
+        "size": size,
+        "seconds": elapsed,
+        "messages": done,
         "all_messages": total,
         "messages_per_second": done / elapsed if elapsed > 0 else 0.0,
         "bytes_per_second": done * size / elapsed if elapsed > 0 else 0.0,
         "clients_served": sum(1 for c in conns if c.done),
         "median_latency_s": statistics.median(latencies) if latencies else None,
         # The tail under its true name (nbio_helpers.stats): p99 only with 1,000 echoes.
-        "tail_latency_s": slowest.value if latencies else None, "tail_name": slowest.name,
+        "tail_latency_s": slowest.value if latencies else None,
+        "tail_name": slowest.name,
         "errors": errors,
         **({"latencies_s": latencies} if keep_latencies else {}),
     }
@@ -130,9 +143,17 @@ def stratified_pauses(requests: int, spacing: tuple[float, float], rng: random.R
     return pauses
 
 
-def sequential_echo(host: str, port: int, requests: int = 100, size: int = 32,
-                    spacing: tuple[float, float] = (0.0, 0.0005), trials: int = 1,
-                    seed: int = 0, within: float = 5.0, pace: str = "spin") -> dict:
+def sequential_echo(
+    host: str,
+    port: int,
+    requests: int = 100,
+    size: int = 32,
+    spacing: tuple[float, float] = (0.0, 0.0005),
+    trials: int = 1,
+    seed: int = 0,
+    within: float = 5.0,
+    pace: str = "spin",
+) -> dict:
     """Time ``requests`` echo round trips, one after another on one connection, per trial.
 
     Before each request the client pauses a random time from ``spacing`` (seconds),
@@ -218,18 +239,27 @@ def _receive(sock: socket.socket, size: int, deadline: float) -> bytes | None:
         sock.settimeout(left)
         try:
             chunk = sock.recv(size - len(got))
-        except socket.timeout:
+        except TimeoutError:
             return None
         if not chunk:
-            raise ConnectionError(f"the server closed the connection after {len(got)} of "
-                                  f"{size} bytes")
+            raise ConnectionError(
+                f"the server closed the connection after {len(got)} of {size} bytes"
+            )
         got += chunk
     return bytes(got)
 
 
-def hold(held: list, host: str, port: int, count: int, check: bool = True,
-         within: float = 60.0, connect_timeout: float = 10.0, reply_within: float | None = None,
-         stall: float | None = None) -> dict:
+def hold(
+    held: list,
+    host: str,
+    port: int,
+    count: int,
+    check: bool = True,
+    within: float = 60.0,
+    connect_timeout: float = 10.0,
+    reply_within: float | None = None,
+    stall: float | None = None,
+) -> dict:
     """Open ``count`` connections and keep them open (appended to ``held``) for the caller.
 
     Connecting stops early after ``within`` seconds or at the first connect that fails (or

@@ -10,6 +10,7 @@
 Each takes the :class:`~nbio_helpers.measure.ClientProcess` that makes the load, and returns
 plain data. Idle CPU is :func:`nbio_helpers.measure.idle_cost`, the notebooks' measurement.
 """
+
 from __future__ import annotations
 
 import socket
@@ -42,25 +43,36 @@ def loopback_ceiling(load: ClientProcess, seconds: float) -> dict:
                 received += n
             elapsed = time.perf_counter() - first if first is not None else 0.0
     reply = load.reply(timeout=seconds + 20)
-    return {"bytes_per_second": received / elapsed if elapsed else 0.0, "bytes": received,
-            "seconds": elapsed, "buffer": BULK_BUFFER,
-            "errors": [reply["error"]] if "error" in reply else []}
+    return {
+        "bytes_per_second": received / elapsed if elapsed else 0.0,
+        "bytes": received,
+        "seconds": elapsed,
+        "buffer": BULK_BUFFER,
+        "errors": [reply["error"]] if "error" in reply else [],
+    }
 
 
-def idle_cpu(server: Server, load: ClientProcess, clients: int, settle: float,
-             seconds: float) -> dict:
+def idle_cpu(
+    server: Server, load: ClientProcess, clients: int, settle: float, seconds: float
+) -> dict:
     """CPU share of the server's threads while ``clients`` silent clients stay connected.
 
     ``settle`` is the longest wait for the server to accept them (a server that records no
     accepts, such as the plain peers, is given that long).
     """
     cost = idle_cost(server, clients, seconds, process=load, settle=settle)
-    return {"cpu_share": cost.cpu, "clients": cost.opened, "accepted": cost.clients,
-            "rounds_per_second": cost.rounds_per_second, "errors": list(cost.errors)}
+    return {
+        "cpu_share": cost.cpu,
+        "clients": cost.opened,
+        "accepted": cost.clients,
+        "rounds_per_second": cost.rounds_per_second,
+        "errors": list(cost.errors),
+    }
 
 
-def echo_with_cpu(server: Server, load: ClientProcess, clients: int, size: int, warmup: float,
-                  seconds: float) -> tuple[dict, float, float]:
+def echo_with_cpu(
+    server: Server, load: ClientProcess, clients: int, size: int, warmup: float, seconds: float
+) -> tuple[dict, float, float]:
     """The load process's ``echo_load`` against ``server``.
 
     Returns its result, the CPU seconds the server's threads used meanwhile, and the wall
@@ -68,32 +80,44 @@ def echo_with_cpu(server: Server, load: ClientProcess, clients: int, size: int, 
     """
     host, port = server.address
     cpu0, t0 = server.cpu.total(), time.perf_counter()
-    result = load.request("echo_load", timeout=warmup + seconds + 60, host=host, port=port,
-                          clients=clients, size=size, warmup=warmup, duration=seconds)
+    result = load.request(
+        "echo_load",
+        timeout=warmup + seconds + 60,
+        host=host,
+        port=port,
+        clients=clients,
+        size=size,
+        warmup=warmup,
+        duration=seconds,
+    )
     return result, server.cpu.total() - cpu0, time.perf_counter() - t0
 
 
-def throughput(server: Server, load: ClientProcess, clients: int, size: int, warmup: float,
-               seconds: float) -> dict:
+def throughput(
+    server: Server, load: ClientProcess, clients: int, size: int, warmup: float, seconds: float
+) -> dict:
     """Echo throughput of ``clients`` clients sending ``size``-byte messages (load process).
 
     Also the server's CPU time per echoed message (``cpu_us_per_message``): unlike
     throughput, it hardly depends on what else the machine is doing.
     """
     result, cpu, _ = echo_with_cpu(server, load, clients, size, warmup, seconds)
-    result["cpu_us_per_message"] = cpu / result["all_messages"] * 1e6 \
-        if result.get("all_messages") else None
+    result["cpu_us_per_message"] = (
+        cpu / result["all_messages"] * 1e6 if result.get("all_messages") else None
+    )
     return result
 
 
-def held_echoes(server: Server, load: ClientProcess, count: int, timeout: float = 120,
-                **options) -> dict:
+def held_echoes(
+    server: Server, load: ClientProcess, count: int, timeout: float = 120, **options
+) -> dict:
     """``count`` concurrent connections to ``server``, each echoing its own message at the
     same time, then closed (see :func:`.load.hold` for ``options`` and the result)."""
     host, port = server.address
     with load.lock:
-        result = load.request("hold", timeout=timeout, host=host, port=port, count=count,
-                              check=True, **options)
+        result = load.request(
+            "hold", timeout=timeout, host=host, port=port, count=count, check=True, **options
+        )
         load.request("release", timeout=60)
     return result
 

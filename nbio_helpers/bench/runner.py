@@ -9,6 +9,7 @@ The servers run in threads of this process, one at a time, as in the notebooks; 
 run in a client process of their own (:class:`~nbio_helpers.measure.ClientProcess`, a
 :class:`~.worker.LoadProcess`).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,10 @@ import selectors
 import time
 
 from ..limits import fd_limit
+from ..measure.process import ClientProcess
 from .measurements import idle_cpu, loopback_ceiling, max_connections, select_refusal, throughput
 from .report import evaluate_targets, size_text
 from .servers import SERVERS
-from ..measure.process import ClientProcess
 
 SIZES = {"small": 64, "large": 64 * 1024}
 """The message sizes of the throughput runs, in bytes."""
@@ -29,8 +30,15 @@ SIZES = {"small": 64, "large": 64 * 1024}
 class Settings:
     """How long and how big each measurement is (``quick`` shrinks everything)."""
 
-    def __init__(self, quick: bool = False, clients: int = 100, connections: int | None = None,
-                 seconds: float | None = None, rounds: int | None = None, servers=None):
+    def __init__(
+        self,
+        quick: bool = False,
+        clients: int = 100,
+        connections: int | None = None,
+        seconds: float | None = None,
+        rounds: int | None = None,
+        servers=None,
+    ):
         self.quick = quick
         self.rounds = rounds if rounds is not None else (1 if quick else 4)
         self.clients = clients
@@ -55,11 +63,16 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
     round: on a shared machine, the best run is the one least disturbed by others.
     """
     started = time.perf_counter()
-    results = {"meta": machine_info(), "settings": settings.as_dict(), "servers": {},
-               "connections": {}}
+    results = {
+        "meta": machine_info(),
+        "settings": settings.as_dict(),
+        "servers": {},
+        "connections": {},
+    }
     names = settings.servers
-    steps = (1 + len(names) * (1 + 2 * settings.rounds)
-             + ("selectors" in names) + ("select" in names))
+    steps = (
+        1 + len(names) * (1 + 2 * settings.rounds) + ("selectors" in names) + ("select" in names)
+    )
     step = 0
 
     def note(text):
@@ -76,27 +89,44 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
         rounds = {name: {label: [] for label in SIZES} for name in names}
         idle = {}
         for round_ in range(settings.rounds):
-            for name in (names if round_ % 2 == 0 else names[::-1]):
+            for name in names if round_ % 2 == 0 else names[::-1]:
                 with SERVERS[name][0]() as server:
                     if round_ == 0:
                         note(f"{name}: idle CPU, {settings.clients} silent clients")
-                        idle[name] = idle_cpu(server, load, settings.clients,
-                                              settings.idle_settle, settings.idle_seconds)
+                        idle[name] = idle_cpu(
+                            server,
+                            load,
+                            settings.clients,
+                            settings.idle_settle,
+                            settings.idle_seconds,
+                        )
                     for label, size in SIZES.items():
-                        note(f"{name}: echo {size_text(size)} x {settings.clients} clients"
-                             + (f", round {round_ + 1}" if settings.rounds > 1 else ""))
-                        rounds[name][label].append(throughput(
-                            server, load, settings.clients, size, settings.warmup,
-                            settings.seconds))
+                        note(
+                            f"{name}: echo {size_text(size)} x {settings.clients} clients"
+                            + (f", round {round_ + 1}" if settings.rounds > 1 else "")
+                        )
+                        rounds[name][label].append(
+                            throughput(
+                                server,
+                                load,
+                                settings.clients,
+                                size,
+                                settings.warmup,
+                                settings.seconds,
+                            )
+                        )
         for name in names:
-            results["servers"][name] = {"kind": SERVERS[name][1], "rounds": rounds[name],
-                                        "idle": idle[name],
-                                        **{label: best_round(runs)
-                                           for label, runs in rounds[name].items()}}
+            results["servers"][name] = {
+                "kind": SERVERS[name][1],
+                "rounds": rounds[name],
+                "idle": idle[name],
+                **{label: best_round(runs) for label, runs in rounds[name].items()},
+            }
         if "selectors" in names:
             note(f"selectors: {settings.connections:,} concurrent connections")
-            results["connections"]["selectors"] = max_connections(load, "selectors",
-                                                                  settings.connections)
+            results["connections"]["selectors"] = max_connections(
+                load, "selectors", settings.connections
+            )
         if "select" in names:
             note(f"select: FD_SETSIZE + {settings.select_beyond} connections")
             results["connections"]["select"] = select_refusal(load, settings.select_beyond)
@@ -118,9 +148,14 @@ def best_round(runs: list[dict]) -> dict:
 
 def machine_info() -> dict:
     """What the numbers depend on: OS, CPUs, Python, and how busy the machine was."""
-    info = {"platform": platform.platform(), "machine": platform.machine(),
-            "python": platform.python_version(), "cpus": os.cpu_count(),
-            "selector": selectors.DefaultSelector.__name__, "fd_limit": fd_limit()}
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "selector": selectors.DefaultSelector.__name__,
+        "fd_limit": fd_limit(),
+    }
     if hasattr(os, "getloadavg"):
         info["load_average"] = list(os.getloadavg())
     return info

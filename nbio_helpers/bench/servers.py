@@ -8,6 +8,7 @@ starts and stops every server the same way::
     with SERVERS["ref-asyncio"][0]() as server:
         request(server.address, b"hi")          # b"HI"
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,13 +64,14 @@ class AsyncioStreamsReference(Server):
                 pass  # the loop has already finished
 
 
-async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       sample=lambda: None) -> None:
+async def _echo_stream(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sample=lambda: None
+) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data.upper())
             await writer.drain()
-            sample()   # where CPU time is self-reported (macOS)
+            sample()  # where CPU time is self-reported (macOS)
     except ConnectionError:
         pass
     finally:
@@ -79,10 +81,10 @@ async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 class _EchoHandler(socketserver.BaseRequestHandler):
     def setup(self):
         self.server.nbio.cpu.enter()
-        self.cid = self.server.nbio.track(self.request)   # so that stop() can unblock it
+        self.cid = self.server.nbio.track(self.request)  # so that stop() can unblock it
 
     def handle(self):
-        sample = self.server.nbio.cpu.sample   # where CPU time is self-reported (macOS)
+        sample = self.server.nbio.cpu.sample  # where CPU time is self-reported (macOS)
         try:
             while data := self.request.recv(65536):
                 self.request.sendall(data.upper())
@@ -108,7 +110,7 @@ class ThreadingTCPReference(Server):
     def serve(self) -> None:
         srv = socketserver.ThreadingTCPServer(self.address, _EchoHandler, bind_and_activate=False)
         srv.socket.close()
-        srv.socket = self.listener   # already bound and listening
+        srv.socket = self.listener  # already bound and listening
         srv.nbio = self
         # The lock makes "stop() before serve_forever()" safe: shutdown() waits for
         # serve_forever(), so either on_stop sees no server yet, or serve_forever will run.
@@ -126,11 +128,11 @@ class ThreadingTCPReference(Server):
         with self._open_lock:
             connections = list(self._open)
         for sock in connections:
-            shutdown_quietly(sock)   # wakes each handler blocked in recv()
+            shutdown_quietly(sock)  # wakes each handler blocked in recv()
 
     def _join_workers(self, timeout: float) -> None:
         if self._srv is not None:
-            self._srv.server_close()   # joins the handler threads
+            self._srv.server_close()  # joins the handler threads
 
 
 def _counters_only(model: str, **options):

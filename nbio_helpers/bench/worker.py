@@ -20,6 +20,7 @@ killed: starting and closing are critical sections (:mod:`nbio_helpers.interrupt
 leaving the ``with`` block by an exception kills it at once rather than waiting for the
 command it is running.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,10 @@ from ..interrupts import interrupts_deferred
 from ..limits import fd_limit
 from .load import bulk_send, echo_load, hold, sequential_echo
 
-WORKER_CODE = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-               "from nbio_helpers.bench.worker import worker_main; worker_main()")
+WORKER_CODE = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "from nbio_helpers.bench.worker import worker_main; worker_main()"
+)
 """What the load process runs: SIGINT ignored first (the bench decides when it ends)."""
 
 
@@ -97,23 +100,29 @@ class LoadProcess:
         self._replies: queue.Queue = queue.Queue()
         with interrupts_deferred() as interrupted:
             try:
-                self.proc = subprocess.Popen([sys.executable, "-c", WORKER_CODE],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             text=True, bufsize=1, **_own_process_group())
-                self._reader = threading.Thread(target=self._read, name="bench-load-reader",
-                                                daemon=True)
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-c", WORKER_CODE],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    bufsize=1,
+                    **_own_process_group(),
+                )
+                self._reader = threading.Thread(
+                    target=self._read, name="bench-load-reader", daemon=True
+                )
                 self._reader.start()
             except BaseException:
                 self._shutdown(polite=False)
                 raise
-            if interrupted.pending:      # raised when the block ends, once it is gone
+            if interrupted.pending:  # raised when the block ends, once it is gone
                 self._shutdown(polite=False)
 
     def _read(self) -> None:
         try:
             for line in self.proc.stdout:
                 self._replies.put(json.loads(line))
-        except (OSError, ValueError):    # closed under us, or a line that is not JSON
+        except (OSError, ValueError):  # closed under us, or a line that is not JSON
             pass
         self._replies.put({"error": "the load process ended"})
 
@@ -125,7 +134,7 @@ class LoadProcess:
         try:
             self.proc.stdin.write(json.dumps({"cmd": cmd, "args": args}) + "\n")
             self.proc.stdin.flush()
-        except (OSError, ValueError) as exc:   # broken pipe, or closed
+        except (OSError, ValueError) as exc:  # broken pipe, or closed
             raise LoadProcessError(f"the load process is gone ({type(exc).__name__})") from None
 
     def reply(self, timeout: float) -> dict:
@@ -166,7 +175,7 @@ class LoadProcess:
             for pipe in (self.proc.stdin, self.proc.stdout):
                 try:
                     pipe.close()
-                except OSError:          # what was buffered for a dead process
+                except OSError:  # what was buffered for a dead process
                     pass
 
     def __enter__(self):

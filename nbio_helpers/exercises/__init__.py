@@ -35,6 +35,7 @@ Writing a checker::
 Learner code inside a loop of the checker's (a server's step, a subclass's ``serve``) is
 wrapped with :func:`guarded` and run by a :class:`LearnerThread` (or a server's thread).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,22 +45,37 @@ import itertools
 import os
 import re
 
-from .harness import (RESTART_ADVICE, LearnerBaseException, LearnerStopped, LearnerThread,
-                      Outcome, OutputCapture, guarded, run_learner, running_for,
-                      stop_learner_code, unblock, where, zombies)
+from .harness import (
+    RESTART_ADVICE,
+    LearnerBaseException,
+    LearnerStopped,
+    LearnerThread,
+    Outcome,
+    OutputCapture,
+    guarded,
+    run_learner,
+    running_for,
+    stop_learner_code,
+    unblock,
+    where,
+    zombies,
+)
 
 PASS_PREFIX = "✅ Well done: "
 FAIL_PREFIX = "❌ Not yet: "
 
 NOT_IMPLEMENTED_MESSAGE = "the exercise is not done yet (NotImplementedError)"
-NOT_IMPLEMENTED_HINT = ("replace `raise NotImplementedError()` with your code, run that cell, "
-                        "then this one.")
+NOT_IMPLEMENTED_HINT = (
+    "replace `raise NotImplementedError()` with your code, run that cell, then this one."
+)
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds a learner's function may run before the checker gives up on it."""
 
-HANG_HINT = ("a blocking call is waiting forever, or a loop never ends: give every socket a "
-             "timeout, and stop looping once you have what you need.")
+HANG_HINT = (
+    "a blocking call is waiting forever, or a loop never ends: give every socket a "
+    "timeout, and stop looping once you have what you need."
+)
 
 _RED, _GREEN, _RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[0m"
 
@@ -182,9 +198,11 @@ def _run_check(func, args, kwargs) -> Verdict:
                 interrupted = True
                 verdict = Verdict(False, "the check was interrupted")
             except Exception as exc:  # the checker must not crash the learner's cell
-                verdict = Verdict(False, "something went wrong while checking: "
-                                         f"{describe_exception(exc)}",
-                                  "run the cells above again from the top of this section.")
+                verdict = Verdict(
+                    False,
+                    f"something went wrong while checking: {describe_exception(exc)}",
+                    "run the cells above again from the top of this section.",
+                )
         finally:
             # Whatever learner code still runs (a server's loop, a stuck call) ends now.
             survivors = stop_learner_code()
@@ -195,17 +213,28 @@ def _run_check(func, args, kwargs) -> Verdict:
     stuck = {**survivors, **{i: w for i, w in zombies().items() if i not in earlier}}
     if stuck:
         place = next((w for w in stuck.values() if w), "")
-        notes.append("⚠ " + RESTART_ADVICE[:1].upper() + RESTART_ADVICE[1:]
-                     + (f" (it is at {place})" if place else ""))
+        notes.append(
+            "⚠ "
+            + RESTART_ADVICE[:1].upper()
+            + RESTART_ADVICE[1:]
+            + (f" (it is at {place})" if place else "")
+        )
         if verdict.passed:
             verdict = Verdict(False, "your code was still running after the check", HANG_HINT)
     elif earlier:
-        notes.append("⚠ code from an earlier check is still running: restart the kernel "
-                     "(Kernel → Restart) and run the notebook from the top.")
+        notes.append(
+            "⚠ code from an earlier check is still running: restart the kernel "
+            "(Kernel → Restart) and run the notebook from the top."
+        )
     if interrupted:
-        raise CheckInterrupted("⏹ The check was stopped (interrupted); "
-                               + ("your code could not be stopped: " + RESTART_ADVICE
-                                  if stuck else "your code was stopped too."))
+        raise CheckInterrupted(
+            "⏹ The check was stopped (interrupted); "
+            + (
+                "your code could not be stopped: " + RESTART_ADVICE
+                if stuck
+                else "your code was stopped too."
+            )
+        )
     return dataclasses.replace(verdict, notes=tuple(notes))
 
 
@@ -228,6 +257,7 @@ def checker(func):
     The Stop button during a check stops the learner's code and raises
     :class:`CheckInterrupted` (a KeyboardInterrupt), so that Run All stops as usual.
     """
+
     @functools.wraps(func)
     def verdict(*args, **kwargs) -> Verdict:
         return _run_check(func, args, kwargs)
@@ -275,43 +305,68 @@ def base_exception_failure(name: str, exc: BaseException) -> tuple[str, str]:
     """(message, hint) for a KeyboardInterrupt, SystemExit, ... raised by learner code."""
     what = describe_exception(exc)
     if isinstance(exc, SystemExit):
-        hint = ("sys.exit() (or exit()) raises SystemExit: in a notebook it would stop the "
-                "whole cell, in a server the whole loop. Return, or raise an ordinary "
-                "exception such as ConnectionError, instead.")
+        hint = (
+            "sys.exit() (or exit()) raises SystemExit: in a notebook it would stop the "
+            "whole cell, in a server the whole loop. Return, or raise an ordinary "
+            "exception such as ConnectionError, instead."
+        )
     elif isinstance(exc, KeyboardInterrupt):
-        hint = ("KeyboardInterrupt is what the Stop button raises; raised by your own code it "
-                "stops everything around it. Return, or raise an ordinary exception, instead.")
+        hint = (
+            "KeyboardInterrupt is what the Stop button raises; raised by your own code it "
+            "stops everything around it. Return, or raise an ordinary exception, instead."
+        )
     else:
-        hint = ("this exception is not an Exception: nothing but the kernel expects it. Raise "
-                "an ordinary exception instead.")
+        hint = (
+            "this exception is not an Exception: nothing but the kernel expects it. Raise "
+            "an ordinary exception instead."
+        )
     return f"{name} raised {what}", hint
 
 
-def judge(outcome: Outcome, name: str, *, limit: float, hang_hint: str | None = None,
-          allow_close: bool = False) -> Outcome:
+def judge(
+    outcome: Outcome,
+    name: str,
+    *,
+    limit: float,
+    hang_hint: str | None = None,
+    allow_close: bool = False,
+) -> Outcome:
     """Raise :class:`NotYet` for what no check accepts: the stub, a ``BaseException``, a
     call that did not return within ``limit``, a socket given to it that it closed.
     Returns ``outcome`` otherwise (a value, or an ``Exception`` for the checker to judge)."""
     if isinstance(outcome.error, NotImplementedError):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if outcome.closed and not allow_close:
-        raise NotYet(f"{name} closed the socket it was given ({', '.join(outcome.closed)})",
-                     "the socket belongs to the caller, who still needs it: never close a "
-                     "socket you were given; return (or raise) and let the caller close it.")
+        raise NotYet(
+            f"{name} closed the socket it was given ({', '.join(outcome.closed)})",
+            "the socket belongs to the caller, who still needs it: never close a "
+            "socket you were given; return (or raise) and let the caller close it.",
+        )
     if outcome.base_error is not None:
         raise NotYet(*base_exception_failure(name, outcome.base_error))
     if outcome.timed_out:
-        message = (f"{name} {outcome.gave_up}" if outcome.gave_up
-                   else f"{name} did not return within {limit:g} s")
+        message = (
+            f"{name} {outcome.gave_up}"
+            if outcome.gave_up
+            else f"{name} did not return within {limit:g} s"
+        )
         if outcome.where:
             message += f": it was still running {outcome.where}"
         raise NotYet(message, hang_hint or HANG_HINT)
     return outcome
 
 
-def try_learner(fn, *args, limit: float = DEFAULT_TIMEOUT, hang_hint: str | None = None,
-                name: str | None = None, sockets=(), allow_close: bool = False,
-                give_up=None, **kwargs) -> Outcome:
+def try_learner(
+    fn,
+    *args,
+    limit: float = DEFAULT_TIMEOUT,
+    hang_hint: str | None = None,
+    name: str | None = None,
+    sockets=(),
+    allow_close: bool = False,
+    give_up=None,
+    **kwargs,
+) -> Outcome:
     """Call the learner's ``fn(*args, **kwargs)`` under the harness; return its
     :class:`~nbio_helpers.exercises.harness.Outcome` when it returned a value or raised an
     ``Exception`` (``outcome.value`` / ``outcome.error``: for the checker to judge, since
@@ -325,26 +380,47 @@ def try_learner(fn, *args, limit: float = DEFAULT_TIMEOUT, hang_hint: str | None
     """
     label = f"{name or getattr(fn, '__name__', 'your function')}()"
     if not callable(fn):
-        raise NotYet(f"expected a function, got {type(fn).__name__}",
-                     "pass the function itself, without calling it: check_x(my_function).")
-    outcome = run_learner(fn, *args, limit=limit, name=name, sockets=sockets, give_up=give_up,
-                          **kwargs)
+        raise NotYet(
+            f"expected a function, got {type(fn).__name__}",
+            "pass the function itself, without calling it: check_x(my_function).",
+        )
+    outcome = run_learner(
+        fn, *args, limit=limit, name=name, sockets=sockets, give_up=give_up, **kwargs
+    )
     return judge(outcome, label, limit=limit, hang_hint=hang_hint, allow_close=allow_close)
 
 
-def call_learner(fn, *args, timeout: float = DEFAULT_TIMEOUT, hang_hint: str | None = None,
-                 name: str | None = None, sockets=(), allow_close: bool = False, **kwargs):
+def call_learner(
+    fn,
+    *args,
+    timeout: float = DEFAULT_TIMEOUT,
+    hang_hint: str | None = None,
+    name: str | None = None,
+    sockets=(),
+    allow_close: bool = False,
+    **kwargs,
+):
     """Call the learner's ``fn(*args, **kwargs)`` under the harness; return its result.
 
     Like :func:`try_learner`, and an ``Exception`` raised by ``fn`` is a failure too
     (``NotYet("fn() raised KeyError: ...")``). Nothing else escapes.
     """
-    outcome = try_learner(fn, *args, limit=timeout, hang_hint=hang_hint, name=name,
-                          sockets=sockets, allow_close=allow_close, **kwargs)
+    outcome = try_learner(
+        fn,
+        *args,
+        limit=timeout,
+        hang_hint=hang_hint,
+        name=name,
+        sockets=sockets,
+        allow_close=allow_close,
+        **kwargs,
+    )
     if outcome.error is not None:
         label = name or getattr(fn, "__name__", "function")
-        raise NotYet(f"{label}() raised {describe_exception(outcome.error)}",
-                     "read the error message, fix the function, run its cell again.")
+        raise NotYet(
+            f"{label}() raised {describe_exception(outcome.error)}",
+            "read the error message, fix the function, run its cell again.",
+        )
     return outcome.value
 
 
@@ -398,11 +474,41 @@ def temporary_server(model: str = "select", **options):
 
 
 __all__ = [
-    "CheckInterrupted", "DEFAULT_TIMEOUT", "FAIL_PREFIX", "HANG_HINT", "LearnerBaseException",
-    "LearnerStopped", "LearnerThread", "NOT_IMPLEMENTED_HINT", "NOT_IMPLEMENTED_MESSAGE",
-    "NotYet", "NotYetError", "Outcome", "OutputCapture", "PASS_PREFIX", "RESTART_ADVICE",
-    "Verdict", "answer_of", "base_exception_failure", "call_learner", "checker",
-    "describe_exception", "grading", "guarded", "requires_exercise", "judge", "not_yet", "report", "run_learner",
-    "running_for", "scrub", "stop_learner_code", "temporary_server", "try_learner", "unblock",
-    "well_done", "where", "zombies",
+    "DEFAULT_TIMEOUT",
+    "FAIL_PREFIX",
+    "HANG_HINT",
+    "NOT_IMPLEMENTED_HINT",
+    "NOT_IMPLEMENTED_MESSAGE",
+    "PASS_PREFIX",
+    "RESTART_ADVICE",
+    "CheckInterrupted",
+    "LearnerBaseException",
+    "LearnerStopped",
+    "LearnerThread",
+    "NotYet",
+    "NotYetError",
+    "Outcome",
+    "OutputCapture",
+    "Verdict",
+    "answer_of",
+    "base_exception_failure",
+    "call_learner",
+    "checker",
+    "describe_exception",
+    "grading",
+    "guarded",
+    "judge",
+    "not_yet",
+    "report",
+    "requires_exercise",
+    "run_learner",
+    "running_for",
+    "scrub",
+    "stop_learner_code",
+    "temporary_server",
+    "try_learner",
+    "unblock",
+    "well_done",
+    "where",
+    "zombies",
 ]

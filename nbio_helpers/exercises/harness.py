@@ -32,6 +32,7 @@ The pieces (re-exported by :mod:`nbio_helpers.exercises`):
   does it after every check);
 * :class:`OutputCapture` — the bounded, attributed capture of everything printed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,10 @@ import time
 STOP_TIMEOUT = 1.5
 """Seconds spent trying to stop learner code before calling it a zombie."""
 
-RESTART_ADVICE = ("your function is still running; restart the kernel (Kernel → Restart) "
-                  "and run the notebook from the top.")
+RESTART_ADVICE = (
+    "your function is still running; restart the kernel (Kernel → Restart) "
+    "and run the notebook from the top."
+)
 
 SHOWN_LINES = 5
 """How many of the lines the learner's code printed a verdict shows."""
@@ -72,8 +75,9 @@ class LearnerBaseException(Exception):
     ordinary error; ``original`` is what was raised."""
 
     def __init__(self, original: BaseException):
-        super().__init__(f"{type(original).__name__}: {original}" if str(original)
-                         else type(original).__name__)
+        super().__init__(
+            f"{type(original).__name__}: {original}" if str(original) else type(original).__name__
+        )
         self.original = original
 
 
@@ -85,12 +89,12 @@ class _Call:
     name: str
     started: float
     depth: int = 1
-    thread: threading.Thread | None = None   # the thread (an ident is reused once it ends)
+    thread: threading.Thread | None = None  # the thread (an ident is reused once it ends)
 
 
 _lock = threading.Lock()
-_running: dict[int, _Call] = {}        # thread ident -> the learner call it is running
-_zombies: dict[int, str] = {}          # thread ident -> where it was when we gave up
+_running: dict[int, _Call] = {}  # thread ident -> the learner call it is running
+_zombies: dict[int, str] = {}  # thread ident -> where it was when we gave up
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
@@ -99,10 +103,11 @@ _set_async_exc.restype = ctypes.c_int
 
 # The same C function, declared to take NULL: PyThreadState_SetAsyncExc(id, NULL) cancels.
 _cancel_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
 
 
-_signalled: set[int] = set()          # threads sent an asynchronous exception, maybe pending
+_signalled: set[int] = set()  # threads sent an asynchronous exception, maybe pending
 
 
 def _raise_in(ident: int, exc_type) -> bool:
@@ -130,8 +135,9 @@ def _purge() -> None:
     """Forget the calls of threads that have ended (call with ``_lock`` held). A stopped call
     can miss its ``_leave`` (the asynchronous exception may land between ``_enter`` and the
     ``try`` that would run it), and a new thread may get the ended one's ident."""
-    for ident in [i for i, call in _running.items()
-                  if call.thread is not None and not call.thread.is_alive()]:
+    for ident in [
+        i for i, call in _running.items() if call.thread is not None and not call.thread.is_alive()
+    ]:
         del _running[ident]
 
 
@@ -140,7 +146,7 @@ def _enter(name: str) -> None:
     me = threading.current_thread()
     with _lock:
         call = _running.get(ident)
-        if call is None or call.thread is not me:     # none, or an ended thread's
+        if call is None or call.thread is not me:  # none, or an ended thread's
             _running[ident] = _Call(name, time.monotonic(), 1, me)
         else:
             call.depth += 1
@@ -212,8 +218,11 @@ def running_for(thread: threading.Thread | int | None) -> float:
     with _lock:
         _purge()
         call = _running.get(ident)
-    if call is None or (isinstance(thread, threading.Thread) and call.thread is not None
-                        and call.thread is not thread):
+    if call is None or (
+        isinstance(thread, threading.Thread)
+        and call.thread is not None
+        and call.thread is not thread
+    ):
         return 0.0
     return time.monotonic() - call.started
 
@@ -242,8 +251,8 @@ _CELL_FILE = re.compile(r"ipykernel_\d+|<ipython-input-|<cell")
 
 
 def _is_learner_file(filename: str) -> bool:
-    if not filename or filename.startswith(("<frozen", "<string>")):   # <string>: generated
-        return False                                                   # (dataclass methods)
+    if not filename or filename.startswith(("<frozen", "<string>")):  # <string>: generated
+        return False  # (dataclass methods)
     path = os.path.abspath(filename) if not filename.startswith("<") else filename
     if path.startswith(_PACKAGE_DIR + os.sep) or "site-packages" in path:
         return False
@@ -305,8 +314,9 @@ def stop_learner_code(idents=None, *, sockets=(), timeout: float = STOP_TIMEOUT)
     known = zombies()
     with _lock:
         _purge()
-        targets = [i for i in (_running if idents is None else idents)
-                   if i in _running and i not in known]
+        targets = [
+            i for i in (_running if idents is None else idents) if i in _running and i not in known
+        ]
     if not targets:
         return {}
     places = {ident: where(ident) or "" for ident in targets}
@@ -326,7 +336,7 @@ def stop_learner_code(idents=None, *, sockets=(), timeout: float = STOP_TIMEOUT)
     with _lock:
         for ident in targets:
             if ident in _running:
-                _raise_in(ident, None)      # do not leave it pending: it would fire later
+                _raise_in(ident, None)  # do not leave it pending: it would fire later
                 survivors[ident] = places.get(ident) or ""
         _zombies.update(survivors)
     if survivors:
@@ -359,16 +369,17 @@ class LearnerThread:
     """
 
     def __init__(self, target, *, name: str = "loop", sockets=()):
-        from ..cpu import ThreadCPU   # local: keeps importing the harness light
+        from ..cpu import ThreadCPU  # local: keeps importing the harness light
 
         self.target = target
         self.sockets = list(sockets)
         self.error: BaseException | None = None
         self.cpu = ThreadCPU()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"learner-{name}-{next(_names)}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"learner-{name}-{next(_names)}"
+        )
 
-    def start(self) -> "LearnerThread":
+    def start(self) -> LearnerThread:
         self._thread.start()
         return self
 
@@ -378,10 +389,10 @@ class LearnerThread:
             self.target()
         except LearnerStopped:
             pass
-        except BaseException as exc:   # reported by the checker; the thread just ends
+        except BaseException as exc:  # reported by the checker; the thread just ends
             self.error = exc.original if isinstance(exc, LearnerBaseException) else exc
         finally:
-            _leave(final=True)         # a stopped inner call may have missed its own
+            _leave(final=True)  # a stopped inner call may have missed its own
             self.cpu.exit()
 
     @property
@@ -443,8 +454,9 @@ def _open_sockets(values) -> dict[int, socket.socket]:
     return found
 
 
-def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), give_up=None,
-                **kwargs) -> Outcome:
+def run_learner(
+    fn, *args, limit: float, name: str | None = None, sockets=(), give_up=None, **kwargs
+) -> Outcome:
     """Call the learner's ``fn(*args, **kwargs)`` in a ``learner-…`` thread; wait at most
     ``limit`` seconds; return its :class:`Outcome`. Never raises for anything ``fn`` does.
 
@@ -470,10 +482,10 @@ def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), gi
                 result["stopped"] = True
             except Exception as exc:
                 result["error"] = exc
-            except BaseException as exc:        # KeyboardInterrupt, SystemExit, ...
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit, ...
                 result["base"] = exc
             result["elapsed"] = time.monotonic() - begin
-        except LearnerStopped:                  # landed in our own lines above
+        except LearnerStopped:  # landed in our own lines above
             result["stopped"] = True
         finally:
             _leave(final=True)
@@ -490,7 +502,7 @@ def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), gi
                 reason = give_up() or ""
                 if reason:
                     break
-    except BaseException:           # the Stop button: stop the learner's call, then go on up
+    except BaseException:  # the Stop button: stop the learner's call, then go on up
         stop_learner_code([thread.ident], sockets=[*given.values(), *sockets])
         raise
     outcome = Outcome()
@@ -509,8 +521,9 @@ def run_learner(fn, *args, limit: float, name: str | None = None, sockets=(), gi
         outcome.error = result.get("error")
         outcome.base_error = result.get("base")
         outcome.elapsed = result.get("elapsed", time.monotonic() - began)
-    outcome.closed = [f"argument {position}" for position, sock in given.items()
-                      if sock.fileno() == -1]
+    outcome.closed = [
+        f"argument {position}" for position, sock in given.items() if sock.fileno() == -1
+    ]
     return outcome
 
 
@@ -542,7 +555,7 @@ class _Tee:
         with contextlib.suppress(Exception):
             self._original.flush()
 
-    def __getattr__(self, attr):          # encoding, isatty, set_parent (ipykernel), ...
+    def __getattr__(self, attr):  # encoding, isatty, set_parent (ipykernel), ...
         return getattr(self._original, attr)
 
 
@@ -559,8 +572,8 @@ class OutputCapture:
         printed.summary()                    # "your code printed 1,204,331 lines; ..."
     """
 
-    active: "OutputCapture | None" = None
-    dropped = 0          # lines printed by zombies after their check, thrown away
+    active: OutputCapture | None = None
+    dropped = 0  # lines printed by zombies after their check, thrown away
     _installed: tuple | None = None
 
     def __init__(self):
@@ -583,7 +596,7 @@ class OutputCapture:
                     if len(self.first) < SHOWN_LINES:
                         self.first.append(piece[:LINE_WIDTH])
             elif newlines == 0 and not self._partial:
-                self._partial = "?"   # only counts: a last line without its newline
+                self._partial = "?"  # only counts: a last line without its newline
 
     @property
     def total_lines(self) -> int:
@@ -616,7 +629,7 @@ class OutputCapture:
     @classmethod
     def _uninstall(cls) -> None:
         if cls.active is not None or zombies():
-            return          # still needed: a zombie's prints must not reach later cells
+            return  # still needed: a zombie's prints must not reach later cells
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if isinstance(stream, _Tee):
@@ -627,7 +640,7 @@ class OutputCapture:
         """Keep the routing installed, so that zombies' prints are dropped from now on."""
         cls._install()
 
-    def __enter__(self) -> "OutputCapture":
+    def __enter__(self) -> OutputCapture:
         self._outer = OutputCapture.active
         OutputCapture._install()
         OutputCapture.active = self
@@ -635,13 +648,29 @@ class OutputCapture:
 
     def __exit__(self, *exc_info) -> None:
         OutputCapture.active = self._outer
-        if self._outer is not None:         # nested: the outer capture sees it all too
+        if self._outer is not None:  # nested: the outer capture sees it all too
             self._outer.lines += self.lines
             self._outer.chars += self.chars
         OutputCapture._uninstall()
 
 
-__all__ = ["LINE_WIDTH", "LearnerBaseException", "LearnerStopped", "LearnerThread", "Outcome",
-           "OutputCapture", "RESTART_ADVICE", "SHOWN_LINES", "STOP_TIMEOUT", "describe_line",
-           "guarded", "learner_calls_running", "run_learner", "running_for",
-           "stop_learner_code", "unblock", "where", "zombies"]
+__all__ = [
+    "LINE_WIDTH",
+    "RESTART_ADVICE",
+    "SHOWN_LINES",
+    "STOP_TIMEOUT",
+    "LearnerBaseException",
+    "LearnerStopped",
+    "LearnerThread",
+    "Outcome",
+    "OutputCapture",
+    "describe_line",
+    "guarded",
+    "learner_calls_running",
+    "run_learner",
+    "running_for",
+    "stop_learner_code",
+    "unblock",
+    "where",
+    "zombies",
+]

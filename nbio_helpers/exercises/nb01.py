@@ -19,6 +19,7 @@ Usage in the notebook::
 :class:`ScriptedPeer` (a connection whose far end follows a script, and can close or reset
 it) is reused by the checkers of notebook 02.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +69,7 @@ class WatchedSocket(socket.socket):
             self.bytes_read += size
         if size and self.late_return is not None:
             until, self.late_return = called + self.late_return, None
-            while time.monotonic() < until:     # short sleeps: the harness can stop it
+            while time.monotonic() < until:  # short sleeps: the harness can stop it
                 time.sleep(0.005)
 
     def recv(self, bufsize, flags=0):
@@ -123,8 +124,14 @@ class ScriptedPeer:
         it is counted).
     """
 
-    def __init__(self, script=(), *, sndbuf: int | None = None, rcvbuf: int | None = None,
-                 watched: bool = False):
+    def __init__(
+        self,
+        script=(),
+        *,
+        sndbuf: int | None = None,
+        rcvbuf: int | None = None,
+        watched: bool = False,
+    ):
         self.script = list(script)
         self.stopping = threading.Event()
         self.error: BaseException | None = None
@@ -137,15 +144,16 @@ class ScriptedPeer:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
             self.sock.settimeout(5.0)
             self.sock.connect(listener.getsockname())
-            self.sock.settimeout(None)          # the learner decides about timeouts
+            self.sock.settimeout(None)  # the learner decides about timeouts
             listener.settimeout(5.0)
             self.far, _ = listener.accept()
         finally:
             listener.close()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"check-peer-{next(_peers)}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"check-peer-{next(_peers)}"
+        )
 
-    def __enter__(self) -> "ScriptedPeer":
+    def __enter__(self) -> ScriptedPeer:
         self._thread.start()
         return self
 
@@ -177,7 +185,7 @@ class ScriptedPeer:
         ``ConnectionResetError`` (on Linux, once it has read the bytes that arrived before
         the reset), then ``b''``. :meth:`close` still cleans up afterwards."""
         self.stopping.set()
-        if self._thread.ident is not None:     # started: let the script end first
+        if self._thread.ident is not None:  # started: let the script end first
             self._thread.join(2.0)
         _close_with_reset(self.far)
 
@@ -186,10 +194,10 @@ class ScriptedPeer:
         self.stopping.set()
         for sock in (self.sock, self.far):
             try:
-                sock.shutdown(socket.SHUT_RDWR)   # frees a recv()/send() blocked on it
+                sock.shutdown(socket.SHUT_RDWR)  # frees a recv()/send() blocked on it
             except OSError:
                 pass
-        if self._thread.ident is not None:     # started (not a peer used without `with`)
+        if self._thread.ident is not None:  # started (not a peer used without `with`)
             self._thread.join(2.0)
         # Closed after the shutdown: a learner's loop that keeps calling recv() on the dead
         # socket now gets an OSError and ends, instead of spinning on b'' forever.
@@ -203,7 +211,7 @@ def _close_with_reset(sock: socket.socket) -> None:
     linger = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-    except OSError:     # already closed (or shut down by close()): nothing left to abort
+    except OSError:  # already closed (or shut down by close()): nothing left to abort
         pass
     sock.close()
 
@@ -250,36 +258,52 @@ MAX_CPU_SHARE = 0.5
 """Share of a core the kernel's process may use while the function waits for a stalled peer
 (a right answer: about 0.01; a busy loop: up to 1)."""
 
-HANG_HINT = ("a recv() without a timeout waits forever for a peer that stalls: call "
-             "sock.settimeout(...) before recv(), so that it raises TimeoutError instead.")
+HANG_HINT = (
+    "a recv() without a timeout waits forever for a peer that stalls: call "
+    "sock.settimeout(...) before recv(), so that it raises TimeoutError instead."
+)
 
-DEADLINE_HINT = ("the timeout is for the whole call, not for each recv(): a peer sending one "
-                 "byte every 50 ms never lets a per-recv() timeout expire. Compute "
-                 "deadline = time.monotonic() + timeout once, and before each recv() call "
-                 "sock.settimeout(deadline - time.monotonic()) (raise TimeoutError yourself "
-                 "if that is <= 0).")
+DEADLINE_HINT = (
+    "the timeout is for the whole call, not for each recv(): a peer sending one "
+    "byte every 50 ms never lets a per-recv() timeout expire. Compute "
+    "deadline = time.monotonic() + timeout once, and before each recv() call "
+    "sock.settimeout(deadline - time.monotonic()) (raise TimeoutError yourself "
+    "if that is <= 0)."
+)
 
-TIME_UP_HINT = ("the time can run out between two recv() calls: compute left = deadline - "
-                "time.monotonic() before each one, and if left <= 0 raise TimeoutError "
-                "yourself.")
+TIME_UP_HINT = (
+    "the time can run out between two recv() calls: compute left = deadline - "
+    "time.monotonic() before each one, and if left <= 0 raise TimeoutError "
+    "yourself."
+)
 
-RESTORE_HINT = ("the socket is the caller's: note old = sock.gettimeout() at the start and put "
-                "it back with sock.settimeout(old) in a finally: block, which runs whether "
-                "you return or raise.")
+RESTORE_HINT = (
+    "the socket is the caller's: note old = sock.gettimeout() at the start and put "
+    "it back with sock.settimeout(old) in a finally: block, which runs whether "
+    "you return or raise."
+)
 
-READ_AHEAD_HINT = ("ask recv() only for the bytes still missing, recv(n - received): what "
-                   "you read past n is gone from the socket, and the caller's next read "
-                   "misses it.")
+READ_AHEAD_HINT = (
+    "ask recv() only for the bytes still missing, recv(n - received): what "
+    "you read past n is gone from the socket, and the caller's next read "
+    "misses it."
+)
 
-SPIN_HINT = ("let recv() do the waiting: give it the whole time left, "
-             "sock.settimeout(deadline - time.monotonic()), and it sleeps until bytes come "
-             "or the time is up, using no CPU.")
+SPIN_HINT = (
+    "let recv() do the waiting: give it the whole time left, "
+    "sock.settimeout(deadline - time.monotonic()), and it sleeps until bytes come "
+    "or the time is up, using no CPU."
+)
 
-CLOSED_HINT = ("recv() returning b'' means the peer closed: the missing bytes will never "
-               "come, so raise ConnectionError.")
+CLOSED_HINT = (
+    "recv() returning b'' means the peer closed: the missing bytes will never "
+    "come, so raise ConnectionError."
+)
 
-RESET_HINT = ("a reset is a broken connection, and the caller must hear of it: do not catch "
-              "ConnectionResetError (nor OSError) around recv(); let it through.")
+RESET_HINT = (
+    "a reset is a broken connection, and the caller must hear of it: do not catch "
+    "ConnectionResetError (nor OSError) around recv(); let it through."
+)
 
 
 @checker
@@ -305,8 +329,10 @@ def check_recv_exactly_timeout(recv_exactly_timeout):
     ``tests/test_exercises_nb01.py``.
     """
     if not callable(recv_exactly_timeout):
-        raise NotYet(f"expected a function, got {type(recv_exactly_timeout).__name__}",
-                     "pass the function itself: check_recv_exactly_timeout(recv_exactly_timeout).")
+        raise NotYet(
+            f"expected a function, got {type(recv_exactly_timeout).__name__}",
+            "pass the function itself: check_recv_exactly_timeout(recv_exactly_timeout).",
+        )
     fn = recv_exactly_timeout
     _slow_sender(fn)
     _early_close(fn)
@@ -315,10 +341,12 @@ def check_recv_exactly_timeout(recv_exactly_timeout):
     _trickling_peer(fn)
     _trickle_then_stall(fn)
     _late_wakeup(fn)
-    return ("exactly the 29 bytes of a slow sender, not one more read from the socket; "
-            "TimeoutError on time from peers that stalled, trickled, or woke you up late, "
-            "without busy waiting; ConnectionError from one that closed early and from one "
-            "that reset; the socket's timeout put back every time")
+    return (
+        "exactly the 29 bytes of a slow sender, not one more read from the socket; "
+        "TimeoutError on time from peers that stalled, trickled, or woke you up late, "
+        "without busy waiting; ConnectionError from one that closed early and from one "
+        "that reset; the socket's timeout put back every time"
+    )
 
 
 @dataclasses.dataclass
@@ -353,57 +381,91 @@ def _check_restored(run: _Run, given, situation: str) -> None:
     if now == given:
         return
     had = "none (blocking)" if given is None else f"a timeout of {given:g} s"
-    left = ("no timeout (blocking)" if now is None
-            else "timeout 0 (non-blocking)" if now == 0 else f"a timeout of {now:.2g} s")
-    raise NotYet(f"{situation}, your function left the socket with {left}; it was given with "
-                 f"{had}", RESTORE_HINT)
+    left = (
+        "no timeout (blocking)"
+        if now is None
+        else "timeout 0 (non-blocking)"
+        if now == 0
+        else f"a timeout of {now:.2g} s"
+    )
+    raise NotYet(
+        f"{situation}, your function left the socket with {left}; it was given with {had}",
+        RESTORE_HINT,
+    )
 
 
-def _expect_timeout(run: _Run, situation: str, *, after: float, wrong_hint: str,
-                    late_hint: str | None = None, before_timing=None) -> None:
+def _expect_timeout(
+    run: _Run,
+    situation: str,
+    *,
+    after: float,
+    wrong_hint: str,
+    late_hint: str | None = None,
+    before_timing=None,
+) -> None:
     """The outcome must be a TimeoutError raised ``after`` seconds or a little later.
     ``before_timing(run, situation)`` checks more (the CPU...) before the timing is judged."""
     out = run.out
     if out.error is None:
-        raise NotYet(f"{situation}, your function returned {_show(out.value)} instead of "
-                     "raising TimeoutError",
-                     "when the time is up, raise TimeoutError: returning part of a message "
-                     "would let the caller believe it has a whole one.")
+        raise NotYet(
+            f"{situation}, your function returned {_show(out.value)} instead of "
+            "raising TimeoutError",
+            "when the time is up, raise TimeoutError: returning part of a message "
+            "would let the caller believe it has a whole one.",
+        )
     if isinstance(out.error, BlockingIOError):
-        raise NotYet(f"{situation}, your function raised {describe_exception(out.error)}: "
-                     "it had made the socket non-blocking, probably with settimeout(0)",
-                     "settimeout(0) does not mean 'no time left' but 'never wait' (notebook "
-                     "02): " + TIME_UP_HINT)
+        raise NotYet(
+            f"{situation}, your function raised {describe_exception(out.error)}: "
+            "it had made the socket non-blocking, probably with settimeout(0)",
+            "settimeout(0) does not mean 'no time left' but 'never wait' (notebook "
+            "02): " + TIME_UP_HINT,
+        )
     if isinstance(out.error, ValueError) and "timeout" in str(out.error).lower():
-        raise NotYet(f"{situation}, your function raised {describe_exception(out.error)}: "
-                     "settimeout() refuses a negative time", TIME_UP_HINT)
+        raise NotYet(
+            f"{situation}, your function raised {describe_exception(out.error)}: "
+            "settimeout() refuses a negative time",
+            TIME_UP_HINT,
+        )
     if not isinstance(out.error, TimeoutError):
-        raise NotYet(f"{situation}, your function raised {describe_exception(out.error)} "
-                     "instead of TimeoutError", wrong_hint)
+        raise NotYet(
+            f"{situation}, your function raised {describe_exception(out.error)} "
+            "instead of TimeoutError",
+            wrong_hint,
+        )
     if before_timing is not None:
         before_timing(run, situation)
     if out.elapsed < after - 0.2 * SHORT_TIMEOUT:
-        raise NotYet(f"{situation}, your function gave up after only {out.elapsed:.2f} s, "
-                     f"before its timeout", "wait for the whole timeout before raising "
-                     "TimeoutError: settimeout() takes seconds.")
+        raise NotYet(
+            f"{situation}, your function gave up after only {out.elapsed:.2f} s, "
+            f"before its timeout",
+            "wait for the whole timeout before raising TimeoutError: settimeout() takes seconds.",
+        )
     if out.elapsed > after + LATE:
-        raise NotYet(f"{situation}, TimeoutError came only after {out.elapsed:.2f} s, "
-                     f"{out.elapsed - after:.2f} s late", late_hint or wrong_hint)
+        raise NotYet(
+            f"{situation}, TimeoutError came only after {out.elapsed:.2f} s, "
+            f"{out.elapsed - after:.2f} s late",
+            late_hint or wrong_hint,
+        )
 
 
 def _not_spinning(run: _Run, situation: str) -> None:
     if run.recv_calls > MAX_WAKEUPS:
-        raise NotYet(f"{situation}; your function called recv() {run.recv_calls} times in "
-                     f"{SHORT_TIMEOUT} s while nothing came: it kept waking up", SPIN_HINT)
-    if run.cpu_share > MAX_CPU_SHARE and not zombies():   # (a zombie's CPU is not this code's)
-        raise NotYet(f"{situation}; while it waited, your function used "
-                     f"{run.cpu_share:.0%} of a core: it kept busy instead of sleeping",
-                     SPIN_HINT)
+        raise NotYet(
+            f"{situation}; your function called recv() {run.recv_calls} times in "
+            f"{SHORT_TIMEOUT} s while nothing came: it kept waking up",
+            SPIN_HINT,
+        )
+    if run.cpu_share > MAX_CPU_SHARE and not zombies():  # (a zombie's CPU is not this code's)
+        raise NotYet(
+            f"{situation}; while it waited, your function used "
+            f"{run.cpu_share:.0%} of a core: it kept busy instead of sleeping",
+            SPIN_HINT,
+        )
 
 
 def _slow_sender(fn) -> None:
-    chunks = [MESSAGE[start:start + 4] for start in range(0, len(MESSAGE), 4)]
-    chunks[-1] += EXTRA     # in the same segment: a recv() too big would take some of it
+    chunks = [MESSAGE[start : start + 4] for start in range(0, len(MESSAGE), 4)]
+    chunks[-1] += EXTRA  # in the same segment: a recv() too big would take some of it
     script = []
     for chunk in chunks:
         script += [chunk, 0.03]
@@ -412,68 +474,105 @@ def _slow_sender(fn) -> None:
     out, read = run.out, run.bytes_read
     if out.error is not None:
         if read > n:
-            raise NotYet(f"asked for {n} bytes, your function read {read} from the socket, "
-                         f"then raised {describe_exception(out.error)}", READ_AHEAD_HINT)
+            raise NotYet(
+                f"asked for {n} bytes, your function read {read} from the socket, "
+                f"then raised {describe_exception(out.error)}",
+                READ_AHEAD_HINT,
+            )
         if isinstance(out.error, TimeoutError):
-            raise NotYet(f"a peer sent {n} bytes within about 0.3 s and your function raised "
-                         "TimeoutError with timeout=3",
-                         "check the deadline arithmetic: settimeout() takes seconds, and the "
-                         "time left is deadline - time.monotonic().")
-        raise NotYet(f"with a slow sender, your function raised {describe_exception(out.error)}",
-                     "read the error message, fix the function, run its cell again.")
+            raise NotYet(
+                f"a peer sent {n} bytes within about 0.3 s and your function raised "
+                "TimeoutError with timeout=3",
+                "check the deadline arithmetic: settimeout() takes seconds, and the "
+                "time left is deadline - time.monotonic().",
+            )
+        raise NotYet(
+            f"with a slow sender, your function raised {describe_exception(out.error)}",
+            "read the error message, fix the function, run its cell again.",
+        )
     if not isinstance(out.value, (bytes, bytearray, memoryview)):
-        raise NotYet(f"it returned {type(out.value).__name__} {_show(out.value)}, not bytes",
-                     "collect what recv() returns and return it joined: b''.join(chunks).")
+        raise NotYet(
+            f"it returned {type(out.value).__name__} {_show(out.value)}, not bytes",
+            "collect what recv() returns and return it joined: b''.join(chunks).",
+        )
     got = bytes(out.value)
     if len(got) < n:
-        raise NotYet(f"a peer sent {n} bytes, 4 at a time, and your function returned only "
-                     f"{len(got)}: {_show(got)}",
-                     "recv(n) returns what has arrived so far, at most n bytes and often "
-                     "fewer: call it in a loop until you have all n.")
+        raise NotYet(
+            f"a peer sent {n} bytes, 4 at a time, and your function returned only "
+            f"{len(got)}: {_show(got)}",
+            "recv(n) returns what has arrived so far, at most n bytes and often "
+            "fewer: call it in a loop until you have all n.",
+        )
     if len(got) > n:
-        raise NotYet(f"asked for {n} bytes, your function returned {len(got)}: it also read "
-                     f"the start of the next message ({_show(got[n:])})", READ_AHEAD_HINT)
+        raise NotYet(
+            f"asked for {n} bytes, your function returned {len(got)}: it also read "
+            f"the start of the next message ({_show(got[n:])})",
+            READ_AHEAD_HINT,
+        )
     if read > n:
-        raise NotYet(f"it returned the right {n} bytes, but read {read} from the socket: the "
-                     f"{read - n} after them were the start of the next message, and they are "
-                     "lost", READ_AHEAD_HINT)
+        raise NotYet(
+            f"it returned the right {n} bytes, but read {read} from the socket: the "
+            f"{read - n} after them were the start of the next message, and they are "
+            "lost",
+            READ_AHEAD_HINT,
+        )
     if got != MESSAGE:
-        raise NotYet(f"it returned {n} bytes, but not the ones sent: {_show(got)}",
-                     "append each chunk at the end, in the order recv() returned them.")
+        raise NotYet(
+            f"it returned {n} bytes, but not the ones sent: {_show(got)}",
+            "append each chunk at the end, in the order recv() returned them.",
+        )
     if not isinstance(out.value, bytes):
-        raise NotYet(f"it returned the right bytes, but as a {type(out.value).__name__}, "
-                     "not bytes", "return bytes: b''.join(chunks), or bytes(buffer).")
+        raise NotYet(
+            f"it returned the right bytes, but as a {type(out.value).__name__}, not bytes",
+            "return bytes: b''.join(chunks), or bytes(buffer).",
+        )
     if out.elapsed > 1.5:
-        raise NotYet(f"the {n} bytes were all there after about 0.3 s, and your function "
-                     f"returned only after {out.elapsed:.1f} s (timeout=3)",
-                     "stop as soon as you have n bytes: loop while received < n, not until "
-                     "the deadline.")
+        raise NotYet(
+            f"the {n} bytes were all there after about 0.3 s, and your function "
+            f"returned only after {out.elapsed:.1f} s (timeout=3)",
+            "stop as soon as you have n bytes: loop while received < n, not until the deadline.",
+        )
     _check_restored(run, GIVEN_TIMEOUT, "after returning the message")
 
 
 def _early_close(fn) -> None:
     n = len(MESSAGE)
-    run = _run(fn, [b"cut", CLOSE], n, 2.0, limit=4.0,
-               hang_hint="once the peer has closed, recv() returns b'' at once, every time: "
-                         "stop at the first b'' and raise ConnectionError.")
+    run = _run(
+        fn,
+        [b"cut", CLOSE],
+        n,
+        2.0,
+        limit=4.0,
+        hang_hint="once the peer has closed, recv() returns b'' at once, every time: "
+        "stop at the first b'' and raise ConnectionError.",
+    )
     out = run.out
     situation = "a peer sent 3 bytes and closed the connection"
     if out.error is None:
-        raise NotYet(f"{situation}; your function returned {_show(out.value)} instead of "
-                     "raising ConnectionError", CLOSED_HINT)
+        raise NotYet(
+            f"{situation}; your function returned {_show(out.value)} instead of "
+            "raising ConnectionError",
+            CLOSED_HINT,
+        )
     if isinstance(out.error, TimeoutError) and out.elapsed < 1.0:
-        raise NotYet(f"{situation}; your function raised {describe_exception(out.error)} at "
-                     "once: a closed connection is not a timeout",
-                     "when recv() returns b'', raise ConnectionError, and do not turn other "
-                     "errors into TimeoutError.")
+        raise NotYet(
+            f"{situation}; your function raised {describe_exception(out.error)} at "
+            "once: a closed connection is not a timeout",
+            "when recv() returns b'', raise ConnectionError, and do not turn other "
+            "errors into TimeoutError.",
+        )
     if isinstance(out.error, TimeoutError):
-        raise NotYet(f"{situation}; your function kept trying until its timeout",
-                     "after the peer closes, recv() returns b'' at once, every time: treat "
-                     "b'' as the end and raise ConnectionError.")
+        raise NotYet(
+            f"{situation}; your function kept trying until its timeout",
+            "after the peer closes, recv() returns b'' at once, every time: treat "
+            "b'' as the end and raise ConnectionError.",
+        )
     if not isinstance(out.error, ConnectionError):
-        raise NotYet(f"{situation}; your function raised {describe_exception(out.error)} "
-                     "instead of ConnectionError",
-                     "when recv() returns b'', raise ConnectionError('peer closed').")
+        raise NotYet(
+            f"{situation}; your function raised {describe_exception(out.error)} "
+            "instead of ConnectionError",
+            "when recv() returns b'', raise ConnectionError('peer closed').",
+        )
     _check_restored(run, None, "after the peer closed")
 
 
@@ -483,11 +582,16 @@ def _reset_peer(fn) -> None:
     out = run.out
     situation = "a peer sent 3 bytes, then reset the connection"
     if out.error is None:
-        raise NotYet(f"{situation}; your function returned {_show(out.value)}, as if "
-                     "nothing had happened", RESET_HINT)
+        raise NotYet(
+            f"{situation}; your function returned {_show(out.value)}, as if nothing had happened",
+            RESET_HINT,
+        )
     if not isinstance(out.error, ConnectionError):
-        raise NotYet(f"{situation}; your function raised {describe_exception(out.error)} "
-                     "instead of letting ConnectionResetError through", RESET_HINT)
+        raise NotYet(
+            f"{situation}; your function raised {describe_exception(out.error)} "
+            "instead of letting ConnectionResetError through",
+            RESET_HINT,
+        )
     _check_restored(run, None, "after the reset")
 
 
@@ -496,9 +600,13 @@ def _stalled_peer(fn) -> None:
     n = len(MESSAGE)
     run = _run(fn, [first], n, SHORT_TIMEOUT, limit=SHORT_TIMEOUT + 2.0, hang_hint=HANG_HINT)
     situation = f"a peer sent {len(first)} of {n} bytes, then nothing"
-    _expect_timeout(run, situation, after=SHORT_TIMEOUT,
-                    wrong_hint="let the TimeoutError of recv() through, or raise "
-                               "TimeoutError yourself.", before_timing=_not_spinning)
+    _expect_timeout(
+        run,
+        situation,
+        after=SHORT_TIMEOUT,
+        wrong_hint="let the TimeoutError of recv() through, or raise TimeoutError yourself.",
+        before_timing=_not_spinning,
+    )
     _check_restored(run, None, "after the TimeoutError")
 
 
@@ -508,23 +616,29 @@ def _late_wakeup(fn) -> None:
     timeout = 0.3
     late = timeout + 0.1
     n = len(MESSAGE)
-    run = _run(fn, [b"only part"], n, timeout, limit=late + 2.0, hang_hint=TIME_UP_HINT,
-               late_return=late)
-    situation = (f"with timeout={timeout}, the first recv() returned 9 of {n} bytes only "
-                 f"after {late:.1f} s (the time was up)")
-    _expect_timeout(run, situation, after=late, wrong_hint=TIME_UP_HINT,
-                    late_hint=DEADLINE_HINT)
+    run = _run(
+        fn, [b"only part"], n, timeout, limit=late + 2.0, hang_hint=TIME_UP_HINT, late_return=late
+    )
+    situation = (
+        f"with timeout={timeout}, the first recv() returned 9 of {n} bytes only "
+        f"after {late:.1f} s (the time was up)"
+    )
+    _expect_timeout(run, situation, after=late, wrong_hint=TIME_UP_HINT, late_hint=DEADLINE_HINT)
     _check_restored(run, None, "after the TimeoutError")
 
 
 def _trickling_peer(fn) -> None:
     n = 200
     script = []
-    for _ in range(80):                 # one byte every 50 ms for 4 s (ended early at exit)
+    for _ in range(80):  # one byte every 50 ms for 4 s (ended early at exit)
         script += [b".", 0.05]
     run = _run(fn, script, n, SHORT_TIMEOUT, limit=SHORT_TIMEOUT + 2.5, hang_hint=DEADLINE_HINT)
-    _expect_timeout(run, f"a peer trickled one byte every 50 ms; asked for {n} bytes within "
-                         f"{SHORT_TIMEOUT} s", after=SHORT_TIMEOUT, wrong_hint=DEADLINE_HINT)
+    _expect_timeout(
+        run,
+        f"a peer trickled one byte every 50 ms; asked for {n} bytes within {SHORT_TIMEOUT} s",
+        after=SHORT_TIMEOUT,
+        wrong_hint=DEADLINE_HINT,
+    )
     _check_restored(run, None, "after the TimeoutError")
 
 
@@ -532,33 +646,44 @@ def _trickle_then_stall(fn) -> None:
     timeout = 0.6
     n = 200
     script = []
-    for _ in range(10):                 # one byte every 50 ms for 0.5 s, then nothing
+    for _ in range(10):  # one byte every 50 ms for 0.5 s, then nothing
         script += [b".", 0.05]
     run = _run(fn, script, n, timeout, limit=timeout + 2.5, hang_hint=DEADLINE_HINT)
-    _expect_timeout(run, f"a peer trickled one byte every 50 ms for 0.5 s, then stalled; "
-                         f"asked for {n} bytes within {timeout} s", after=timeout,
-                    wrong_hint=DEADLINE_HINT)
+    _expect_timeout(
+        run,
+        f"a peer trickled one byte every 50 ms for 0.5 s, then stalled; "
+        f"asked for {n} bytes within {timeout} s",
+        after=timeout,
+        wrong_hint=DEADLINE_HINT,
+    )
     _check_restored(run, None, "after the TimeoutError")
 
 
 # ------------------------------------------------------------- why the second client waited
 CHOICES = {
-    "A": ("The server's CPU was busy computing the first client's replies.",
-          "No: upper-casing a few bytes takes microseconds, and the server's thread spent the "
-          "whole time blocked in recv(), using no CPU at all."),
-    "B": ("The server's only thread was blocked in recv() on the first client's connection, "
-          "so it did not call accept() for the second client until the first one closed.",
-          "Yes: a blocking server does one thing at a time. While its only thread waits inside "
-          "recv() for client A, nothing calls accept(): client B sits in the listen backlog "
-          "until A closes, and only then is it accepted and answered."),
-    "C": ("The kernel refuses a second TCP connection to a port until the first one is "
-          "closed.",
-          "No: client B's connect() succeeded at once (the kernel completes the handshake and "
-          "queues the connection in the listen backlog). It is the server program that had not "
-          "accepted it yet."),
-    "D": ("The second client's recv() was given a lower priority by the operating system.",
-          "No: there is no such priority. Client B's recv() waited because no reply had been "
-          "sent: the server had not even accepted B's connection."),
+    "A": (
+        "The server's CPU was busy computing the first client's replies.",
+        "No: upper-casing a few bytes takes microseconds, and the server's thread spent the "
+        "whole time blocked in recv(), using no CPU at all.",
+    ),
+    "B": (
+        "The server's only thread was blocked in recv() on the first client's connection, "
+        "so it did not call accept() for the second client until the first one closed.",
+        "Yes: a blocking server does one thing at a time. While its only thread waits inside "
+        "recv() for client A, nothing calls accept(): client B sits in the listen backlog "
+        "until A closes, and only then is it accepted and answered.",
+    ),
+    "C": (
+        "The kernel refuses a second TCP connection to a port until the first one is closed.",
+        "No: client B's connect() succeeded at once (the kernel completes the handshake and "
+        "queues the connection in the listen backlog). It is the server program that had not "
+        "accepted it yet.",
+    ),
+    "D": (
+        "The second client's recv() was given a lower priority by the operating system.",
+        "No: there is no such priority. Client B's recv() waited because no reply had been "
+        "sent: the server had not even accepted B's connection.",
+    ),
 }
 """Letter -> (choice as shown in notebook 01, explanation)."""
 
@@ -589,13 +714,17 @@ def check_why_second_client_waited(answer):
     if callable(answer):
         again = answer_of(answer)
         if again != first:
-            raise NotYet(f"answer() returned {first!r}, then {again!r}: not the same answer "
-                         "twice", 'make it return one fixed letter, e.g. return "A".')
+            raise NotYet(
+                f"answer() returned {first!r}, then {again!r}: not the same answer twice",
+                'make it return one fixed letter, e.g. return "A".',
+            )
     letter = _letter_of(first)
     _, why = CHOICES[letter]
     if letter != RIGHT_CHOICE:
-        raise NotYet(f"({letter}) is not what happened.",
-                     why + " Look at when the server accepted client B (the dashed line).")
+        raise NotYet(
+            f"({letter}) is not what happened.",
+            why + " Look at when the server accepted client B (the dashed line).",
+        )
     return f"({letter}) — {why}"
 
 
@@ -604,18 +733,27 @@ def _letter_of(value) -> str:
     letters = ", ".join(CHOICES)
     example = 'end the function with return and the letter in quotes, e.g. return "A".'
     if value is None:
-        raise NotYet("your answer is None: answer() returned nothing",
-                     "print() only shows a value; " + example)
+        raise NotYet(
+            "your answer is None: answer() returned nothing",
+            "print() only shows a value; " + example,
+        )
     if isinstance(value, (bytes, bytearray)):
-        raise NotYet(f"your answer is bytes, {value!r}, not a str",
-                     'drop the b in front of the quotes: return "A", not return b"A".')
+        raise NotYet(
+            f"your answer is bytes, {value!r}, not a str",
+            'drop the b in front of the quotes: return "A", not return b"A".',
+        )
     if isinstance(value, (list, tuple, set, frozenset, dict)):
-        raise NotYet(f"your answer is {_a(type(value).__name__)}, {value!r}, not one letter",
-                     "choose one sentence and return its letter alone: " + example)
+        raise NotYet(
+            f"your answer is {_a(type(value).__name__)}, {value!r}, not one letter",
+            "choose one sentence and return its letter alone: " + example,
+        )
     if not isinstance(value, str):
-        raise NotYet(f"your answer is {_a(type(value).__name__)}, {_short(value)}: the "
-                     f"choices are "
-                     f"the letters {letters}", example)
+        raise NotYet(
+            f"your answer is {_a(type(value).__name__)}, {_short(value)}: the "
+            f"choices are "
+            f"the letters {letters}",
+            example,
+        )
     text = value.strip()
     if not text:
         raise NotYet("your answer is an empty string", example)
@@ -628,15 +766,26 @@ def _letter_of(value) -> str:
     named = sorted({c.upper() for c in re.findall(r"\b[A-Da-d]\b", text)})
     if re.fullmatch(r"[A-Da-d\s,;/&+]+", text) or (len(named) > 1 and len(text) < 20):
         several = sorted({c.upper() for c in text if c.upper() in CHOICES})
-        raise NotYet(f"your answer, {value!r}, names several choices ({', '.join(several)})",
-                     "only one sentence explains the timeline: return its letter alone.")
+        raise NotYet(
+            f"your answer, {value!r}, names several choices ({', '.join(several)})",
+            "only one sentence explains the timeline: return its letter alone.",
+        )
     flat = " ".join(text.lower().split())
-    if any(flat.strip(".") in sentence.lower() or sentence.lower().startswith(flat[:30])
-           for sentence, _ in CHOICES.values()) and len(flat) >= 15:
-        raise NotYet("your answer is the text of a choice, not its letter",
-                     "return the letter in front of the sentence you chose, e.g. return \"A\".")
-    raise NotYet(f"your answer, {_short(value)}, is not a letter",
-                 f"return the letter alone, with nothing around it ({letters}): " + example)
+    if (
+        any(
+            flat.strip(".") in sentence.lower() or sentence.lower().startswith(flat[:30])
+            for sentence, _ in CHOICES.values()
+        )
+        and len(flat) >= 15
+    ):
+        raise NotYet(
+            "your answer is the text of a choice, not its letter",
+            'return the letter in front of the sentence you chose, e.g. return "A".',
+        )
+    raise NotYet(
+        f"your answer, {_short(value)}, is not a letter",
+        f"return the letter alone, with nothing around it ({letters}): " + example,
+    )
 
 
 def _a(noun: str) -> str:
@@ -649,5 +798,14 @@ def _short(value, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
-__all__ = ["CHOICES", "CLOSE", "Outcome", "RESET", "ScriptedPeer", "WatchedSocket",
-           "check_recv_exactly_timeout", "check_why_second_client_waited", "run_learner"]
+__all__ = [
+    "CHOICES",
+    "CLOSE",
+    "RESET",
+    "Outcome",
+    "ScriptedPeer",
+    "WatchedSocket",
+    "check_recv_exactly_timeout",
+    "check_why_second_client_waited",
+    "run_learner",
+]

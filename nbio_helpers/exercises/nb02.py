@@ -71,6 +71,7 @@ timeout: hangs); a timeout per ``select()`` instead of a deadline; ``TimeoutErro
 once, or with ``timeout=20`` while the reader reads; returning without ``TimeoutError``;
 ``except OSError`` that retries after a reset; returning the count instead of ``None``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -100,18 +101,23 @@ def reset(peer: ScriptedPeer) -> None:
 
 def _still_nonblocking(sock: socket.socket, name: str) -> None:
     if sock.gettimeout() != 0.0:
-        raise NotYet(f"after {name}(), the socket is no longer non-blocking "
-                     f"(gettimeout() is {sock.gettimeout()!r}, it was 0.0)",
-                     "leave the socket's mode alone: handle BlockingIOError instead of "
-                     "switching to blocking or timeout mode.")
+        raise NotYet(
+            f"after {name}(), the socket is no longer non-blocking "
+            f"(gettimeout() is {sock.gettimeout()!r}, it was 0.0)",
+            "leave the socket's mode alone: handle BlockingIOError instead of "
+            "switching to blocking or timeout mode.",
+        )
 
 
 def _mode_untouched(sock: WatchedSocket, name: str, situation: str, hint: str) -> None:
     modes = sock.calls.waiting_modes
     if modes:
         more = f" (and {len(modes) - 1:,} more such calls)" if len(modes) > 1 else ""
-        raise NotYet(f"{situation}, {name}() called sock.{modes[0]}{more}: it switched the "
-                     "socket to a mode that waits (even if it switched back)", hint)
+        raise NotYet(
+            f"{situation}, {name}() called sock.{modes[0]}{more}: it switched the "
+            "socket to a mode that waits (even if it switched back)",
+            hint,
+        )
     _still_nonblocking(sock, name)
 
 
@@ -141,7 +147,7 @@ def _run(fn, *args, limit: float, hang_hint, give_up=None) -> Run:
     used = {}
 
     def measured(*call_args):
-        start = time.thread_time()      # the learner's own thread: portable, and exact
+        start = time.thread_time()  # the learner's own thread: portable, and exact
         try:
             return fn(*call_args)
         finally:
@@ -168,8 +174,10 @@ WAIT_LIMIT = 0.05
 RECV_LIMIT = 2.0
 """Seconds before the checker gives up on one call."""
 
-RESET_HINT = ("catch only BlockingIOError; let ConnectionResetError (and any other OSError) "
-              "reach the caller, which closes the socket.")
+RESET_HINT = (
+    "catch only BlockingIOError; let ConnectionResetError (and any other OSError) "
+    "reach the caller, which closes the socket."
+)
 
 
 def _recv_hang_hint(sock: WatchedSocket, situation: str):
@@ -177,41 +185,57 @@ def _recv_hang_hint(sock: WatchedSocket, situation: str):
         calls = sock.calls
         if len(calls.recv) > 1:
             if situation == "finished":
-                return (f"it called recv() {len(calls.recv):,} times: once the peer has "
-                        "finished, recv() returns b'' at once, every time; return it instead "
-                        "of calling again.")
-            return (f"it called recv() {len(calls.recv):,} times and never returned: a loop "
-                    "that retries until data comes spins. Try once, and return None at "
-                    "once if recv() raises BlockingIOError.")
+                return (
+                    f"it called recv() {len(calls.recv):,} times: once the peer has "
+                    "finished, recv() returns b'' at once, every time; return it instead "
+                    "of calling again."
+                )
+            return (
+                f"it called recv() {len(calls.recv):,} times and never returned: a loop "
+                "that retries until data comes spins. Try once, and return None at "
+                "once if recv() raises BlockingIOError."
+            )
         if calls.waiting_modes:
-            return (f"it called sock.{calls.waiting_modes[0]}, so recv() waited for data: "
-                    "leave the socket non-blocking, catch BlockingIOError and return None.")
+            return (
+                f"it called sock.{calls.waiting_modes[0]}, so recv() waited for data: "
+                "leave the socket non-blocking, catch BlockingIOError and return None."
+            )
         if run.cpu_share > SPIN_SHARE:
-            return (f"it kept a core busy ({run.cpu_share:.0%}) and never returned: a loop "
-                    "that never ends. Try recv() once and return what it says (None for "
-                    "BlockingIOError).")
-        return ("it waited (select() or a sleep?) instead of answering: on a non-blocking "
-                "socket, try recv() once and return None at once if it raises BlockingIOError.")
+            return (
+                f"it kept a core busy ({run.cpu_share:.0%}) and never returned: a loop "
+                "that never ends. Try recv() once and return what it says (None for "
+                "BlockingIOError)."
+            )
+        return (
+            "it waited (select() or a sleep?) instead of answering: on a non-blocking "
+            "socket, try recv() once and return None at once if it raises BlockingIOError."
+        )
+
     return hint
 
 
 def _one_recv(sock: WatchedSocket, name: str, situation: str) -> None:
     """At most one recv() per call (rule 1)."""
     if len(sock.calls.recv) > 1:
-        raise NotYet(f"{situation}, {name}() called recv() {len(sock.calls.recv):,} times in "
-                     "one call",
-                     "try once: one sock.recv(65536); if it raises BlockingIOError, return "
-                     "None at once, and let the caller decide when to try again.")
+        raise NotYet(
+            f"{situation}, {name}() called recv() {len(sock.calls.recv):,} times in one call",
+            "try once: one sock.recv(65536); if it raises BlockingIOError, return "
+            "None at once, and let the caller decide when to try again.",
+        )
 
 
 def _call_recv(fn, sock: WatchedSocket, situation: str, state: str) -> Run:
     sock.calls = Calls()
     run = _run(fn, sock, limit=RECV_LIMIT, hang_hint=_recv_hang_hint(sock, state))
     name = getattr(fn, "__name__", "your function")
-    _mode_untouched(sock, name, situation,
-                    "leave the socket's mode alone: a non-blocking recv() already returns at "
-                    "once; catch BlockingIOError instead of switching to blocking or timeout "
-                    "mode.")
+    _mode_untouched(
+        sock,
+        name,
+        situation,
+        "leave the socket's mode alone: a non-blocking recv() already returns at "
+        "once; catch BlockingIOError instead of switching to blocking or timeout "
+        "mode.",
+    )
     _one_recv(sock, name, situation)
     return run
 
@@ -223,12 +247,14 @@ def check_recv_nonblocking(recv_nonblocking):
     peer finished sending (``b''``), the peer reset the connection (``ConnectionResetError``
     let through). Verdict within about 20 s whatever the function does."""
     if not callable(recv_nonblocking):
-        raise NotYet(f"expected a function, got {type(recv_nonblocking).__name__}",
-                     "pass the function itself: check_recv_nonblocking(recv_nonblocking).")
+        raise NotYet(
+            f"expected a function, got {type(recv_nonblocking).__name__}",
+            "pass the function itself: check_recv_nonblocking(recv_nonblocking).",
+        )
     fn = recv_nonblocking
     with ScriptedPeer() as peer:
         sock = watch(peer)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * BIG)   # room for BIG bytes
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * BIG)  # room for BIG bytes
         _expect_not_yet(fn, sock, "nothing was sent yet")
 
         data = bytes(range(256)) * (BIG // 256) + b"!" * (BIG % 256)
@@ -238,7 +264,7 @@ def check_recv_nonblocking(recv_nonblocking):
         _expect_data(fn, sock, data[RECV_SIZE:], f"with the other {BIG - RECV_SIZE:,} waiting")
         _expect_not_yet(fn, sock, "everything sent had been read and nothing more came")
 
-        peer.far.shutdown(socket.SHUT_WR)          # the peer has finished sending (a FIN)
+        peer.far.shutdown(socket.SHUT_WR)  # the peer has finished sending (a FIN)
         _wait_readable(sock)
         _expect_finished(fn, sock, "after the peer had finished sending")
         _still_usable(fn, sock, peer)
@@ -249,17 +275,20 @@ def check_recv_nonblocking(recv_nonblocking):
         reset(peer)
         _wait_readable(sock)
         _expect_reset(fn, sock)
-    return ("None while nothing had arrived, the data when it was there (65,536 bytes at a "
-            "time), b'' once the peer had finished sending, and ConnectionResetError let "
-            "through after a reset")
+    return (
+        "None while nothing had arrived, the data when it was there (65,536 bytes at a "
+        "time), b'' once the peer had finished sending, and ConnectionResetError let "
+        "through after a reset"
+    )
 
 
 def _wait_readable(sock: socket.socket, timeout: float = 2.0) -> None:
     """Wait until ``sock`` has data (or EOF, or an error) to read; the checker's own wait."""
     readable, _, _ = select.select([sock], [], [], timeout)
     if not readable:  # not the learner's fault: the machine is very slow
-        raise NotYet("the checker's peer did not deliver its data within 2 s",
-                     "run the checker cell again.")
+        raise NotYet(
+            "the checker's peer did not deliver its data within 2 s", "run the checker cell again."
+        )
 
 
 def _wait_buffered(sock: WatchedSocket, size: int, timeout: float = 2.0) -> None:
@@ -268,69 +297,93 @@ def _wait_buffered(sock: WatchedSocket, size: int, timeout: float = 2.0) -> None
     while len(sock.peek(size)) < size:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise NotYet(f"the checker's peer did not deliver its {size:,} bytes within "
-                         f"{timeout:g} s", "run the checker cell again.")
+            raise NotYet(
+                f"the checker's peer did not deliver its {size:,} bytes within {timeout:g} s",
+                "run the checker cell again.",
+            )
         select.select([sock], [], [], min(left, 0.01))
 
 
 def _expect_not_yet(fn, sock: WatchedSocket, situation: str) -> None:
     situation = f"when {situation}"
     name = getattr(fn, "__name__", "your function")
-    for _ in range(3):      # a busy machine can delay one quick call, not three in a row
+    for _ in range(3):  # a busy machine can delay one quick call, not three in a row
         run = _call_recv(fn, sock, situation, "not yet")
         if isinstance(run.error, BlockingIOError):
-            raise NotYet(f"{situation}, BlockingIOError escaped from {name}()",
-                         "catch it: `except BlockingIOError: return None` — on a non-blocking "
-                         "socket it only means 'no data yet, try later'.")
+            raise NotYet(
+                f"{situation}, BlockingIOError escaped from {name}()",
+                "catch it: `except BlockingIOError: return None` — on a non-blocking "
+                "socket it only means 'no data yet, try later'.",
+            )
         if run.error is not None:
-            raise NotYet(f"{situation}, {name}() raised {describe_exception(run.error)}",
-                         "catch BlockingIOError (no data yet) and return None.")
+            raise NotYet(
+                f"{situation}, {name}() raised {describe_exception(run.error)}",
+                "catch BlockingIOError (no data yet) and return None.",
+            )
         if run.value == b"":
-            raise NotYet(f"{situation}, {name}() returned b''",
-                         "b'' means 'the peer has finished sending'; 'no data yet' must look "
-                         "different: return None.")
+            raise NotYet(
+                f"{situation}, {name}() returned b''",
+                "b'' means 'the peer has finished sending'; 'no data yet' must look "
+                "different: return None.",
+            )
         if run.value is not None:
-            raise NotYet(f"{situation}, {name}() returned {run.value!r} instead of None",
-                         "return None when recv() raises BlockingIOError.")
+            raise NotYet(
+                f"{situation}, {name}() returned {run.value!r} instead of None",
+                "return None when recv() raises BlockingIOError.",
+            )
         if run.elapsed <= WAIT_LIMIT:
             return
-    raise NotYet(f"{situation}, {name}() took {run.elapsed:.2f} s to return None: it waited",
-                 "never wait: no select() with a timeout, no sleep. Try recv() once and "
-                 "return None at once if it raises BlockingIOError; the caller decides when "
-                 "to try again.")
+    raise NotYet(
+        f"{situation}, {name}() took {run.elapsed:.2f} s to return None: it waited",
+        "never wait: no select() with a timeout, no sleep. Try recv() once and "
+        "return None at once if it raises BlockingIOError; the caller decides when "
+        "to try again.",
+    )
 
 
 def _expect_data(fn, sock: WatchedSocket, expected: bytes, situation: str) -> None:
     run = _call_recv(fn, sock, situation, "data")
     name = getattr(fn, "__name__", "your function")
     if run.error is not None:
-        raise NotYet(f"{situation}, {name}() raised {describe_exception(run.error)}",
-                     "return what sock.recv(65536) returns when it returns.")
+        raise NotYet(
+            f"{situation}, {name}() raised {describe_exception(run.error)}",
+            "return what sock.recv(65536) returns when it returns.",
+        )
     value = run.value
     if isinstance(value, (bytes, bytearray)) and bytes(value) != expected:
         asked = sock.calls.recv[0] if sock.calls.recv else None
         got = len(value)
         if asked is not None and asked != RECV_SIZE:
-            raise NotYet(f"{situation}, {name}() asked for recv({asked:,}) and returned "
-                         f"{got:,} bytes", "ask for up to 65536 bytes: sock.recv(65536).")
-        raise NotYet(f"{situation}, {name}() returned {got:,} bytes, expected the "
-                     f"{len(expected):,} that one recv(65536) returns",
-                     "call sock.recv(65536) once and return its result as it is.")
+            raise NotYet(
+                f"{situation}, {name}() asked for recv({asked:,}) and returned {got:,} bytes",
+                "ask for up to 65536 bytes: sock.recv(65536).",
+            )
+        raise NotYet(
+            f"{situation}, {name}() returned {got:,} bytes, expected the "
+            f"{len(expected):,} that one recv(65536) returns",
+            "call sock.recv(65536) once and return its result as it is.",
+        )
     if value != expected:
-        raise NotYet(f"{situation}, {name}() returned {_short(value)}, expected bytes",
-                     "return what sock.recv(65536) returns, as it is (bytes: no decoding).")
+        raise NotYet(
+            f"{situation}, {name}() returned {_short(value)}, expected bytes",
+            "return what sock.recv(65536) returns, as it is (bytes: no decoding).",
+        )
 
 
 def _expect_finished(fn, sock: WatchedSocket, situation: str) -> None:
     run = _call_recv(fn, sock, situation, "finished")
     name = getattr(fn, "__name__", "your function")
     if run.error is not None:
-        raise NotYet(f"{situation}, {name}() raised {describe_exception(run.error)}",
-                     "once the peer has finished sending, recv() returns b'': return it.")
+        raise NotYet(
+            f"{situation}, {name}() raised {describe_exception(run.error)}",
+            "once the peer has finished sending, recv() returns b'': return it.",
+        )
     if run.value != b"":
-        raise NotYet(f"{situation}, {name}() returned {_short(run.value)} instead of b''",
-                     "recv() returns b'' when the peer has finished sending: return it as it "
-                     "is, so that the caller can tell 'finished' (b'') from 'not yet' (None).")
+        raise NotYet(
+            f"{situation}, {name}() returned {_short(run.value)} instead of b''",
+            "recv() returns b'' when the peer has finished sending: return it as it "
+            "is, so that the caller can tell 'finished' (b'') from 'not yet' (None).",
+        )
 
 
 def _still_usable(fn, sock: WatchedSocket, peer: ScriptedPeer) -> None:
@@ -343,11 +396,12 @@ def _still_usable(fn, sock: WatchedSocket, peer: ScriptedPeer) -> None:
     except OSError:
         heard = b""
     if heard != b"last words":
-        raise NotYet(f"after b'', the checker could no longer send on the socket: {name}() "
-                     "shut it down",
-                     "b'' only says the peer will send nothing more; it may still read. "
-                     "Return b'' and leave the socket to the caller, who sends what it owes, "
-                     "then closes.")
+        raise NotYet(
+            f"after b'', the checker could no longer send on the socket: {name}() shut it down",
+            "b'' only says the peer will send nothing more; it may still read. "
+            "Return b'' and leave the socket to the caller, who sends what it owes, "
+            "then closes.",
+        )
 
 
 def _expect_reset(fn, sock: WatchedSocket) -> None:
@@ -358,16 +412,23 @@ def _expect_reset(fn, sock: WatchedSocket) -> None:
     if isinstance(run.error, ConnectionResetError):
         return
     if run.error is not None:
-        raise NotYet(f"{situation}, {name}() raised {describe_exception(run.error)} instead of "
-                     "letting ConnectionResetError through", RESET_HINT)
+        raise NotYet(
+            f"{situation}, {name}() raised {describe_exception(run.error)} instead of "
+            "letting ConnectionResetError through",
+            RESET_HINT,
+        )
     if run.value is None:
-        raise NotYet(f"{situation}, {name}() returned None ('not yet'): its caller would wait "
-                     "forever on a broken connection", RESET_HINT)
+        raise NotYet(
+            f"{situation}, {name}() returned None ('not yet'): its caller would wait "
+            "forever on a broken connection",
+            RESET_HINT,
+        )
     if run.value == b"":
-        raise NotYet(f"{situation}, {name}() returned b'', as if the peer had finished "
-                     "normally",
-                     "a reset is not an end of stream: bytes may have been lost and the peer "
-                     "reads nothing more. " + RESET_HINT[0].upper() + RESET_HINT[1:])
+        raise NotYet(
+            f"{situation}, {name}() returned b'', as if the peer had finished normally",
+            "a reset is not an end of stream: bytes may have been lost and the peer "
+            "reads nothing more. " + RESET_HINT[0].upper() + RESET_HINT[1:],
+        )
     raise NotYet(f"{situation}, {name}() returned {_short(run.value)}", RESET_HINT)
 
 
@@ -412,23 +473,29 @@ RESET_DELAY = 0.1
 
 RESET_TIMEOUT = 3.0
 
-SEND_HANG_HINT = ("wait for room with select.select([], [sock], [], time_left): never without "
-                  "a timeout, and give up with TimeoutError once the deadline has passed.")
+SEND_HANG_HINT = (
+    "wait for room with select.select([], [sock], [], time_left): never without "
+    "a timeout, and give up with TimeoutError once the deadline has passed."
+)
 
-DEADLINE_HINT = ("the timeout is for the whole call, not for each select(): a reader that "
-                 "makes a little room every 0.1 s never lets a per-select() timeout expire. "
-                 "Compute deadline = time.monotonic() + timeout once; on BlockingIOError, "
-                 "raise TimeoutError if deadline - time.monotonic() <= 0, else wait with "
-                 "select() for that time left.")
+DEADLINE_HINT = (
+    "the timeout is for the whole call, not for each select(): a reader that "
+    "makes a little room every 0.1 s never lets a per-select() timeout expire. "
+    "Compute deadline = time.monotonic() + timeout once; on BlockingIOError, "
+    "raise TimeoutError if deadline - time.monotonic() <= 0, else wait with "
+    "select() for that time left."
+)
 
-SPIN_HINT = ("on BlockingIOError, wait until there is room with "
-             "select.select([], [sock], [], time_left) instead of trying again at once: "
-             "select() sleeps, using no CPU, until the socket is writable or time is up.")
+SPIN_HINT = (
+    "on BlockingIOError, wait until there is room with "
+    "select.select([], [sock], [], time_left) instead of trying again at once: "
+    "select() sleeps, using no CPU, until the socket is writable or time is up."
+)
 
 
 def payload(size: int = PAYLOAD_SIZE) -> bytes:
     """``size`` bytes that differ along the way, so a lost or repeated piece is noticed."""
-    block = bytes(range(256)) * 256 + b"!"          # 65537 bytes: not aligned to any buffer
+    block = bytes(range(256)) * 256 + b"!"  # 65537 bytes: not aligned to any buffer
     return (block * (size // len(block) + 1))[:size]
 
 
@@ -460,7 +527,7 @@ class SlowReader:
         while not self._stop.is_set():
             try:
                 chunk = self.sock.recv(self.size)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -482,8 +549,10 @@ class SlowReader:
     def stalled(self, seconds: float) -> str:
         """Why to give up on the sender: nothing arrived for ``seconds`` ('' if something did)."""
         if time.monotonic() - self.last_progress > seconds:
-            return (f"made no progress: not a byte had arrived for {seconds:g} s "
-                    f"({len(self.received):,} bytes so far)")
+            return (
+                f"made no progress: not a byte had arrived for {seconds:g} s "
+                f"({len(self.received):,} bytes so far)"
+            )
         return ""
 
     def stop(self) -> None:
@@ -498,38 +567,64 @@ def check_send_all_nonblocking(send_all_nonblocking):
     about ``timeout``, without spinning), one that trickles (the timeout is a deadline), one
     that resets the connection (the error comes out). Verdict within about 40 s."""
     if not callable(send_all_nonblocking):
-        raise NotYet(f"expected a function, got {type(send_all_nonblocking).__name__}",
-                     "pass the function itself: check_send_all_nonblocking(send_all_nonblocking).")
+        raise NotYet(
+            f"expected a function, got {type(send_all_nonblocking).__name__}",
+            "pass the function itself: check_send_all_nonblocking(send_all_nonblocking).",
+        )
     _big_send(send_all_nonblocking)
     _never_read(send_all_nonblocking)
     trickled = ""
-    if sys.platform != "win32":     # Winsock takes a whole send() once there is any room
+    if sys.platform != "win32":  # Winsock takes a whole send() once there is any room
         _trickle(send_all_nonblocking)
         trickled = ", and so did one that read a little now and then"
     _reset_midway(send_all_nonblocking)
-    return ("8 MiB arrived byte for byte through small buffers; a peer that never read gave "
-            f"TimeoutError in time, without spinning{trickled}; a reset came out as an error")
+    return (
+        "8 MiB arrived byte for byte through small buffers; a peer that never read gave "
+        f"TimeoutError in time, without spinning{trickled}; a reset came out as an error"
+    )
 
 
 def _send_rules(fn, sock: WatchedSocket, situation: str) -> None:
     """No sendall(), no mode that waits, still non-blocking (rules 4)."""
     name = getattr(fn, "__name__", "your function")
     if sock.calls.sendall:
-        raise NotYet(f"{situation}, {name}() called sendall()",
-                     "sendall() on a non-blocking socket raises BlockingIOError as soon as the "
-                     "buffer is full, and then nobody knows how much went out (and in "
-                     "blocking or timeout mode it waits): use send(), keep the count, wait "
-                     "with select().")
-    _mode_untouched(sock, name, situation,
-                    "leave the socket non-blocking: use send(), and wait for room with "
-                    "select.select([], [sock], [], time_left).")
+        raise NotYet(
+            f"{situation}, {name}() called sendall()",
+            "sendall() on a non-blocking socket raises BlockingIOError as soon as the "
+            "buffer is full, and then nobody knows how much went out (and in "
+            "blocking or timeout mode it waits): use send(), keep the count, wait "
+            "with select().",
+        )
+    _mode_untouched(
+        sock,
+        name,
+        situation,
+        "leave the socket non-blocking: use send(), and wait for room with "
+        "select.select([], [sock], [], time_left).",
+    )
 
 
-def _send(fn, sock: WatchedSocket, data: bytes, timeout: float, *, limit: float, hang_hint,
-          situation: str, give_up=None) -> Run:
+def _send(
+    fn,
+    sock: WatchedSocket,
+    data: bytes,
+    timeout: float,
+    *,
+    limit: float,
+    hang_hint,
+    situation: str,
+    give_up=None,
+) -> Run:
     sock.calls = Calls()
-    run = _run(fn, sock, data, timeout, limit=limit, give_up=give_up,
-               hang_hint=lambda run: _send_hang_hint(sock, run, hang_hint))
+    run = _run(
+        fn,
+        sock,
+        data,
+        timeout,
+        limit=limit,
+        give_up=give_up,
+        hang_hint=lambda run: _send_hang_hint(sock, run, hang_hint),
+    )
     _send_rules(fn, sock, situation)
     return run
 
@@ -537,8 +632,10 @@ def _send(fn, sock: WatchedSocket, data: bytes, timeout: float, *, limit: float,
 def _send_hang_hint(sock: WatchedSocket, run: Run, hint: str) -> str:
     if sock.calls.sendall or sock.calls.waiting_modes:
         what = "sendall()" if sock.calls.sendall else f"sock.{sock.calls.waiting_modes[0]}"
-        return (f"it called {what}, which waits for the peer: on the non-blocking socket use "
-                "send(), and wait with select() for the time left.")
+        return (
+            f"it called {what}, which waits for the peer: on the non-blocking socket use "
+            "send(), and wait with select() for the time left."
+        )
     if run.cpu_share > SPIN_SHARE:
         return f"it used {run.cpu_share:.0%} of a core: it spins. " + SPIN_HINT
     return hint
@@ -551,8 +648,16 @@ def _big_send(fn) -> None:
         sock = watch(peer)
         reader = SlowReader(peer.far)
         try:
-            run = _send(fn, sock, data, 20.0, limit=25.0, hang_hint=SEND_HANG_HINT,
-                        situation=situation, give_up=lambda: reader.stalled(STALL))
+            run = _send(
+                fn,
+                sock,
+                data,
+                20.0,
+                limit=25.0,
+                hang_hint=SEND_HANG_HINT,
+                situation=situation,
+                give_up=lambda: reader.stalled(STALL),
+            )
             count = reader.wait_for(len(data))
         finally:
             reader.stop()
@@ -561,36 +666,48 @@ def _big_send(fn) -> None:
         got = bytes(reader.received)
     name = getattr(fn, "__name__", "your function")
     if len(got) < len(data):
-        raise NotYet(f"{name}() returned, but the reader received only {len(got):,} of "
-                     f"{len(data):,} bytes: the rest was lost",
-                     "send() takes only what fits in the send buffer and returns how many "
-                     "bytes it took: keep sending the rest, data[sent:], until nothing is left.")
+        raise NotYet(
+            f"{name}() returned, but the reader received only {len(got):,} of "
+            f"{len(data):,} bytes: the rest was lost",
+            "send() takes only what fits in the send buffer and returns how many "
+            "bytes it took: keep sending the rest, data[sent:], until nothing is left.",
+        )
     if len(got) > len(data) or hashlib.sha256(got).digest() != hashlib.sha256(data).digest():
-        raise NotYet(f"the reader received {len(got):,} bytes for {len(data):,} sent, and they "
-                     "are not the bytes sent: some were sent twice or out of order",
-                     "after a partial send, continue from where send() stopped (data[sent:]); "
-                     "after BlockingIOError nothing was sent, so retry the same bytes.")
+        raise NotYet(
+            f"the reader received {len(got):,} bytes for {len(data):,} sent, and they "
+            "are not the bytes sent: some were sent twice or out of order",
+            "after a partial send, continue from where send() stopped (data[sent:]); "
+            "after BlockingIOError nothing was sent, so retry the same bytes.",
+        )
     if run.value is not None:
-        raise NotYet(f"every byte arrived, but {name}() returned {_short(run.value)} instead "
-                     "of None", "return None (just return) once everything is sent.")
+        raise NotYet(
+            f"every byte arrived, but {name}() returned {_short(run.value)} instead of None",
+            "return None (just return) once everything is sent.",
+        )
 
 
 def _explain_send_error(error: BaseException, count: int | None, size: int, fn) -> None:
     name = getattr(fn, "__name__", "your function")
     if isinstance(error, BlockingIOError):
         arrived = "" if count is None else f" after {count:,} of {size:,} bytes had arrived"
-        raise NotYet(f"BlockingIOError escaped from {name}(){arrived}",
-                     "an unguarded send() on a non-blocking socket raises BlockingIOError as "
-                     "soon as the buffer is full. Catch it, and wait with select() before "
-                     "trying again.")
+        raise NotYet(
+            f"BlockingIOError escaped from {name}(){arrived}",
+            "an unguarded send() on a non-blocking socket raises BlockingIOError as "
+            "soon as the buffer is full. Catch it, and wait with select() before "
+            "trying again.",
+        )
     if isinstance(error, TimeoutError):
-        raise NotYet(f"{name}() raised TimeoutError with timeout=20 although the reader "
-                     f"was reading ({count:,} of {size:,} bytes arrived)",
-                     "compute the deadline once (time.monotonic() + timeout) and compare "
-                     "against it; wait with select() for the time left.")
-    raise NotYet(f"{name}() raised {describe_exception(error)} after {count:,} of {size:,} "
-                 "bytes had reached the reader",
-                 "read the error message; only BlockingIOError means 'try again later'.")
+        raise NotYet(
+            f"{name}() raised TimeoutError with timeout=20 although the reader "
+            f"was reading ({count:,} of {size:,} bytes arrived)",
+            "compute the deadline once (time.monotonic() + timeout) and compare "
+            "against it; wait with select() for the time left.",
+        )
+    raise NotYet(
+        f"{name}() raised {describe_exception(error)} after {count:,} of {size:,} "
+        "bytes had reached the reader",
+        "read the error message; only BlockingIOError means 'try again later'.",
+    )
 
 
 def fill_buffers(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> int:
@@ -604,7 +721,7 @@ def fill_buffers(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> int:
     total = 0
     while total < limit:
         try:
-            total += socket.socket.send(sock, chunk)     # around a WatchedSocket's count
+            total += socket.socket.send(sock, chunk)  # around a WatchedSocket's count
         except BlockingIOError:
             return total
     raise RuntimeError(f"the buffers did not fill up after {total:,} bytes")
@@ -614,25 +731,33 @@ def _timed_out(fn, run: Run, situation: str, data_size: int, hint: str) -> None:
     """The call must have raised TimeoutError, after about SEND_TIMEOUT."""
     name = getattr(fn, "__name__", "your function")
     if run.error is None:
-        raise NotYet(f"{situation}, so the {data_size:,} bytes could not all be sent; "
-                     f"{name}() returned as if they had been",
-                     "when the deadline passes with bytes still unsent, raise TimeoutError "
-                     "(say how many went out).")
+        raise NotYet(
+            f"{situation}, so the {data_size:,} bytes could not all be sent; "
+            f"{name}() returned as if they had been",
+            "when the deadline passes with bytes still unsent, raise TimeoutError "
+            "(say how many went out).",
+        )
     if isinstance(run.error, BlockingIOError):
         _explain_send_error(run.error, None, data_size, fn)
     if not isinstance(run.error, TimeoutError):
-        raise NotYet(f"{situation}, {name}() raised {describe_exception(run.error)} instead "
-                     "of TimeoutError",
-                     "when the deadline passes with bytes still unsent, raise TimeoutError.")
+        raise NotYet(
+            f"{situation}, {name}() raised {describe_exception(run.error)} instead of TimeoutError",
+            "when the deadline passes with bytes still unsent, raise TimeoutError.",
+        )
     if run.elapsed < 0.8 * SEND_TIMEOUT:
-        raise NotYet(f"{situation}, with timeout={SEND_TIMEOUT}, {name}() gave up after only "
-                     f"{run.elapsed:.2f} s",
-                     "BlockingIOError means 'not now', not 'never': wait for room with "
-                     "select() for the time left, and raise TimeoutError only once the "
-                     "deadline has passed.")
+        raise NotYet(
+            f"{situation}, with timeout={SEND_TIMEOUT}, {name}() gave up after only "
+            f"{run.elapsed:.2f} s",
+            "BlockingIOError means 'not now', not 'never': wait for room with "
+            "select() for the time left, and raise TimeoutError only once the "
+            "deadline has passed.",
+        )
     if run.elapsed > SEND_TIMEOUT + 1.0:
-        raise NotYet(f"{situation}, with timeout={SEND_TIMEOUT}, TimeoutError came only after "
-                     f"{run.elapsed:.1f} s", hint)
+        raise NotYet(
+            f"{situation}, with timeout={SEND_TIMEOUT}, TimeoutError came only after "
+            f"{run.elapsed:.1f} s",
+            hint,
+        )
 
 
 def _never_read(fn) -> None:
@@ -641,42 +766,65 @@ def _never_read(fn) -> None:
     name = getattr(fn, "__name__", "your function")
     with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
         sock = watch(peer)
-        fill_buffers(sock)                 # the far end never reads: no room is left
-        run = _send(fn, sock, data, SEND_TIMEOUT, limit=SEND_TIMEOUT + 2.5,
-                    hang_hint=SEND_HANG_HINT, situation=situation)
+        fill_buffers(sock)  # the far end never reads: no room is left
+        run = _send(
+            fn,
+            sock,
+            data,
+            SEND_TIMEOUT,
+            limit=SEND_TIMEOUT + 2.5,
+            hang_hint=SEND_HANG_HINT,
+            situation=situation,
+        )
         attempts, looks = sock.calls.would_block, sock.calls.fileno
     _timed_out(fn, run, situation, len(data), SEND_HANG_HINT)
     if attempts > SPIN_ATTEMPTS or looks > SPIN_ATTEMPTS or run.cpu_share > SPIN_SHARE:
-        busy = (run.cpu_share > SPIN_SHARE or attempts > 10 * SPIN_ATTEMPTS
-                or looks > 10 * SPIN_ATTEMPTS)
+        busy = (
+            run.cpu_share > SPIN_SHARE
+            or attempts > 10 * SPIN_ATTEMPTS
+            or looks > 10 * SPIN_ATTEMPTS
+        )
         times = "once" if attempts == 1 else f"{attempts:,} times"
-        polled = (f", select() looked at the socket {looks:,} times" if looks > SPIN_ATTEMPTS
-                  else "")
-        raise NotYet(f"{situation}: in {run.elapsed:.1f} s {name}() tried send() {times} "
-                     f"while there was no room (BlockingIOError){polled}, and used "
-                     f"{run.cpu_share:.0%} of a core: it {'spins' if busy else 'polls'} "
-                     "instead of waiting for room", SPIN_HINT)
+        polled = f", select() looked at the socket {looks:,} times" if looks > SPIN_ATTEMPTS else ""
+        raise NotYet(
+            f"{situation}: in {run.elapsed:.1f} s {name}() tried send() {times} "
+            f"while there was no room (BlockingIOError){polled}, and used "
+            f"{run.cpu_share:.0%} of a core: it {'spins' if busy else 'polls'} "
+            "instead of waiting for room",
+            SPIN_HINT,
+        )
 
 
 def _trickle(fn) -> None:
     data = payload()
-    situation = (f"the peer read {TRICKLE_SIZE // 1024} KiB every {TRICKLE_PAUSE:g} s "
-                 f"(too slow for {len(data):,} bytes in {SEND_TIMEOUT:g} s)")
+    situation = (
+        f"the peer read {TRICKLE_SIZE // 1024} KiB every {TRICKLE_PAUSE:g} s "
+        f"(too slow for {len(data):,} bytes in {SEND_TIMEOUT:g} s)"
+    )
     with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
         sock = watch(peer)
         reader = SlowReader(peer.far, pause=TRICKLE_PAUSE, size=TRICKLE_SIZE)
         try:
-            run = _send(fn, sock, data, SEND_TIMEOUT, limit=SEND_TIMEOUT + 2.5,
-                        hang_hint=DEADLINE_HINT, situation=situation)
+            run = _send(
+                fn,
+                sock,
+                data,
+                SEND_TIMEOUT,
+                limit=SEND_TIMEOUT + 2.5,
+                hang_hint=DEADLINE_HINT,
+                situation=situation,
+            )
         finally:
             reader.stop()
         got = bytes(reader.received)
     _timed_out(fn, run, situation, len(data), DEADLINE_HINT)
-    if got != data[:len(got)]:
-        raise NotYet(f"{situation}: the {len(got):,} bytes that arrived are not the start of "
-                     "the data: some were sent twice or skipped",
-                     "after a partial send, continue from where send() stopped (data[sent:]); "
-                     "after BlockingIOError nothing was sent, so retry the same bytes.")
+    if got != data[: len(got)]:
+        raise NotYet(
+            f"{situation}: the {len(got):,} bytes that arrived are not the start of "
+            "the data: some were sent twice or skipped",
+            "after a partial send, continue from where send() stopped (data[sent:]); "
+            "after BlockingIOError nothing was sent, so retry the same bytes.",
+        )
 
 
 def _reset_midway(fn) -> None:
@@ -685,31 +833,50 @@ def _reset_midway(fn) -> None:
     name = getattr(fn, "__name__", "your function")
     with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
         sock = watch(peer)
-        fill_buffers(sock)               # no room: the learner's function is waiting...
-        aborter = threading.Timer(RESET_DELAY, reset, [peer])   # ...when the reset comes
+        fill_buffers(sock)  # no room: the learner's function is waiting...
+        aborter = threading.Timer(RESET_DELAY, reset, [peer])  # ...when the reset comes
         aborter.name = "check-reset"
         aborter.start()
         try:
-            run = _send(fn, sock, data, RESET_TIMEOUT, limit=RESET_TIMEOUT + 2.5,
-                        hang_hint=SEND_HANG_HINT, situation=situation)
+            run = _send(
+                fn,
+                sock,
+                data,
+                RESET_TIMEOUT,
+                limit=RESET_TIMEOUT + 2.5,
+                hang_hint=SEND_HANG_HINT,
+                situation=situation,
+            )
         finally:
             aborter.cancel()
             aborter.join(2.0)
     if isinstance(run.error, ConnectionError):
         return
     if run.error is None:
-        raise NotYet(f"{situation}, {name}() returned as if everything had been sent",
-                     "let the error of send() (ConnectionResetError, BrokenPipeError) reach "
-                     "the caller: catch only BlockingIOError.")
+        raise NotYet(
+            f"{situation}, {name}() returned as if everything had been sent",
+            "let the error of send() (ConnectionResetError, BrokenPipeError) reach "
+            "the caller: catch only BlockingIOError.",
+        )
     if isinstance(run.error, TimeoutError):
-        raise NotYet(f"{situation}; send() then raised ConnectionResetError or "
-                     f"BrokenPipeError, but {name}() kept trying until its timeout",
-                     "catch only BlockingIOError ('not now'); any other OSError means the "
-                     "connection is broken: let it reach the caller.")
-    raise NotYet(f"{situation}, {name}() raised {describe_exception(run.error)} instead of "
-                 "letting send()'s ConnectionError through",
-                 "catch only BlockingIOError; let any other OSError reach the caller.")
+        raise NotYet(
+            f"{situation}; send() then raised ConnectionResetError or "
+            f"BrokenPipeError, but {name}() kept trying until its timeout",
+            "catch only BlockingIOError ('not now'); any other OSError means the "
+            "connection is broken: let it reach the caller.",
+        )
+    raise NotYet(
+        f"{situation}, {name}() raised {describe_exception(run.error)} instead of "
+        "letting send()'s ConnectionError through",
+        "catch only BlockingIOError; let any other OSError reach the caller.",
+    )
 
 
-__all__ = ["SlowReader", "check_recv_nonblocking", "check_send_all_nonblocking", "fill_buffers",
-           "payload", "reset"]
+__all__ = [
+    "SlowReader",
+    "check_recv_nonblocking",
+    "check_send_all_nonblocking",
+    "fill_buffers",
+    "payload",
+    "reset",
+]

@@ -57,6 +57,7 @@ no ``select()`` with a timeout: a call takes no time); no catch-all (probe: an e
 not an ``OSError`` from ``accept()`` gets through); open sockets returned; 20 clients at once
 all served.
 """
+
 from __future__ import annotations
 
 import collections
@@ -68,12 +69,31 @@ import socket
 import statistics
 import time
 
-from ..classic import ClassicServer, burst, echo_payload, half_close_sees_eof, is_starved, send_rounds
+from ..classic import (
+    ClassicServer,
+    burst,
+    echo_payload,
+    half_close_sees_eof,
+    is_starved,
+    send_rounds,
+)
 from ..clients import connect, recv_exactly, run_load
 from ..events import ACCEPT, ACCEPT_WOULD_BLOCK, SEND
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
-               LearnerStopped, NotYet, base_exception_failure, checker, describe_exception,
-               guarded, running_for, stop_learner_code, try_learner, where)
+from . import (
+    NOT_IMPLEMENTED_HINT,
+    NOT_IMPLEMENTED_MESSAGE,
+    LearnerBaseException,
+    LearnerStopped,
+    NotYet,
+    base_exception_failure,
+    checker,
+    describe_exception,
+    guarded,
+    running_for,
+    stop_learner_code,
+    try_learner,
+    where,
+)
 
 PAYLOAD = 1 << 20
 """Bytes echoed through small buffers by :func:`check_send_pending`."""
@@ -102,34 +122,54 @@ WAITING = 3
 """Clients waiting to be accepted in the accept_new probe."""
 
 # ------------------------------------------------------------------------------ hints
-ACCEPT_HINT = ("accept() raises BlockingIOError when nobody is waiting: catch it and return "
-               "the sockets accepted so far.")
-PAIR_HINT = ("accept() returns a pair (socket, address): keep the socket only, "
-             "sock, _ = listener.accept(), and return a list of those.")
-ONE_SEND_HINT = ("call send() once per pair: what it does not take is sent in the next "
-                 "round; keep the rest with item[1] = data[sent:].")
-SENDALL_HINT = ("sendall() is for blocking sockets: on a non-blocking one it raises "
-                "BlockingIOError after sending an unknown part. Call send() once, keep the "
-                "rest, item[1] = data[sent:].")
-SEND_MODE_HINT = ("never change a socket's mode in send_pending(): no setblocking(True), no "
-                  "settimeout(). The loop polls every socket with recv(), so a blocking socket "
-                  "freezes the whole loop as soon as its client goes quiet; call send() once "
-                  "and keep the rest for the next round.")
-SKIP_HINT = ("removing items from a list while a for loop runs over it skips the item after "
-             "each one removed: collect the pairs to remove and remove them after the loop, "
-             "as the article does, or loop over a copy, for item in wlist[:].")
-CATCH_ALL_HINT = ("catch BlockingIOError and OSError only: a catch-all (except Exception, or a "
-                  "bare except) hides bugs, as the article's did.")
-WAIT_HINT = ("one round of the loop must not wait: never call a blocking method (sendall(), a "
-             "blocking recv()/accept(), time.sleep, select() with a timeout) and never loop "
-             "until something happens; do what can be done now and return.")
-ACCEPT_MODE_HINT = ("accept() returns a socket in blocking mode (on Linux truly so; on macOS "
-                    "the descriptor inherits non-blocking, yet Python says blocking): call "
-                    "sock.setblocking(False) on each one before it is polled (settimeout(0) "
-                    "does the same; any other timeout makes recv() wait).")
-ACCEPT_HANG_HINT = ("accept_new() must return at once: leave the listener non-blocking (never "
-                    "setblocking(True) or settimeout() on it) and stop at the first "
-                    "BlockingIOError.")
+ACCEPT_HINT = (
+    "accept() raises BlockingIOError when nobody is waiting: catch it and return "
+    "the sockets accepted so far."
+)
+PAIR_HINT = (
+    "accept() returns a pair (socket, address): keep the socket only, "
+    "sock, _ = listener.accept(), and return a list of those."
+)
+ONE_SEND_HINT = (
+    "call send() once per pair: what it does not take is sent in the next "
+    "round; keep the rest with item[1] = data[sent:]."
+)
+SENDALL_HINT = (
+    "sendall() is for blocking sockets: on a non-blocking one it raises "
+    "BlockingIOError after sending an unknown part. Call send() once, keep the "
+    "rest, item[1] = data[sent:]."
+)
+SEND_MODE_HINT = (
+    "never change a socket's mode in send_pending(): no setblocking(True), no "
+    "settimeout(). The loop polls every socket with recv(), so a blocking socket "
+    "freezes the whole loop as soon as its client goes quiet; call send() once "
+    "and keep the rest for the next round."
+)
+SKIP_HINT = (
+    "removing items from a list while a for loop runs over it skips the item after "
+    "each one removed: collect the pairs to remove and remove them after the loop, "
+    "as the article does, or loop over a copy, for item in wlist[:]."
+)
+CATCH_ALL_HINT = (
+    "catch BlockingIOError and OSError only: a catch-all (except Exception, or a "
+    "bare except) hides bugs, as the article's did."
+)
+WAIT_HINT = (
+    "one round of the loop must not wait: never call a blocking method (sendall(), a "
+    "blocking recv()/accept(), time.sleep, select() with a timeout) and never loop "
+    "until something happens; do what can be done now and return."
+)
+ACCEPT_MODE_HINT = (
+    "accept() returns a socket in blocking mode (on Linux truly so; on macOS "
+    "the descriptor inherits non-blocking, yet Python says blocking): call "
+    "sock.setblocking(False) on each one before it is polled (settimeout(0) "
+    "does the same; any other timeout makes recv() wait)."
+)
+ACCEPT_HANG_HINT = (
+    "accept_new() must return at once: leave the listener non-blocking (never "
+    "setblocking(True) or settimeout() on it) and stop at the first "
+    "BlockingIOError."
+)
 
 
 class WrongReturn(TypeError):
@@ -151,7 +191,7 @@ def _mode(sock: socket.socket) -> str:
 def _harm(mode: str) -> str:
     """What a client socket in ``mode`` does to the loop (for a verdict)."""
     if mode.startswith("timeout"):
-        wait = mode[mode.index("(") + 1:mode.index(" s)")]
+        wait = mode[mode.index("(") + 1 : mode.index(" s)")]
         return f"each quiet client would hold up the whole loop for {wait} s, every round"
     return "on Linux one quiet client would freeze the whole loop"
 
@@ -177,12 +217,12 @@ class LearnerClassicServer(ClassicServer):
         # KeyboardInterrupt or SystemExit they raise kills the loop like any error.
         self.learner_send_pending = send_pending and guarded(send_pending, name="send_pending")
         self.learner_accept_new = accept_new and guarded(accept_new, name="accept_new")
-        self.modes: list[str] = []          # what the step left a client's socket in
-        self.listener_mode = ""             # what the step left the listener in
+        self.modes: list[str] = []  # what the step left a client's socket in
+        self.listener_mode = ""  # what the step left the listener in
         # Seconds per call of the step (send_pending: only calls with work to do).
         self.durations: collections.deque[float] = collections.deque(maxlen=10_000)
 
-    def start(self) -> "LearnerClassicServer":
+    def start(self) -> LearnerClassicServer:
         super().start()
         self._thread.name = f"learner-{self.name}"
         return self
@@ -208,8 +248,9 @@ class LearnerClassicServer(ClassicServer):
             self._note_modes(sock for _, sock, _ in before)
         # Log a SEND for each pair it removed or shortened, whatever it called (sendall() is
         # not traced); send_rounds() counts rounds, so a send also traced counts once.
-        still = {id(item): len(item[1]) for item in wlist
-                 if isinstance(item, list) and len(item) == 2}
+        still = {
+            id(item): len(item[1]) for item in wlist if isinstance(item, list) and len(item) == 2
+        }
         for item, sock, size in before:
             left = still.get(id(item), 0)
             if left < size:
@@ -232,15 +273,18 @@ class LearnerClassicServer(ClassicServer):
             with contextlib.suppress(OSError):
                 self.listener_mode = self.listener_mode or _mode(self.listener)
         if not isinstance(new, list) or not all(isinstance(s, socket.socket) for s in new):
-            _close_found(new)                   # the loop dies next: leave no socket open
+            _close_found(new)  # the loop dies next: leave no socket open
         if not isinstance(new, list):
-            raise WrongReturn(f"accept_new() returned a {type(new).__name__}, not a list of "
-                              "sockets",
-                              "return a list of the sockets accepted: [] when nobody is waiting.")
+            raise WrongReturn(
+                f"accept_new() returned a {type(new).__name__}, not a list of sockets",
+                "return a list of the sockets accepted: [] when nobody is waiting.",
+            )
         odd = [item for item in new if not isinstance(item, socket.socket)]
         if odd:
-            raise WrongReturn(f"accept_new() returned a list of {type(odd[0]).__name__}, "
-                              "not of sockets", PAIR_HINT)
+            raise WrongReturn(
+                f"accept_new() returned a list of {type(odd[0]).__name__}, not of sockets",
+                PAIR_HINT,
+            )
         self.events.record(ACCEPT_WOULD_BLOCK)  # one per round, as the classic loop does
         # Python's own mode: on macOS and Windows the descriptor may be non-blocking anyway
         # (inherited from the listener), so a freeze alone would miss the mistake there.
@@ -280,8 +324,11 @@ def _raise_if_stuck(server, step: str) -> None:
     """Fail if the learner's step has been running for more than :data:`STUCK_AFTER` s."""
     if running_for(server._thread) > STUCK_AFTER:
         place = where(server._thread)
-        raise NotYet(f"{step}() did not return within {STUCK_AFTER:g} s"
-                     + (f": it was still running {place}" if place else ""), WAIT_HINT)
+        raise NotYet(
+            f"{step}() did not return within {STUCK_AFTER:g} s"
+            + (f": it was still running {place}" if place else ""),
+            WAIT_HINT,
+        )
 
 
 def _raise_loop_error(server, step: str, ignore=()) -> None:
@@ -289,13 +336,15 @@ def _raise_loop_error(server, step: str, ignore=()) -> None:
     with what it did (unless the error is one of ``ignore``)."""
     _raise_if_stuck(server, step)
     if server.modes:
-        what = ("left a client's socket" if step == "send_pending"
-                else "returned a socket")
-        raise NotYet(f"{step}() {what} in {server.modes[0]}: {_harm(server.modes[0])}",
-                     SEND_MODE_HINT if step == "send_pending" else ACCEPT_MODE_HINT)
+        what = "left a client's socket" if step == "send_pending" else "returned a socket"
+        raise NotYet(
+            f"{step}() {what} in {server.modes[0]}: {_harm(server.modes[0])}",
+            SEND_MODE_HINT if step == "send_pending" else ACCEPT_MODE_HINT,
+        )
     if server.listener_mode:
-        raise NotYet(f"accept_new() left the listening socket in {server.listener_mode}",
-                     ACCEPT_HANG_HINT)
+        raise NotYet(
+            f"accept_new() left the listening socket in {server.listener_mode}", ACCEPT_HANG_HINT
+        )
     error = server.error
     if error is None or isinstance(error, ignore) or isinstance(error, LearnerStopped):
         return
@@ -307,8 +356,11 @@ def _raise_loop_error(server, step: str, ignore=()) -> None:
     if isinstance(error, WrongReturn):
         raise NotYet(str(error), error.hint)
     if isinstance(error, BlockingIOError):
-        hint = ("BlockingIOError means 'not now': catch it and leave that item for the next "
-                "round." if step == "send_pending" else ACCEPT_HINT)
+        hint = (
+            "BlockingIOError means 'not now': catch it and leave that item for the next round."
+            if step == "send_pending"
+            else ACCEPT_HINT
+        )
     elif "'tuple' object" in str(error) and step == "accept_new":
         hint = PAIR_HINT
     else:
@@ -320,8 +372,11 @@ def _raise_if_slow(server, step: str) -> None:
     """Fail if the learner's step takes long per call (it waits: replies come late)."""
     median = server.call_time()
     if median > SLOW_CALL:
-        raise NotYet(f"{step}() took {median * 1e3:.0f} ms per call (median): it waits, and "
-                     "every client waits with it", WAIT_HINT)
+        raise NotYet(
+            f"{step}() took {median * 1e3:.0f} ms per call (median): it waits, and "
+            "every client waits with it",
+            WAIT_HINT,
+        )
 
 
 # ------------------------------------------------------------------------- probes
@@ -342,7 +397,7 @@ class _ProbeSocket(socket.socket):
         return f"<socket {self.label}>"
 
     def _take(self, data) -> int:
-        if callable(self.script):               # an exception type (or factory): raise one
+        if callable(self.script):  # an exception type (or factory): raise one
             raise self.script()
         if self.script == "real":
             return super().send(data)
@@ -355,7 +410,7 @@ class _ProbeSocket(socket.socket):
 
     def sendall(self, data, flags=0):
         self.calls["sendall"] += 1
-        if self._take(data) < len(memoryview(data)):     # as sendall() on a full buffer
+        if self._take(data) < len(memoryview(data)):  # as sendall() on a full buffer
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
     def setblocking(self, flag):
@@ -415,100 +470,148 @@ def _probe_send_pending(send_pending) -> None:
     with _probe_sockets({k: v[0] for k, v in SEND_PROBE.items()}) as socks:
         items = [[socks[k], data] for k, (_, data, _) in SEND_PROBE.items()]
         wlist = list(items)
-        out = try_learner(send_pending, wlist, limit=STUCK_AFTER, name="send_pending",
-                          sockets=list(socks.values()), hang_hint=WAIT_HINT)
+        out = try_learner(
+            send_pending,
+            wlist,
+            limit=STUCK_AFTER,
+            name="send_pending",
+            sockets=list(socks.values()),
+            hang_hint=WAIT_HINT,
+        )
         _judge_send_probe(socks, wlist, out.error)
     with _probe_sockets({"G": "real"}) as socks:
-        out = try_learner(send_pending, [[socks["G"], "text, not bytes"]], limit=STUCK_AFTER,
-                          name="send_pending", sockets=list(socks.values()))
+        out = try_learner(
+            send_pending,
+            [[socks["G"], "text, not bytes"]],
+            limit=STUCK_AFTER,
+            name="send_pending",
+            sockets=list(socks.values()),
+        )
         if out.error is None:
-            raise NotYet("a pending reply was a str, not bytes, so send() raised TypeError (a "
-                         "bug, not a network error), and send_pending() hid it",
-                         CATCH_ALL_HINT)
+            raise NotYet(
+                "a pending reply was a str, not bytes, so send() raised TypeError (a "
+                "bug, not a network error), and send_pending() hid it",
+                CATCH_ALL_HINT,
+            )
 
 
 def _judge_send_probe(socks, wlist, error) -> None:
-    probe = "six pending pairs (sent whole, sent in part, a full buffer, a reset, a timed-out " \
-            "connection, sent whole)"
+    probe = (
+        "six pending pairs (sent whole, sent in part, a full buffer, a reset, a timed-out "
+        "connection, sent whole)"
+    )
     for label, sock in socks.items():
         if sock.calls["sendall"]:
             raise NotYet(f"with {probe}, send_pending() called sendall()", SENDALL_HINT)
     for label, sock in socks.items():
-        changed = [c for c in sock.mode_calls if c not in ("setblocking(False)", "settimeout(0)",
-                                                           "settimeout(0.0)")]
+        changed = [
+            c
+            for c in sock.mode_calls
+            if c not in ("setblocking(False)", "settimeout(0)", "settimeout(0.0)")
+        ]
         if changed or sock.gettimeout() != 0.0:
             what = changed[0] if changed else "a blocking mode"
             raise NotYet(f"send_pending() called {what} on a client's socket", SEND_MODE_HINT)
     if error is not None:
         if isinstance(error, BlockingIOError):
-            raise NotYet("send() raised BlockingIOError (the socket's buffer is full) and "
-                         "send_pending() let it through",
-                         "BlockingIOError means 'not now': catch it and leave the pair as it "
-                         "is, for the next round.")
+            raise NotYet(
+                "send() raised BlockingIOError (the socket's buffer is full) and "
+                "send_pending() let it through",
+                "BlockingIOError means 'not now': catch it and leave the pair as it "
+                "is, for the next round.",
+            )
         if isinstance(error, OSError):
-            raise NotYet(f"send() raised {describe_exception(error)} (the client has gone) and "
-                         "send_pending() let it through",
-                         "catch OSError after BlockingIOError and remove the pair: "
-                         "ConnectionResetError, BrokenPipeError and TimeoutError are all "
-                         "OSErrors (TimeoutError is not a ConnectionError).")
-        raise NotYet(f"with {probe}, send_pending() raised {describe_exception(error)}",
-                     "read the error, fix the function, run its cell again.")
+            raise NotYet(
+                f"send() raised {describe_exception(error)} (the client has gone) and "
+                "send_pending() let it through",
+                "catch OSError after BlockingIOError and remove the pair: "
+                "ConnectionResetError, BrokenPipeError and TimeoutError are all "
+                "OSErrors (TimeoutError is not a ConnectionError).",
+            )
+        raise NotYet(
+            f"with {probe}, send_pending() raised {describe_exception(error)}",
+            "read the error, fix the function, run its cell again.",
+        )
     for label, sock in socks.items():
         if sock.calls["send"] > 1:
-            raise NotYet(f"send() was called {sock.calls['send']} times for one pair in one "
-                         "call of send_pending()", ONE_SEND_HINT)
+            raise NotYet(
+                f"send() was called {sock.calls['send']} times for one pair in one "
+                "call of send_pending()",
+                ONE_SEND_HINT,
+            )
     unsent = [label for label, sock in socks.items() if not sock.calls["send"]]
     if unsent:
-        raise NotYet(f"with {probe}, send() was never called for {len(unsent)} of them",
-                     SKIP_HINT)
-    odd = [item for item in wlist if not (isinstance(item, list) and len(item) == 2
-                                          and item[0] in socks.values())]
+        raise NotYet(f"with {probe}, send() was never called for {len(unsent)} of them", SKIP_HINT)
+    odd = [
+        item
+        for item in wlist
+        if not (isinstance(item, list) and len(item) == 2 and item[0] in socks.values())
+    ]
     if odd:
-        raise NotYet(f"wlist now holds {type(odd[0]).__name__} items, not the [sock, data] "
-                     "pairs it was given",
-                     "change the pair itself, item[1] = data[sent:], and remove pairs from "
-                     "wlist: the loop adds to a pending pair, so it must stay a list.")
-    left = {item[0].label: bytes(item[1]) if isinstance(item[1], (bytes, bytearray, memoryview))
-            else item[1] for item in wlist}
-    if sorted(left) == sorted(SEND_PROBE) and all(
-            left[k] == SEND_PROBE[k][1] for k in SEND_PROBE):
-        raise NotYet("wlist was not changed: the pairs sent are all still in it",
-                     "change the list you were given (wlist.remove(item), or wlist[:] = ...): "
-                     "wlist = [...] only gives your own variable a new list.")
+        raise NotYet(
+            f"wlist now holds {type(odd[0]).__name__} items, not the [sock, data] "
+            "pairs it was given",
+            "change the pair itself, item[1] = data[sent:], and remove pairs from "
+            "wlist: the loop adds to a pending pair, so it must stay a list.",
+        )
+    left = {
+        item[0].label: bytes(item[1])
+        if isinstance(item[1], (bytes, bytearray, memoryview))
+        else item[1]
+        for item in wlist
+    }
+    if sorted(left) == sorted(SEND_PROBE) and all(left[k] == SEND_PROBE[k][1] for k in SEND_PROBE):
+        raise NotYet(
+            "wlist was not changed: the pairs sent are all still in it",
+            "change the list you were given (wlist.remove(item), or wlist[:] = ...): "
+            "wlist = [...] only gives your own variable a new list.",
+        )
     for label in ("A", "F"):
         if label in left:
-            raise NotYet(f"a pair whose data send() took whole is still in wlist "
-                         f"(holding {left[label]!r})",
-                         "remove a pair once all its data is sent: the loop closes a client "
-                         "that said goodbye only once it has nothing pending.")
+            raise NotYet(
+                f"a pair whose data send() took whole is still in wlist (holding {left[label]!r})",
+                "remove a pair once all its data is sent: the loop closes a client "
+                "that said goodbye only once it has nothing pending.",
+            )
     if "B" not in left:
-        raise NotYet("after send() took 2 of 5 bytes, the pair was removed: the other 3 are "
-                     "lost (the article's mistake)",
-                     "send() may take only part of the data: keep the rest, "
-                     "item[1] = data[sent:], and remove the pair only once all is sent.")
+        raise NotYet(
+            "after send() took 2 of 5 bytes, the pair was removed: the other 3 are "
+            "lost (the article's mistake)",
+            "send() may take only part of the data: keep the rest, "
+            "item[1] = data[sent:], and remove the pair only once all is sent.",
+        )
     if left["B"] == b"world":
-        raise NotYet("after send() took 2 of b'world', the pair still holds all of it: those 2 "
-                     "bytes would be sent twice",
-                     "keep only what send() did not take: item[1] = data[sent:].")
+        raise NotYet(
+            "after send() took 2 of b'world', the pair still holds all of it: those 2 "
+            "bytes would be sent twice",
+            "keep only what send() did not take: item[1] = data[sent:].",
+        )
     if left["B"] != b"rld":
-        raise NotYet(f"after send() took 2 of b'world', the pair holds {left['B']!r}, "
-                     "expected b'rld'", "keep only what send() did not take: "
-                     "item[1] = data[sent:].")
+        raise NotYet(
+            f"after send() took 2 of b'world', the pair holds {left['B']!r}, expected b'rld'",
+            "keep only what send() did not take: item[1] = data[sent:].",
+        )
     if left.get("C") != b"full":
-        raise NotYet("a pair whose send() raised BlockingIOError was "
-                     + ("removed" if "C" not in left else f"changed to {left['C']!r}"),
-                     "BlockingIOError means the socket's buffer is full, not that the client "
-                     "has gone: leave the pair as it is, for the next round.")
+        raise NotYet(
+            "a pair whose send() raised BlockingIOError was "
+            + ("removed" if "C" not in left else f"changed to {left['C']!r}"),
+            "BlockingIOError means the socket's buffer is full, not that the client "
+            "has gone: leave the pair as it is, for the next round.",
+        )
     for label, error in (("D", "ConnectionResetError"), ("E", "TimeoutError")):
         if label in left:
-            raise NotYet(f"a pair whose send() raised {error} is still in wlist",
-                         "the client has gone: remove its pair (the loop then sees the end of "
-                         "the connection when it reads), or wlist grows forever.")
+            raise NotYet(
+                f"a pair whose send() raised {error} is still in wlist",
+                "the client has gone: remove its pair (the loop then sees the end of "
+                "the connection when it reads), or wlist grows forever.",
+            )
     for label in ("A", "B", "C", "F"):
         if socks[label].calls["close"]:
-            raise NotYet("send_pending() closed the socket of a client that is still there",
-                         "closing is the loop's job (close_done(), once a client has said "
-                         "goodbye and got its last reply): send_pending() only sends.")
+            raise NotYet(
+                "send_pending() closed the socket of a client that is still there",
+                "closing is the loop's job (close_done(), once a client has said "
+                "goodbye and got its last reply): send_pending() only sends.",
+            )
 
 
 def _probe_accept_new(accept_new) -> None:
@@ -516,61 +619,85 @@ def _probe_accept_new(accept_new) -> None:
     :data:`WAITING` clients waiting, and with an ``accept()`` that raises a bug."""
     with socket.create_server(("127.0.0.1", 0)) as empty:
         empty.setblocking(False)
-        out = try_learner(accept_new, empty, limit=STUCK_AFTER, name="accept_new",
-                          hang_hint=ACCEPT_HANG_HINT)
+        out = try_learner(
+            accept_new, empty, limit=STUCK_AFTER, name="accept_new", hang_hint=ACCEPT_HANG_HINT
+        )
         if isinstance(out.error, BlockingIOError):
-            raise NotYet("with nobody waiting, accept_new() raised "
-                         f"{describe_exception(out.error)}", ACCEPT_HINT)
+            raise NotYet(
+                f"with nobody waiting, accept_new() raised {describe_exception(out.error)}",
+                ACCEPT_HINT,
+            )
         if out.error is not None:
-            raise NotYet(f"with nobody waiting, accept_new() raised "
-                         f"{describe_exception(out.error)}",
-                         "read the error, fix the function, run its cell again.")
+            raise NotYet(
+                f"with nobody waiting, accept_new() raised {describe_exception(out.error)}",
+                "read the error, fix the function, run its cell again.",
+            )
         if out.value != []:
             _close_found(out.value)
-            raise NotYet(f"with nobody waiting it returned {out.value!r}, expected []",
-                         "return the list of sockets accepted: [] when nobody is waiting.")
+            raise NotYet(
+                f"with nobody waiting it returned {out.value!r}, expected []",
+                "return the list of sockets accepted: [] when nobody is waiting.",
+            )
 
     with socket.create_server(("127.0.0.1", 0)) as listener, contextlib.ExitStack() as stack:
         listener.setblocking(False)
         for _ in range(WAITING):
             stack.enter_context(socket.create_connection(listener.getsockname(), timeout=2))
-        select.select([listener], [], [], 2.0)   # the connections are in the accept queue
-        out = try_learner(accept_new, listener, limit=STUCK_AFTER, name="accept_new",
-                          hang_hint=ACCEPT_HANG_HINT)
+        select.select([listener], [], [], 2.0)  # the connections are in the accept queue
+        out = try_learner(
+            accept_new, listener, limit=STUCK_AFTER, name="accept_new", hang_hint=ACCEPT_HANG_HINT
+        )
         got = out.value
         stack.callback(_close_found, got)
         if out.error is not None:
-            hint = PAIR_HINT if "'tuple' object" in str(out.error) else (
-                "read the error, fix the function, run its cell again.")
-            raise NotYet(f"with {WAITING} clients waiting, accept_new() raised "
-                         f"{describe_exception(out.error)}", hint)
+            hint = (
+                PAIR_HINT
+                if "'tuple' object" in str(out.error)
+                else ("read the error, fix the function, run its cell again.")
+            )
+            raise NotYet(
+                f"with {WAITING} clients waiting, accept_new() raised "
+                f"{describe_exception(out.error)}",
+                hint,
+            )
         _judge_accepted(got, listener)
 
 
 def _judge_accepted(got, listener) -> None:
     if not isinstance(got, list):
-        raise NotYet(f"accept_new() returned a {type(got).__name__}, not a list of sockets",
-                     "return a list of the sockets accepted: [] when nobody is waiting.")
+        raise NotYet(
+            f"accept_new() returned a {type(got).__name__}, not a list of sockets",
+            "return a list of the sockets accepted: [] when nobody is waiting.",
+        )
     odd = [item for item in got if not isinstance(item, socket.socket)]
     if odd:
-        raise NotYet(f"accept_new() returned a list of {type(odd[0]).__name__}, not of "
-                     "sockets", PAIR_HINT)
+        raise NotYet(
+            f"accept_new() returned a list of {type(odd[0]).__name__}, not of sockets", PAIR_HINT
+        )
     if len(got) < WAITING:
-        raise NotYet(f"with {WAITING} clients waiting, accept_new() returned "
-                     + ("none" if not got else f"only {len(got)}"),
-                     "accept in a loop until accept() raises BlockingIOError: every client "
-                     "waiting, in one call, so that nobody waits a round per newcomer.")
+        raise NotYet(
+            f"with {WAITING} clients waiting, accept_new() returned "
+            + ("none" if not got else f"only {len(got)}"),
+            "accept in a loop until accept() raises BlockingIOError: every client "
+            "waiting, in one call, so that nobody waits a round per newcomer.",
+        )
     if any(sock.fileno() == -1 for sock in got):
-        raise NotYet("accept_new() returned closed sockets",
-                     "return the sockets open: the loop polls them next.")
+        raise NotYet(
+            "accept_new() returned closed sockets",
+            "return the sockets open: the loop polls them next.",
+        )
     modes = [_mode(sock) for sock in got if _mode(sock)]
     if modes:
-        raise NotYet(f"accept_new() returned sockets in {modes[0]}: {_harm(modes[0])}",
-                     ACCEPT_MODE_HINT)
+        raise NotYet(
+            f"accept_new() returned sockets in {modes[0]}: {_harm(modes[0])}", ACCEPT_MODE_HINT
+        )
     if listener.fileno() == -1 or _mode(listener):
-        raise NotYet("accept_new() changed the listening socket ("
-                     + ("closed it" if listener.fileno() == -1 else _mode(listener)) + ")",
-                     ACCEPT_HANG_HINT)
+        raise NotYet(
+            "accept_new() changed the listening socket ("
+            + ("closed it" if listener.fileno() == -1 else _mode(listener))
+            + ")",
+            ACCEPT_HANG_HINT,
+        )
 
 
 class _BuggyListener(socket.socket):
@@ -585,15 +712,18 @@ def _probe_catch_all(accept_new) -> None:
     real = socket.create_server(("127.0.0.1", 0))
     with _BuggyListener(real.family, real.type, real.proto, fileno=real.detach()) as buggy:
         buggy.setblocking(False)
-        out = try_learner(accept_new, buggy, limit=STUCK_AFTER, name="accept_new",
-                          hang_hint=ACCEPT_HANG_HINT)
+        out = try_learner(
+            accept_new, buggy, limit=STUCK_AFTER, name="accept_new", hang_hint=ACCEPT_HANG_HINT
+        )
         if out.error is None:
             _close_found(out.value)
-            raise NotYet("accept() raised a TypeError (standing for a bug, not a network "
-                         "error) and accept_new() hid it",
-                         "catch BlockingIOError (nobody is waiting), not Exception: a "
-                         "catch-all (except Exception, or a bare except) hides bugs, as the "
-                         "article's did.")
+            raise NotYet(
+                "accept() raised a TypeError (standing for a bug, not a network "
+                "error) and accept_new() hid it",
+                "catch BlockingIOError (nobody is waiting), not Exception: a "
+                "catch-all (except Exception, or a bare except) hides bugs, as the "
+                "article's did.",
+            )
 
 
 # ------------------------------------------------------------------------- live
@@ -610,7 +740,7 @@ def _served_beside_stragglers(server, requests: int = 20) -> tuple[list[float], 
         reader.settimeout(2.0)
         reader.connect(server.address)
         with contextlib.suppress(OSError):
-            reader.sendall(b"x" * (64 * 1024))   # its echo fills the buffers: send() refuses
+            reader.sendall(b"x" * (64 * 1024))  # its echo fills the buffers: send() refuses
         quiet = stack.enter_context(connect(server.address, timeout=2.0))
         try:
             quiet.sendall(b"hi")
@@ -640,59 +770,84 @@ def check_send_pending(send_pending):
         delays, per_call = _served_beside_stragglers(server)
         _raise_loop_error(server, "send_pending")
         if delays[-1] == float("inf"):
-            raise NotYet(f"beside a client that went quiet after its reply and one that does "
-                         f"not read, a client got no reply within {REPLY_WAIT:g} s: the loop "
-                         "was stuck", WAIT_HINT)
+            raise NotYet(
+                f"beside a client that went quiet after its reply and one that does "
+                f"not read, a client got no reply within {REPLY_WAIT:g} s: the loop "
+                "was stuck",
+                WAIT_HINT,
+            )
         if per_call > SLOW_CALL:
-            raise NotYet(f"with a reply waiting for a client that does not read, "
-                         f"send_pending() took {per_call * 1e3:.0f} ms per call (median): it "
-                         "waits, and every client waits with it", WAIT_HINT)
+            raise NotYet(
+                f"with a reply waiting for a client that does not read, "
+                f"send_pending() took {per_call * 1e3:.0f} ms per call (median): it "
+                "waits, and every client waits with it",
+                WAIT_HINT,
+            )
         median = statistics.median(delays)
         if median > SLOW_REPLY:
-            raise NotYet(f"beside a client that does not read, replies took "
-                         f"{median * 1e3:.0f} ms (median of {len(delays)} requests): "
-                         "send_pending() waits, and every client waits with it", WAIT_HINT)
+            raise NotYet(
+                f"beside a client that does not read, replies took "
+                f"{median * 1e3:.0f} ms (median of {len(delays)} requests): "
+                "send_pending() waits, and every client waits with it",
+                WAIT_HINT,
+            )
         outcome = echo_payload(server.address, PAYLOAD, timeout=10.0, quiet=1.0)
         # A reset after the client hung up is the echo's fault, reported from the outcome.
         _raise_loop_error(server, "send_pending", ignore=ConnectionError)
         if outcome.received > outcome.sent:
-            raise NotYet(f"{outcome.received:,} bytes came back for {outcome.sent:,} sent: "
-                         "some were sent twice", ONE_SEND_HINT)
+            raise NotYet(
+                f"{outcome.received:,} bytes came back for {outcome.sent:,} sent: "
+                "some were sent twice",
+                ONE_SEND_HINT,
+            )
         if outcome.lost:
-            raise NotYet(f"{outcome.lost:,} of {outcome.sent:,} bytes never came back "
-                         "(1 MiB echo, small buffers)",
-                         "send() may take only part of the data: keep the rest, "
-                         "item[1] = data[sent:], and remove the pair only once all is sent.")
+            raise NotYet(
+                f"{outcome.lost:,} of {outcome.sent:,} bytes never came back "
+                "(1 MiB echo, small buffers)",
+                "send() may take only part of the data: keep the rest, "
+                "item[1] = data[sent:], and remove the pair only once all is sent.",
+            )
         if not outcome.intact:
-            raise NotYet("the echo of 1 MiB came back scrambled",
-                         "send the rest of a partial send before anything else for that socket.")
+            raise NotYet(
+                "the echo of 1 MiB came back scrambled",
+                "send the rest of a partial send before anything else for that socket.",
+            )
         _raise_loop_error(server, "send_pending")
         load = run_load(server.address, clients=10, messages=20, size=64, timeout=5.0)
         _raise_loop_error(server, "send_pending")
         if not load.ok:
             first = load.errors[0] if load.errors else "incomplete"
-            raise NotYet(f"10 clients x 20 messages: {first}",
-                         "every pending pair needs one send() per round; remove it once sent.")
+            raise NotYet(
+                f"10 clients x 20 messages: {first}",
+                "every pending pair needs one send() per round; remove it once sent.",
+            )
         if not half_close_sees_eof(server.address, wait=REPLY_WAIT):
             _raise_loop_error(server, "send_pending")
-            raise NotYet("a client that said goodbye got its reply but never the end of the "
-                         "connection: its pair was never removed from wlist",
-                         "remove a pair once all its data is sent: the loop closes a client "
-                         "that said goodbye only once it has nothing pending.")
+            raise NotYet(
+                "a client that said goodbye got its reply but never the end of the "
+                "connection: its pair was never removed from wlist",
+                "remove a pair once all its data is sent: the loop closes a client "
+                "that said goodbye only once it has nothing pending.",
+            )
 
     with _learner_server("send_pending", send_pending=send_pending, pause=BURST_PAUSE) as server:
         delays = burst(server.address, BURST_CLIENTS, timeout=3.0)
         _raise_loop_error(server, "send_pending")
     if delays[-1] == float("inf"):
-        raise NotYet(f"{delays.count(float('inf'))} of {BURST_CLIENTS} clients got no reply",
-                     "remove a pair from wlist only after its data was sent.")
-    rounds = send_rounds(server.events)      # once stopped: every send is in the log
+        raise NotYet(
+            f"{delays.count(float('inf'))} of {BURST_CLIENTS} clients got no reply",
+            "remove a pair from wlist only after its data was sent.",
+        )
+    rounds = send_rounds(server.events)  # once stopped: every send is in the log
     if rounds > 2:
-        raise NotYet(f"{BURST_CLIENTS} replies pending at once took {rounds} rounds to send",
-                     SKIP_HINT)
-    return (f"a 1 MiB echo came back intact through {SNDBUF}-byte buffers, 200 messages "
-            f"from 10 clients too, a quiet client and one that does not read held nobody "
-            f"up, and {BURST_CLIENTS} pending replies went out in one round")
+        raise NotYet(
+            f"{BURST_CLIENTS} replies pending at once took {rounds} rounds to send", SKIP_HINT
+        )
+    return (
+        f"a 1 MiB echo came back intact through {SNDBUF}-byte buffers, 200 messages "
+        f"from 10 clients too, a quiet client and one that does not read held nobody "
+        f"up, and {BURST_CLIENTS} pending replies went out in one round"
+    )
 
 
 @checker
@@ -705,17 +860,23 @@ def check_accept_new(accept_new):
         starved = is_starved(server, wait=REPLY_WAIT)
         _raise_loop_error(server, "accept_new")
         if starved:
-            raise NotYet("a client that sends nothing froze the whole server: the other "
-                         "client got no reply", ACCEPT_MODE_HINT)
+            raise NotYet(
+                "a client that sends nothing froze the whole server: the other client got no reply",
+                ACCEPT_MODE_HINT,
+            )
         load = run_load(server.address, clients=20, messages=5, size=64, timeout=5.0)
         _raise_loop_error(server, "accept_new")
         if not load.ok:
-            raise NotYet(f"20 clients at once: {load.errors[0] if load.errors else 'incomplete'}",
-                         "accept in a loop until BlockingIOError, returning every socket.")
+            raise NotYet(
+                f"20 clients at once: {load.errors[0] if load.errors else 'incomplete'}",
+                "accept in a loop until BlockingIOError, returning every socket.",
+            )
         _raise_if_slow(server, "accept_new")
         if server.events.count(ACCEPT) < 22:
-            raise NotYet(f"only {server.events.count(ACCEPT)} of 22 clients were accepted",
-                         "accept in a loop until BlockingIOError, returning every socket.")
+            raise NotYet(
+                f"only {server.events.count(ACCEPT)} of 22 clients were accepted",
+                "accept in a loop until BlockingIOError, returning every socket.",
+            )
     return "a quiet client no longer freezes anyone, and 20 clients at once were all served"
 
 

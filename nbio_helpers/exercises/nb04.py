@@ -52,6 +52,7 @@ Step 5 (``BlockingIOError`` after ``select()``; ``ConnectionAbortedError`` from 
 cannot be provoked on demand on every system; a loop that lets such an error escape still
 gets a verdict naming the error (``raise_if_failed``).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -65,9 +66,21 @@ import time
 from ..clients import close_with_reset, connect, run_load
 from ..cpu import ThreadCPU
 from ..limits import OUT_OF_DESCRIPTORS, fd_limit
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
-               LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
-               describe_exception, guarded, running_for, stop_learner_code, where)
+from . import (
+    NOT_IMPLEMENTED_HINT,
+    NOT_IMPLEMENTED_MESSAGE,
+    LearnerBaseException,
+    LearnerStopped,
+    NotYet,
+    answer_of,
+    base_exception_failure,
+    checker,
+    describe_exception,
+    guarded,
+    running_for,
+    stop_learner_code,
+    where,
+)
 
 ROUND_TIMEOUT = 0.05
 """The ``timeout`` the checker passes to the learner's ``select_round``."""
@@ -133,10 +146,11 @@ class LearnerLoop:
         self.error: BaseException | None = None
         self.cpu = ThreadCPU()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"learner-select-loop-{next(_loops)}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"learner-select-loop-{next(_loops)}"
+        )
 
-    def start(self) -> "LearnerLoop":
+    def start(self) -> LearnerLoop:
         self._thread.start()
         return self
 
@@ -146,8 +160,8 @@ class LearnerLoop:
             while not self._stop.is_set():
                 self.select_round(self.listener, self.outbufs, self.finished, self.timeout)
                 self.rounds += 1
-                self.cpu.sample()   # where CPU time is self-reported (macOS)
-        except LearnerStopped:        # stopped by the harness: reported as stuck, or not at all
+                self.cpu.sample()  # where CPU time is self-reported (macOS)
+        except LearnerStopped:  # stopped by the harness: reported as stuck, or not at all
             pass
         except BaseException as exc:  # the checker reports it; the thread just ends
             self.error = exc
@@ -171,17 +185,21 @@ class LearnerLoop:
         into a :class:`NotYet`."""
         if self.stuck():
             place = self.where()
-            raise NotYet(f"select_round() did not return within {STUCK_AFTER:g} s (it was "
-                         f"given timeout={self.timeout:g})"
-                         + (f": it was still running {place}" if place else ""),
-                         "one call is one turn: pass timeout to select.select(), serve what "
-                         "it reported ready, then return; never loop inside select_round(), "
-                         "and never make a blocking call (every client socket must be "
-                         "non-blocking: step 2).")
+            raise NotYet(
+                f"select_round() did not return within {STUCK_AFTER:g} s (it was "
+                f"given timeout={self.timeout:g})"
+                + (f": it was still running {place}" if place else ""),
+                "one call is one turn: pass timeout to select.select(), serve what "
+                "it reported ready, then return; never loop inside select_round(), "
+                "and never make a blocking call (every client socket must be "
+                "non-blocking: step 2).",
+            )
         if self.listener.fileno() == -1 and not self._stop.is_set():
-            raise NotYet("select_round() closed the listening socket it was given",
-                         "the listener belongs to the caller and serves every future client: "
-                         "close only client sockets (steps 3 and 4).")
+            raise NotYet(
+                "select_round() closed the listening socket it was given",
+                "the listener belongs to the caller and serves every future client: "
+                "close only client sockets (steps 3 and 4).",
+            )
         if self.error is None:
             return
         if isinstance(self.error, LearnerBaseException):
@@ -189,20 +207,26 @@ class LearnerLoop:
         if isinstance(self.error, NotImplementedError):
             raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
         if isinstance(self.error, OSError) and self.error.errno in OUT_OF_DESCRIPTORS:
-            raise NotYet(f"this process ran out of file descriptors (soft limit {fd_limit()}) "
-                         "while your loop accepted clients",
-                         "this is the machine's limit, not a mistake in your loop: restart the "
-                         "kernel, or raise the limit (`ulimit -n 4096` in the shell that starts "
-                         "JupyterLab), and check again.")
+            raise NotYet(
+                f"this process ran out of file descriptors (soft limit {fd_limit()}) "
+                "while your loop accepted clients",
+                "this is the machine's limit, not a mistake in your loop: restart the "
+                "kernel, or raise the limit (`ulimit -n 4096` in the shell that starts "
+                "JupyterLab), and check again.",
+            )
         if isinstance(self.error, ConnectionError):
-            raise NotYet(f"select_round() raised {describe_exception(self.error)} when a "
-                         "client reset its connection",
-                         "a ConnectionError from recv() or send() means the client is gone: "
-                         "catch it, close that socket and delete it from outbufs (and "
-                         "finished) at once (step 3); the other clients carry on.")
-        raise NotYet(f"select_round() raised {describe_exception(self.error)}",
-                     "read the error message; remember that a closed socket must also be "
-                     "removed from outbufs, or select() will be given a closed socket.")
+            raise NotYet(
+                f"select_round() raised {describe_exception(self.error)} when a "
+                "client reset its connection",
+                "a ConnectionError from recv() or send() means the client is gone: "
+                "catch it, close that socket and delete it from outbufs (and "
+                "finished) at once (step 3); the other clients carry on.",
+            )
+        raise NotYet(
+            f"select_round() raised {describe_exception(self.error)}",
+            "read the error message; remember that a closed socket must also be "
+            "removed from outbufs, or select() will be given a closed socket.",
+        )
 
     def stop(self) -> bool:
         """End the loop and close every socket. Returns False if the thread would not end."""
@@ -221,7 +245,7 @@ class LearnerLoop:
                 except OSError:
                     pass
             self._thread.join(1.0)
-        if self._thread.is_alive():       # still in the learner's code: the harness stops it
+        if self._thread.is_alive():  # still in the learner's code: the harness stops it
             stop_learner_code([self._thread.ident], sockets=[self.listener, *self.outbufs])
             self._thread.join(0.5)
         ended = not self._thread.is_alive()
@@ -262,7 +286,7 @@ def big_echo(address, payload: bytes, timeout: float = 15.0, stall: float = 2.0)
             for _, mask in sel.select(timeout=0.1):
                 try:
                     if mask & selectors.EVENT_WRITE and out:
-                        out = out[sock.send(out):]
+                        out = out[sock.send(out) :]
                         if not out:
                             sel.modify(sock, selectors.EVENT_READ)
                     if mask & selectors.EVENT_READ:
@@ -290,8 +314,10 @@ def check_select_round(select_round):
     still gets all its 4 MiB, then the end of the stream, while the loop sleeps.
     """
     if not callable(select_round):
-        raise NotYet(f"expected a function, got {type(select_round).__name__}",
-                     "pass the function itself: check_select_round(select_round).")
+        raise NotYet(
+            f"expected a function, got {type(select_round).__name__}",
+            "pass the function itself: check_select_round(select_round).",
+        )
     loop = LearnerLoop(select_round).start()
     try:
         _first_echo(loop)
@@ -306,11 +332,15 @@ def check_select_round(select_round):
     finally:
         ended = loop.stop()
     if not ended:
-        raise NotYet("select_round() did not return after the checker stopped calling it",
-                     "pass timeout to select.select() so that every round ends.")
-    return ("your loop slept while clients were idle, answered at once, was not held up by a "
-            "client that did not read, echoed 100 clients and 8 MiB byte for byte, finished "
-            "sending after b'' before closing, and closed every finished connection")
+        raise NotYet(
+            "select_round() did not return after the checker stopped calling it",
+            "pass timeout to select.select() so that every round ends.",
+        )
+    return (
+        "your loop slept while clients were idle, answered at once, was not held up by a "
+        "client that did not read, echoed 100 clients and 8 MiB byte for byte, finished "
+        "sending after b'' before closing, and closed every finished connection"
+    )
 
 
 def _first_echo(loop: LearnerLoop) -> None:
@@ -318,28 +348,35 @@ def _first_echo(loop: LearnerLoop) -> None:
     try:
         with connect(loop.address, timeout=3.0) as sock:
             sock.sendall(b"hello")
-            sock.settimeout(0.05)   # short waits, to notice at once if the loop has crashed
+            sock.settimeout(0.05)  # short waits, to notice at once if the loop has crashed
             deadline = time.monotonic() + 3.0
-            while (len(got) < 5 and loop.error is None and time.monotonic() < deadline
-                   and not loop.stuck()):
+            while (
+                len(got) < 5
+                and loop.error is None
+                and time.monotonic() < deadline
+                and not loop.stuck()
+            ):
                 try:
                     chunk = sock.recv(5 - len(got))
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not chunk:
                     break
                 got += chunk
     except OSError as exc:
         loop.raise_if_failed()
-        raise NotYet(f"a client could not talk to your server ({describe_exception(exc)})",
-                     "accept() when the listener is readable, and make the new socket "
-                     "non-blocking.")
+        raise NotYet(
+            f"a client could not talk to your server ({describe_exception(exc)})",
+            "accept() when the listener is readable, and make the new socket non-blocking.",
+        )
     loop.raise_if_failed()
     if got != b"HELLO":
-        raise NotYet(f"a client sent b'hello' and got {got!r} back",
-                     "put the listener and every client socket in rlist; accept() when the "
-                     "listener is readable; recv() from a readable client, upper-case the "
-                     "data and append it to outbufs[sock]; send it when the socket is writable.")
+        raise NotYet(
+            f"a client sent b'hello' and got {got!r} back",
+            "put the listener and every client socket in rlist; accept() when the "
+            "listener is readable; recv() from a readable client, upper-case the "
+            "data and append it to outbufs[sock]; send it when the socket is writable.",
+        )
 
 
 def _count(loop: LearnerLoop, window: float) -> tuple[int, float]:
@@ -350,12 +387,14 @@ def _count(loop: LearnerLoop, window: float) -> tuple[int, float]:
 
 
 def _spins(rounds: int, cpu: float, what: str) -> NotYet:
-    return NotYet(f"{what} your loop went round {rounds:,} times in {IDLE_WINDOW} s, using "
-                  f"about {cpu:.0%} of a core: it spins",
-                  "a loop that never sleeps has one of two causes: idle sockets in wlist (an "
-                  "idle socket is always writable: put a socket in wlist only while its "
-                  "outbufs entry holds bytes to send), or select() not given the timeout "
-                  "argument (pass timeout itself, not 0).")
+    return NotYet(
+        f"{what} your loop went round {rounds:,} times in {IDLE_WINDOW} s, using "
+        f"about {cpu:.0%} of a core: it spins",
+        "a loop that never sleeps has one of two causes: idle sockets in wlist (an "
+        "idle socket is always writable: put a socket in wlist only while its "
+        "outbufs entry holds bytes to send), or select() not given the timeout "
+        "argument (pass timeout itself, not 0).",
+    )
 
 
 def _idle_rounds(loop: LearnerLoop) -> None:
@@ -363,28 +402,34 @@ def _idle_rounds(loop: LearnerLoop) -> None:
     try:
         if not wait_for(lambda: len(loop.outbufs) >= 10 or loop.error or loop.stuck(), 3.0):
             loop.raise_if_failed()
-            raise NotYet("10 clients connected but the loop did not accept them all in 3 s",
-                         "accept() whenever the listener is readable, and add the new socket "
-                         "to outbufs with an empty bytearray().")
+            raise NotYet(
+                "10 clients connected but the loop did not accept them all in 3 s",
+                "accept() whenever the listener is readable, and add the new socket "
+                "to outbufs with an empty bytearray().",
+            )
         rounds, cpu = _count(loop, IDLE_WINDOW)
         loop.raise_if_failed()
         if rounds > SPIN_ROUNDS:
             raise _spins(rounds, cpu, "with 10 idle clients")
         if rounds > EARLY_ROUNDS:
-            raise NotYet(f"with 10 idle clients your loop went round {rounds} times in "
-                         f"{IDLE_WINDOW} s with timeout={ROUND_TIMEOUT:g}: it returns more "
-                         f"often than its timeout (select() would return about "
-                         f"{IDLE_WINDOW / ROUND_TIMEOUT:.0f} times)",
-                         "a short sleep and then trying every socket is polling, not select(): "
-                         "make one select.select(rlist, wlist, [], timeout) call per round, "
-                         "with the timeout you were given, and let it do the waiting.")
+            raise NotYet(
+                f"with 10 idle clients your loop went round {rounds} times in "
+                f"{IDLE_WINDOW} s with timeout={ROUND_TIMEOUT:g}: it returns more "
+                f"often than its timeout (select() would return about "
+                f"{IDLE_WINDOW / ROUND_TIMEOUT:.0f} times)",
+                "a short sleep and then trying every socket is polling, not select(): "
+                "make one select.select(rlist, wlist, [], timeout) call per round, "
+                "with the timeout you were given, and let it do the waiting.",
+            )
         if cpu > IDLE_CPU:
-            raise NotYet(f"with 10 idle clients your loop used about {cpu:.0%} of a core, "
-                         f"in {rounds} rounds in {IDLE_WINDOW} s: it keeps the CPU busy while "
-                         "it waits",
-                         "let select.select() do the waiting (the thread sleeps in the "
-                         "kernel); never wait in a loop of your own that checks the time or "
-                         "the sockets.")
+            raise NotYet(
+                f"with 10 idle clients your loop used about {cpu:.0%} of a core, "
+                f"in {rounds} rounds in {IDLE_WINDOW} s: it keeps the CPU busy while "
+                "it waits",
+                "let select.select() do the waiting (the thread sleeps in the "
+                "kernel); never wait in a loop of your own that checks the time or "
+                "the sockets.",
+            )
     finally:
         for sock in idle:
             sock.close()
@@ -399,7 +444,7 @@ def _prompt_replies(loop: LearnerLoop) -> None:
             if not wait_for(lambda: len(loop.outbufs) >= 1 or loop.error or loop.stuck(), 3.0):
                 loop.raise_if_failed()
             for i in range(PROMPT_REQUESTS):
-                time.sleep(random.uniform(0.0, 0.02))   # not in step with the loop's rounds
+                time.sleep(random.uniform(0.0, 0.02))  # not in step with the loop's rounds
                 message = b"ping %d" % i
                 started = time.perf_counter()
                 sock.sendall(message)
@@ -407,39 +452,45 @@ def _prompt_replies(loop: LearnerLoop) -> None:
                 while len(got) < len(message):
                     try:
                         chunk = sock.recv(len(message) - len(got))
-                    except socket.timeout:
+                    except TimeoutError:
                         chunk = None
                     if not chunk:
                         loop.raise_if_failed()
-                        raise NotYet(f"a client sent {message!r} and got {got!r} back "
-                                     "within 3 s",
-                                     "serve a readable client, then send its reply when "
-                                     "select() says its socket is writable.")
+                        raise NotYet(
+                            f"a client sent {message!r} and got {got!r} back within 3 s",
+                            "serve a readable client, then send its reply when "
+                            "select() says its socket is writable.",
+                        )
                     got += chunk
                 delays.append(time.perf_counter() - started)
                 if got != message.upper():
-                    raise NotYet(f"a client sent {message!r} and got {got!r} back",
-                                 "upper-case the data and append it to outbufs[sock].")
+                    raise NotYet(
+                        f"a client sent {message!r} and got {got!r} back",
+                        "upper-case the data and append it to outbufs[sock].",
+                    )
                 if delays[-1] > PROMPT_REPLY:
                     late += 1
                     if late >= PROMPT_LATE:
                         break
     except OSError as exc:
         loop.raise_if_failed()
-        raise NotYet(f"a client could not talk to your server ({describe_exception(exc)})",
-                     "accept() when the listener is readable, and make the new socket "
-                     "non-blocking.")
+        raise NotYet(
+            f"a client could not talk to your server ({describe_exception(exc)})",
+            "accept() when the listener is readable, and make the new socket non-blocking.",
+        )
     finally:
         loop.timeout = ROUND_TIMEOUT
     loop.raise_if_failed()
     if late >= PROMPT_LATE:
-        raise NotYet(f"with timeout={PROMPT_TIMEOUT:g}, {late} of {len(delays)} replies came "
-                     f"more than {PROMPT_REPLY * 1e3:.0f} ms late (median "
-                     f"{statistics.median(delays) * 1e3:.0f} ms): your loop sleeps, then tries "
-                     "every socket",
-                     "sleeping out the timeout and then trying every socket is polling: "
-                     "select.select(rlist, wlist, [], timeout) returns as soon as one socket "
-                     "is ready, so call it (once per round) instead of sleeping.")
+        raise NotYet(
+            f"with timeout={PROMPT_TIMEOUT:g}, {late} of {len(delays)} replies came "
+            f"more than {PROMPT_REPLY * 1e3:.0f} ms late (median "
+            f"{statistics.median(delays) * 1e3:.0f} ms): your loop sleeps, then tries "
+            "every socket",
+            "sleeping out the timeout and then trying every socket is polling: "
+            "select.select(rlist, wlist, [], timeout) returns as soon as one socket "
+            "is ready, so call it (once per round) instead of sleeping.",
+        )
 
 
 def _small_window_client(address) -> socket.socket:
@@ -475,8 +526,10 @@ def _quiet_client(loop: LearnerLoop) -> None:
                 break
         # Then it reads a little (room in the server's send buffer: writable again, with far
         # more pending than fits), and stops reading again.
-        wait_for(lambda: loop.error or loop.stuck()
-                 or sum(map(len, loop.outbufs.values())) >= sent // 2, 1.0)
+        wait_for(
+            lambda: loop.error or loop.stuck() or sum(map(len, loop.outbufs.values())) >= sent // 2,
+            1.0,
+        )
         read, deadline = 0, time.monotonic() + 0.5
         while read < 4 * RCVBUF and time.monotonic() < deadline:
             try:
@@ -494,7 +547,7 @@ def _quiet_client(loop: LearnerLoop) -> None:
                 while len(got) < 14 and time.monotonic() < deadline and loop.error is None:
                     try:
                         data = other.recv(14 - len(got))
-                    except socket.timeout:
+                    except TimeoutError:
                         continue
                     if not data:
                         break
@@ -504,36 +557,44 @@ def _quiet_client(loop: LearnerLoop) -> None:
         if got != b"ARE YOU THERE?":
             if loop.error is None:
                 place = loop.where()
-                raise NotYet(f"a client sent {sent / 1024:,.0f} KiB, read a little of its replies "
-                             f"and then stopped reading; after that another client got {got!r} "
-                             "back within 2 s: the quiet client held up your loop"
-                             + (f" (it was running {place})" if place else ""),
-                             "make every accepted socket non-blocking (step 2): a send() or "
-                             "recv() on a blocking socket waits, and a client that does not "
-                             "read never makes room for a blocking send().")
+                raise NotYet(
+                    f"a client sent {sent / 1024:,.0f} KiB, read a little of its replies "
+                    f"and then stopped reading; after that another client got {got!r} "
+                    "back within 2 s: the quiet client held up your loop"
+                    + (f" (it was running {place})" if place else ""),
+                    "make every accepted socket non-blocking (step 2): a send() or "
+                    "recv() on a blocking socket waits, and a client that does not "
+                    "read never makes room for a blocking send().",
+                )
             loop.raise_if_failed()
         loop.raise_if_failed()
     finally:
         close_with_reset(quiet)
     if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         loop.raise_if_failed()
-        raise NotYet(f"a client reset its connection with replies pending, and 2 s later "
-                     f"{len(loop.outbufs)} socket(s) were still in outbufs",
-                     "a ConnectionError from recv() or send() means the client is gone: close "
-                     "that socket and delete it from outbufs (and finished) at once (step 3).")
+        raise NotYet(
+            f"a client reset its connection with replies pending, and 2 s later "
+            f"{len(loop.outbufs)} socket(s) were still in outbufs",
+            "a ConnectionError from recv() or send() means the client is gone: close "
+            "that socket and delete it from outbufs (and finished) at once (step 3).",
+        )
     loop.raise_if_failed()
     if loop.finished:
-        raise NotYet("a client reset its connection, and its socket stayed in finished",
-                     "when you close a client, delete it from outbufs and from finished.")
+        raise NotYet(
+            "a client reset its connection, and its socket stayed in finished",
+            "when you close a client, delete it from outbufs and from finished.",
+        )
 
 
 def _no_leak(loop: LearnerLoop, closed: int) -> None:
     if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         loop.raise_if_failed()
-        raise NotYet(f"{closed} client(s) closed, but {len(loop.outbufs)} socket(s) are still "
-                     "in outbufs: the connections leak (and select() keeps reporting them)",
-                     "recv() returning b'' with nothing left to send means the client is "
-                     "done: close that socket and delete it from outbufs.")
+        raise NotYet(
+            f"{closed} client(s) closed, but {len(loop.outbufs)} socket(s) are still "
+            "in outbufs: the connections leak (and select() keeps reporting them)",
+            "recv() returning b'' with nothing left to send means the client is "
+            "done: close that socket and delete it from outbufs.",
+        )
     loop.raise_if_failed()
 
 
@@ -542,14 +603,18 @@ def _hundred_clients(loop: LearnerLoop) -> None:
     loop.raise_if_failed()
     if not result.ok:
         first = result.errors[0] if result.errors else "some echoes were missing"
-        raise NotYet(f"with 100 concurrent clients, {result.completed} of 500 echoes came back "
-                     f"right (first problem: {first})",
-                     "serve every socket select() reported, not only the first one.")
+        raise NotYet(
+            f"with 100 concurrent clients, {result.completed} of 500 echoes came back "
+            f"right (first problem: {first})",
+            "serve every socket select() reported, not only the first one.",
+        )
     if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
-        raise NotYet(f"{len(loop.outbufs)} of 100 finished clients are still in outbufs: "
-                     "the connections leak",
-                     "recv() returning b'' means the client is done: once nothing is left to "
-                     "send it, close it and delete it.")
+        raise NotYet(
+            f"{len(loop.outbufs)} of 100 finished clients are still in outbufs: "
+            "the connections leak",
+            "recv() returning b'' means the client is done: once nothing is left to "
+            "send it, close it and delete it.",
+        )
 
 
 def _big_payload(loop: LearnerLoop) -> None:
@@ -557,15 +622,19 @@ def _big_payload(loop: LearnerLoop) -> None:
     got = big_echo(loop.address, payload)
     loop.raise_if_failed()
     if len(got) < len(payload):
-        raise NotYet(f"a client sent 8 MiB and only {len(got):,} of {len(payload):,} bytes came "
-                     "back: the rest was lost",
-                     "send() may take only part of the buffer: it returns how many bytes it "
-                     "took; delete just those (del outbufs[sock][:sent]) and keep the rest "
-                     "for the next round.")
+        raise NotYet(
+            f"a client sent 8 MiB and only {len(got):,} of {len(payload):,} bytes came "
+            "back: the rest was lost",
+            "send() may take only part of the buffer: it returns how many bytes it "
+            "took; delete just those (del outbufs[sock][:sent]) and keep the rest "
+            "for the next round.",
+        )
     if got != payload.upper():
-        raise NotYet("a client sent 8 MiB and got the right number of bytes, but not the "
-                     "right bytes (out of order or changed)",
-                     "append each reply at the end of outbufs[sock] and send from its start.")
+        raise NotYet(
+            "a client sent 8 MiB and got the right number of bytes, but not the "
+            "right bytes (out of order or changed)",
+            "append each reply at the end of outbufs[sock] and send from its start.",
+        )
 
 
 def _half_close(loop: LearnerLoop) -> None:
@@ -577,17 +646,18 @@ def _half_close(loop: LearnerLoop) -> None:
     sock.settimeout(5.0)
     try:
         try:
-            sock.sendall(payload)   # the server reads it all: its outbufs entry has no bound
+            sock.sendall(payload)  # the server reads it all: its outbufs entry has no bound
             sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
             loop.raise_if_failed()
-            raise NotYet(f"a client sending 4 MiB without reading got "
-                         f"{describe_exception(exc)}",
-                         "keep reading a client while its replies are pending; close it only "
-                         "once its buffer is empty.")
+            raise NotYet(
+                f"a client sending 4 MiB without reading got {describe_exception(exc)}",
+                "keep reading a client while its replies are pending; close it only "
+                "once its buffer is empty.",
+            )
         # b'' reaches the loop: a right loop puts the client into finished
         wait_for(lambda: loop.finished or not loop.outbufs or loop.error or loop.stuck(), 2.0)
-        rounds, cpu = _count(loop, IDLE_WINDOW)   # the client reads nothing meanwhile
+        rounds, cpu = _count(loop, IDLE_WINDOW)  # the client reads nothing meanwhile
         loop.raise_if_failed()
         got, ended = bytearray(), False
         sock.settimeout(0.1)
@@ -595,7 +665,7 @@ def _half_close(loop: LearnerLoop) -> None:
         while time.monotonic() < deadline and time.monotonic() - last < 2.0:
             try:
                 chunk = sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 if loop.error is not None or loop.stuck():
                     break
                 continue
@@ -611,34 +681,45 @@ def _half_close(loop: LearnerLoop) -> None:
     loop.raise_if_failed()
     expected = payload.upper()
     if len(got) < len(expected):
-        raise NotYet(f"a client sent 4 MiB, then said it was done (b'' reached your loop) "
-                     f"before reading a byte; only {len(got):,} of {len(expected):,} bytes "
-                     "came back" + (", then the stream ended" if ended else ""),
-                     "b'' means the client will send no more, not that it reads no more: "
-                     "keep its socket, in finished, until its buffer is sent (step 3), then "
-                     "close it (step 4).")
-    if bytes(got[:len(expected)]) != expected or len(got) > len(expected):
-        raise NotYet("a client sent 4 MiB and said it was done; the bytes that came back "
-                     "were not its echo (out of order, changed or repeated)",
-                     "append each reply at the end of outbufs[sock] and send from its start.")
+        raise NotYet(
+            f"a client sent 4 MiB, then said it was done (b'' reached your loop) "
+            f"before reading a byte; only {len(got):,} of {len(expected):,} bytes "
+            "came back" + (", then the stream ended" if ended else ""),
+            "b'' means the client will send no more, not that it reads no more: "
+            "keep its socket, in finished, until its buffer is sent (step 3), then "
+            "close it (step 4).",
+        )
+    if bytes(got[: len(expected)]) != expected or len(got) > len(expected):
+        raise NotYet(
+            "a client sent 4 MiB and said it was done; the bytes that came back "
+            "were not its echo (out of order, changed or repeated)",
+            "append each reply at the end of outbufs[sock] and send from its start.",
+        )
     if rounds > SPIN_ROUNDS:
-        raise NotYet(f"while a client that had sent b'' waited for its replies, your loop went "
-                     f"round {rounds:,} times in {IDLE_WINDOW} s (about {cpu:.0%} of a core): "
-                     "it spins",
-                     "a client that sent b'' stays readable for ever (recv() returns b'' at "
-                     "once, every time): leave the sockets of finished out of rlist.")
+        raise NotYet(
+            f"while a client that had sent b'' waited for its replies, your loop went "
+            f"round {rounds:,} times in {IDLE_WINDOW} s (about {cpu:.0%} of a core): "
+            "it spins",
+            "a client that sent b'' stays readable for ever (recv() returns b'' at "
+            "once, every time): leave the sockets of finished out of rlist.",
+        )
     if not ended:
-        raise NotYet("a client sent 4 MiB and said it was done; every byte came back, but the "
-                     "stream never ended: your loop never closed its socket",
-                     "once the buffer of a client in finished is empty, close it and delete it "
-                     "from outbufs and from finished (step 4).")
-    if not wait_for(lambda: not loop.outbufs and not loop.finished or loop.error
-                    or loop.stuck(), 2.0):
+        raise NotYet(
+            "a client sent 4 MiB and said it was done; every byte came back, but the "
+            "stream never ended: your loop never closed its socket",
+            "once the buffer of a client in finished is empty, close it and delete it "
+            "from outbufs and from finished (step 4).",
+        )
+    if not wait_for(
+        lambda: (not loop.outbufs and not loop.finished) or loop.error or loop.stuck(), 2.0
+    ):
         loop.raise_if_failed()
-        raise NotYet(f"a client that said it was done got all its replies, but 2 s later "
-                     f"outbufs held {len(loop.outbufs)} socket(s) and finished "
-                     f"{len(loop.finished)}",
-                     "when you close a client, delete it from outbufs and from finished.")
+        raise NotYet(
+            f"a client that said it was done got all its replies, but 2 s later "
+            f"outbufs held {len(loop.outbufs)} socket(s) and finished "
+            f"{len(loop.finished)}",
+            "when you close a client, delete it from outbufs and from finished.",
+        )
     loop.raise_if_failed()
 
 
@@ -674,13 +755,14 @@ def check_prediction(question: str, prediction):
     """Check a predict-then-measure answer: ``prediction`` (a function returning "a", "b" or
     "c", or the letter itself)."""
     if question not in QUESTIONS:
-        raise NotYet(f"there is no question {question!r}",
-                     f"use one of: {', '.join(QUESTIONS)}.")
+        raise NotYet(f"there is no question {question!r}", f"use one of: {', '.join(QUESTIONS)}.")
     right, why = QUESTIONS[question]
     answer = answer_of(prediction)
     if not isinstance(answer, str) or answer.strip().lower().strip("()") not in ("a", "b", "c"):
-        raise NotYet(f"the answer should be one of 'a', 'b' or 'c', not {answer!r}",
-                     "return a single letter, e.g. return 'a'.")
+        raise NotYet(
+            f"the answer should be one of 'a', 'b' or 'c', not {answer!r}",
+            "return a single letter, e.g. return 'a'.",
+        )
     answer = answer.strip().lower().strip("()")
     if answer != right:
         raise NotYet(f"({answer}) is not what happens.", why)

@@ -47,6 +47,7 @@ learner's ``serve()`` runs as a real server; the checker gives it a selector of 
   instead of ``time.monotonic()``; any ``select()`` timeout up to ``idle_timeout``; a
   timeout computed from the earliest deadline (``None`` while no client is connected).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,9 +60,21 @@ import time
 from ..clients import connect, recv_exactly, request
 from ..models import MODELS, SelectorsServer
 from ..server import ServerStopTimeout
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
-               LearnerStopped, NotYet, answer_of, base_exception_failure, checker,
-               describe_exception, guarded, stop_learner_code, try_learner, where)
+from . import (
+    NOT_IMPLEMENTED_HINT,
+    NOT_IMPLEMENTED_MESSAGE,
+    LearnerBaseException,
+    LearnerStopped,
+    NotYet,
+    answer_of,
+    base_exception_failure,
+    checker,
+    describe_exception,
+    guarded,
+    stop_learner_code,
+    try_learner,
+    where,
+)
 
 MODEL_NAMES = tuple(MODELS)
 """The names exercise 1 accepts: every model of :data:`nbio_helpers.models.MODELS`, in order
@@ -70,67 +83,67 @@ MODEL_NAMES = tuple(MODELS)
 SCENARIOS = {
     "game_loop": {
         "text": "A game redraws its screen 60 times a second in its main loop. Each frame it "
-                "must take whatever its one server connection has sent, but never wait for it.",
+        "must take whatever its one server connection has sent, but never wait for it.",
         "accept": ("polling", "select"),
         "why": "the loop already wakes up 60 times a second: once per frame, a non-blocking "
-               "recv() (polling), or select() with a timeout of 0 on the one socket, takes "
-               "what has come without waiting; any wait would freeze the picture.",
+        "recv() (polling), or select() with a timeout of 0 on the one socket, takes "
+        "what has come without waiting; any wait would freeze the picture.",
         "hints": {
             "blocking": "a blocking recv() would freeze the game until the server sends.",
             "threads": "a reader thread works, but then the frame loop must take the data from "
-                       "it safely (a queue), and the thread takes Python's GIL from the game "
-                       "whenever data comes. One non-blocking call per frame does the same in "
-                       "the loop itself.",
+            "it safely (a queue), and the thread takes Python's GIL from the game "
+            "whenever data comes. One non-blocking call per frame does the same in "
+            "the loop itself.",
             "selectors": "sel.select(0) once per frame works, but a selector is for many "
-                         "sockets: for one, it is select() with a timeout of 0 and more to set "
-                         "up. Choose polling or select.",
+            "sockets: for one, it is select() with a timeout of 0 and more to set "
+            "up. Choose polling or select.",
             "asyncio": "asyncio wants to own the main loop (asyncio.run()); the game already "
-                       "has one, and would have to run asyncio's a step at a time each frame.",
+            "has one, and would have to run asyncio's a step at a time each frame.",
             "tasks": "the tasks model runs a loop of its own (notebook 06's Loop), as asyncio "
-                     "does: the game already has one, and would have to run that one a step "
-                     "at a time each frame.",
+            "does: the game already has one, and would have to run that one a step "
+            "at a time each frame.",
         },
     },
     "chat_server": {
         "text": "A chat server on Linux with 10,000 connected users, most of them silent "
-                "most of the time.",
+        "most of the time.",
         "accept": ("selectors", "asyncio"),
         "why": "epoll waits on 10,000 sockets at a cost that depends on the ready ones only, "
-               "and one thread serves them all (selectors, or asyncio on top of it).",
+        "and one thread serves them all (selectors, or asyncio on top of it).",
         "hints": {
             "blocking": "one client at a time: the other 9,999 would wait.",
             "threads": "10,000 threads can work, and a thread asleep in recv() costs no CPU. "
-                       "But each one holds a stack of its own (reserved address space, and the "
-                       "memory it touches) and the kernel's bookkeeping, and every message "
-                       "wakes a thread that must take Python's GIL from the others. One thread "
-                       "with epoll does the same work without either cost.",
+            "But each one holds a stack of its own (reserved address space, and the "
+            "memory it touches) and the kernel's bookkeeping, and every message "
+            "wakes a thread that must take Python's GIL from the others. One thread "
+            "with epoll does the same work without either cost.",
             "polling": "asking 10,000 silent sockets again and again burns a core for nothing.",
             "select": "select() cannot watch descriptor numbers of 1024 or more (FD_SETSIZE), "
-                      "and every call costs time for every socket it watches.",
+            "and every call costs time for every socket it watches.",
             "tasks": "the tasks model is this series' own teaching loop (notebook 06): it "
-                     "would wait in epoll as asyncio does, but a real server is built on what "
-                     "is maintained and tested by others: selectors, or asyncio.",
+            "would wait in epoll as asyncio does, but a real server is built on what "
+            "is maintained and tested by others: selectors, or asyncio.",
         },
     },
     "legacy_driver": {
         "text": "A small internal service: about 20 clients at a time, and every request calls "
-                "a database library whose calls block and cannot be made non-blocking.",
+        "a database library whose calls block and cannot be made non-blocking.",
         "accept": ("threads",),
         "why": "a blocking call stops whatever thread makes it: with a thread per client, one "
-               "slow query stops only its own client, and 20 threads are cheap.",
+        "slow query stops only its own client, and 20 threads are cheap.",
         "hints": {
             "blocking": "one client at a time: a slow query would make the other 19 wait.",
             "polling": "the library's calls block: while one runs, the loop stops for everyone.",
             "select": "the library's calls block: while one runs, the loop stops for everyone.",
             "selectors": "the library's calls block: while one runs, the loop stops for everyone.",
             "asyncio": "a blocking call inside a coroutine stops the whole event loop (section 4 "
-                       "measured it). The way out is await asyncio.to_thread(query, ...), which "
-                       "runs each query in a thread of a pool: threads again, plus an event "
-                       "loop, and the pool has min(32, CPUs + 4) threads, so on a small machine "
-                       "some of 20 slow queries wait for a free one. For 20 clients, threads "
-                       "alone are simpler.",
+            "measured it). The way out is await asyncio.to_thread(query, ...), which "
+            "runs each query in a thread of a pool: threads again, plus an event "
+            "loop, and the pool has min(32, CPUs + 4) threads, so on a small machine "
+            "some of 20 slow queries wait for a free one. For 20 clients, threads "
+            "alone are simpler.",
             "tasks": "a blocking call inside a task stops the whole loop, as in asyncio: "
-                     "every other client waits while one query runs.",
+            "every other client waits while one query runs.",
         },
     },
 }
@@ -143,25 +156,37 @@ def check_model_choices(answers):
     them); explain each one."""
     answers = answer_of(answers)
     if not isinstance(answers, dict):
-        raise NotYet(f"expected a dict, got {type(answers).__name__}",
-                     "answers = {'game_loop': '...', 'chat_server': '...', "
-                     "'legacy_driver': '...'}")
-    if any(value is NotImplemented or value is Ellipsis or value is None
-           for value in answers.values()) or not answers:
+        raise NotYet(
+            f"expected a dict, got {type(answers).__name__}",
+            "answers = {'game_loop': '...', 'chat_server': '...', 'legacy_driver': '...'}",
+        )
+    if (
+        any(
+            value is NotImplemented or value is Ellipsis or value is None
+            for value in answers.values()
+        )
+        or not answers
+    ):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     missing = [key for key in SCENARIOS if key not in answers]
     if missing:
-        raise NotYet(f"no answer for {', '.join(missing)}",
-                     f"give one model name for each of: {', '.join(SCENARIOS)}.")
+        raise NotYet(
+            f"no answer for {', '.join(missing)}",
+            f"give one model name for each of: {', '.join(SCENARIOS)}.",
+        )
     explanations = []
     for key, scenario in SCENARIOS.items():
         answer = str(answers[key]).strip().lower()
         if answer not in MODEL_NAMES:
-            raise NotYet(f"{answers[key]!r} (for {key}) is not a model name",
-                         f"choose one of: {', '.join(MODEL_NAMES)}.")
+            raise NotYet(
+                f"{answers[key]!r} (for {key}) is not a model name",
+                f"choose one of: {', '.join(MODEL_NAMES)}.",
+            )
         if answer not in scenario["accept"]:
-            raise NotYet(f"{answer!r} is not the best fit for {key}",
-                         scenario["hints"].get(answer, "think about what blocks and what waits."))
+            raise NotYet(
+                f"{answer!r} is not the best fit for {key}",
+                scenario["hints"].get(answer, "think about what blocks and what waits."),
+            )
         explanations.append(f"\n  - {key}: {answer}, because {scenario['why']}")
     return "the right model for every scenario:" + "".join(explanations)
 
@@ -211,19 +236,19 @@ class _SelectLog:
     def __init__(self, server):
         self.server = server
         self.lock = threading.Lock()
-        self.total = 0                 # select() calls since the server started
-        self.unregistered_closed = 0   # unregister() of a socket already closed
-        self.server_selectors: list = []   # every selector the loop made
+        self.total = 0  # select() calls since the server started
+        self.unregistered_closed = 0  # unregister() of a socket already closed
+        self.server_selectors: list = []  # every selector the loop made
         self.waiting: tuple | None = None  # (timeout, clients) of the select() running now
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self.started = time.monotonic()
-            self.calls = 0             # select() calls while a client was registered
-            self.no_timeout = 0        # ... of which with timeout None
-            self.zero_timeout = 0      # ... of which with timeout 0 (or less)
-            self.waited = 0            # ... of which with a timeout > 0
+            self.calls = 0  # select() calls while a client was registered
+            self.no_timeout = 0  # ... of which with timeout None
+            self.zero_timeout = 0  # ... of which with timeout 0 (or less)
+            self.waited = 0  # ... of which with a timeout > 0
 
     def select_called(self, timeout, clients: int) -> None:
         with self.lock:
@@ -264,9 +289,11 @@ def _watched_selector_class(log: _SelectLog):
             log.server_selectors.append(self)
 
         def select(self, timeout=None):
-            clients = sum(1 for key in self.get_map().values()
-                          if key.fileobj is not server.listener
-                          and key.fileobj is not server.waker)
+            clients = sum(
+                1
+                for key in self.get_map().values()
+                if key.fileobj is not server.listener and key.fileobj is not server.waker
+            )
             log.select_called(timeout, clients)
             try:
                 return super().select(timeout)
@@ -282,17 +309,18 @@ def _watched_selector_class(log: _SelectLog):
     return CheckersSelector
 
 
-def _closed_by_server(sock: socket.socket, within: float, server,
-                      since: float | None = None) -> float | None:
+def _closed_by_server(
+    sock: socket.socket, within: float, server, since: float | None = None
+) -> float | None:
     """Seconds from ``since`` (a ``time.monotonic()`` value: when ``sock`` connected; default
     now) until the server closed ``sock`` (EOF or reset), or None if it did not within
     ``within`` seconds of ``since`` (or if the server's loop ended: no point waiting)."""
     start = time.monotonic() if since is None else since
-    sock.settimeout(0.02)   # short waits, to notice at once if the loop has died
+    sock.settimeout(0.02)  # short waits, to notice at once if the loop has died
     while time.monotonic() - start < within and server.running:
         try:
             data = sock.recv(1024)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except ConnectionError:
             data = b""
@@ -338,24 +366,34 @@ def check_idle_timeout(server_class):
     and stops when asked. Verdict within about 4 s (30 s whatever the learner's code does).
     """
     if not isinstance(server_class, type):
-        raise NotYet(f"expected a class, got {type(server_class).__name__}",
-                     "pass the class itself: check_idle_timeout(IdleTimeoutServer).")
+        raise NotYet(
+            f"expected a class, got {type(server_class).__name__}",
+            "pass the class itself: check_idle_timeout(IdleTimeoutServer).",
+        )
     # The learner's __init__ (and start, if overridden) run under the harness: bounded.
     registry_name = f"check-idle-{next(_servers)}"
-    made = try_learner(lambda: server_class(idle_timeout=IDLE_TIMEOUT, name=registry_name),
-                       limit=3.0, name=server_class.__name__)
+    made = try_learner(
+        lambda: server_class(idle_timeout=IDLE_TIMEOUT, name=registry_name),
+        limit=3.0,
+        name=server_class.__name__,
+    )
     if made.error is not None:
         if isinstance(made.error, TypeError):
-            raise NotYet(f"{server_class.__name__}(idle_timeout=...) failed: "
-                         f"{describe_exception(made.error)}",
-                         "keep the __init__ that takes idle_timeout.")
-        raise NotYet(f"{server_class.__name__}(idle_timeout=...) raised "
-                     f"{describe_exception(made.error)}",
-                     "keep the __init__ as it was given: it only stores idle_timeout.")
+            raise NotYet(
+                f"{server_class.__name__}(idle_timeout=...) failed: "
+                f"{describe_exception(made.error)}",
+                "keep the __init__ that takes idle_timeout.",
+            )
+        raise NotYet(
+            f"{server_class.__name__}(idle_timeout=...) raised {describe_exception(made.error)}",
+            "keep the __init__ as it was given: it only stores idle_timeout.",
+        )
     server = made.value
     if not isinstance(server, SelectorsServer):
-        raise NotYet(f"{server_class.__name__} is not a SelectorsServer",
-                     "keep the class line as given: class IdleTimeoutServer(SelectorsServer).")
+        raise NotYet(
+            f"{server_class.__name__} is not a SelectorsServer",
+            "keep the class line as given: class IdleTimeoutServer(SelectorsServer).",
+        )
     log = _SelectLog(server)
     server.selector_class = _watched_selector_class(log)
     # The learner's serve() runs in the server's thread: guarded, so that it can be timed,
@@ -364,8 +402,10 @@ def check_idle_timeout(server_class):
     started = try_learner(server.start, limit=3.0, name="start")
     if started.error is not None:
         _stop_quietly(server)
-        raise NotYet(f"starting the server raised {describe_exception(started.error)}",
-                     "keep the __init__ that calls super().__init__(*args, **kwargs).")
+        raise NotYet(
+            f"starting the server raised {describe_exception(started.error)}",
+            "keep the __init__ that calls super().__init__(*args, **kwargs).",
+        )
     if server._thread is not None:
         server._thread.name = "learner-" + server._thread.name.removeprefix("nbio-")
     try:
@@ -374,13 +414,15 @@ def check_idle_timeout(server_class):
         _idle_beside_busy(server, log)
         _idle_alone(server, log)
         _still_serving(server, log)
-    except BaseException:      # a verdict already, or the Stop button: it must go on up
+    except BaseException:  # a verdict already, or the Stop button: it must go on up
         _stop_quietly(server)
         raise
     _stop_server(server)
-    return (f"an idle connection was closed once idle_timeout={IDLE_TIMEOUT:g} had passed, a busy "
-            "one beside it kept going, your loop slept in select() while nobody talked, and "
-            "the server went on serving")
+    return (
+        f"an idle connection was closed once idle_timeout={IDLE_TIMEOUT:g} had passed, a busy "
+        "one beside it kept going, your loop slept in select() while nobody talked, and "
+        "the server went on serving"
+    )
 
 
 def _stop_quietly(server) -> None:
@@ -397,10 +439,12 @@ def _stop_server(server) -> None:
         server.stop(timeout=STOP_WITHIN)
     except ServerStopTimeout:
         stop_learner_code([server._thread.ident])
-        raise NotYet(f"your server did not stop within {STOP_WITHIN:g} s of stop()"
-                     + (f": serve() was still running {place}" if place else ""),
-                     "loop `while not self.stopping:`, give sel.select() a timeout, and "
-                     "never wait anywhere else (a blocking recv(), time.sleep) in serve().")
+        raise NotYet(
+            f"your server did not stop within {STOP_WITHIN:g} s of stop()"
+            + (f": serve() was still running {place}" if place else ""),
+            "loop `while not self.stopping:`, give sel.select() a timeout, and "
+            "never wait anywhere else (a blocking recv(), time.sleep) in serve().",
+        )
     except LearnerStopped:
         pass
     except Exception as exc:  # the learner's loop died
@@ -414,27 +458,35 @@ def _raise_for_loop(exc: BaseException):
     if isinstance(exc, NotImplementedError):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if isinstance(exc, KeyError) and "registered" in str(exc):
-        raise NotYet("your loop crashed: a new connection's descriptor was still registered in "
-                     "the selector (KeyError)",
-                     "unregister a connection from the selector before you close it "
-                     "(sel.unregister(conn.sock), then conn.close(...)).")
+        raise NotYet(
+            "your loop crashed: a new connection's descriptor was still registered in "
+            "the selector (KeyError)",
+            "unregister a connection from the selector before you close it "
+            "(sel.unregister(conn.sock), then conn.close(...)).",
+        )
     if isinstance(exc, AttributeError) and "last_active" in str(exc):
-        raise NotYet(f"your loop crashed: {describe_exception(exc)}",
-                     "give every connection its clock when you accept it "
-                     "(conn.last_active = time.monotonic(), before sel.register(...)), so "
-                     "that the check of the clocks finds one on every connection.")
-    raise NotYet(f"your loop crashed: {describe_exception(exc)}",
-                 "read the error; the loop must survive closing connections.")
+        raise NotYet(
+            f"your loop crashed: {describe_exception(exc)}",
+            "give every connection its clock when you accept it "
+            "(conn.last_active = time.monotonic(), before sel.register(...)), so "
+            "that the check of the clocks finds one on every connection.",
+        )
+    raise NotYet(
+        f"your loop crashed: {describe_exception(exc)}",
+        "read the error; the loop must survive closing connections.",
+    )
 
 
 def _check_alive(server) -> None:
     if not server.running:
         error = server.error
-        server.error = None   # reported here; stop() need not raise it again
+        server.error = None  # reported here; stop() need not raise it again
         if error is not None and not isinstance(error, LearnerStopped):
             _raise_for_loop(error)
-        raise NotYet("your server's loop ended by itself",
-                     "loop `while not self.stopping:` like the selectors server does.")
+        raise NotYet(
+            "your server's loop ended by itself",
+            "loop `while not self.stopping:` like the selectors server does.",
+        )
 
 
 def _first_echo(server, log: _SelectLog) -> None:
@@ -444,12 +496,11 @@ def _first_echo(server, log: _SelectLog) -> None:
         with connect(server.address, timeout=ANSWER_WITHIN) as sock:
             start = time.monotonic()
             sock.sendall(b"hello")
-            sock.settimeout(0.02)          # short waits, to notice at once if the loop died
-            while (len(got) < 5 and server.running
-                   and time.monotonic() - start < ANSWER_WITHIN):
+            sock.settimeout(0.02)  # short waits, to notice at once if the loop died
+            while len(got) < 5 and server.running and time.monotonic() - start < ANSWER_WITHIN:
                 try:
                     chunk = sock.recv(5 - len(got))
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except ConnectionError:
                     chunk = b""
@@ -461,40 +512,53 @@ def _first_echo(server, log: _SelectLog) -> None:
         pass
     _check_alive(server)
     if closed_after is not None and not got:
-        raise NotYet(f"your server closed a new client {closed_after:.2f} s after it connected, "
-                     "before it could answer it",
-                     "close a connection only when now - its last activity > idle_timeout.")
+        raise NotYet(
+            f"your server closed a new client {closed_after:.2f} s after it connected, "
+            "before it could answer it",
+            "close a connection only when now - its last activity > idle_timeout.",
+        )
     if len(got) < 5:
         place = where(server._thread) if server._thread is not None else None
-        raise NotYet(f"your server did not answer a client within {ANSWER_WITHIN:g} s"
-                     + (f": serve() was still running {place}" if place else ""),
-                     "serve() is the loop itself: register the listener and the waker, then "
-                     "`while not self.stopping:` wait in sel.select(timeout=...) and serve "
-                     "what it reports, as SelectorsServer.serve does.")
+        raise NotYet(
+            f"your server did not answer a client within {ANSWER_WITHIN:g} s"
+            + (f": serve() was still running {place}" if place else ""),
+            "serve() is the loop itself: register the listener and the waker, then "
+            "`while not self.stopping:` wait in sel.select(timeout=...) and serve "
+            "what it reports, as SelectorsServer.serve does.",
+        )
     if got != b"HELLO":
-        raise NotYet(f"a client sent b'hello' and got {got!r} back",
-                     "serve a ready connection with self.serve_connection(sel, key, mask).")
+        raise NotYet(
+            f"a client sent b'hello' and got {got!r} back",
+            "serve a ready connection with self.serve_connection(sel, key, mask).",
+        )
     if log.total == 0:
-        raise NotYet("your loop answered, but not through the server's selector_class",
-                     "create the selector with `with self.selector_class() as sel:`, as "
-                     "SelectorsServer.serve does (the checker gives your server a selector "
-                     "that notes how long each select() may wait).")
+        raise NotYet(
+            "your loop answered, but not through the server's selector_class",
+            "create the selector with `with self.selector_class() as sel:`, as "
+            "SelectorsServer.serve does (the checker gives your server a selector "
+            "that notes how long each select() may wait).",
+        )
 
 
 def _late_close(after: float, who: str) -> NotYet:
-    return NotYet(f"{who} was closed {after:.2f} s after its last data: later than twice "
-                  f"idle_timeout ({LATEST:g} s)",
-                  "select()'s timeout decides how late the loop looks at the clocks: make it "
-                  "no longer than idle_timeout (a quarter of it is a good choice).")
+    return NotYet(
+        f"{who} was closed {after:.2f} s after its last data: later than twice "
+        f"idle_timeout ({LATEST:g} s)",
+        "select()'s timeout decides how late the loop looks at the clocks: make it "
+        "no longer than idle_timeout (a quarter of it is a good choice).",
+    )
 
 
 def _idle_beside_busy(server, log: _SelectLog) -> None:
     """A silent client next to one that talks every CHATTY_EVERY s: only the silent one goes."""
     outcome: dict = {}
-    seconds = LATEST + GRACE     # the silent one is closed meanwhile; this one must outlive it
-    chatty = threading.Thread(target=_chatty_client,
-                              args=(server.address, CHATTY_EVERY, seconds, outcome),
-                              name="check-idle-chatty", daemon=True)
+    seconds = LATEST + GRACE  # the silent one is closed meanwhile; this one must outlive it
+    chatty = threading.Thread(
+        target=_chatty_client,
+        args=(server.address, CHATTY_EVERY, seconds, outcome),
+        name="check-idle-chatty",
+        daemon=True,
+    )
     with connect(server.address, timeout=3.0) as idle:
         connected = time.monotonic()
         chatty.start()
@@ -502,43 +566,52 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
         chatty.join(seconds + 5)
     _check_alive(server)
     if after is not None and after < TOO_SOON:
-        raise NotYet(f"an idle client was closed {after:.2f} s after it connected, sooner "
-                     f"than idle_timeout={IDLE_TIMEOUT:g} s",
-                     "close a connection only when now - its last activity > idle_timeout.")
+        raise NotYet(
+            f"an idle client was closed {after:.2f} s after it connected, sooner "
+            f"than idle_timeout={IDLE_TIMEOUT:g} s",
+            "close a connection only when now - its last activity > idle_timeout.",
+        )
     if "error" in outcome or chatty.is_alive():
         cut = outcome.get("cut_after")
         if cut is not None and cut < TOO_SOON:
-            raise NotYet(f"a client that talked every {CHATTY_EVERY:g} s was cut off "
-                         f"{cut:.2f} s after it connected, sooner than idle_timeout",
-                         "close a connection only when now - its last activity > "
-                         "idle_timeout.")
-        raise NotYet(f"a client that talked every {CHATTY_EVERY:g} s was cut off "
-                     f"({outcome.get('error', 'no reply')})",
-                     "a connection is idle only if nothing came for idle_timeout seconds: "
-                     "note the time of the last activity each time data arrives "
-                     "(e.g. key.data.last_active = time.monotonic()).")
+            raise NotYet(
+                f"a client that talked every {CHATTY_EVERY:g} s was cut off "
+                f"{cut:.2f} s after it connected, sooner than idle_timeout",
+                "close a connection only when now - its last activity > idle_timeout.",
+            )
+        raise NotYet(
+            f"a client that talked every {CHATTY_EVERY:g} s was cut off "
+            f"({outcome.get('error', 'no reply')})",
+            "a connection is idle only if nothing came for idle_timeout seconds: "
+            "note the time of the last activity each time data arrives "
+            "(e.g. key.data.last_active = time.monotonic()).",
+        )
     if after is None:
-        raise NotYet("with a busy client connected, an idle one beside it was never closed",
-                     "an idle socket is never in select()'s answer: after each select(), look "
-                     "at the clock of every registered connection (sel.get_map()), not only "
-                     "the ready ones.")
+        raise NotYet(
+            "with a busy client connected, an idle one beside it was never closed",
+            "an idle socket is never in select()'s answer: after each select(), look "
+            "at the clock of every registered connection (sel.get_map()), not only "
+            "the ready ones.",
+        )
     if after > LATEST + GRACE:
         raise _late_close(after, "an idle client beside a busy one")
     trips = sorted(outcome["round_trips"])
     median = trips[len(trips) // 2]
     if median > LATE_REPLY:
-        raise NotYet(f"the busy client's echoes came back late: {median * 1e3:.0f} ms in the "
-                     "middle (median) of its round trips",
-                     "do not sleep in the loop (time.sleep): wait in sel.select() with a "
-                     "timeout instead, so that the loop wakes up as soon as data comes.")
+        raise NotYet(
+            f"the busy client's echoes came back late: {median * 1e3:.0f} ms in the "
+            "middle (median) of its round trips",
+            "do not sleep in the loop (time.sleep): wait in sel.select() with a "
+            "timeout instead, so that the loop wakes up as soon as data comes.",
+        )
     _check_unregistered(log)
 
 
 def _idle_alone(server, log: _SelectLog) -> None:
     """A silent client, alone: closed in time, while the loop sleeps in select()."""
     with connect(server.address, timeout=3.0) as idle:
-        connected = time.monotonic()         # "closed after": counted from here, not from
-        time.sleep(0.05)                     # after this pause (accepted and registered by now)
+        connected = time.monotonic()  # "closed after": counted from here, not from
+        time.sleep(0.05)  # after this pause (accepted and registered by now)
         log.reset()
         c0, t0 = server.cpu.total(), time.perf_counter()
         after = _closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
@@ -550,39 +623,51 @@ def _idle_alone(server, log: _SelectLog) -> None:
     _check_alive(server)
     if calls and zero == calls:
         if rate > SPIN_RATE or cpu > SPIN_CPU:
-            raise NotYet(f"while its client was silent your loop called select(timeout=0) "
-                         f"{rate:,.0f} times a second and used {cpu:.0%} of a core: it spins",
-                         "select(timeout=0) returns at once, so the loop goes round and round: "
-                         "give select() a timeout, such as idle_timeout / 4, and it sleeps "
-                         "until data comes or the timeout passes.")
-        raise NotYet("while its client was silent your loop called only select(timeout=0), "
-                     "and waited somewhere else",
-                     "do not sleep in the loop (time.sleep): wait in sel.select() with a "
-                     "timeout, such as idle_timeout / 4, so that the loop wakes up as soon as "
-                     "data comes, and otherwise when it is time to look at the clocks.")
+            raise NotYet(
+                f"while its client was silent your loop called select(timeout=0) "
+                f"{rate:,.0f} times a second and used {cpu:.0%} of a core: it spins",
+                "select(timeout=0) returns at once, so the loop goes round and round: "
+                "give select() a timeout, such as idle_timeout / 4, and it sleeps "
+                "until data comes or the timeout passes.",
+            )
+        raise NotYet(
+            "while its client was silent your loop called only select(timeout=0), "
+            "and waited somewhere else",
+            "do not sleep in the loop (time.sleep): wait in sel.select() with a "
+            "timeout, such as idle_timeout / 4, so that the loop wakes up as soon as "
+            "data comes, and otherwise when it is time to look at the clocks.",
+        )
     if rate > SPIN_RATE or cpu > SPIN_CPU:
-        raise NotYet(f"while its client was silent your server used {cpu:.0%} of a core "
-                     f"({rate:,.0f} select() calls a second): it spins",
-                     "while nobody talks, the loop must sleep in sel.select(): give it a "
-                     "timeout, such as idle_timeout / 4, and do nothing else in a loop of "
-                     "its own.")
+        raise NotYet(
+            f"while its client was silent your server used {cpu:.0%} of a core "
+            f"({rate:,.0f} select() calls a second): it spins",
+            "while nobody talks, the loop must sleep in sel.select(): give it a "
+            "timeout, such as idle_timeout / 4, and do nothing else in a loop of "
+            "its own.",
+        )
     if after is not None and after < TOO_SOON:
-        raise NotYet(f"an idle client was closed {after:.2f} s after it connected, sooner "
-                     f"than idle_timeout={IDLE_TIMEOUT:g} s",
-                     "close a connection only when now - its last activity > idle_timeout.")
+        raise NotYet(
+            f"an idle client was closed {after:.2f} s after it connected, sooner "
+            f"than idle_timeout={IDLE_TIMEOUT:g} s",
+            "close a connection only when now - its last activity > idle_timeout.",
+        )
     if after is None:
         if no_timeout:
-            raise NotYet(f"a client that sent nothing was still connected after "
-                         f"{WAIT_FOR_CLOSE:g} s (idle_timeout={IDLE_TIMEOUT:g}): your loop "
-                         "called select() without a timeout",
-                         "when nobody talks, sel.select() without a timeout sleeps forever, "
-                         "and the loop never looks at the clocks: give select() a timeout.")
-        raise NotYet(f"a client that sent nothing, alone, was still connected after "
-                     f"{WAIT_FOR_CLOSE:g} s (idle_timeout={IDLE_TIMEOUT:g}), although "
-                     "select() timed out again and again",
-                     "your loop looks at the clocks only when select() reported something: "
-                     "after every select(), also one that returned nothing because its "
-                     "timeout passed, look at the clock of every registered connection.")
+            raise NotYet(
+                f"a client that sent nothing was still connected after "
+                f"{WAIT_FOR_CLOSE:g} s (idle_timeout={IDLE_TIMEOUT:g}): your loop "
+                "called select() without a timeout",
+                "when nobody talks, sel.select() without a timeout sleeps forever, "
+                "and the loop never looks at the clocks: give select() a timeout.",
+            )
+        raise NotYet(
+            f"a client that sent nothing, alone, was still connected after "
+            f"{WAIT_FOR_CLOSE:g} s (idle_timeout={IDLE_TIMEOUT:g}), although "
+            "select() timed out again and again",
+            "your loop looks at the clocks only when select() reported something: "
+            "after every select(), also one that returned nothing because its "
+            "timeout passed, look at the clock of every registered connection.",
+        )
     if after > LATEST + GRACE:
         raise _late_close(after, "an idle client")
     _check_unregistered(log)
@@ -590,19 +675,26 @@ def _idle_alone(server, log: _SelectLog) -> None:
 
 def _check_unregistered(log: _SelectLog) -> None:
     """Every connection the loop closed has left the selector, and left it before closing."""
-    time.sleep(0.02)                        # a loop that unregisters late has done it by now
+    time.sleep(0.02)  # a loop that unregisters late has done it by now
     with log.lock:
         late = log.unregistered_closed
-    stale = sum(1 for key in _registered(log)
-                if isinstance(key.fileobj, socket.socket) and key.fileobj.fileno() == -1)
+    stale = sum(
+        1
+        for key in _registered(log)
+        if isinstance(key.fileobj, socket.socket) and key.fileobj.fileno() == -1
+    )
     if stale:
-        raise NotYet("a connection your loop closed is still registered in the selector",
-                     "a closed socket must leave the selector: sel.unregister(conn.sock), "
-                     "then conn.close(...).")
+        raise NotYet(
+            "a connection your loop closed is still registered in the selector",
+            "a closed socket must leave the selector: sel.unregister(conn.sock), "
+            "then conn.close(...).",
+        )
     if late:
-        raise NotYet("your loop closed a connection before it unregistered it",
-                     "unregister first, then close (section 1, \"Unregister, then close\"): "
-                     "sel.unregister(conn.sock), then conn.close(...).")
+        raise NotYet(
+            "your loop closed a connection before it unregistered it",
+            'unregister first, then close (section 1, "Unregister, then close"): '
+            "sel.unregister(conn.sock), then conn.close(...).",
+        )
 
 
 def _registered(log: _SelectLog) -> list:
@@ -610,9 +702,13 @@ def _registered(log: _SelectLog) -> list:
     checker's thread while the loop may change them: retried if it did meanwhile)."""
     for _ in range(20):
         try:
-            return [key for sel in list(log.server_selectors)
-                    if (keys := sel.get_map()) is not None for key in list(keys.values())]
-        except RuntimeError:                 # the map changed while being read
+            return [
+                key
+                for sel in list(log.server_selectors)
+                if (keys := sel.get_map()) is not None
+                for key in list(keys.values())
+            ]
+        except RuntimeError:  # the map changed while being read
             time.sleep(0.005)
     return []
 
@@ -622,8 +718,9 @@ def _still_serving(server, log: _SelectLog) -> None:
         reply = request(server.address, b"are you there?", timeout=3.0)
     except (OSError, TimeoutError, ConnectionError) as exc:
         _check_alive(server)
-        raise NotYet("after closing idle clients, a new client got no echo "
-                     f"({describe_exception(exc)})",
-                     "the loop must go on serving after it closes a connection.") from None
+        raise NotYet(
+            f"after closing idle clients, a new client got no echo ({describe_exception(exc)})",
+            "the loop must go on serving after it closes a connection.",
+        ) from None
     if reply != b"ARE YOU THERE?":
         raise NotYet(f"a new client got {reply!r} back", "keep the echo as it was.")

@@ -81,6 +81,7 @@ missing ``await``, a plain ``def``, the name asked once, ``name_problem`` not ch
 not handled (a crash, or an endless loop), no ``try``/``finally``, ``hear()``'s False
 ignored, ``except Exception`` swallowing ``LineTooLong`` or ``TimeoutError``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -96,35 +97,69 @@ import time
 
 from ..events import CLOSE, ERROR
 from ..framing import LineTooLong
-from ..loop.chat import (ALONE, ASK_NAME, BAD_NAME, BYE, HELLO, IDLE, JOINED, LEFT, NAME_TAKEN,
-                         OTHERS, TOO_LONG, WHO, error_line)
+from ..loop.chat import (
+    ALONE,
+    ASK_NAME,
+    BAD_NAME,
+    BYE,
+    HELLO,
+    IDLE,
+    JOINED,
+    LEFT,
+    NAME_TAKEN,
+    OTHERS,
+    TOO_LONG,
+    WHO,
+    error_line,
+)
 from ..loop.chat_asyncio import AsyncioChatServer
 from ..loop.chat_coroutines import CoroutineChatServer
 from ..loop.generators import GeneratorLoop
 from ..loop.record import LoopLog, RecordingSelector, recording
 from ..loop.talk import ChatClient
 from ..server import wait_until
-from . import (NOT_IMPLEMENTED_HINT, NOT_IMPLEMENTED_MESSAGE, LearnerBaseException,
-               LearnerStopped, LearnerThread,
-               NotYet, base_exception_failure, checker, describe_exception, guarded,
-               run_learner, stop_learner_code, where)
+from . import (
+    NOT_IMPLEMENTED_HINT,
+    NOT_IMPLEMENTED_MESSAGE,
+    LearnerBaseException,
+    LearnerStopped,
+    LearnerThread,
+    NotYet,
+    base_exception_failure,
+    checker,
+    describe_exception,
+    guarded,
+    run_learner,
+    stop_learner_code,
+    where,
+)
 
 # ======================================================================= exercise 1
 FRAMER_LIMIT = 16
 """The ``max_line`` the framer checks use (small: over-long lines are cheap to make)."""
 
-FEED_HANG_HINT = ("feed() only looks at the bytes it was given and returns at once: never "
-                  "wait or loop for more data in it.")
-PARTIAL_HINT = ("a line is complete only once its b'\\n' has arrived: keep what comes after "
-                "the last b'\\n' in self.buffer, and put the next bytes after it.")
-SPLIT_HINT = ("a line cut in two by recv() came back in pieces: TCP delivers bytes, not "
-              "lines. Add data to self.buffer, split the buffer, and keep the last piece "
-              "(the partial line) for the next call.")
-DECODE_HINT = ("never decode in the framer: return bytes. A UTF-8 character can be cut "
-               "between two recv()s, and b'\\xff' is no UTF-8 at all; the protocol above "
-               "decodes whole lines.")
-LIMIT_HINT = ("raise LineTooLong(self.max_line) for a line longer than self.max_line bytes, "
-              "not counting its b'\\n' or b'\\r\\n'.")
+FEED_HANG_HINT = (
+    "feed() only looks at the bytes it was given and returns at once: never "
+    "wait or loop for more data in it."
+)
+PARTIAL_HINT = (
+    "a line is complete only once its b'\\n' has arrived: keep what comes after "
+    "the last b'\\n' in self.buffer, and put the next bytes after it."
+)
+SPLIT_HINT = (
+    "a line cut in two by recv() came back in pieces: TCP delivers bytes, not "
+    "lines. Add data to self.buffer, split the buffer, and keep the last piece "
+    "(the partial line) for the next call."
+)
+DECODE_HINT = (
+    "never decode in the framer: return bytes. A UTF-8 character can be cut "
+    "between two recv()s, and b'\\xff' is no UTF-8 at all; the protocol above "
+    "decodes whole lines."
+)
+LIMIT_HINT = (
+    "raise LineTooLong(self.max_line) for a line longer than self.max_line bytes, "
+    "not counting its b'\\n' or b'\\r\\n'."
+)
 
 
 def _size(value, depth: int = 0) -> int:
@@ -140,13 +175,16 @@ def _size(value, depth: int = 0) -> int:
 def held_bytes(framer) -> int:
     """Bytes (or characters) the framer keeps between calls: every bytes-like attribute, and
     lists of them (``self.buffer``, whatever its name)."""
-    return sum(_size(value) for name, value in getattr(framer, "__dict__", {}).items()
-               if name != "max_line")
+    return sum(
+        _size(value)
+        for name, value in getattr(framer, "__dict__", {}).items()
+        if name != "max_line"
+    )
 
 
 def _show(data, width: int = 40) -> str:
     text = repr(data)
-    return text if len(text) <= width else text[:width - 4] + "...'"
+    return text if len(text) <= width else text[: width - 4] + "...'"
 
 
 def _feed_all(framer, chunks, trace) -> None:
@@ -163,9 +201,10 @@ def _make_framer(cls, max_line: int | None):
     outcome = run_learner(cls, *args, limit=2.0, name=label)
     _judge_call(outcome, label, "keep the __init__ as it was given.")
     if outcome.error is not None:
-        raise NotYet(f"{label} raised {describe_exception(outcome.error)}",
-                     "keep the __init__ as it was given: it stores max_line and an empty "
-                     "buffer.")
+        raise NotYet(
+            f"{label} raised {describe_exception(outcome.error)}",
+            "keep the __init__ as it was given: it stores max_line and an empty buffer.",
+        )
     framer = outcome.value
     if not callable(getattr(framer, "feed", None)):
         raise NotYet(f"{label} has no feed() method", "keep the feed(self, data) method.")
@@ -178,31 +217,39 @@ def _judge_call(outcome, label: str, hang_hint: str) -> None:
     if outcome.base_error is not None:
         raise NotYet(*base_exception_failure(label, outcome.base_error))
     if outcome.timed_out:
-        raise NotYet(f"{label} did not return within 2 s"
-                     + (f": it was still running {outcome.where}" if outcome.where else ""),
-                     hang_hint)
+        raise NotYet(
+            f"{label} did not return within 2 s"
+            + (f": it was still running {outcome.where}" if outcome.where else ""),
+            hang_hint,
+        )
 
 
 def _lines_of(out, chunk) -> list:
     """``out`` as a list of bytes-likes, or NotYet saying what feed() returned instead."""
     call = f"feed({_show(chunk)})"
     if out is None:
-        raise NotYet(f"{call} returned None",
-                     "return the list of the lines it completed: [] when it completed none.")
+        raise NotYet(
+            f"{call} returned None",
+            "return the list of the lines it completed: [] when it completed none.",
+        )
     if inspect.isgenerator(out) or not isinstance(out, list):
-        raise NotYet(f"{call} returned {type(out).__name__}, not a list",
-                     "return a list of lines (a generator would run your code later, "
-                     "outside feed(), and can be read only once).")
+        raise NotYet(
+            f"{call} returned {type(out).__name__}, not a list",
+            "return a list of lines (a generator would run your code later, "
+            "outside feed(), and can be read only once).",
+        )
     for item in out:
         if isinstance(item, str):
             raise NotYet(f"{call} returned text (str): {_show(out)}", DECODE_HINT)
         if isinstance(item, int):
-            raise NotYet(f"{call} returned a list of int: {_show(out)}",
-                         "iterating over bytes gives ints: split the bytes with "
-                         ".split(b'\\n') instead.")
+            raise NotYet(
+                f"{call} returned a list of int: {_show(out)}",
+                "iterating over bytes gives ints: split the bytes with .split(b'\\n') instead.",
+            )
         if not isinstance(item, (bytes, bytearray)):
-            raise NotYet(f"{call} returned a list of {type(item).__name__}",
-                         "return the lines as bytes.")
+            raise NotYet(
+                f"{call} returned a list of {type(item).__name__}", "return the lines as bytes."
+            )
     return [bytes(item) for item in out]
 
 
@@ -219,15 +266,20 @@ def _feed(framer, chunks, what: str, *, expect_error: bool = False):
     if error is not None and not expect_error:
         chunk = chunks[len(trace)]
         if isinstance(error, UnicodeError):
-            raise NotYet(f"feed({_show(chunk)}) raised {describe_exception(error)} ({what})",
-                         DECODE_HINT)
+            raise NotYet(
+                f"feed({_show(chunk)}) raised {describe_exception(error)} ({what})", DECODE_HINT
+            )
         if isinstance(error, (LineTooLong, ValueError)):
-            raise NotYet(f"feed({_show(chunk)}) raised {describe_exception(error)} ({what}), "
-                         f"though no line there is longer than max_line",
-                         "only a line longer than max_line is an error; a line of exactly "
-                         "max_line bytes is fine, and its b'\\n' or b'\\r\\n' does not count.")
-        raise NotYet(f"feed({_show(chunk)}) raised {describe_exception(error)} ({what})",
-                     "read the error, fix feed(), run its cell again.")
+            raise NotYet(
+                f"feed({_show(chunk)}) raised {describe_exception(error)} ({what}), "
+                f"though no line there is longer than max_line",
+                "only a line longer than max_line is an error; a line of exactly "
+                "max_line bytes is fine, and its b'\\n' or b'\\r\\n' does not count.",
+            )
+        raise NotYet(
+            f"feed({_show(chunk)}) raised {describe_exception(error)} ({what})",
+            "read the error, fix feed(), run its cell again.",
+        )
     return outputs, error, held
 
 
@@ -240,9 +292,11 @@ def _expect_lines(framer, chunks, want, what: str, hint_for) -> list:
     outputs, _, _ = _feed(framer, chunks, what)
     if outputs != want:
         at = next(i for i, (got, exp) in enumerate(zip(outputs, want)) if got != exp)
-        raise NotYet(f"{what}: feed({_show(chunks[at])}) returned {_show(outputs[at], 70)}, "
-                     f"expected {_show(want[at], 70)}",
-                     hint_for(chunks, outputs, want, at))
+        raise NotYet(
+            f"{what}: feed({_show(chunks[at])}) returned {_show(outputs[at], 70)}, "
+            f"expected {_show(want[at], 70)}",
+            hint_for(chunks, outputs, want, at),
+        )
     return outputs
 
 
@@ -250,12 +304,18 @@ def _split_hint(chunks, outputs, want, at) -> str:
     got, exp = outputs[at], want[at]
     if not exp and got:
         return PARTIAL_HINT
-    if exp and got and len(got) == len(exp) and any(e.endswith(g) and e != g
-                                                     for g, e in zip(got, exp)):
+    if (
+        exp
+        and got
+        and len(got) == len(exp)
+        and any(e.endswith(g) and e != g for g, e in zip(got, exp))
+    ):
         return SPLIT_HINT
     if not got and exp:
-        return ("the partial line kept from the calls before was lost: keep it in "
-                "self.buffer and put the new bytes after it.")
+        return (
+            "the partial line kept from the calls before was lost: keep it in "
+            "self.buffer and put the new bytes after it."
+        )
     return SPLIT_HINT
 
 
@@ -264,27 +324,34 @@ def _ending_hint(chunks, outputs, want, at) -> str:
     if any(g.endswith(b"\r") for g in got):
         return "one b'\\r' right before the b'\\n' is part of the line ending: remove it too."
     if len(got) > len(exp):
-        return ("a b'\\r' alone is data, not a line ending (splitlines() splits on it): split "
-                "on b'\\n' only, then remove one b'\\r' at the end of a line.")
+        return (
+            "a b'\\r' alone is data, not a line ending (splitlines() splits on it): split "
+            "on b'\\n' only, then remove one b'\\r' at the end of a line."
+        )
     if len(got) < len(exp) and b"" in exp:
         return "an empty line is a line: return it as b''."
     if [g.replace(b"\r", b"") for g in got] == [e.replace(b"\r", b"") for e in exp]:
-        return ("remove only the one b'\\r' right before the b'\\n': any other b'\\r' is data "
-                "(replace() or strip(b'\\r') removes them all).")
-    return ("split on b'\\n' only; remove one b'\\r' at the end of a line; keep every other "
-            "byte.")
+        return (
+            "remove only the one b'\\r' right before the b'\\n': any other b'\\r' is data "
+            "(replace() or strip(b'\\r') removes them all)."
+        )
+    return "split on b'\\n' only; remove one b'\\r' at the end of a line; keep every other byte."
 
 
 def _strip_hint(chunks, outputs, want, at) -> str:
-    return ("spaces and tabs are data: strip() and rstrip() remove them. Remove the line "
-            "ending only: the b'\\n', and one b'\\r' before it.")
+    return (
+        "spaces and tabs are data: strip() and rstrip() remove them. Remove the line "
+        "ending only: the b'\\n', and one b'\\r' before it."
+    )
 
 
 def _empty_hint(chunks, outputs, want, at) -> str:
     got = outputs[at]
     if len(got) < len(want[at]):
-        return ("an empty line is a line: return it as b'' (what to do with it is the "
-                "protocol's business).")
+        return (
+            "an empty line is a line: return it as b'' (what to do with it is the "
+            "protocol's business)."
+        )
     return _split_hint(chunks, outputs, want, at)
 
 
@@ -300,7 +367,7 @@ def _stream(rng: random.Random, lines: int) -> tuple[bytes, list[bytes]]:
         size = rng.choice([0, 0, 1, 3, 8, FRAMER_LIMIT - 1, FRAMER_LIMIT])
         line = bytes(rng.choice(alphabet) for _ in range(size))
         if line.endswith(b"\r"):
-            line = line[:-1] + b"."               # a line never ends in \r before \n here
+            line = line[:-1] + b"."  # a line never ends in \r before \n here
         expected.append(line)
         stream += line + (b"\r\n" if rng.random() < 0.4 else b"\n")
     return bytes(stream), expected
@@ -310,7 +377,7 @@ def _random_chunks(rng: random.Random, stream: bytes) -> list[bytes]:
     chunks, at = [], 0
     while at < len(stream):
         size = rng.choice([1, 1, 2, 3, 5, 8, 13, 21, 40])
-        chunks.append(stream[at:at + size])
+        chunks.append(stream[at : at + size])
         at += size
     return chunks
 
@@ -319,27 +386,50 @@ def _random_chunks(rng: random.Random, stream: bytes) -> list[bytes]:
 def check_framer(framer_class):
     """Exercise 1: ``framer_class(max_line).feed(data)`` against every split and the limit."""
     if not isinstance(framer_class, type):
-        raise NotYet(f"expected a class, got {type(framer_class).__name__}",
-                     "pass the class itself: check_framer(MyFramer).")
+        raise NotYet(
+            f"expected a class, got {type(framer_class).__name__}",
+            "pass the class itself: check_framer(MyFramer).",
+        )
     limit = FRAMER_LIMIT
-    make = lambda: _make_framer(framer_class, limit)           # noqa: E731
+    make = lambda: _make_framer(framer_class, limit)  # noqa: E731
 
-    _expect_lines(make(), [b"hel", b"lo\nwor", b"ld\n"], [[], [b"hello"], [b"world"]],
-                  "a line cut in two by recv()", _split_hint)
-    _expect_lines(make(), [b"one\ntwo\n\nthree\nfo", b"ur\n"],
-                  [[b"one", b"two", b"", b"three"], [b"four"]],
-                  "many lines in one chunk, an empty one among them", _empty_hint)
-    _expect_lines(make(), [b"  two\t spaces \n"], [[b"  two\t spaces "]],
-                  "a line with spaces and a tab", _strip_hint)
-    _expect_lines(make(), [b"crlf\r\n", b"cut\r", b"\n", b"a\rb\n", b"two\r\r\n"],
-                  [[b"crlf"], [], [b"cut"], [b"a\rb"], [b"two\r"]],
-                  "\\r\\n line endings (one cut between two chunks) and \\r as data",
-                  _ending_hint)
-    _expect_lines(make(), [b"caf\xc3\xa9 \xff\xfe\n", b"\xc3", b"\xa9\n"],
-                  [[b"caf\xc3\xa9 \xff\xfe"], [], [b"\xc3\xa9"]],
-                  "bytes that are not UTF-8, and a UTF-8 character cut in two", _bytes_hint)
+    _expect_lines(
+        make(),
+        [b"hel", b"lo\nwor", b"ld\n"],
+        [[], [b"hello"], [b"world"]],
+        "a line cut in two by recv()",
+        _split_hint,
+    )
+    _expect_lines(
+        make(),
+        [b"one\ntwo\n\nthree\nfo", b"ur\n"],
+        [[b"one", b"two", b"", b"three"], [b"four"]],
+        "many lines in one chunk, an empty one among them",
+        _empty_hint,
+    )
+    _expect_lines(
+        make(),
+        [b"  two\t spaces \n"],
+        [[b"  two\t spaces "]],
+        "a line with spaces and a tab",
+        _strip_hint,
+    )
+    _expect_lines(
+        make(),
+        [b"crlf\r\n", b"cut\r", b"\n", b"a\rb\n", b"two\r\r\n"],
+        [[b"crlf"], [], [b"cut"], [b"a\rb"], [b"two\r"]],
+        "\\r\\n line endings (one cut between two chunks) and \\r as data",
+        _ending_hint,
+    )
+    _expect_lines(
+        make(),
+        [b"caf\xc3\xa9 \xff\xfe\n", b"\xc3", b"\xa9\n"],
+        [[b"caf\xc3\xa9 \xff\xfe"], [], [b"\xc3\xa9"]],
+        "bytes that are not UTF-8, and a UTF-8 character cut in two",
+        _bytes_hint,
+    )
     stream = b"ann\r\nhi all\r\n\nbye\n"
-    chunks = [stream[i:i + 1] for i in range(len(stream))]
+    chunks = [stream[i : i + 1] for i in range(len(stream))]
     want = [[] for _ in chunks]
     for i, line in zip((4, 12, 13, 17), (b"ann", b"hi all", b"", b"bye")):
         want[i] = [line]
@@ -353,107 +443,156 @@ def check_framer(framer_class):
         outputs, _, held = _feed(make(), chunks, "random splits")
         got = _flat(outputs)
         if got != expected:
-            at = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e),
-                      min(len(got), len(expected)))
-            raise NotYet(f"a stream of {len(expected)} lines cut at random places (attempt "
-                         f"{attempt + 1}) gave other lines: line {at + 1} came out as "
-                         f"{_show(got[at] if at < len(got) else 'nothing')}, expected "
-                         f"{_show(expected[at] if at < len(expected) else 'nothing')}",
-                         "whatever the cuts, the same lines must come out: split the buffer "
-                         "(old partial line + new bytes) on b'\\n', keep the last piece.")
+            at = next(
+                (i for i, (g, e) in enumerate(zip(got, expected)) if g != e),
+                min(len(got), len(expected)),
+            )
+            raise NotYet(
+                f"a stream of {len(expected)} lines cut at random places (attempt "
+                f"{attempt + 1}) gave other lines: line {at + 1} came out as "
+                f"{_show(got[at] if at < len(got) else 'nothing')}, expected "
+                f"{_show(expected[at] if at < len(expected) else 'nothing')}",
+                "whatever the cuts, the same lines must come out: split the buffer "
+                "(old partial line + new bytes) on b'\\n', keep the last piece.",
+            )
         if max(held, default=0) > limit + 1:
-            raise NotYet(f"with lines of at most max_line={limit} bytes, your framer kept "
-                         f"{max(held)} bytes between two calls",
-                         "keep only the partial line: the bytes after the last b'\\n'.")
-    return (f"lines came out whole for every split (byte by byte, many at once, \\r\\n cut in "
-            f"two, 25 random streams), bytes untouched, and a line over max_line={limit} "
-            f"raised LineTooLong, with never more than max_line + 1 bytes kept")
+            raise NotYet(
+                f"with lines of at most max_line={limit} bytes, your framer kept "
+                f"{max(held)} bytes between two calls",
+                "keep only the partial line: the bytes after the last b'\\n'.",
+            )
+    return (
+        f"lines came out whole for every split (byte by byte, many at once, \\r\\n cut in "
+        f"two, 25 random streams), bytes untouched, and a line over max_line={limit} "
+        f"raised LineTooLong, with never more than max_line + 1 bytes kept"
+    )
 
 
 def _too_long(error, limit: int, what: str) -> None:
     """``error`` (raised by feed) must be LineTooLong(limit)."""
     if isinstance(error, LineTooLong):
         if error.max_line != limit:
-            raise NotYet(f"{what}: LineTooLong({error.max_line}) was raised, with "
-                         f"max_line={limit}", "raise LineTooLong(self.max_line).")
+            raise NotYet(
+                f"{what}: LineTooLong({error.max_line}) was raised, with max_line={limit}",
+                "raise LineTooLong(self.max_line).",
+            )
         return
     if isinstance(error, UnicodeError):
         raise NotYet(f"{what}: feed() raised {describe_exception(error)}", DECODE_HINT)
-    raise NotYet(f"{what}: feed() raised {describe_exception(error)}, not LineTooLong",
-                 "raise LineTooLong(self.max_line) (from nbio_helpers.framing): the server "
-                 "catches that one, answers the client and closes the connection.")
+    raise NotYet(
+        f"{what}: feed() raised {describe_exception(error)}, not LineTooLong",
+        "raise LineTooLong(self.max_line) (from nbio_helpers.framing): the server "
+        "catches that one, answers the client and closes the connection.",
+    )
 
 
 def _check_limit(framer_class, limit: int) -> None:
     exact = b"x" * limit
     chunks = [bytes([b]) for b in exact + b"\r\n"]
-    outputs, error, _ = _feed(_make_framer(framer_class, limit), chunks,
-                              f"a line of exactly max_line={limit} bytes, then \\r\\n, byte "
-                              "by byte", expect_error=True)
+    outputs, error, _ = _feed(
+        _make_framer(framer_class, limit),
+        chunks,
+        f"a line of exactly max_line={limit} bytes, then \\r\\n, byte by byte",
+        expect_error=True,
+    )
     if error is not None:
-        one_chunk, error2, _ = _feed(_make_framer(framer_class, limit), [exact + b"\n"],
-                                     "", expect_error=True)
+        one_chunk, error2, _ = _feed(
+            _make_framer(framer_class, limit), [exact + b"\n"], "", expect_error=True
+        )
         if error2 is not None:
-            raise NotYet(f"a line of exactly max_line={limit} bytes raised "
-                         f"{type(error2).__name__}",
-                         "the longest line allowed is max_line bytes: raise only when a line "
-                         "is longer, len(line) > self.max_line (not >=).")
-        raise NotYet(f"a line of exactly max_line={limit} bytes followed by \\r\\n, sent byte "
-                     f"by byte, raised {type(error).__name__} when its \\r came",
-                     "the \\r\\n does not count: a partial line of max_line + 1 bytes may "
-                     "still be a good line whose \\r has come before its \\n; raise only "
-                     "beyond that (or when its last byte is not \\r).")
+            raise NotYet(
+                f"a line of exactly max_line={limit} bytes raised {type(error2).__name__}",
+                "the longest line allowed is max_line bytes: raise only when a line "
+                "is longer, len(line) > self.max_line (not >=).",
+            )
+        raise NotYet(
+            f"a line of exactly max_line={limit} bytes followed by \\r\\n, sent byte "
+            f"by byte, raised {type(error).__name__} when its \\r came",
+            "the \\r\\n does not count: a partial line of max_line + 1 bytes may "
+            "still be a good line whose \\r has come before its \\n; raise only "
+            "beyond that (or when its last byte is not \\r).",
+        )
     if _flat(outputs) != [exact]:
-        raise NotYet(f"a line of exactly max_line={limit} bytes, sent byte by byte with "
-                     f"\\r\\n, came out as {_show(_flat(outputs))}", SPLIT_HINT)
+        raise NotYet(
+            f"a line of exactly max_line={limit} bytes, sent byte by byte with "
+            f"\\r\\n, came out as {_show(_flat(outputs))}",
+            SPLIT_HINT,
+        )
 
     over = b"y" * (limit + 1)
-    outputs, error, _ = _feed(_make_framer(framer_class, limit), [over + b"\n"],
-                              f"a line of max_line + 1 = {limit + 1} bytes", expect_error=True)
+    outputs, error, _ = _feed(
+        _make_framer(framer_class, limit),
+        [over + b"\n"],
+        f"a line of max_line + 1 = {limit + 1} bytes",
+        expect_error=True,
+    )
     if error is None:
-        raise NotYet(f"a line of {limit + 1} bytes (max_line={limit}) was accepted",
-                     LIMIT_HINT)
+        raise NotYet(f"a line of {limit + 1} bytes (max_line={limit}) was accepted", LIMIT_HINT)
     _too_long(error, limit, f"a line of {limit + 1} bytes")
-    outputs, error, _ = _feed(_make_framer(framer_class, limit), [over + b"\r\n"],
-                              f"a line of {limit + 1} bytes and \\r\\n", expect_error=True)
+    outputs, error, _ = _feed(
+        _make_framer(framer_class, limit),
+        [over + b"\r\n"],
+        f"a line of {limit + 1} bytes and \\r\\n",
+        expect_error=True,
+    )
     if error is None:
-        raise NotYet(f"a line of {limit + 1} bytes followed by \\r\\n (max_line={limit}) was "
-                     "accepted", "remove the \\r before you measure the line: "
-                     "len(line) > self.max_line is too long.")
+        raise NotYet(
+            f"a line of {limit + 1} bytes followed by \\r\\n (max_line={limit}) was accepted",
+            "remove the \\r before you measure the line: len(line) > self.max_line is too long.",
+        )
     _too_long(error, limit, f"a line of {limit + 1} bytes and \\r\\n")
 
     endless = [b"z" * 8] * 64
-    must_by = (limit + 2 + 7) // 8          # the feed that makes the partial max_line + 2
-    outputs, error, held = _feed(_make_framer(framer_class, limit), endless,
-                                 "a line that never ends, 8 bytes at a time", expect_error=True)
+    must_by = (limit + 2 + 7) // 8  # the feed that makes the partial max_line + 2
+    outputs, error, held = _feed(
+        _make_framer(framer_class, limit),
+        endless,
+        "a line that never ends, 8 bytes at a time",
+        expect_error=True,
+    )
     if error is None:
-        raise NotYet(f"a line that never ends was fed 8 bytes at a time, {len(endless) * 8} "
-                     f"bytes in all (max_line={limit}), and feed() never raised: a client that "
-                     "never sends \\n would make the buffer grow without bound",
-                     "check the length of the partial line too: raise LineTooLong as soon "
-                     "as it holds more than max_line + 1 bytes, without waiting for its \\n.")
+        raise NotYet(
+            f"a line that never ends was fed 8 bytes at a time, {len(endless) * 8} "
+            f"bytes in all (max_line={limit}), and feed() never raised: a client that "
+            "never sends \\n would make the buffer grow without bound",
+            "check the length of the partial line too: raise LineTooLong as soon "
+            "as it holds more than max_line + 1 bytes, without waiting for its \\n.",
+        )
     _too_long(error, limit, "a line that never ends")
     if len(outputs) + 1 > must_by:
-        raise NotYet(f"a line that never ends (max_line={limit}) raised LineTooLong only "
-                     f"after {(len(outputs) + 1) * 8} bytes",
-                     "raise as soon as the partial line holds more than max_line + 1 bytes: "
-                     "that bounds the memory a client can make the server use.")
+        raise NotYet(
+            f"a line that never ends (max_line={limit}) raised LineTooLong only "
+            f"after {(len(outputs) + 1) * 8} bytes",
+            "raise as soon as the partial line holds more than max_line + 1 bytes: "
+            "that bounds the memory a client can make the server use.",
+        )
     if held and max(held) > limit + 1:
-        raise NotYet(f"while a line that never ends came in, your framer kept {max(held)} "
-                     f"bytes (max_line={limit})",
-                     "keep only the partial line, and never more than max_line + 1 bytes.")
+        raise NotYet(
+            f"while a line that never ends came in, your framer kept {max(held)} "
+            f"bytes (max_line={limit})",
+            "keep only the partial line, and never more than max_line + 1 bytes.",
+        )
 
     default = _make_framer(framer_class, None)
-    outputs, error, _ = _feed(default, [b"d" * 1024 + b"\n"], "the default max_line of 1024",
-                              expect_error=True)
+    outputs, error, _ = _feed(
+        default, [b"d" * 1024 + b"\n"], "the default max_line of 1024", expect_error=True
+    )
     if error is not None or _flat(outputs) != [b"d" * 1024]:
-        raise NotYet("with the default max_line (1024), a line of 1024 bytes did not come out",
-                     "keep __init__(self, max_line=1024) and compare with self.max_line.")
-    _, error, _ = _feed(_make_framer(framer_class, None), [b"d" * 1025 + b"\n"],
-                        "the default max_line", expect_error=True)
+        raise NotYet(
+            "with the default max_line (1024), a line of 1024 bytes did not come out",
+            "keep __init__(self, max_line=1024) and compare with self.max_line.",
+        )
+    _, error, _ = _feed(
+        _make_framer(framer_class, None),
+        [b"d" * 1025 + b"\n"],
+        "the default max_line",
+        expect_error=True,
+    )
     if error is None:
-        raise NotYet("with the default max_line (1024), a line of 1025 bytes was accepted",
-                     "compare with self.max_line, not a number of your own.")
+        raise NotYet(
+            "with the default max_line (1024), a line of 1025 bytes was accepted",
+            "compare with self.max_line, not a number of your own.",
+        )
 
 
 # ======================================================================= exercise 2
@@ -470,20 +609,30 @@ IDLE_WINDOW = 0.3
 LEARNER_METHODS = ("call_later", "timeout", "run_timers")
 
 TIMER_HANG_HINTS = {
-    "run_timers": ("take out every timer that is due first, then call them: a callback that "
-                   "sets a new timer (even with delay 0) must not be called in the same "
-                   "run_timers(), or a timer that sets itself again never lets it return."),
-    "timeout": ("timeout() only computes a number: never wait or loop on the clock in it "
-                "(select() does the waiting)."),
+    "run_timers": (
+        "take out every timer that is due first, then call them: a callback that "
+        "sets a new timer (even with delay 0) must not be called in the same "
+        "run_timers(), or a timer that sets itself again never lets it return."
+    ),
+    "timeout": (
+        "timeout() only computes a number: never wait or loop on the clock in it "
+        "(select() does the waiting)."
+    ),
     "call_later": "call_later() only pushes a Timer on the heap and returns it.",
 }
-SPIN_HINT = ("select() may sleep until the earliest deadline: timeout() returns the seconds "
-             "until it (earliest.when - self.time()), not 0.")
-CLOCK_HINT = ("the loop's clock is self.time(): use it for the deadline (self.time() + delay) "
-              "and for 'now', not time.monotonic() (the checker gives your loop a clock of "
-              "its own).")
-HEAP_HINT = ("keep self.timers a heap: heapq.heappush(self.timers, timer), and the earliest "
-             "deadline is always self.timers[0].")
+SPIN_HINT = (
+    "select() may sleep until the earliest deadline: timeout() returns the seconds "
+    "until it (earliest.when - self.time()), not 0."
+)
+CLOCK_HINT = (
+    "the loop's clock is self.time(): use it for the deadline (self.time() + delay) "
+    "and for 'now', not time.monotonic() (the checker gives your loop a clock of "
+    "its own)."
+)
+HEAP_HINT = (
+    "keep self.timers a heap: heapq.heappush(self.timers, timer), and the earliest "
+    "deadline is always self.timers[0]."
+)
 
 
 class _Calls:
@@ -521,8 +670,10 @@ def _timer_loop(cls, calls: _Calls, selector=None):
     loop = cls(selector)
     if not isinstance(loop, GeneratorLoop):
         _loop_close(loop)
-        raise NotYet(f"{cls.__name__} is not a GeneratorLoop",
-                     "keep the class line as given: class MyTimerLoop(GeneratorLoop).")
+        raise NotYet(
+            f"{cls.__name__} is not a GeneratorLoop",
+            "keep the class line as given: class MyTimerLoop(GeneratorLoop).",
+        )
     for name in (*LEARNER_METHODS, "run_once"):
         method = getattr(loop, name, None)
         if not callable(method):
@@ -563,16 +714,19 @@ def _run_timer_scenario(scenario, cls, calls: _Calls, what: str):
     if outcome.timed_out:
         name = stuck[0] if stuck else "your loop"
         limit = STUCK_AFTER if stuck else 4.0
-        raise NotYet(f"{name}() did not return within {limit:g} s"
-                     + ("" if stuck else f" ({what})")
-                     + (f": it was still running {outcome.where}" if outcome.where else ""),
-                     TIMER_HANG_HINTS.get(name, TIMER_HANG_HINTS["timeout"]))
+        raise NotYet(
+            f"{name}() did not return within {limit:g} s"
+            + ("" if stuck else f" ({what})")
+            + (f": it was still running {outcome.where}" if outcome.where else ""),
+            TIMER_HANG_HINTS.get(name, TIMER_HANG_HINTS["timeout"]),
+        )
     if outcome.base_error is not None:
         raise NotYet(*base_exception_failure(f"your loop ({what})", outcome.base_error))
     error = outcome.error
     if isinstance(error, LearnerBaseException):
-        raise NotYet(*base_exception_failure(f"{getattr(error, 'doing', what)}: your code",
-                                             error.original))
+        raise NotYet(
+            *base_exception_failure(f"{getattr(error, 'doing', what)}: your code", error.original)
+        )
     if isinstance(error, NotYet):
         raise error
     if isinstance(error, NotImplementedError):
@@ -596,16 +750,22 @@ class _Failed(Exception):
 def _timer_error(error: BaseException, doing: str) -> NotYet:
     text = str(error)
     if isinstance(error, TypeError) and "'<' not supported" in text:
-        return NotYet(f"{doing}: {describe_exception(error)}",
-                      "heapq compares whole entries: with equal deadlines, a tuple (when, "
-                      "callback, ...) compares the callbacks, which cannot be compared. Push "
-                      "Timer(when, order, callback, args): order, from itertools.count(), "
-                      "breaks ties and keeps equal deadlines in the order they were set.")
+        return NotYet(
+            f"{doing}: {describe_exception(error)}",
+            "heapq compares whole entries: with equal deadlines, a tuple (when, "
+            "callback, ...) compares the callbacks, which cannot be compared. Push "
+            "Timer(when, order, callback, args): order, from itertools.count(), "
+            "breaks ties and keeps equal deadlines in the order they were set.",
+        )
     if isinstance(error, ValueError) and "non-negative" in text:
-        return NotYet(f"{doing}: select() raised {describe_exception(error)}",
-                      "never give select() a negative timeout: max(0, ...).")
-    return NotYet(f"{doing}: {describe_exception(error)}",
-                  "read the error, fix the method, run its cell again.")
+        return NotYet(
+            f"{doing}: select() raised {describe_exception(error)}",
+            "never give select() a negative timeout: max(0, ...).",
+        )
+    return NotYet(
+        f"{doing}: {describe_exception(error)}",
+        "read the error, fix the method, run its cell again.",
+    )
 
 
 def _timeout_checks(cls, calls):
@@ -617,29 +777,36 @@ def _timeout_checks(cls, calls):
         step = "timeout() with no timer and nothing ready"
         got = loop.timeout()
         if got == 0:
-            raise _Failed("with no timer and no callback ready, timeout() returned 0",
-                          "select(0) returns at once, so a loop with nothing to do would spin "
-                          "at full CPU: return None (select() then sleeps until a socket is "
-                          "ready).")
+            raise _Failed(
+                "with no timer and no callback ready, timeout() returned 0",
+                "select(0) returns at once, so a loop with nothing to do would spin "
+                "at full CPU: return None (select() then sleeps until a socket is "
+                "ready).",
+            )
         if got is not None:
-            raise _Failed(f"with no timer and no callback ready, timeout() returned {got!r}, "
-                          "expected None", "None: there is nothing to wait for but sockets.")
+            raise _Failed(
+                f"with no timer and no callback ready, timeout() returned {got!r}, expected None",
+                "None: there is nothing to wait for but sockets.",
+            )
         step = "timeout() with a callback ready (call_soon)"
         loop.call_soon(lambda: None)
         got = loop.timeout()
         loop.ready.clear()
         if got != 0:
-            raise _Failed(f"with a callback ready (call_soon) and no timer, timeout() returned "
-                          f"{got!r}, expected 0",
-                          "callbacks in self.ready (call_soon, a task to resume) run on the "
-                          "next turn: timeout() is 0 while self.ready is not empty, or they "
-                          "would wait for the next socket event.")
+            raise _Failed(
+                f"with a callback ready (call_soon) and no timer, timeout() returned "
+                f"{got!r}, expected 0",
+                "callbacks in self.ready (call_soon, a task to resume) run on the "
+                "next turn: timeout() is 0 while self.ready is not empty, or they "
+                "would wait for the next socket event.",
+            )
         step = "call_later(2.5, ...)"
         first = loop.call_later(2.5, lambda: None)
         if not callable(getattr(first, "cancel", None)):
-            raise _Failed(f"call_later() returned {type(first).__name__}, not the Timer",
-                          "return the Timer you pushed on the heap: whoever set it may "
-                          "cancel() it.")
+            raise _Failed(
+                f"call_later() returned {type(first).__name__}, not the Timer",
+                "return the Timer you pushed on the heap: whoever set it may cancel() it.",
+            )
         step = "timeout() with one timer due in 2.5 s"
         got = loop.timeout()
         _expect_timeout(got, 2.5, "with one timer due in 2.5 s")
@@ -647,9 +814,11 @@ def _timeout_checks(cls, calls):
         step = "timeout() 1 s later"
         got = loop.timeout()
         if isinstance(got, (int, float)) and abs(got - 2.5) < 1e-6:
-            raise _Failed("1 s after call_later(2.5, ...), timeout() still returned 2.5",
-                          "keep the deadline in the Timer (self.time() + delay), and return "
-                          "deadline - self.time(): the time left, not the delay as given.")
+            raise _Failed(
+                "1 s after call_later(2.5, ...), timeout() still returned 2.5",
+                "keep the deadline in the Timer (self.time() + delay), and return "
+                "deadline - self.time(): the time left, not the delay as given.",
+            )
         _expect_timeout(got, 1.5, "1 s after call_later(2.5, ...)")
         step = "call_later() of three more timers"
         loop.call_later(5.0, lambda: None)
@@ -658,35 +827,44 @@ def _timeout_checks(cls, calls):
         step = "timeout() with four timers"
         got = loop.timeout()
         if isinstance(got, (int, float)) and abs(got - 1.5) < 1e-6:
-            raise _Failed("with timers due in 1.5, 5, 0.5 and 3 s (set in that order), "
-                          "timeout() returned 1.5: the first one set, not the earliest",
-                          HEAP_HINT)
+            raise _Failed(
+                "with timers due in 1.5, 5, 0.5 and 3 s (set in that order), "
+                "timeout() returned 1.5: the first one set, not the earliest",
+                HEAP_HINT,
+            )
         if isinstance(got, (int, float)) and (abs(got - 5.0) < 1e-6 or abs(got - 3.0) < 1e-6):
-            raise _Failed(f"with timers due in 1.5, 5, 0.5 and 3 s, timeout() returned "
-                          f"{got:g}: the earliest is due in 0.5 s",
-                          "the loop must wake up for the earliest deadline (the smallest), "
-                          "self.timers[0] of a heap, not the latest or the last one set.")
+            raise _Failed(
+                f"with timers due in 1.5, 5, 0.5 and 3 s, timeout() returned "
+                f"{got:g}: the earliest is due in 0.5 s",
+                "the loop must wake up for the earliest deadline (the smallest), "
+                "self.timers[0] of a heap, not the latest or the last one set.",
+            )
         _expect_timeout(got, 0.5, "with timers due in 1.5, 5, 0.5 and 3 s")
         step = "timeout() once the earliest timer was cancelled"
         soonest.cancel()
         got = loop.timeout()
         if isinstance(got, (int, float)) and abs(got - 0.5) < 1e-6:
-            raise _Failed("the earliest timer was cancelled, and timeout() still returned "
-                          "the time until it",
-                          "a cancelled timer does not count: pop cancelled timers off the top "
-                          "of the heap (timer.cancelled) before you look at self.timers[0].")
+            raise _Failed(
+                "the earliest timer was cancelled, and timeout() still returned the time until it",
+                "a cancelled timer does not count: pop cancelled timers off the top "
+                "of the heap (timer.cancelled) before you look at self.timers[0].",
+            )
         _expect_timeout(got, 1.5, "with the earliest timer cancelled")
         step = "timeout() with every timer overdue"
         clock.now += 100.0
         got = loop.timeout()
         if isinstance(got, (int, float)) and got < 0:
-            raise _Failed(f"with timers already overdue, timeout() returned {got:g}",
-                          "never negative: max(0, ...). A timer already due means 'do not "
-                          "sleep'; a negative time to sleep means nothing (the selectors "
-                          "module reads it as 0, select.select() raises ValueError).")
+            raise _Failed(
+                f"with timers already overdue, timeout() returned {got:g}",
+                "never negative: max(0, ...). A timer already due means 'do not "
+                "sleep'; a negative time to sleep means nothing (the selectors "
+                "module reads it as 0, select.select() raises ValueError).",
+            )
         if got != 0:
-            raise _Failed(f"with timers already overdue, timeout() returned {got!r}, expected 0",
-                          "the time until the earliest deadline, max(0, ...).")
+            raise _Failed(
+                f"with timers already overdue, timeout() returned {got!r}, expected 0",
+                "the time until the earliest deadline, max(0, ...).",
+            )
         step = "timeout() with only cancelled timers left"
         fresh = _timer_loop(cls, calls)
         try:
@@ -698,9 +876,11 @@ def _timeout_checks(cls, calls):
         finally:
             _loop_close(fresh)
         if got is not None:
-            raise _Failed(f"with only cancelled timers left, timeout() returned {got!r}, "
-                          "expected None", "cancelled timers do not count: with none left, "
-                          "return None, as with no timer at all.")
+            raise _Failed(
+                f"with only cancelled timers left, timeout() returned {got!r}, expected None",
+                "cancelled timers do not count: with none left, "
+                "return None, as with no timer at all.",
+            )
     except Exception as exc:
         if not isinstance(exc, _Failed):
             exc.doing = step
@@ -711,21 +891,28 @@ def _timeout_checks(cls, calls):
 
 def _expect_timeout(got, want: float, when: str) -> None:
     if got is None:
-        raise _Failed(f"{when}, timeout() returned None",
-                      "None lets select() sleep until a socket is ready, past the timer's "
-                      "deadline: return the seconds until the earliest timer.")
+        raise _Failed(
+            f"{when}, timeout() returned None",
+            "None lets select() sleep until a socket is ready, past the timer's "
+            "deadline: return the seconds until the earliest timer.",
+        )
     if not isinstance(got, (int, float)):
-        raise _Failed(f"{when}, timeout() returned {type(got).__name__}, not a number",
-                      "return a number of seconds (or None).")
+        raise _Failed(
+            f"{when}, timeout() returned {type(got).__name__}, not a number",
+            "return a number of seconds (or None).",
+        )
     if got == 0 and want > 0:
-        raise _Failed(f"{when} and nothing else to do, timeout() returned 0: the loop would "
-                      "spin until then", SPIN_HINT)
+        raise _Failed(
+            f"{when} and nothing else to do, timeout() returned 0: the loop would spin until then",
+            SPIN_HINT,
+        )
     if abs(got - want) > 1e-6:
         if abs(got - want) > 100 or got < 0:
-            raise _Failed(f"{when}, timeout() returned {got:g} (expected {want:g})",
-                          CLOCK_HINT)
-        raise _Failed(f"{when}, timeout() returned {got:g}, expected {want:g}",
-                      "the seconds from now (self.time()) until the earliest deadline.")
+            raise _Failed(f"{when}, timeout() returned {got:g} (expected {want:g})", CLOCK_HINT)
+        raise _Failed(
+            f"{when}, timeout() returned {got:g}, expected {want:g}",
+            "the seconds from now (self.time()) until the earliest deadline.",
+        )
 
 
 def _run_timers_checks(cls, calls):
@@ -736,12 +923,13 @@ def _run_timers_checks(cls, calls):
     step = ""
     try:
         step = "call_later() of six timers, two with the same deadline"
-        def note(name):                                   # a callback of its own each
+
+        def note(name):  # a callback of its own each
             return lambda: fired.append(name)
 
         loop.call_later(5.0, note("c"))
         loop.call_later(1.0, note("a"))
-        for tie in ("b1", "b2", "b3", "b4"):              # four with the same deadline
+        for tie in ("b1", "b2", "b3", "b4"):  # four with the same deadline
             loop.call_later(3.0, note(tie))
         cancelled = loop.call_later(2.0, note("x"))
         loop.call_later(10.0, note("later"))
@@ -750,44 +938,58 @@ def _run_timers_checks(cls, calls):
         clock.now += 0.9
         loop.run_timers()
         if fired:
-            raise _Failed(f"0.9 s after call_later(1.0, ...), run_timers() already called "
-                          f"{fired[0]!r}'s callback: it fired early",
-                          "a timer is due only once its deadline has come: "
-                          "timer.when <= self.time().")
+            raise _Failed(
+                f"0.9 s after call_later(1.0, ...), run_timers() already called "
+                f"{fired[0]!r}'s callback: it fired early",
+                "a timer is due only once its deadline has come: timer.when <= self.time().",
+            )
         step = "run_timers() once five deadlines have passed"
         clock.now += 5.1
         loop.run_timers()
         if "x" in fired:
-            raise _Failed("a cancelled timer fired",
-                          "skip the timers whose .cancelled is True.")
+            raise _Failed("a cancelled timer fired", "skip the timers whose .cancelled is True.")
         if "later" in fired:
-            raise _Failed("a timer due in 10 s fired after 6 s",
-                          "call only the timers whose deadline has come: "
-                          "timer.when <= self.time().")
+            raise _Failed(
+                "a timer due in 10 s fired after 6 s",
+                "call only the timers whose deadline has come: timer.when <= self.time().",
+            )
         if not fired:
-            raise _Failed("six seconds on, run_timers() had called none of the timers due",
-                          "call timer.callback(*timer.args) for each due timer.")
+            raise _Failed(
+                "six seconds on, run_timers() had called none of the timers due",
+                "call timer.callback(*timer.args) for each due timer.",
+            )
         want = ["a", "b1", "b2", "b3", "b4", "c"]
         if sorted(fired) != want:
-            raise _Failed(f"of the timers due, run_timers() called {fired} (expected "
-                          f"{', '.join(want)}, each once)",
-                          "call each due timer once, and take it off the heap "
-                          "(heapq.heappop).")
+            raise _Failed(
+                f"of the timers due, run_timers() called {fired} (expected "
+                f"{', '.join(want)}, each once)",
+                "call each due timer once, and take it off the heap (heapq.heappop).",
+            )
         ties = [name for name in fired if name.startswith("b")]
-        if ties != want[1:5] and [n for n in fired if not n.startswith("b")] == ["a", "c"] \
-                and fired.index("a") < fired.index(ties[0]):
-            raise _Failed(f"four timers with the same deadline, set in the order b1, b2, b3, "
-                          f"b4, fired in the order {', '.join(ties)}",
-                          "equal deadlines fire in the order they were set: give each Timer "
-                          "an increasing order (next(self.order)), which breaks the tie.")
+        if (
+            ties != want[1:5]
+            and [n for n in fired if not n.startswith("b")] == ["a", "c"]
+            and fired.index("a") < fired.index(ties[0])
+        ):
+            raise _Failed(
+                f"four timers with the same deadline, set in the order b1, b2, b3, "
+                f"b4, fired in the order {', '.join(ties)}",
+                "equal deadlines fire in the order they were set: give each Timer "
+                "an increasing order (next(self.order)), which breaks the tie.",
+            )
         if fired != want:
-            raise _Failed(f"the timers due fired in the order {', '.join(fired)}, not earliest "
-                          f"first ({', '.join(want)})", HEAP_HINT)
+            raise _Failed(
+                f"the timers due fired in the order {', '.join(fired)}, not earliest "
+                f"first ({', '.join(want)})",
+                HEAP_HINT,
+            )
         step = "run_timers() again, nothing new due"
         loop.run_timers()
         if len(fired) != len(want):
-            raise _Failed("run_timers() called a timer a second time",
-                          "take each due timer off the heap (heapq.heappop) before calling it.")
+            raise _Failed(
+                "run_timers() called a timer a second time",
+                "take each due timer off the heap (heapq.heappop) before calling it.",
+            )
         step = "timeout() after run_timers()"
         got = loop.timeout()
         _expect_timeout(got, 4.0, "with one timer left, due in 4 s")
@@ -797,23 +999,26 @@ def _run_timers_checks(cls, calls):
 
         def repeat():
             again.append("again")
-            loop.call_later(0, repeat)             # sets itself again, every time
+            loop.call_later(0, repeat)  # sets itself again, every time
 
         loop.call_later(1.0, repeat)
         clock.now += 1.5
         step = "run_timers() with a callback that sets a timer with delay 0"
         loop.run_timers()
         if len(again) != 1:
-            raise _Failed(f"a timer's callback set a timer with delay 0, and run_timers() "
-                          f"called that one in the same call ({len(again)} times)",
-                          TIMER_HANG_HINTS["run_timers"])
+            raise _Failed(
+                f"a timer's callback set a timer with delay 0, and run_timers() "
+                f"called that one in the same call ({len(again)} times)",
+                TIMER_HANG_HINTS["run_timers"],
+            )
         clock.now += 0.001
         step = "run_timers() on the next turn"
         loop.run_timers()
         if len(again) != 2:
-            raise _Failed("a timer set with delay 0 by a callback did not fire on the next "
-                          "turn", "a timer with delay 0 is due at once: on the next "
-                                  "run_timers() it must fire.")
+            raise _Failed(
+                "a timer set with delay 0 by a callback did not fire on the next turn",
+                "a timer with delay 0 is due at once: on the next run_timers() it must fire.",
+            )
     except Exception as exc:
         if not isinstance(exc, _Failed):
             exc.doing = step
@@ -832,19 +1037,29 @@ class _LiveLoop:
         self.jobs: collections.deque = collections.deque()
         self.waker_r, self.waker_w = socket.socketpair()
         self.waker_r.setblocking(False)
-        made = run_learner(lambda: _timer_loop(cls, calls, RecordingSelector(
-            selectors.DefaultSelector(), self.log)), limit=2.0, name=cls.__name__)
+        made = run_learner(
+            lambda: _timer_loop(
+                cls, calls, RecordingSelector(selectors.DefaultSelector(), self.log)
+            ),
+            limit=2.0,
+            name=cls.__name__,
+        )
         if made.error is not None or made.value is None:
             self.close_sockets()
             if isinstance(made.error, NotYet):
                 raise made.error
             _judge_call(made, f"{cls.__name__}()", "keep __init__ as it was given.")
-            raise NotYet(f"{cls.__name__}() raised {describe_exception(made.error)}",
-                         "keep __init__ as it was given.")
+            raise NotYet(
+                f"{cls.__name__}() raised {describe_exception(made.error)}",
+                "keep __init__ as it was given.",
+            )
         self.loop = made.value
         self.loop.add_reader(self.waker_r, self._woken)
-        self.runner = LearnerThread(guarded(self.loop.run_forever, name="run_forever"),
-                                    name="timer-loop", sockets=[self.waker_r])
+        self.runner = LearnerThread(
+            guarded(self.loop.run_forever, name="run_forever"),
+            name="timer-loop",
+            sockets=[self.waker_r],
+        )
 
     def _woken(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -872,9 +1087,11 @@ class _LiveLoop:
         stuck = self.calls.stuck()
         if stuck:
             place = self.runner.where()
-            raise NotYet(f"{stuck}() did not return within {STUCK_AFTER:g} s while the loop "
-                         "ran" + (f": it was still running {place}" if place else ""),
-                         TIMER_HANG_HINTS[stuck])
+            raise NotYet(
+                f"{stuck}() did not return within {STUCK_AFTER:g} s while the loop "
+                "ran" + (f": it was still running {place}" if place else ""),
+                TIMER_HANG_HINTS[stuck],
+            )
         error = self.runner.error
         if error is not None and not isinstance(error, LearnerStopped):
             if isinstance(error, NotImplementedError):
@@ -883,8 +1100,9 @@ class _LiveLoop:
                 raise NotYet(*base_exception_failure("your loop", error))
             raise _timer_error(error, "your loop stopped: run_forever() raised")
         if not self.runner.alive:
-            raise NotYet("your loop's run_forever() returned by itself",
-                         "keep run_once() as given.")
+            raise NotYet(
+                "your loop's run_forever() returned by itself", "keep run_once() as given."
+            )
 
     def stop(self) -> None:
         self.run(self.loop.stop)
@@ -903,8 +1121,10 @@ def check_timer_loop(loop_class):
     """Exercise 2: ``MyTimerLoop``'s timer heap, first on the checker's clock, then live:
     an idle loop sleeps, timers fire in order and on time."""
     if not isinstance(loop_class, type):
-        raise NotYet(f"expected a class, got {type(loop_class).__name__}",
-                     "pass the class itself: check_timer_loop(MyTimerLoop).")
+        raise NotYet(
+            f"expected a class, got {type(loop_class).__name__}",
+            "pass the class itself: check_timer_loop(MyTimerLoop).",
+        )
     calls = _Calls()
     _run_timer_scenario(_timeout_checks, loop_class, calls, "timeout() and call_later()")
     _run_timer_scenario(_run_timers_checks, loop_class, calls, "run_timers()")
@@ -917,10 +1137,12 @@ def check_timer_loop(loop_class):
         live.raise_if_failed()
     finally:
         live.stop()
-    return ("timers fired earliest first, ties in the order they were set, cancelled ones "
-            "never; with one timer half a second away your loop slept in select(); live, "
-            "timers and a sleeping task fired on time (never early, late within the "
-            "tolerance)")
+    return (
+        "timers fired earliest first, ties in the order they were set, cancelled ones "
+        "never; with one timer half a second away your loop slept in select(); live, "
+        "timers and a sleeping task fired on time (never early, late within the "
+        "tolerance)"
+    )
 
 
 def _idle_check(live: _LiveLoop) -> int:
@@ -933,9 +1155,11 @@ def _idle_check(live: _LiveLoop) -> int:
 
     live.run(set_far_timer)
     if not live.wait(ready.is_set, 2.0):
-        raise NotYet("your loop did not run a callback within 2 s of its socket becoming "
-                     "readable", "keep run_once() as given: super().run_once() first.")
-    time.sleep(0.02)                          # let the loop go to sleep
+        raise NotYet(
+            "your loop did not run a callback within 2 s of its socket becoming readable",
+            "keep run_once() as given: super().run_once() first.",
+        )
+    time.sleep(0.02)  # let the loop go to sleep
     n0, c0, t0 = len(live.log.selects()), live.runner.cpu.total(), time.perf_counter()
     live.wait(lambda: False, IDLE_WINDOW)
     n1, c1, t1 = len(live.log.selects()), live.runner.cpu.total(), time.perf_counter()
@@ -946,14 +1170,18 @@ def _idle_check(live: _LiveLoop) -> int:
     if calls > SPIN_CALLS:
         zero = sum(1 for t in timeouts if t == 0)
         what = "with timeout 0" if zero == len(timeouts) else f"({zero:,} with timeout 0)"
-        raise NotYet(f"with one timer 0.5 s away, your loop called select() {calls:,} times "
-                     f"in {IDLE_WINDOW:g} s {what}, using about {share:.0%} of a core: it spins",
-                     SPIN_HINT)
-    if share == share and share > 0.3:          # not NaN: a CPU clock for threads exists
-        raise NotYet(f"with one timer 0.5 s away, your loop used about {share:.0%} of a core "
-                     "while it waited",
-                     "never busy-wait on the clock (a while loop) in timeout() or "
-                     "run_timers(): select() does the waiting, asleep in the kernel.")
+        raise NotYet(
+            f"with one timer 0.5 s away, your loop called select() {calls:,} times "
+            f"in {IDLE_WINDOW:g} s {what}, using about {share:.0%} of a core: it spins",
+            SPIN_HINT,
+        )
+    if share == share and share > 0.3:  # not NaN: a CPU clock for threads exists
+        raise NotYet(
+            f"with one timer 0.5 s away, your loop used about {share:.0%} of a core "
+            "while it waited",
+            "never busy-wait on the clock (a while loop) in timeout() or "
+            "run_timers(): select() does the waiting, asleep in the kernel.",
+        )
     return calls
 
 
@@ -966,8 +1194,9 @@ def _on_time_check(live: _LiveLoop) -> float:
     def set_timers():
         for delay in delays:
             set_at = live.loop.time()
-            live.loop.call_later(delay, lambda d=delay, s=set_at: fired.append(
-                (d, time.monotonic() - (s + d))))
+            live.loop.call_later(
+                delay, lambda d=delay, s=set_at: fired.append((d, time.monotonic() - (s + d)))
+            )
 
         def sleeper():
             for _ in range(2):
@@ -982,32 +1211,41 @@ def _on_time_check(live: _LiveLoop) -> float:
     live.wait(lambda: len(fired) == len(delays) and len(slept) == 2, 2.0)
     live.raise_if_failed()
     if len(fired) < len(delays):
-        raise NotYet(f"live, {len(delays) - len(fired)} of {len(delays)} timers (set for 15 to "
-                     f"90 ms) had not fired after 2 s",
-                     "run_once() calls run_timers() after each select(): it must call every "
-                     "timer that is due; and timeout() must let select() wake up for it.")
+        raise NotYet(
+            f"live, {len(delays) - len(fired)} of {len(delays)} timers (set for 15 to "
+            f"90 ms) had not fired after 2 s",
+            "run_once() calls run_timers() after each select(): it must call every "
+            "timer that is due; and timeout() must let select() wake up for it.",
+        )
     order = [d for d, _ in fired]
     if order != sorted(order):
-        raise NotYet(f"live, timers set for {', '.join(f'{d * 1e3:.0f}' for d in delays)} ms "
-                     f"fired in the order {', '.join(f'{d * 1e3:.0f}' for d in order)} ms",
-                     HEAP_HINT)
+        raise NotYet(
+            f"live, timers set for {', '.join(f'{d * 1e3:.0f}' for d in delays)} ms "
+            f"fired in the order {', '.join(f'{d * 1e3:.0f}' for d in order)} ms",
+            HEAP_HINT,
+        )
     early = [(d, late) for d, late in fired if late < -1e-6]
     if early:
         d, late = early[0]
-        raise NotYet(f"live, a timer set for {d * 1e3:.0f} ms fired {-late * 1e3:.1f} ms early",
-                     "a timer is due only once its deadline has come: "
-                     "timer.when <= self.time().")
+        raise NotYet(
+            f"live, a timer set for {d * 1e3:.0f} ms fired {-late * 1e3:.1f} ms early",
+            "a timer is due only once its deadline has come: timer.when <= self.time().",
+        )
     if len(slept) < 2:
-        raise NotYet("a generator task that did yield 'sleep', 0.05 was not resumed after "
-                     "2 s", "wait_sleep() (given) calls call_later(seconds, self.step, task): "
-                            "call_later must call callback(*args) at the deadline.")
+        raise NotYet(
+            "a generator task that did yield 'sleep', 0.05 was not resumed after 2 s",
+            "wait_sleep() (given) calls call_later(seconds, self.step, task): "
+            "call_later must call callback(*args) at the deadline.",
+        )
     lateness = [late for _, late in fired] + slept
     median = statistics.median(lateness)
     if median > TIMER_TOLERANCE:
-        raise NotYet(f"live, timers fired {median * 1e3:.0f} ms late (median; "
-                     f"{TIMER_TOLERANCE * 1e3:.0f} ms allowed)",
-                     "select() must wake up when the earliest timer is due: timeout() is "
-                     "the time from now to that deadline.")
+        raise NotYet(
+            f"live, timers fired {median * 1e3:.0f} ms late (median; "
+            f"{TIMER_TOLERANCE * 1e3:.0f} ms allowed)",
+            "select() must wake up when the earliest timer is due: timeout() is "
+            "the time from now to that deadline.",
+        )
     return median
 
 
@@ -1024,8 +1262,10 @@ def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
     if made.error is not None or made.value is None:
         if isinstance(made.error, NotImplementedError):
             raise NotImplementedError(loop_class.__name__)
-        print(f"{loop_class.__name__}() could not be made: "
-              f"{describe_exception(made.error) if made.error else 'it did not return'}")
+        print(
+            f"{loop_class.__name__}() could not be made: "
+            f"{describe_exception(made.error) if made.error else 'it did not return'}"
+        )
         return log
     loop = made.value
     waker_r, waker_w = socket.socketpair()
@@ -1056,8 +1296,9 @@ def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
         loop.spawn(reader())
 
     loop.add_reader(waker_r, woken)
-    runner = LearnerThread(guarded(loop.run_forever, name="run_forever"),
-                           name="timeline", sockets=[waker_r, ours]).start()
+    runner = LearnerThread(
+        guarded(loop.run_forever, name="run_forever"), name="timeline", sockets=[waker_r, ours]
+    ).start()
     try:
         jobs.append(scene)
         waker_w.send(b"\0")
@@ -1096,19 +1337,27 @@ IDLE_TIMEOUT = 0.25
 """The idle timeout of the second server of :func:`check_chat_handler`."""
 
 CROWD = 10
-NEVER_BLOCK_HINT = ("a coroutine on an event loop must never block: while it waits (in "
-                    "time.sleep(), a blocking recv()...), the loop waits too, and every other "
-                    "client with it. Await client.readline() instead; to pause, await the "
-                    "loop's own sleep.")
-TRY_FINALLY_HINT = ("call room.leave(client) in a finally: around the conversation after "
-                    "room.join(), so that it runs however the conversation ends (/quit, the "
-                    "client gone, LineTooLong, TimeoutError).")
-LEAVE_ON_NONE_HINT = ("readline() returns None when the client has gone: stop then (a loop "
-                      "`while (line := await client.readline()) is not None:`), and "
-                      "room.leave(client), in a finally, tells the others.")
-PROPAGATE_HINT = ("let LineTooLong and TimeoutError propagate out of your coroutine (no "
-                  "`except Exception:` around it): the server answers them ('! line too "
-                  "long', '! nothing from you') and closes the connection.")
+NEVER_BLOCK_HINT = (
+    "a coroutine on an event loop must never block: while it waits (in "
+    "time.sleep(), a blocking recv()...), the loop waits too, and every other "
+    "client with it. Await client.readline() instead; to pause, await the "
+    "loop's own sleep."
+)
+TRY_FINALLY_HINT = (
+    "call room.leave(client) in a finally: around the conversation after "
+    "room.join(), so that it runs however the conversation ends (/quit, the "
+    "client gone, LineTooLong, TimeoutError)."
+)
+LEAVE_ON_NONE_HINT = (
+    "readline() returns None when the client has gone: stop then (a loop "
+    "`while (line := await client.readline()) is not None:`), and "
+    "room.leave(client), in a finally, tells the others."
+)
+PROPAGATE_HINT = (
+    "let LineTooLong and TimeoutError propagate out of your coroutine (no "
+    "`except Exception:` around it): the server answers them ('! line too "
+    "long', '! nothing from you') and closes the connection."
+)
 
 _checks = itertools.count(1)
 
@@ -1119,25 +1368,26 @@ class _Watch:
     because it never gave the loop back."""
 
     def __init__(self):
-        self.held: tuple[float, str] | None = None     # (seconds, where) of the longest
-        self.stopped: str | None = None                # where a stuck step was stopped
-        self.step_started: float | None = None         # the step running now, since when
+        self.held: tuple[float, str] | None = None  # (seconds, where) of the longest
+        self.stopped: str | None = None  # where a stuck step was stopped
+        self.step_started: float | None = None  # the step running now, since when
         self.thread: threading.Thread | None = None
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
-        self.sockets = list                            # the server's connections, once known
+        self.sockets = list  # the server's connections, once known
 
     def start(self, thread: threading.Thread) -> None:
         self.thread = thread
-        self._watchdog = threading.Thread(target=self._watch, name="check-chat-watchdog",
-                                          daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._watch, name="check-chat-watchdog", daemon=True
+        )
         self._watchdog.start()
 
     def _watch(self) -> None:
         while not self._done.wait(0.005):
             started = self.step_started
             seconds = time.monotonic() - started if started is not None else 0.0
-            if seconds > BLOCK_LIMIT:           # where it is now is where it holds the loop
+            if seconds > BLOCK_LIMIT:  # where it is now is where it holds the loop
                 place = self.held[1] if self.held else where(self.thread) or ""
                 self.held = (max(seconds, self.held[0] if self.held else 0.0), place)
             if seconds > STUCK_AFTER and self.stopped is None:
@@ -1170,6 +1420,7 @@ class _Steps:
                 return step(value)
             finally:
                 self.watch.step_started = None
+
         return timed
 
     def __await__(self):
@@ -1225,8 +1476,7 @@ class _HandlerServer(CoroutineChatServer):
             if not inspect.iscoroutine(coro):
                 if inspect.isgenerator(coro):
                     coro.close()
-                raise _NotACoroutine(f"the handler returned {type(coro).__name__}, not a "
-                                     "coroutine")
+                raise _NotACoroutine(f"the handler returned {type(coro).__name__}, not a coroutine")
             await _Steps(coro, self.watch)
         except (LineTooLong, TimeoutError) as exc:
             client.say(error_line(exc, self))
@@ -1240,8 +1490,9 @@ def _handler_server(handler, **options):
     """The learner's handler on a :class:`_HandlerServer` (its thread named ``learner-…``);
     on exit, stopped, and the learner's code with it if it is stuck."""
     watch = _Watch()
-    server = _HandlerServer(handler=handler, watch=watch, name=f"check-chat-{next(_checks)}",
-                            **options)
+    server = _HandlerServer(
+        handler=handler, watch=watch, name=f"check-chat-{next(_checks)}", **options
+    )
     server.start()
     server._thread.name = "learner-" + server._thread.name.removeprefix("nbio-")
     watch.sockets = lambda: list(server._open)
@@ -1258,27 +1509,37 @@ def _handler_server(handler, **options):
 
 
 def _handler_errors(server) -> list[str]:
-    return [e.detail for e in server.events.events(ERROR)
-            if "LearnerStopped" not in e.detail and "CancelledError" not in e.detail]
+    return [
+        e.detail
+        for e in server.events.events(ERROR)
+        if "LearnerStopped" not in e.detail and "CancelledError" not in e.detail
+    ]
 
 
 def _raise_for_handler(server, watch: _Watch, settle: float = 0.3) -> None:
     """Fail with the cause, if the learner's coroutine blocked, hung or raised. A symptom
     (a line missing, a connection closed) can reach the client just before the server
     records its cause: wait up to ``settle`` seconds for one."""
-    wait_until(lambda: watch.stopped is not None or watch.held is not None
-               or _handler_errors(server), settle)
+    wait_until(
+        lambda: watch.stopped is not None or watch.held is not None or _handler_errors(server),
+        settle,
+    )
     if watch.stopped is not None:
-        raise NotYet(f"your coroutine did not give the loop back: one step ran for more than "
-                     f"{STUCK_AFTER:g} s and was stopped"
-                     + (f": it was still running {watch.stopped}" if watch.stopped else ""),
-                     "between two awaits a coroutine must return to the loop at once: await "
-                     "client.readline() for each line, never loop without an await.")
+        raise NotYet(
+            f"your coroutine did not give the loop back: one step ran for more than "
+            f"{STUCK_AFTER:g} s and was stopped"
+            + (f": it was still running {watch.stopped}" if watch.stopped else ""),
+            "between two awaits a coroutine must return to the loop at once: await "
+            "client.readline() for each line, never loop without an await.",
+        )
     if watch.held is not None:
         seconds, place = watch.held
-        raise NotYet(f"one step of your coroutine held the loop for {seconds:.2f} s (more "
-                     f"than {BLOCK_LIMIT:g} s): no other client was served meanwhile"
-                     + (f"; it was at {place}" if place else ""), NEVER_BLOCK_HINT)
+        raise NotYet(
+            f"one step of your coroutine held the loop for {seconds:.2f} s (more "
+            f"than {BLOCK_LIMIT:g} s): no other client was served meanwhile"
+            + (f"; it was at {place}" if place else ""),
+            NEVER_BLOCK_HINT,
+        )
     errors = _handler_errors(server)
     if not errors:
         return
@@ -1287,29 +1548,37 @@ def _raise_for_handler(server, watch: _Watch, settle: float = 0.3) -> None:
     if text.startswith("NotImplementedError"):
         raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if text.startswith("_NotACoroutine"):
-        raise NotYet("my_chat(room, client) did not return a coroutine",
-                     "write it as async def my_chat(room, client): and await "
-                     "client.readline().")
+        raise NotYet(
+            "my_chat(room, client) did not return a coroutine",
+            "write it as async def my_chat(room, client): and await client.readline().",
+        )
     if text.startswith(("KeyboardInterrupt", "SystemExit")):
         name = text.split(":", 1)[0]
         exc = KeyboardInterrupt() if name == "KeyboardInterrupt" else SystemExit()
         raise NotYet(*base_exception_failure("your coroutine", exc))
     if "can only await its own futures" in text or "no running event loop" in text:
-        raise NotYet(f"your coroutine failed: {text}",
-                     "asyncio's sleep() and wait_for() belong to asyncio's loop, and this "
-                     "is our loop, not asyncio's: the only thing to await here is "
-                     "client.readline().")
+        raise NotYet(
+            f"your coroutine failed: {text}",
+            "asyncio's sleep() and wait_for() belong to asyncio's loop, and this "
+            "is our loop, not asyncio's: the only thing to await here is "
+            "client.readline().",
+        )
     if "coroutine" in text:
-        raise NotYet(f"your coroutine failed: {text}",
-                     "client.readline() is a coroutine: write line = await "
-                     "client.readline(); without await you get the coroutine object, not "
-                     "the line.")
+        raise NotYet(
+            f"your coroutine failed: {text}",
+            "client.readline() is a coroutine: write line = await "
+            "client.readline(); without await you get the coroutine object, not "
+            "the line.",
+        )
     if "NoneType" in text:
-        raise NotYet(f"your coroutine failed when a client left: {text}",
-                     "readline() returns None when the client has gone (also before it "
-                     "gave a name): return then.")
-    raise NotYet(f"your coroutine failed: {text}",
-                 "read the error, fix my_chat, run its cell again.")
+        raise NotYet(
+            f"your coroutine failed when a client left: {text}",
+            "readline() returns None when the client has gone (also before it "
+            "gave a name): return then.",
+        )
+    raise NotYet(
+        f"your coroutine failed: {text}", "read the error, fix my_chat, run its cell again."
+    )
 
 
 class _Talk:
@@ -1334,7 +1603,7 @@ class _Talk:
             shown = "the connection closed" if got is None else f"got {got!r}"
             raise NotYet(f"{what}: expected {want!r}, {shown}", hint)
         if self.watch.held is not None or self.watch.stopped is not None:
-            _raise_for_handler(self.server, self.watch, settle=0.0)   # right, but it blocked
+            _raise_for_handler(self.server, self.watch, settle=0.0)  # right, but it blocked
 
     def expect_set(self, client: ChatClient, wants: set, what: str, hint: str) -> None:
         got = set()
@@ -1349,9 +1618,12 @@ class _Talk:
         if got != wants:
             _raise_for_handler(self.server, self.watch)
             missing = sorted(wants - got)
-            raise NotYet(f"{what}: {len(wants - got)} of {len(wants)} lines missing "
-                         f"(e.g. {missing[0]!r})" if missing else
-                         f"{what}: unexpected lines {sorted(got - wants)[:2]}", hint)
+            raise NotYet(
+                f"{what}: {len(wants - got)} of {len(wants)} lines missing (e.g. {missing[0]!r})"
+                if missing
+                else f"{what}: unexpected lines {sorted(got - wants)[:2]}",
+                hint,
+            )
 
     def expect_closed(self, client: ChatClient, what: str, hint: str) -> None:
         try:
@@ -1361,21 +1633,30 @@ class _Talk:
         if got is not None:
             _raise_for_handler(self.server, self.watch)
             shown = "it stayed open" if got == "(nothing)" else f"it got {got!r}"
-            raise NotYet(f"{what}: the server should have closed the connection; {shown}",
-                         hint)
+            raise NotYet(f"{what}: the server should have closed the connection; {shown}", hint)
 
     def join(self, name: str, others: list[str], *, watchers=()) -> ChatClient:
         client = self.client()
-        self.expect(client, ASK_NAME, "a new client's first line",
-                    "greet first: room.welcome(client).")
+        self.expect(
+            client, ASK_NAME, "a new client's first line", "greet first: room.welcome(client)."
+        )
         client.say(name)
-        hello = HELLO.format(name=name, others=OTHERS.format(names=", ".join(others))
-                             if others else ALONE)
-        self.expect(client, hello, f"after the name {name!r}",
-                    "a good name: room.join(client, name), which says hello.")
+        hello = HELLO.format(
+            name=name, others=OTHERS.format(names=", ".join(others)) if others else ALONE
+        )
+        self.expect(
+            client,
+            hello,
+            f"after the name {name!r}",
+            "a good name: room.join(client, name), which says hello.",
+        )
         for watcher in watchers:
-            self.expect(watcher, JOINED.format(name=name), f"when {name} joined",
-                        "room.join(client, name) tells the others.")
+            self.expect(
+                watcher,
+                JOINED.format(name=name),
+                f"when {name} joined",
+                "room.join(client, name) tells the others.",
+            )
         return client
 
     def close(self) -> None:
@@ -1395,13 +1676,20 @@ def _send_slowly(client: ChatClient, data: bytes) -> None:
 def check_chat_handler(handler):
     """Exercise 3: ``async def my_chat(room, client)`` on our loop, with real clients."""
     if not callable(handler):
-        raise NotYet(f"expected a function, got {type(handler).__name__}",
-                     "pass the function itself: check_chat_handler(my_chat).")
+        raise NotYet(
+            f"expected a function, got {type(handler).__name__}",
+            "pass the function itself: check_chat_handler(my_chat).",
+        )
     if not inspect.iscoroutinefunction(handler):
-        kind = "a generator function" if inspect.isgeneratorfunction(handler) else \
-            "a plain function (def)"
-        raise NotYet(f"my_chat is {kind}, not a coroutine function",
-                     "write async def my_chat(room, client): and await client.readline().")
+        kind = (
+            "a generator function"
+            if inspect.isgeneratorfunction(handler)
+            else "a plain function (def)"
+        )
+        raise NotYet(
+            f"my_chat is {kind}, not a coroutine function",
+            "write async def my_chat(room, client): and await client.readline().",
+        )
     with _handler_server(handler) as (server, watch):
         talk = _Talk(server, watch)
         try:
@@ -1416,10 +1704,12 @@ def check_chat_handler(handler):
             _raise_for_handler(server, watch, settle=0.0)
         finally:
             talk.close()
-    return ("names asked again until good, lines passed on, /who and /quit answered, a client "
-            f"typing byte by byte and {CROWD} joining at once served, leaving noticed however "
-            "it happened (gone mid-line, /quit, an over-long line, an idle timeout), and the "
-            "loop never blocked")
+    return (
+        "names asked again until good, lines passed on, /who and /quit answered, a client "
+        f"typing byte by byte and {CROWD} joining at once served, leaving noticed however "
+        "it happened (gone mid-line, /quit, an over-long line, an idle timeout), and the "
+        "loop never blocked"
+    )
 
 
 def _conversation(talk: _Talk) -> None:
@@ -1427,46 +1717,83 @@ def _conversation(talk: _Talk) -> None:
     bob = talk.client()
     talk.expect(bob, ASK_NAME, "a new client's first line", "greet first: room.welcome(client).")
     bob.say("b o b")
-    talk.expect(bob, BAD_NAME, "after the invalid name 'b o b'",
-                "room.name_problem(name) says what is wrong with a name (None if nothing): "
-                "client.say() that line, then read another name.")
+    talk.expect(
+        bob,
+        BAD_NAME,
+        "after the invalid name 'b o b'",
+        "room.name_problem(name) says what is wrong with a name (None if nothing): "
+        "client.say() that line, then read another name.",
+    )
     bob.say("ANN")
-    talk.expect(bob, NAME_TAKEN.format(name="ANN"), "after the name 'ANN' (ann is here)",
-                "ask again, in a loop, until room.name_problem(name) is None: the second "
-                "name may be no better than the first.")
+    talk.expect(
+        bob,
+        NAME_TAKEN.format(name="ANN"),
+        "after the name 'ANN' (ann is here)",
+        "ask again, in a loop, until room.name_problem(name) is None: the second "
+        "name may be no better than the first.",
+    )
     bob.say("bob")
-    talk.expect(bob, HELLO.format(name="bob", others=OTHERS.format(names="ann")),
-                "after a third try, the good name 'bob'",
-                "keep asking until room.name_problem(name) is None, then room.join(client, "
-                "name).")
-    talk.expect(ann, JOINED.format(name="bob"), "when bob joined",
-                "room.join(client, name) tells the others.")
+    talk.expect(
+        bob,
+        HELLO.format(name="bob", others=OTHERS.format(names="ann")),
+        "after a third try, the good name 'bob'",
+        "keep asking until room.name_problem(name) is None, then room.join(client, name).",
+    )
+    talk.expect(
+        ann,
+        JOINED.format(name="bob"),
+        "when bob joined",
+        "room.join(client, name) tells the others.",
+    )
     bob.say("hi ann")
-    talk.expect(ann, "bob: hi ann", "bob said 'hi ann'",
-                "pass every line after the name to room.hear(client, line).")
+    talk.expect(
+        ann,
+        "bob: hi ann",
+        "bob said 'hi ann'",
+        "pass every line after the name to room.hear(client, line).",
+    )
     ann.say("/who")
-    talk.expect(ann, WHO.format(names="ann, bob"), "ann asked /who",
-                "pass every line to room.hear(client, line): it answers /who itself, and "
-                "nothing else must be sent to ann meanwhile.")
+    talk.expect(
+        ann,
+        WHO.format(names="ann, bob"),
+        "ann asked /who",
+        "pass every line to room.hear(client, line): it answers /who itself, and "
+        "nothing else must be sent to ann meanwhile.",
+    )
 
     cy = talk.client()
     talk.expect(cy, ASK_NAME, "a new client's first line", "greet first: room.welcome(client).")
     _send_slowly(cy, b"cy\r\n")
-    talk.expect(cy, HELLO.format(name="cy", others=OTHERS.format(names="ann, bob")),
-                "a client that sent its name byte by byte, with \\r\\n",
-                "await client.readline() returns whole lines, however the bytes come.")
+    talk.expect(
+        cy,
+        HELLO.format(name="cy", others=OTHERS.format(names="ann, bob")),
+        "a client that sent its name byte by byte, with \\r\\n",
+        "await client.readline() returns whole lines, however the bytes come.",
+    )
     for watcher in (ann, bob):
-        talk.expect(watcher, JOINED.format(name="cy"), "when cy joined",
-                    "room.join(client, name) tells the others.")
+        talk.expect(
+            watcher,
+            JOINED.format(name="cy"),
+            "when cy joined",
+            "room.join(client, name) tells the others.",
+        )
     _send_slowly(cy, b"hello all\r\n")
     for watcher in (ann, bob):
-        talk.expect(watcher, "cy: hello all", "cy typed 'hello all' byte by byte",
-                    "pass every line to room.hear(client, line).")
+        talk.expect(
+            watcher,
+            "cy: hello all",
+            "cy typed 'hello all' byte by byte",
+            "pass every line to room.hear(client, line).",
+        )
 
     crowd = [talk.client() for _ in range(CROWD)]
     for client in crowd:
-        talk.expect(client, ASK_NAME, f"{CROWD} clients connecting at once",
-                    "greet first: room.welcome(client).")
+        talk.expect(
+            client,
+            ASK_NAME,
+            f"{CROWD} clients connecting at once",
+            "greet first: room.welcome(client).",
+        )
     for i, client in enumerate(crowd):
         client.say(f"p{i}")
     for i, client in enumerate(crowd):
@@ -1476,77 +1803,119 @@ def _conversation(talk: _Talk) -> None:
             hello = None
         if hello is None or not hello.startswith(f"* hello p{i}!"):
             _raise_for_handler(talk.server, talk.watch)
-            raise NotYet(f"{CROWD} clients gave their names at once; p{i} got "
-                         f"{hello!r}", "room.join(client, name) once the name is good.")
+            raise NotYet(
+                f"{CROWD} clients gave their names at once; p{i} got {hello!r}",
+                "room.join(client, name) once the name is good.",
+            )
     joined = {JOINED.format(name=f"p{i}") for i in range(CROWD)}
     for watcher in (ann, bob, cy):
-        talk.expect_set(watcher, joined, f"{CROWD} clients joining at once",
-                        "room.join(client, name) tells the others.")
+        talk.expect_set(
+            watcher,
+            joined,
+            f"{CROWD} clients joining at once",
+            "room.join(client, name) tells the others.",
+        )
     for client in crowd:
         client.close()
     left = {LEFT.format(name=f"p{i}") for i in range(CROWD)}
     for watcher in (ann, bob, cy):
-        talk.expect_set(watcher, left, f"{CROWD} clients closing their connections",
-                        LEAVE_ON_NONE_HINT)
+        talk.expect_set(
+            watcher, left, f"{CROWD} clients closing their connections", LEAVE_ON_NONE_HINT
+        )
 
     dora = talk.join("dora", ["ann", "bob", "cy"], watchers=(ann, bob, cy))
     dora.send(b"half")
     dora.close()
-    talk.expect(ann, "dora: half", "dora sent 'half' without \\n and closed",
-                "a last line without \\n still counts (readline() returns it), then "
-                "readline() returns None.")
+    talk.expect(
+        ann,
+        "dora: half",
+        "dora sent 'half' without \\n and closed",
+        "a last line without \\n still counts (readline() returns it), then "
+        "readline() returns None.",
+    )
     for watcher in (bob, cy):
-        talk.expect(watcher, "dora: half", "dora sent 'half' without \\n and closed",
-                    "pass every line to room.hear(client, line).")
+        talk.expect(
+            watcher,
+            "dora: half",
+            "dora sent 'half' without \\n and closed",
+            "pass every line to room.hear(client, line).",
+        )
     for watcher in (ann, bob, cy):
-        talk.expect(watcher, LEFT.format(name="dora"), "dora vanished mid-line",
-                    LEAVE_ON_NONE_HINT)
+        talk.expect(watcher, LEFT.format(name="dora"), "dora vanished mid-line", LEAVE_ON_NONE_HINT)
     dora2 = talk.join("Dora", ["ann", "bob", "cy"], watchers=(ann, bob, cy))
     dora2.close()
     for watcher in (ann, bob, cy):
-        talk.expect(watcher, LEFT.format(name="Dora"), "Dora closed her connection",
-                    LEAVE_ON_NONE_HINT)
+        talk.expect(
+            watcher, LEFT.format(name="Dora"), "Dora closed her connection", LEAVE_ON_NONE_HINT
+        )
 
     shy = talk.client()
     talk.expect(shy, ASK_NAME, "a new client's first line", "greet first: room.welcome(client).")
-    shy.close()                                  # gone before giving a name
-    ended = CROWD + 3                            # the crowd, dora, Dora and shy
+    shy.close()  # gone before giving a name
+    ended = CROWD + 3  # the crowd, dora, Dora and shy
     if not wait_until(lambda: talk.server.events.count(CLOSE) >= ended, LINE_WAIT):
         _raise_for_handler(talk.server, talk.watch, settle=0.0)
-        raise NotYet("a client that closed its connection before giving a name was never "
-                     "let go: your coroutine went on reading a connection that had ended",
-                     "readline() returns None when the client has gone, also before it "
-                     "gave a name: return then.")
+        raise NotYet(
+            "a client that closed its connection before giving a name was never "
+            "let go: your coroutine went on reading a connection that had ended",
+            "readline() returns None when the client has gone, also before it "
+            "gave a name: return then.",
+        )
     bob.say("/quit")
-    talk.expect(bob, BYE.format(name="bob"), "bob sent /quit",
-                "pass /quit to room.hear(client, line): it says bye.")
-    talk.expect_closed(bob, "after /quit", "room.hear() returns False after /quit: stop "
-                                           "reading and return (the server then closes "
-                                           "the connection).")
+    talk.expect(
+        bob,
+        BYE.format(name="bob"),
+        "bob sent /quit",
+        "pass /quit to room.hear(client, line): it says bye.",
+    )
+    talk.expect_closed(
+        bob,
+        "after /quit",
+        "room.hear() returns False after /quit: stop "
+        "reading and return (the server then closes "
+        "the connection).",
+    )
     for watcher in (ann, cy):
         talk.expect(watcher, LEFT.format(name="bob"), "bob left with /quit", TRY_FINALLY_HINT)
 
     cy.send(b"x" * 2000 + b"\n")
-    talk.expect(cy, TOO_LONG.format(limit=1024), "cy sent a line of 2000 bytes (the limit is "
-                "1024)", PROPAGATE_HINT)
+    talk.expect(
+        cy,
+        TOO_LONG.format(limit=1024),
+        "cy sent a line of 2000 bytes (the limit is 1024)",
+        PROPAGATE_HINT,
+    )
     talk.expect_closed(cy, "after the over-long line", PROPAGATE_HINT)
-    talk.expect(ann, LEFT.format(name="cy"), "cy was disconnected for an over-long line",
-                TRY_FINALLY_HINT)
+    talk.expect(
+        ann, LEFT.format(name="cy"), "cy was disconnected for an over-long line", TRY_FINALLY_HINT
+    )
     ann.say("/who")
-    talk.expect(ann, WHO.format(names="ann"), "ann asked /who at the end",
-                "only the clients still connected are in the room: room.leave(client) for "
-                "each one that went.")
+    talk.expect(
+        ann,
+        WHO.format(names="ann"),
+        "ann asked /who at the end",
+        "only the clients still connected are in the room: room.leave(client) for "
+        "each one that went.",
+    )
 
 
 def _idle_conversation(talk: _Talk) -> None:
     fred = talk.join("fred", [])
     gina = talk.join("gina", ["fred"], watchers=(fred,))
     idle = IDLE.format(seconds=IDLE_TIMEOUT)
-    talk.expect(fred, idle, f"fred said nothing for {IDLE_TIMEOUT:g} s (the server's "
-                "idle_timeout)", PROPAGATE_HINT)
+    talk.expect(
+        fred,
+        idle,
+        f"fred said nothing for {IDLE_TIMEOUT:g} s (the server's idle_timeout)",
+        PROPAGATE_HINT,
+    )
     talk.expect_closed(fred, "after the idle timeout", PROPAGATE_HINT)
-    talk.expect(gina, LEFT.format(name="fred"), "fred was disconnected after the idle timeout",
-                TRY_FINALLY_HINT)
+    talk.expect(
+        gina,
+        LEFT.format(name="fred"),
+        "fred was disconnected after the idle timeout",
+        TRY_FINALLY_HINT,
+    )
     talk.expect(gina, idle, "gina said nothing either", PROPAGATE_HINT)
 
 
@@ -1572,8 +1941,10 @@ def try_on_asyncio(handler) -> list[str]:
     transcript: list[str] = []
     server = AsyncioChatServer(handler=noted, name="nb06-my-chat-on-asyncio").start()
     try:
-        with ChatClient(server.address, timeout=1.0) as ann, \
-                ChatClient(server.address, timeout=1.0) as bob:
+        with (
+            ChatClient(server.address, timeout=1.0) as ann,
+            ChatClient(server.address, timeout=1.0) as bob,
+        ):
             transcript.append(f"ann got: {ann.join('ann')}")
             transcript.append(f"bob got: {bob.join('bob')}")
             bob.say("hello from asyncio")
@@ -1597,5 +1968,15 @@ def try_on_asyncio(handler) -> list[str]:
     return transcript
 
 
-__all__ = ["BLOCK_LIMIT", "FRAMER_LIMIT", "IDLE_TIMEOUT", "TIMER_TOLERANCE", "check_chat_handler",
-           "check_framer", "check_timer_loop", "held_bytes", "timeline_of", "try_on_asyncio"]
+__all__ = [
+    "BLOCK_LIMIT",
+    "FRAMER_LIMIT",
+    "IDLE_TIMEOUT",
+    "TIMER_TOLERANCE",
+    "check_chat_handler",
+    "check_framer",
+    "check_timer_loop",
+    "held_bytes",
+    "timeline_of",
+    "try_on_asyncio",
+]

@@ -12,6 +12,7 @@ leaves no trace in the socket's state, but it does in ``calls``::
     sock.calls.recv                  # [65536]: one recv(), asking for 65,536 bytes
     sock.calls.waiting_modes         # ['settimeout(0.05)']
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -27,6 +27,7 @@ Usage::
     # connect clients (nc, sockets) to server.address ...
     server.stop()
 """
+
 from .chat_asyncio import AsyncioChatServer
 from .chat_callbacks import CallbackChatServer
 from .chat_coroutines import CoroutineChatServer
@@ -57,12 +58,29 @@ def start_chat(step: str = "coroutines", **options):
     try:
         cls = CHAT_SERVERS[step]
     except KeyError:
-        raise ValueError(f"unknown step {step!r}; choose one of: {', '.join(CHAT_SERVERS)}") \
-            from None
+        raise ValueError(
+            f"unknown step {step!r}; choose one of: {', '.join(CHAT_SERVERS)}"
+        ) from None
     return cls(**options).start()
 
 
-__all__ = ["CHAT_SERVERS", "AsyncioChatServer", "CallbackChatServer", "CancelledError",
-           "CoroutineChatServer", "Future", "GeneratorChatServer", "GeneratorLoop", "Loop",
-           "LoopLog", "Reactor", "SelectCall", "Task", "TaskRun", "Timer", "TimerChatServer",
-           "TimerLoop", "start_chat"]
+__all__ = [
+    "CHAT_SERVERS",
+    "AsyncioChatServer",
+    "CallbackChatServer",
+    "CancelledError",
+    "CoroutineChatServer",
+    "Future",
+    "GeneratorChatServer",
+    "GeneratorLoop",
+    "Loop",
+    "LoopLog",
+    "Reactor",
+    "SelectCall",
+    "Task",
+    "TaskRun",
+    "Timer",
+    "TimerChatServer",
+    "TimerLoop",
+    "start_chat",
+]

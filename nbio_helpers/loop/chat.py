@@ -21,6 +21,7 @@ control characters shown as U+FFFD, so one client cannot garble the others' term
 client that does not read its replies is not waited for: once more than ``high_water`` bytes
 wait to be sent to it, further lines to it are dropped (memory stays bounded).
 """
+
 from __future__ import annotations
 
 import collections
@@ -59,7 +60,7 @@ class Room:
     and a ``name`` attribute (None until they have joined)."""
 
     def __init__(self):
-        self.members = {}                 # name.casefold() -> client
+        self.members = {}  # name.casefold() -> client
 
     def names(self) -> list[str]:
         return sorted((c.name for c in self.members.values()), key=str.casefold)
@@ -81,8 +82,11 @@ class Room:
         others = self.names()
         client.name = name
         self.members[name.casefold()] = client
-        client.say(HELLO.format(name=name, others=OTHERS.format(names=", ".join(others))
-                                if others else ALONE))
+        client.say(
+            HELLO.format(
+                name=name, others=OTHERS.format(names=", ".join(others)) if others else ALONE
+            )
+        )
         self.tell_others(client, JOINED.format(name=name))
 
     def hear(self, client, text: str) -> bool:
@@ -124,9 +128,9 @@ class LineClient:
         self.server, self.loop, self.sock, self.id = server, loop, sock, conn
         self.transport = Transport(loop, sock, server, conn)
         self.framer = LineFramer(server.max_line)
-        self.lines = collections.deque()   # decoded lines, then None (end) or a LineTooLong
+        self.lines = collections.deque()  # decoded lines, then None (end) or a LineTooLong
         self.name = None
-        self.dropped = 0                   # lines not sent: the client does not read
+        self.dropped = 0  # lines not sent: the client does not read
 
     def say(self, text: str) -> None:
         """Send one line of text (never blocks; dropped if too much is pending already)."""
@@ -139,9 +143,9 @@ class LineClient:
         """One ``recv()``: the bytes (``b''`` at the end or on a reset), None if none yet."""
         try:
             return self.sock.recv(4096)
-        except BlockingIOError:               # readiness is a hint
+        except BlockingIOError:  # readiness is a hint
             return None
-        except OSError:                       # reset by the peer: the end, for us
+        except OSError:  # reset by the peer: the end, for us
             return b""
 
     def received(self, data: bytes) -> None:
@@ -179,5 +183,4 @@ def _require_text(value, method: str) -> None:
     """A line is a ``str``: say what was passed instead, in the same words on every Python
     (``None``: the client has gone; a coroutine: an ``await`` is missing)."""
     if not isinstance(value, str):
-        raise TypeError(f"Room.{method}() takes a line of text (str), not "
-                        f"{type(value).__name__}")
+        raise TypeError(f"Room.{method}() takes a line of text (str), not {type(value).__name__}")

@@ -5,6 +5,7 @@ Only the client changes: :class:`AsyncioClient` gives ``chat()`` the same ``read
 ``asyncio.start_server`` replaces our accepting task. asyncio runs on a private
 ``SelectorEventLoop`` in the server thread, as the ``asyncio`` model does.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,7 @@ class AsyncioClient:
 
     def say(self, text):
         if self.writer.transport.get_write_buffer_size() > self.server.high_water:
-            self.dropped += 1                 # it does not read: do not wait for it
+            self.dropped += 1  # it does not read: do not wait for it
             return
         self.writer.write(text.encode() + b"\n")
 
@@ -55,8 +56,7 @@ class AsyncioChatServer(Server):
 
     model = "chat-asyncio"
 
-    def __init__(self, *args, max_line=MAX_LINE, idle_timeout=None,
-                 handler=None, **kwargs):
+    def __init__(self, *args, max_line=MAX_LINE, idle_timeout=None, handler=None, **kwargs):
         super().__init__(*args, **kwargs)
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0 seconds, not {idle_timeout}")
@@ -75,8 +75,9 @@ class AsyncioChatServer(Server):
         loop.add_reader(self.waker, lambda: stopped.done() or stopped.set_result(None))
         self.listener.setblocking(False)
         self.room = Room()
-        server = await asyncio.start_server(self.serve_client, sock=self.listener,
-                                            backlog=self.backlog)
+        server = await asyncio.start_server(
+            self.serve_client, sock=self.listener, backlog=self.backlog
+        )
         try:
             await stopped
         finally:

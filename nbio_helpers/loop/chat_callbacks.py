@@ -5,6 +5,7 @@ conversation (first a name, then messages) cannot be written as one piece of cod
 it becomes a *state machine*, ``state`` remembered between callbacks, and one idea is spread
 over ``on_readable``, ``on_line``, ``got_name`` and ``got_message``.
 """
+
 from __future__ import annotations
 
 from ..connection import accept_all
@@ -20,14 +21,14 @@ class CallbackConnection(LineClient):
     def __init__(self, server, loop, sock, conn):
         super().__init__(server, loop, sock, conn)
         self.room = server.room
-        self.state = "naming"                 # then "chatting", then "closed"
+        self.state = "naming"  # then "chatting", then "closed"
         self.room.welcome(self)
         loop.add_reader(sock, self.on_readable)
 
     def on_readable(self):
         data = self.recv()
         if data is None:
-            return                            # not ready after all: wait for the next call
+            return  # not ready after all: wait for the next call
         self.received(data)
         while self.lines and self.state != "closed":
             try:
@@ -48,7 +49,7 @@ class CallbackConnection(LineClient):
     def got_name(self, name):
         problem = self.room.name_problem(name)
         if problem:
-            self.say(problem)                 # stay in "naming": the next line is a name too
+            self.say(problem)  # stay in "naming": the next line is a name too
         else:
             self.room.join(self, name)
             self.state = "chatting"

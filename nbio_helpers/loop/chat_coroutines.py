@@ -5,6 +5,7 @@ conversation, top to bottom. :class:`CoroutineClient` is what it awaits: ``readl
 for a line through the loop's futures (with ``wait_for`` when there is an idle timeout).
 The same ``chat()`` also runs, unchanged, on asyncio (step 5: :mod:`.chat_asyncio`).
 """
+
 from __future__ import annotations
 
 from ..connection import accept_all
@@ -20,7 +21,7 @@ async def chat(room, client):
     while True:
         name = await client.readline()
         if name is None:
-            return                            # gone before giving a name
+            return  # gone before giving a name
         problem = room.name_problem(name)
         if problem is None:
             break
@@ -29,7 +30,7 @@ async def chat(room, client):
     try:
         while (line := await client.readline()) is not None:
             if not room.hear(client, line):
-                break                         # /quit
+                break  # /quit
     finally:
         room.leave(client)
 
@@ -91,5 +92,5 @@ class CoroutineChatServer(LoopServer):
             client.say(error_line(exc, self))
             reason = type(exc).__name__
         finally:
-            self.room.leave(client)           # in case the handler did not
+            self.room.leave(client)  # in case the handler did not
             client.close(reason)

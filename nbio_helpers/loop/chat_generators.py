@@ -6,6 +6,7 @@ pass every line on until the client leaves. Wherever it must wait for data it ``
 The state machine of step 1 is still there, but Python keeps it: it is where the generator
 stopped.
 """
+
 from __future__ import annotations
 
 from ..connection import accept_all
@@ -21,7 +22,7 @@ def chat(room, client):
     while True:
         name = yield from client.readline()
         if name is None:
-            return                            # gone before giving a name
+            return  # gone before giving a name
         problem = room.name_problem(name)
         if problem is None:
             break
@@ -30,7 +31,7 @@ def chat(room, client):
     try:
         while (line := (yield from client.readline())) is not None:
             if not room.hear(client, line):
-                break                         # /quit
+                break  # /quit
     finally:
         room.leave(client)
 
@@ -38,13 +39,12 @@ def chat(room, client):
 class GeneratorClient(LineClient):
     """A client whose ``readline()`` is a generator: ``line = yield from client.readline()``."""
 
-    timeout = None                            # step 3: seconds to wait for data
+    timeout = None  # step 3: seconds to wait for data
 
     def readline(self):
         """The next line (None at the end of the stream); yields to the loop while waiting."""
         while not self.lines:
-            yield ("read", self.sock) if self.timeout is None else ("read", self.sock,
-                                                                      self.timeout)
+            yield ("read", self.sock) if self.timeout is None else ("read", self.sock, self.timeout)
             data = self.recv()
             if data is not None:
                 self.received(data)

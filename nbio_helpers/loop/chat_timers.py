@@ -5,6 +5,7 @@ loop raises ``TimeoutError`` in the task when no data came in time (the server t
 ``! nothing from you for N s: bye`` and closes). While every client is quiet, the loop sleeps
 in ``select()`` until the earliest of their deadlines.
 """
+
 from __future__ import annotations
 
 from .chat_generators import GeneratorChatServer

@@ -10,6 +10,7 @@ the others. Ctrl-C (or SIGTERM) stops it; it exits 0::
 
 Exit codes: 0 after Ctrl-C, 1 if it cannot listen or the loop failed, 2 for a bad argument.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,30 +25,51 @@ from . import CHAT_SERVERS
 
 def configure_parser(parser) -> None:
     """Add the ``chat`` command's options to ``parser``."""
-    parser.description = ("A line chat server: each client is asked a name, then every line "
-                          "it sends goes to the others. Talk to it with nc HOST PORT.")
+    parser.description = (
+        "A line chat server: each client is asked a name, then every line "
+        "it sends goes to the others. Talk to it with nc HOST PORT."
+    )
     _add_address(parser, serving=True)
-    parser.add_argument("--step", choices=list(CHAT_SERVERS), default="coroutines",
-                        help="which of notebook 06's servers runs it (default coroutines: "
-                             "async/await on our own loop)")
-    parser.add_argument("--idle-timeout", type=seconds(above=0, most=7 * 24 * 3600), default=None,
-                        metavar="SECONDS",
-                        help="disconnect a client silent that long (steps timers, coroutines "
-                             "and asyncio; default: never)")
-    parser.add_argument("--max-line", type=whole_number(1, 64 * 1024 * 1024, "--max-line"),
-                        default=MAX_LINE, metavar="BYTES",
-                        help=f"longest line accepted (default {MAX_LINE})")
+    parser.add_argument(
+        "--step",
+        choices=list(CHAT_SERVERS),
+        default="coroutines",
+        help="which of notebook 06's servers runs it (default coroutines: "
+        "async/await on our own loop)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=seconds(above=0, most=7 * 24 * 3600),
+        default=None,
+        metavar="SECONDS",
+        help="disconnect a client silent that long (steps timers, coroutines "
+        "and asyncio; default: never)",
+    )
+    parser.add_argument(
+        "--max-line",
+        type=whole_number(1, 64 * 1024 * 1024, "--max-line"),
+        default=MAX_LINE,
+        metavar="BYTES",
+        help=f"longest line accepted (default {MAX_LINE})",
+    )
     parser.set_defaults(usage_error=parser.error)
 
 
 def run(args) -> int:
     """Start the chat server, print ``listening on HOST:PORT``, run until a signal."""
-    options = {"host": args.host, "port": args.port, "name": "cli-chat",
-               "record_events": False, "max_line": args.max_line}
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "name": "cli-chat",
+        "record_events": False,
+        "max_line": args.max_line,
+    }
     if args.idle_timeout is not None:
         if args.step in ("callbacks", "generators"):
-            args.usage_error(f"--idle-timeout needs timers: --step timers, coroutines or "
-                             f"asyncio, not {args.step}")
+            args.usage_error(
+                f"--idle-timeout needs timers: --step timers, coroutines or "
+                f"asyncio, not {args.step}"
+            )
         options["idle_timeout"] = args.idle_timeout
     elif args.step == "timers":
         options["idle_timeout"] = None
@@ -56,8 +78,11 @@ def run(args) -> int:
         try:
             server = CHAT_SERVERS[args.step](**options).start()
         except OSError as exc:
-            print(f"nbio chat: cannot listen on {format_address((args.host, args.port))}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"nbio chat: cannot listen on {format_address((args.host, args.port))}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 1
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -66,8 +91,12 @@ def run(args) -> int:
             address = format_address(server.address)
             print(f"listening on {address}", flush=True)
             host, _, port = address.rpartition(":")
-            print(f"chat server ({args.step}) running; connect with: nc {host.strip('[]')} "
-                  f"{port}; Ctrl-C to stop", file=sys.stderr, flush=True)
+            print(
+                f"chat server ({args.step}) running; connect with: nc {host.strip('[]')} "
+                f"{port}; Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
             while server.running and not stop_requested.wait(0.5):
                 pass
         except KeyboardInterrupt:

@@ -5,6 +5,7 @@ A coroutine is a generator in disguise: ``await future`` runs ``future.__await__
 task asks the future to call it back when it is done, and the loop carries on with others.
 Waiting for a socket, a timer or another task is waiting for a :class:`Future`.
 """
+
 from __future__ import annotations
 
 from .timers import TimerLoop
@@ -41,7 +42,7 @@ class Future:
 
     def _finish(self, result, exception):
         if self._done:
-            return                            # the first outcome wins (data, or a timeout)
+            return  # the first outcome wins (data, or a timeout)
         self._done, self._result, self._exception = True, result, exception
         for callback in self.callbacks:
             callback(self)
@@ -54,7 +55,7 @@ class Future:
 
     def __await__(self):
         if not self._done:
-            yield self                        # up to the Task: resume me when I am done
+            yield self  # up to the Task: resume me when I am done
         return self.result()
 
 
@@ -68,7 +69,7 @@ class Task(Future):
         super().__init__()
         self.loop, self.coro = loop, coro
         self.name = name or getattr(coro, "__qualname__", "task")
-        self.waiting = None                   # the future the coroutine awaits now
+        self.waiting = None  # the future the coroutine awaits now
         self.must_cancel = False
         loop.call_soon(self.step)
 
@@ -81,7 +82,7 @@ class Task(Future):
             future = self.coro.throw(error) if error else self.coro.send(None)
         except StopIteration as stop:
             self.set_result(stop.value)
-        except BaseException as exc:          # the coroutine failed, or was cancelled
+        except BaseException as exc:  # the coroutine failed, or was cancelled
             self.set_exception(exc)
         else:
             if not isinstance(future, Future):
@@ -159,7 +160,7 @@ class Loop(TimerLoop):
         try:
             return await awaitable
         except CancelledError:
-            if self.time() < timer.when:      # cancelled by someone else: not a timeout
+            if self.time() < timer.when:  # cancelled by someone else: not a timeout
                 raise
             raise TimeoutError(f"no result within {timeout:g} s") from None
         finally:
@@ -170,7 +171,7 @@ class Loop(TimerLoop):
         while True:
             try:
                 return sock.recv(n)
-            except BlockingIOError:           # nothing yet: wait until readable, try again
+            except BlockingIOError:  # nothing yet: wait until readable, try again
                 await self.readable(sock)
 
     async def sock_sendall(self, sock, data):
@@ -178,6 +179,6 @@ class Loop(TimerLoop):
         view = memoryview(data)
         while view:
             try:
-                view = view[sock.send(view):]
+                view = view[sock.send(view) :]
             except BlockingIOError:
                 await self.writable(sock)

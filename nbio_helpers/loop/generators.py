@@ -4,6 +4,7 @@
 the loop resumes it then, from the very line where it stopped. One function per client reads
 top to bottom, however many turns of the loop it takes.
 """
+
 from __future__ import annotations
 
 from .reactor import Reactor
@@ -14,7 +15,7 @@ class GeneratorLoop(Reactor):
 
     def __init__(self, selector=None):
         super().__init__(selector)
-        self.tasks = set()                    # every task not finished yet
+        self.tasks = set()  # every task not finished yet
 
     def spawn(self, task):
         """Start the generator ``task`` on the next turn. Returns it."""
@@ -29,16 +30,18 @@ class GeneratorLoop(Reactor):
         except StopIteration:
             self.tasks.discard(task)
             return
-        getattr(self, "wait_" + what)(task, *args)   # wait_read(task, sock)...
+        getattr(self, "wait_" + what)(task, *args)  # wait_read(task, sock)...
 
     def wait_read(self, task, sock):
         def ready():
             self.remove_reader(sock)
             self.step(task)
+
         self.add_reader(sock, ready)
 
     def wait_write(self, task, sock):
         def ready():
             self.remove_writer(sock)
             self.step(task)
+
         self.add_writer(sock, ready)

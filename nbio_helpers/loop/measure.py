@@ -19,6 +19,7 @@ that send at a steady pace and the send time of every message (for the plot); it
 :func:`echo_clients`, run in a process of their own. Percentiles, the tail rule and the spread
 of rounds are those of :mod:`nbio_helpers.stats`, the one definition of the series.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,18 +48,30 @@ def _client_script() -> str:
     from the package), so that the process starts in milliseconds (importing the package,
     asyncio included, would take a good part of a second)."""
     import inspect
-    return "\n".join([
-        "import importlib.util, json, math, sys, time",
-        f"_spec = importlib.util.spec_from_file_location('nbio_stats', {stats.__file__!r})",
-        "stats = importlib.util.module_from_spec(_spec)",
-        "_spec.loader.exec_module(stats)",
-        "percentile, tail = stats.percentile, stats.tail",
-        inspect.getsource(echo_clients),
-        "print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))"])
+
+    return "\n".join(
+        [
+            "import importlib.util, json, math, sys, time",
+            f"_spec = importlib.util.spec_from_file_location('nbio_stats', {stats.__file__!r})",
+            "stats = importlib.util.module_from_spec(_spec)",
+            "_spec.loader.exec_module(stats)",
+            "percentile, tail = stats.percentile, stats.tail",
+            inspect.getsource(echo_clients),
+            "print(json.dumps(echo_clients(**json.loads(sys.argv[1]))))",
+        ]
+    )
 
 
-def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interval: float = 0.0,
-                 warmup: float = 0.2, seconds: float = 1.0, samples: bool = False) -> dict:
+def echo_clients(
+    host: str,
+    port: int,
+    clients: int = 50,
+    size: int = 64,
+    interval: float = 0.0,
+    warmup: float = 0.2,
+    seconds: float = 1.0,
+    samples: bool = False,
+) -> dict:
     """Echo clients for ``warmup + seconds``; figures over the last ``seconds`` only.
 
     Each client sends a ``size``-byte message, waits for its whole echo (checked), and sends
@@ -77,7 +90,7 @@ def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interv
     expected = message.upper()
     sel = selectors.DefaultSelector()
     socks, errors, kept = [], [], []
-    state = {}                                          # sock -> [index, sent_at, got, next_at]
+    state = {}  # sock -> [index, sent_at, got, next_at]
     try:
         for i in range(clients):
             sock = socket.create_connection((host, port), timeout=10)
@@ -89,10 +102,10 @@ def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interv
         start = time.perf_counter()
         window, end = start + warmup, start + warmup + seconds
         while (now := time.perf_counter()) < end:
-            for sock, st in state.items():              # send whatever is due
+            for sock, st in state.items():  # send whatever is due
                 if st[1] is None and now >= st[3]:
                     try:
-                        sock.sendall(message)           # 64 bytes: fits in the buffer
+                        sock.sendall(message)  # 64 bytes: fits in the buffer
                     except OSError as exc:
                         errors.append(f"{type(exc).__name__}: {exc}")
                         continue
@@ -106,11 +119,11 @@ def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interv
                 except BlockingIOError:
                     continue
                 except OSError as exc:
-                    chunk, errors[len(errors):] = b"", [f"{type(exc).__name__}: {exc}"]
+                    chunk, errors[len(errors) :] = b"", [f"{type(exc).__name__}: {exc}"]
                 if not chunk:
                     errors.append("the server closed a connection")
                     sel.unregister(key.fileobj)
-                    st[1] = math.inf                    # never sends again
+                    st[1] = math.inf  # never sends again
                     continue
                 st[2] += chunk
                 if len(st[2]) >= size:
@@ -127,12 +140,18 @@ def echo_clients(host: str, port: int, clients: int = 50, size: int = 64, interv
             sock.close()
     ordered = sorted(latency for _, latency, _ in kept)
     slow = tail(ordered)
-    result = {"ok": not errors, "errors": errors[:5], "completed": len(ordered),
-              "seconds": seconds, "messages_per_second": len(ordered) / seconds,
-              "median": percentile(ordered, 0.5),
-              "tail": slow.value, "tail_name": slow.name,
-              "max": ordered[-1] if ordered else math.nan,
-              "over_100ms": sum(1 for x in ordered if x > 0.1)}
+    result = {
+        "ok": not errors,
+        "errors": errors[:5],
+        "completed": len(ordered),
+        "seconds": seconds,
+        "messages_per_second": len(ordered) / seconds,
+        "median": percentile(ordered, 0.5),
+        "tail": slow.value,
+        "tail_name": slow.name,
+        "max": ordered[-1] if ordered else math.nan,
+        "over_100ms": sum(1 for x in ordered if x > 0.1),
+    }
     if samples:
         result["samples"] = kept
     return result
@@ -143,8 +162,12 @@ def load_from_another_process(address, **options) -> dict:
     clients do not share this process's GIL with the server they measure)."""
     args = json.dumps({"host": address[0], "port": address[1], **options})
     wall = options.get("warmup", 0.2) + options.get("seconds", 1.0)
-    done = subprocess.run([sys.executable, "-c", _client_script(), args], capture_output=True,
-                          text=True, timeout=wall + 60)
+    done = subprocess.run(
+        [sys.executable, "-c", _client_script(), args],
+        capture_output=True,
+        text=True,
+        timeout=wall + 60,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the client process failed: {done.stderr.strip()[-500:]}")
     return json.loads(done.stdout)
@@ -157,12 +180,12 @@ class LoopFigures:
     echo's latency of every round (``latencies``, seconds) for the pooled figures."""
 
     model: str
-    throughput: list[float]     # messages per second, per round
-    median: list[float]         # seconds, per round
-    p90: list[float]            # seconds, per round (nan for a round of fewer than 100 echoes)
+    throughput: list[float]  # messages per second, per round
+    median: list[float]  # seconds, per round
+    p90: list[float]  # seconds, per round (nan for a round of fewer than 100 echoes)
     ok: bool
-    messages: list[int] = dataclasses.field(default_factory=list)    # per round
-    seconds: list[float] = dataclasses.field(default_factory=list)   # measured, per round
+    messages: list[int] = dataclasses.field(default_factory=list)  # per round
+    seconds: list[float] = dataclasses.field(default_factory=list)  # measured, per round
     latencies: list[float] = dataclasses.field(default_factory=list, repr=False)
 
     def spread(self, name: str) -> Spread:
@@ -175,8 +198,9 @@ class LoopFigures:
         if name == "throughput" and self.messages and sum(self.seconds) > 0:
             pooled = sum(self.messages) / sum(self.seconds)
         elif name in ("median", "p90") and self.latencies:
-            pooled = p90_or_nan(self.latencies) if name == "p90" else \
-                percentile(self.latencies, 0.5)
+            pooled = (
+                p90_or_nan(self.latencies) if name == "p90" else percentile(self.latencies, 0.5)
+            )
         return Spread.of(values, pooled=pooled)
 
 
@@ -186,8 +210,16 @@ def p90_or_nan(latencies: list[float]) -> float:
     return percentile(latencies, 0.9) if stats.tail_name(len(latencies)) != "max" else math.nan
 
 
-def compare_loops(models=LOOP_MODELS, *, rounds: int = 3, clients: int = 50, size: int = 64,
-                  warmup: float = 0.2, seconds: float = 0.5, process=None) -> list[LoopFigures]:
+def compare_loops(
+    models=LOOP_MODELS,
+    *,
+    rounds: int = 3,
+    clients: int = 50,
+    size: int = 64,
+    warmup: float = 0.2,
+    seconds: float = 0.5,
+    process=None,
+) -> list[LoopFigures]:
     """The same load on each model, ``rounds`` times (the order reversed every other round,
     so none is always first).
 
@@ -216,15 +248,23 @@ def compare_loops(models=LOOP_MODELS, *, rounds: int = 3, clients: int = 50, siz
     process = process or client_process()
     figures = {m: LoopFigures(m, [], [], [], True) for m in models}
     for round_ in range(rounds):
-        for model in (models if round_ % 2 == 0 else models[::-1]):
-            with MODELS[model](name=f"compare-loops-{model}", record_events=False,
-                               backlog=max(128, clients + 10)) as server:
+        for model in models if round_ % 2 == 0 else models[::-1]:
+            with MODELS[model](
+                name=f"compare-loops-{model}", record_events=False, backlog=max(128, clients + 10)
+            ) as server:
                 host, port = server.address
                 with gc_paused():
-                    run = process.request("echo_load", timeout=warmup + seconds + 40,
-                                          host=host, port=port, clients=clients, size=size,
-                                          warmup=warmup, duration=seconds,
-                                          keep_latencies=True)
+                    run = process.request(
+                        "echo_load",
+                        timeout=warmup + seconds + 40,
+                        host=host,
+                        port=port,
+                        clients=clients,
+                        size=size,
+                        warmup=warmup,
+                        duration=seconds,
+                        keep_latencies=True,
+                    )
             latencies = run["latencies_s"]
             row = figures[model]
             row.throughput.append(run["messages_per_second"])
@@ -245,15 +285,18 @@ def loops_table(rows: list[LoopFigures]) -> str:
         lines = [f"{'model':<11}{'messages/s':>12}{'median latency':>17}{'p90':>11}"]
         for r in rows:
             t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")
-            lines.append(f"{r.model:<11}{t.value:>12,.0f}{m.value * 1e3:>14.3f} ms"
-                         f"{p.value * 1e3:>8.3f} ms")
+            lines.append(
+                f"{r.model:<11}{t.value:>12,.0f}{m.value * 1e3:>14.3f} ms{p.value * 1e3:>8.3f} ms"
+            )
         return "\n".join(lines)
     lines = [f"{'model':<11}{'messages/s':>28}{'median latency (ms)':>30}{'p90 (ms)':>26}"]
     for r in rows:
         t, m, p = r.spread("throughput"), r.spread("median"), r.spread("p90")
-        lines.append(f"{r.model:<11}{t.value:>12,.0f} [{t.low:,.0f}–{t.high:,.0f}]"
-                     f"{m.value * 1e3:>14.3f} [{m.low * 1e3:.3f}–{m.high * 1e3:.3f}]"
-                     f"{p.value * 1e3:>12.3f} [{p.low * 1e3:.3f}–{p.high * 1e3:.3f}]")
+        lines.append(
+            f"{r.model:<11}{t.value:>12,.0f} [{t.low:,.0f}–{t.high:,.0f}]"
+            f"{m.value * 1e3:>14.3f} [{m.low * 1e3:.3f}–{m.high * 1e3:.3f}]"
+            f"{p.value * 1e3:>12.3f} [{p.low * 1e3:.3f}–{p.high * 1e3:.3f}]"
+        )
     return "\n".join(lines)
 
 
@@ -278,6 +321,7 @@ server.stop()
 
 def _rss(pid: int) -> int:
     import psutil
+
     return psutil.Process(pid).memory_info().rss
 
 
@@ -295,17 +339,24 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
     note = ""
     limit = raise_fd_limit(count + 200)
     if limit is not None and limit < count + 200:
-        note = (f"the descriptor limit is {limit}: measured with {limit - 200} connections "
-                f"instead of {count:,}")
+        note = (
+            f"the descriptor limit is {limit}: measured with {limit - 200} connections "
+            f"instead of {count:,}"
+        )
         count = max(10, limit - 200)
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, model, str(count)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, model, str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         hello = json.loads(proc.stdout.readline())
         if hello["fd_limit"] is not None and hello["fd_limit"] < count + 100:
             count = max(10, hello["fd_limit"] - 100)
-            note = note or f"the server's descriptor limit is {hello['fd_limit']}: {count} " \
-                           "connections"
+            note = (
+                note or f"the server's descriptor limit is {hello['fd_limit']}: {count} connections"
+            )
 
         def accepted():
             proc.stdin.write("count\n")
@@ -313,16 +364,24 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
             return json.loads(proc.stdout.readline())["accepted"]
 
         with LoadProcess() as load:
-            warm = load.call("hold", host="127.0.0.1", port=hello["port"], count=50,
-                             check=True, timeout=timeout)     # first objects, lazily made
+            warm = load.call(
+                "hold", host="127.0.0.1", port=hello["port"], count=50, check=True, timeout=timeout
+            )  # first objects, lazily made
             load.call("release")
             deadline = time.monotonic() + 5
             while accepted() < warm.get("opened", 0) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(0.2)                 # the warm-up connections closed, threads ended
+            time.sleep(0.2)  # the warm-up connections closed, threads ended
             before = _rss(proc.pid)
-            held = load.call("hold", host="127.0.0.1", port=hello["port"], count=count,
-                             check=False, within=timeout, timeout=timeout + 30)
+            held = load.call(
+                "hold",
+                host="127.0.0.1",
+                port=hello["port"],
+                count=count,
+                check=False,
+                within=timeout,
+                timeout=timeout + 30,
+            )
             deadline = time.monotonic() + timeout
             total = warm.get("opened", 0) + held.get("opened", 0)
             while accepted() < total and time.monotonic() < deadline:
@@ -333,10 +392,15 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
         opened = held.get("opened", 0)
         if opened < count and not note:
             note = f"only {opened} of {count} connections opened: {held.get('errors')}"
-        return {"model": model, "connections": opened,
-                "bytes_per_connection": (after - before) / opened if opened else math.nan,
-                "rss_before": before, "rss_after": after,
-                "seconds": time.monotonic() - started, "note": note}
+        return {
+            "model": model,
+            "connections": opened,
+            "bytes_per_connection": (after - before) / opened if opened else math.nan,
+            "rss_before": before,
+            "rss_after": after,
+            "seconds": time.monotonic() - started,
+            "note": note,
+        }
     finally:
         try:
             proc.stdin.write("quit\n")
@@ -355,9 +419,14 @@ def idle_memory(tasks: int = 10_000, threads: int = 1_000) -> list[dict]:
 
 
 # ----------------------------------------------------------- one blocking call in one task
-def blocking_call_latency(blocking: bool = True, pause: float = 0.2, pauses: int = 3,
-                          clients: int = 10, interval: float = 0.01,
-                          samples: bool = False) -> dict:
+def blocking_call_latency(
+    blocking: bool = True,
+    pause: float = 0.2,
+    pauses: int = 3,
+    clients: int = 10,
+    interval: float = 0.01,
+    samples: bool = False,
+) -> dict:
     """What the other clients see while one task pauses ``pauses`` times for ``pause`` s.
 
     A :class:`~.pitfall.PausingEchoServer` runs in this process. ``clients`` clients in a
@@ -370,19 +439,31 @@ def blocking_call_latency(blocking: bool = True, pause: float = 0.2, pauses: int
     ``0.4 + 2 * pause * pauses`` seconds.
     """
     warmup, seconds = 0.2, 0.2 + 2 * pause * pauses
-    with PausingEchoServer(pause=pause, blocking=blocking, record_events=False,
-                           name="pitfall") as server:
+    with PausingEchoServer(
+        pause=pause, blocking=blocking, record_events=False, name="pitfall"
+    ) as server:
         result: dict = {}
-        others = threading.Thread(target=lambda: result.update(load_from_another_process(
-            server.address, clients=clients, interval=interval, warmup=warmup,
-            seconds=seconds, samples=samples)), name="pitfall-clients", daemon=True)
+        others = threading.Thread(
+            target=lambda: result.update(
+                load_from_another_process(
+                    server.address,
+                    clients=clients,
+                    interval=interval,
+                    warmup=warmup,
+                    seconds=seconds,
+                    samples=samples,
+                )
+            ),
+            name="pitfall-clients",
+            daemon=True,
+        )
         paused_at = []
         with connect(server.address, timeout=10) as pauser:
             others.start()
             deadline = time.monotonic() + 20
             while server.events.count("accept") < clients + 1 and time.monotonic() < deadline:
                 time.sleep(0.005)
-            window = time.monotonic() + warmup          # the others' window starts about now
+            window = time.monotonic() + warmup  # the others' window starts about now
             time.sleep(warmup + 0.1)
             for _ in range(pauses):
                 paused_at.append(time.monotonic() - window)
@@ -400,29 +481,52 @@ def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = Non
     ``samples=True``). Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, sharey=True, layout="constrained",
-                             figsize=(plt.rcParams["figure.figsize"][0], 3.2))
-    for ax, result, label in ((axes[0], blocked, "time.sleep() in one task"),
-                              (axes[1], cooperative, "await loop.sleep() in one task")):
+    fig, axes = plt.subplots(
+        1, 2, sharey=True, layout="constrained", figsize=(plt.rcParams["figure.figsize"][0], 3.2)
+    )
+    for ax, result, label in (
+        (axes[0], blocked, "time.sleep() in one task"),
+        (axes[1], cooperative, "await loop.sleep() in one task"),
+    ):
         points = result.get("samples", [])
-        ax.scatter([t * 1e3 for t, _, _ in points], [lat * 1e3 for _, lat, _ in points], s=4,
-                   color="tab:blue", label="another client's message", zorder=2)
+        ax.scatter(
+            [t * 1e3 for t, _, _ in points],
+            [lat * 1e3 for _, lat, _ in points],
+            s=4,
+            color="tab:blue",
+            label="another client's message",
+            zorder=2,
+        )
         for i, at in enumerate(result.get("paused_at", [])):
-            ax.axvspan(at * 1e3, (at + result["pause"]) * 1e3, color="tab:red", alpha=0.12,
-                       label="one task pauses" if i == 0 else None)
+            ax.axvspan(
+                at * 1e3,
+                (at + result["pause"]) * 1e3,
+                color="tab:red",
+                alpha=0.12,
+                label="one task pauses" if i == 0 else None,
+            )
             # The messages that waited out the pause are sent at about the same moment with
             # about the same latency: drawn on top of each other. Say how many.
-            waited = [lat for t, lat, _ in points
-                      if at - 0.05 <= t <= at + result["pause"] and lat > result["pause"] / 2]
+            waited = [
+                lat
+                for t, lat, _ in points
+                if at - 0.05 <= t <= at + result["pause"] and lat > result["pause"] / 2
+            ]
             if waited:
-                ax.annotate(f"{len(waited)} messages\nwaited it out",
-                            (at * 1e3, max(waited) * 1e3), textcoords="offset points",
-                            xytext=(6, -4), va="top", fontsize=8, color="tab:red")
+                ax.annotate(
+                    f"{len(waited)} messages\nwaited it out",
+                    (at * 1e3, max(waited) * 1e3),
+                    textcoords="offset points",
+                    xytext=(6, -4),
+                    va="top",
+                    fontsize=8,
+                    color="tab:red",
+                )
         ax.set_yscale("log")
         ax.set_xlabel("time (ms)")
         ax.set_title(label)
     axes[0].set_ylabel("latency (ms, log)")
-    axes[1].legend(loc="center right")          # the empty band between the two clouds
+    axes[1].legend(loc="center right")  # the empty band between the two clouds
     if title:
         fig.suptitle(title)
     return fig

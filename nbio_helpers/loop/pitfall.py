@@ -7,6 +7,7 @@ other client waits too. With ``blocking=False`` it awaits ``loop.sleep()``: only
 waits, the loop serves the others meanwhile. :func:`~.measure.blocking_call_latency`
 measures what the other clients see.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,7 @@ class PausingEchoServer(TasksServer):
             while data := await stream.read(self.recv_size):
                 if data.startswith(PAUSE_COMMAND):
                     if self.blocking:
-                        time.sleep(self.pause)              # blocks the loop: every task waits
+                        time.sleep(self.pause)  # blocks the loop: every task waits
                     else:
                         await stream.loop.sleep(self.pause)  # only this task waits
                 stream.write(echo_upper(data))

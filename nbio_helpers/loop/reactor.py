@@ -3,6 +3,7 @@
 Register a callback for a socket; each turn, ``select()`` sleeps until some sockets are ready
 and the reactor calls back whoever waits on them. The callbacks live in ``key.data``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -21,7 +22,7 @@ class Reactor:
 
     def __init__(self, selector=None):
         self.selector = selector or selectors.DefaultSelector()
-        self.ready = collections.deque()      # (callback, args) to call on the next turn
+        self.ready = collections.deque()  # (callback, args) to call on the next turn
         self.running = False
 
     def call_soon(self, callback, *args):
@@ -41,7 +42,7 @@ class Reactor:
 
     def _watch(self, sock, event, handler):
         key = self.selector.get_map().get(sock)
-        if key is None:                       # the first interest in this socket
+        if key is None:  # the first interest in this socket
             self.selector.register(sock, event, {event: handler})
         else:
             key.data[event] = handler
@@ -71,7 +72,7 @@ class Reactor:
                 if handler:
                     callback, args = handler
                     callback(*args)
-        for _ in range(len(self.ready)):      # not those they add: they wait for next turn
+        for _ in range(len(self.ready)):  # not those they add: they wait for next turn
             callback, args = self.ready.popleft()
             callback(*args)
 

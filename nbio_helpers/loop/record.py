@@ -20,6 +20,7 @@ Usage::
 Every ``select()`` also counts as a ``WAKEUP`` event (``nbytes`` = sockets ready), as in the
 other models, even when the log keeps counters only (``enabled=False``).
 """
+
 from __future__ import annotations
 
 import collections
@@ -38,9 +39,9 @@ class SelectCall(NamedTuple):
 
     start: float
     end: float
-    watched: int               # sockets registered when it was called
-    ready: int                 # sockets it returned
-    timeout: float | None      # what it was given (None: no limit)
+    watched: int  # sockets registered when it was called
+    ready: int  # sockets it returned
+    timeout: float | None  # what it was given (None: no limit)
 
     @property
     def idle(self) -> float:
@@ -121,7 +122,7 @@ def lane_of(obj) -> str | None:
     if isinstance(obj, Task):
         return obj.name
     if isinstance(obj, types.GeneratorType):
-        frame = obj.gi_frame            # a task not finished: its arguments name it
+        frame = obj.gi_frame  # a task not finished: its arguments name it
         client = frame.f_locals.get("client") if frame is not None else None
         return f"conn {client.id}" if hasattr(client, "id") else obj.__name__
     conn = getattr(obj, "id", None)
@@ -136,10 +137,11 @@ def _timed(log: LoopLog, lane: str, callback):
             return callback(*args)
         finally:
             log.record_run(TaskRun(lane, start, time.monotonic()))
+
     return run
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recording(loop_class):
     """A subclass of ``loop_class`` whose constructor takes a :class:`LoopLog` and records
     into it: ``recording(Loop)(log)``."""
@@ -149,21 +151,21 @@ def recording(loop_class):
             super().__init__(RecordingSelector(selector or selectors.DefaultSelector(), log))
             self.log = log
 
-        def step(self, task, error=None):             # a generator task runs
-            lane = lane_of(task) or "task"            # before: a finished task has no frame
+        def step(self, task, error=None):  # a generator task runs
+            lane = lane_of(task) or "task"  # before: a finished task has no frame
             start = time.monotonic()
             try:
                 return super().step(task, error)
             finally:
                 self.log.record_run(TaskRun(lane, start, time.monotonic()))
 
-        def call_soon(self, callback, *args):         # a coroutine Task runs
+        def call_soon(self, callback, *args):  # a coroutine Task runs
             owner = getattr(callback, "__self__", None)
             if isinstance(owner, Task) and self.log.enabled:
                 callback = _timed(self.log, owner.name, callback)
             super().call_soon(callback, *args)
 
-        def _watch(self, sock, event, handler):       # a connection's callback runs
+        def _watch(self, sock, event, handler):  # a connection's callback runs
             callback, args = handler
             owner = getattr(callback, "__self__", None)
             lane = None if isinstance(owner, Future) else lane_of(owner)

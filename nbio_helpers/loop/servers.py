@@ -10,6 +10,7 @@ winds down every task and connection in the server thread::
         ...                                                # connect clients to server.address
     server.events.selects()                                # the loop's select() calls
 """
+
 from __future__ import annotations
 
 import selectors
@@ -41,14 +42,17 @@ class LoopServer(Server):
 
     loop_class = Reactor
 
-    def __init__(self, *args, max_line: int = MAX_LINE, idle_timeout: float | None = None,
-                 **kwargs):
+    def __init__(
+        self, *args, max_line: int = MAX_LINE, idle_timeout: float | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0 seconds, not {idle_timeout}")
         if idle_timeout is not None and not hasattr(self.loop_class, "call_later"):
-            raise ValueError(f"the {self.model} server's loop has no timers: an idle timeout "
-                             "needs step 3 (timers) or later")
+            raise ValueError(
+                f"the {self.model} server's loop has no timers: an idle timeout "
+                "needs step 3 (timers) or later"
+            )
         self.max_line = max_line
         self.idle_timeout = idle_timeout
         self.events = LoopLog(enabled=self.events.enabled)
@@ -106,7 +110,7 @@ class LoopServer(Server):
         for task in tasks:
             if isinstance(task, Task):
                 task.cancel()
-        for _ in range(100):                  # bounded: only while callbacks are waiting
+        for _ in range(100):  # bounded: only while callbacks are waiting
             if not loop.ready:
                 break
             loop.run_once()
@@ -114,6 +118,6 @@ class LoopServer(Server):
             if isinstance(task, types.GeneratorType):
                 try:
                     task.close()
-                except RuntimeError:          # it ignored GeneratorExit: nothing more to do
+                except RuntimeError:  # it ignored GeneratorExit: nothing more to do
                     pass
         loop.close()

@@ -13,6 +13,7 @@ What asyncio splits into ``StreamReader`` and ``StreamWriter``, for the ``tasks`
 It records ``RECV``, ``EOF``, ``SEND``, ``SEND_WOULD_BLOCK``, ``PAUSE``, ``RESUME`` and
 ``CLOSE`` in the server's event log, as the other models do.
 """
+
 from __future__ import annotations
 
 from ..events import EOF, PAUSE, RECV, RESUME
@@ -39,7 +40,7 @@ class Stream:
         self.id = server.track(sock)
         self.transport = Transport(loop, sock, server, self.id)
         self.reason = "peer closed and every byte was sent"
-        self._yield_first = False      # the last read did not wait: let others run first
+        self._yield_first = False  # the last read did not wait: let others run first
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; ``b''`` at the end of the stream (or when the peer reset).
@@ -59,7 +60,7 @@ class Stream:
                 await self.loop.readable(self.sock)
                 waited = True
                 continue
-            except OSError as exc:                # reset by the peer
+            except OSError as exc:  # reset by the peer
                 self.reason = f"recv failed: {type(exc).__name__}"
                 return b""
             self.server.events.record(RECV if data else EOF, self.id, len(data))

@@ -8,6 +8,7 @@ Usage::
         bob.say("hi ann")
         ann.lines()                     # ['* bob joined', 'bob: hi ann']
 """
+
 from __future__ import annotations
 
 import socket
@@ -50,7 +51,7 @@ class ChatClient:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 raise TimeoutError("no line from the server in time") from None
             except ConnectionResetError:
                 chunk = b""
@@ -82,7 +83,7 @@ class ChatClient:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "ChatClient":
+    def __enter__(self) -> ChatClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ until a socket is ready or a timer is due, never longer, never spinning. Tasks c
 ``yield "sleep", seconds``, and ``yield "read", sock, timeout`` raises ``TimeoutError`` in the
 task if no data comes within ``timeout`` seconds (``socket.settimeout()``, for tasks).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,7 @@ class Timer:
     """A callback due at ``when`` (``time.monotonic()``); ``cancel()`` it to skip it."""
 
     when: float
-    order: int          # equal deadlines run in the order they were set
+    order: int  # equal deadlines run in the order they were set
     callback: object = dataclasses.field(compare=False)
     args: tuple = dataclasses.field(compare=False)
     cancelled: bool = dataclasses.field(default=False, compare=False)
@@ -36,7 +37,7 @@ class TimerLoop(GeneratorLoop):
 
     def __init__(self, selector=None):
         super().__init__(selector)
-        self.timers = []                      # a heap: timers[0] is the earliest deadline
+        self.timers = []  # a heap: timers[0] is the earliest deadline
 
     def time(self):
         return time.monotonic()
@@ -64,7 +65,7 @@ class TimerLoop(GeneratorLoop):
         now, due = self.time(), []
         while self.timers and self.timers[0].when <= now:
             due.append(heapq.heappop(self.timers))
-        for timer in due:                     # not those they set: they wait for next turn
+        for timer in due:  # not those they set: they wait for next turn
             if not timer.cancelled:
                 timer.callback(*timer.args)
 

@@ -9,6 +9,7 @@ Closing is the reader's business: a send that fails (the peer reset) only stops 
 whoever reads the socket finds out too, and calls :meth:`Transport.close`, which closes the
 socket once every byte written has been sent.
 """
+
 from __future__ import annotations
 
 import socket
@@ -34,11 +35,11 @@ class Transport:
     def __init__(self, loop, sock: socket.socket, server, conn: int):
         self.loop, self.sock, self.server, self.id = loop, sock, server, conn
         self.buffer = bytearray()
-        self.failed = False         # a send failed: the output is dropped from now on
-        self.closing = False        # close() was called: close once the buffer is empty
+        self.failed = False  # a send failed: the output is dropped from now on
+        self.closing = False  # close() was called: close once the buffer is empty
         self.closed = False
         self.reason = ""
-        self.on_low_water = None    # called once when the buffer drains to half high_water
+        self.on_low_water = None  # called once when the buffer drains to half high_water
 
     @property
     def pending(self) -> int:
@@ -77,7 +78,7 @@ class Transport:
         except BlockingIOError:
             self.server.events.record(SEND_WOULD_BLOCK, self.id)
             return 0
-        except OSError as exc:          # reset, broken pipe: the reader will see it too
+        except OSError as exc:  # reset, broken pipe: the reader will see it too
             self.failed = True
             self.buffer.clear()
             self.reason = f"send failed: {type(exc).__name__}"
@@ -101,17 +102,17 @@ class Transport:
         if self.closed:
             return
         self.closed = True
-        if self.server.in_grace_period:          # a graceful stop: wait for the peer's FIN
+        if self.server.in_grace_period:  # a graceful stop: wait for the peer's FIN
             self._close_politely()
             return
         try:
-            self.sock.shutdown(socket.SHUT_WR)   # our FIN after the last byte
+            self.sock.shutdown(socket.SHUT_WR)  # our FIN after the last byte
             # Unread input would make close() send a reset, which can destroy the reply we
             # just sent (an error line, say) before the peer reads it: drop it first.
-            for _ in range(16):                  # bounded: a flooding peer cannot hold us
+            for _ in range(16):  # bounded: a flooding peer cannot hold us
                 if not self.sock.recv(65536):
                     break
-        except OSError:                          # BlockingIOError included: nothing more now
+        except OSError:  # BlockingIOError included: nothing more now
             pass
         self.server.close_connection(self.sock, self.id, self.reason)
 
@@ -132,7 +133,7 @@ class Transport:
                 return
         except BlockingIOError:
             return
-        except OSError:                          # reset: nothing more to wait for
+        except OSError:  # reset: nothing more to wait for
             pass
         self.loop.remove_reader(self.sock)
         self.server.close_connection(self.sock, self.id, self.reason)

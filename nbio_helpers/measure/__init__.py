@@ -40,27 +40,69 @@ Deprecated names, kept while notebooks 03-05 use them: the sweep rows' ``"p99"``
 below 1,000 samples), :class:`IdleCost`'s ``cpu_share`` and ``wakeups_per_second``, and the
 aliases in :mod:`nbio_helpers.select_demos` and :mod:`nbio_helpers.bench.comparison`.
 """
+
 from ..stats import BEYOND, Spread, Tail, percentile, tail, tail_name
-from .comparison import (PARTS, VARIANTS, ComparisonRow, compare, comparison_models,
-                         comparison_table, plot_comparison)
+from .comparison import (
+    PARTS,
+    VARIANTS,
+    ComparisonRow,
+    compare,
+    comparison_models,
+    comparison_table,
+    plot_comparison,
+)
 from .gil import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
-from .idle import (HeldClients, IdleCost, idle_clients, idle_cost, idle_cost_held,
-                   loop_rounds)
+from .idle import HeldClients, IdleCost, idle_clients, idle_cost, idle_cost_held, loop_rounds
 from .latency import LatencyStats, Throughput, latency_stats, throughput
+from .process import (
+    ClientProcess,
+    ClientProcessError,
+    client_process,
+    running_client_processes,
+    stop_client_processes,
+)
 from .relations import Relation, comparison_relations, print_relations
-from .process import (ClientProcess, ClientProcessError, client_process,
-                      running_client_processes, stop_client_processes)
 from .sweep import plot_tradeoff, poll_interval_sweep, spacing_for
 
 __all__ = [
-    "BEYOND", "PARTS", "VARIANTS", "WORKLOADS", "ClientProcess", "ClientProcessError",
-    "ComparisonRow", "HeldClients", "IdleCost", "LatencyStats", "NeighbourSlowdown", "Relation",
-    "Spread", "Tail", "Throughput", "client_process", "compare", "comparison_models",
-    "comparison_relations", "comparison_table",
-    "idle_clients", "idle_cost", "idle_cost_held", "latency_stats",
-    "loop_rounds", "neighbour_slowdown", "percentile", "plot_comparison", "plot_tradeoff",
-    "poll_interval_sweep", "print_relations", "running_client_processes", "spacing_for", "spare_cores",
-    "stop_client_processes", "tail", "tail_name", "throughput",
+    "BEYOND",
+    "PARTS",
+    "VARIANTS",
+    "WORKLOADS",
+    "ClientProcess",
+    "ClientProcessError",
+    "ComparisonRow",
+    "HeldClients",
+    "IdleCost",
+    "LatencyStats",
+    "NeighbourSlowdown",
+    "Relation",
+    "Spread",
+    "Tail",
+    "Throughput",
+    "client_process",
+    "compare",
+    "comparison_models",
+    "comparison_relations",
+    "comparison_table",
+    "idle_clients",
+    "idle_cost",
+    "idle_cost_held",
+    "latency_stats",
+    "loop_rounds",
+    "neighbour_slowdown",
+    "percentile",
+    "plot_comparison",
+    "plot_tradeoff",
+    "poll_interval_sweep",
+    "print_relations",
+    "running_client_processes",
+    "spacing_for",
+    "spare_cores",
+    "stop_client_processes",
+    "tail",
+    "tail_name",
+    "throughput",
 ]
 
 
@@ -73,6 +115,7 @@ def spare_cores(seconds: float = 0.25) -> float | None:
     """
     try:
         import psutil
+
         busy = psutil.cpu_percent(interval=seconds)
     except (ImportError, OSError):
         return None

@@ -23,6 +23,7 @@ runs in the client process (:mod:`.process`). The parts, in this order:
 The model list comes from :data:`nbio_helpers.models.MODELS` (a model added there joins by
 itself), with the polling model twice: busy, and sleeping 10 ms (:data:`VARIANTS`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,15 +37,21 @@ from .latency import latency_stats, throughput
 from .process import client_process
 from .sweep import spacing_for
 
-__all__ = ["PARTS", "VARIANTS", "ComparisonRow", "compare", "comparison_models",
-           "comparison_table", "plot_comparison"]
+__all__ = [
+    "PARTS",
+    "VARIANTS",
+    "ComparisonRow",
+    "compare",
+    "comparison_models",
+    "comparison_table",
+    "plot_comparison",
+]
 
 PARTS = ("idle", "latency", "load", "connections")
 """What :func:`compare` can measure, in the order it measures it."""
 
 VARIANTS = {
-    "polling": (("polling (busy)", {"interval": 0}),
-                ("polling (10 ms sleep)", {"interval": 0.01})),
+    "polling": (("polling (busy)", {"interval": 0}), ("polling (10 ms sleep)", {"interval": 0.01})),
 }
 """Models compared in several settings: model name -> ``(label, options)`` pairs."""
 
@@ -54,6 +61,7 @@ def comparison_models(models=None) -> list[tuple[str, str, dict]]:
     in teaching order, each model of :data:`VARIANTS` once per variant."""
     if models is None:
         from ..models import MODELS  # at call time: a model registered later joins too
+
         models = list(MODELS)
     specs = []
     for name in models:
@@ -86,22 +94,22 @@ class ComparisonRow:
     label: str
     model: str
     options: dict
-    idle_cpu: float = math.nan          # silent clients connected
+    idle_cpu: float = math.nan  # silent clients connected
     idle_cpu_range: tuple = (math.nan, math.nan)
-    idle_wakeups: float = math.nan      # loop rounds (or wake-ups) per second meanwhile
-    idle_clients: int = 0               # silent clients the server accepted
-    median_latency: float = math.nan    # one client, sequential requests
+    idle_wakeups: float = math.nan  # loop rounds (or wake-ups) per second meanwhile
+    idle_clients: int = 0  # silent clients the server accepted
+    median_latency: float = math.nan  # one client, sequential requests
     median_range: tuple = (math.nan, math.nan)
-    tail_latency: float = math.nan      # the slow end under its true name:
-    tail_name: str = "max"              # "p90" with 100+ requests (nbio_helpers.stats)
+    tail_latency: float = math.nan  # the slow end under its true name:
+    tail_name: str = "max"  # "p90" with 100+ requests (nbio_helpers.stats)
     latency_samples: int = 0
-    throughput: float = math.nan        # messages per second under the concurrent load
+    throughput: float = math.nan  # messages per second under the concurrent load
     throughput_range: tuple = (math.nan, math.nan)
-    loaded_cpu: float = math.nan        # the server's CPU share during the load
+    loaded_cpu: float = math.nan  # the server's CPU share during the load
     loaded_cpu_range: tuple = (math.nan, math.nan)
-    load_ok: bool = True                # every echo of the load came back intact
-    max_connections: int = 0            # connections echoed at the same time...
-    tried: int = 0                      # ...of this many opened
+    load_ok: bool = True  # every echo of the load came back intact
+    max_connections: int = 0  # connections echoed at the same time...
+    tried: int = 0  # ...of this many opened
 
     def as_dict(self) -> dict:
         """Plain values (for JSON, pandas, or a table of your own)."""
@@ -112,11 +120,24 @@ def _range(spread: Spread) -> tuple:
     return (spread.low, spread.high)
 
 
-def compare(models=None, *, parts=PARTS, idle_clients: int = 20, idle_seconds: float = 0.05,
-            idle_repeat: int = 3, requests: int = 34, trials: int = 3, size: int = 64,
-            load_clients: int = 20, load_seconds: float = 0.06, load_trials: int = 3,
-            warmup: float = 0.02, connections: int = 0, timeout: float = 5.0,
-            process=None) -> list[ComparisonRow]:
+def compare(
+    models=None,
+    *,
+    parts=PARTS,
+    idle_clients: int = 20,
+    idle_seconds: float = 0.05,
+    idle_repeat: int = 3,
+    requests: int = 34,
+    trials: int = 3,
+    size: int = 64,
+    load_clients: int = 20,
+    load_seconds: float = 0.06,
+    load_trials: int = 3,
+    warmup: float = 0.02,
+    connections: int = 0,
+    timeout: float = 5.0,
+    process=None,
+) -> list[ComparisonRow]:
     """Measure each model under the same load, one after another; one row per model.
 
     Parameters
@@ -153,6 +174,7 @@ def compare(models=None, *, parts=PARTS, idle_clients: int = 20, idle_seconds: f
     latency alone is 1 s: 102 requests of about 10 ms); ``connections=1050`` adds about 2 s.
     """
     from ..models import MODELS
+
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
@@ -166,34 +188,59 @@ def compare(models=None, *, parts=PARTS, idle_clients: int = 20, idle_seconds: f
         cls = MODELS[model] if isinstance(model, str) else model
         row = ComparisonRow(label, getattr(cls, "model", str(model)), options)
         # A backlog for every client at once: a slow accept() must not fail a connect().
-        with cls(name=f"compare-{label}", record_events=False,
-                 backlog=max(1024, probe + 100), **options) as server:
+        with cls(
+            name=f"compare-{label}", record_events=False, backlog=max(1024, probe + 100), **options
+        ) as server:
             if "idle" in parts:
                 with _silent_clients(server, idle_clients, process=process) as held:
                     idle = idle_cost_held(server, held, idle_seconds, repeat=idle_repeat)
                 row.idle_cpu, row.idle_cpu_range = idle.cpu, _range(idle.spread)
                 row.idle_wakeups, row.idle_clients = idle.wakeups_per_second, idle.clients
             if "latency" in parts:
-                lat = latency_stats(server, requests, size, timeout,
-                                    spacing_for(options.get("interval", 0.0)),
-                                    trials=trials, process=process)
+                lat = latency_stats(
+                    server,
+                    requests,
+                    size,
+                    timeout,
+                    spacing_for(options.get("interval", 0.0)),
+                    trials=trials,
+                    process=process,
+                )
                 row.median_latency, row.median_range = lat.median, _range(lat.spread)
                 row.tail_latency, row.tail_name = lat.tail, lat.tail_name
                 row.latency_samples = lat.count
             if "load" in parts:
-                load = throughput(server, load_clients, load_seconds, size, warmup=warmup,
-                                  trials=load_trials, timeout=timeout, process=process)
-                row.throughput, row.throughput_range = (load.messages_per_second,
-                                                        _range(load.spread))
+                load = throughput(
+                    server,
+                    load_clients,
+                    load_seconds,
+                    size,
+                    warmup=warmup,
+                    trials=load_trials,
+                    timeout=timeout,
+                    process=process,
+                )
+                row.throughput, row.throughput_range = (
+                    load.messages_per_second,
+                    _range(load.spread),
+                )
                 row.loaded_cpu, row.loaded_cpu_range = load.cpu, _range(load.cpu_spread)
                 row.load_ok = load.ok
             if probe:
                 host, port = server.address
                 with process.lock:
-                    held = process.request("hold", timeout=timeout + 60, host=host,
-                                           port=port, count=probe, check=True,
-                                           within=timeout, connect_timeout=1.0,
-                                           reply_within=timeout, stall=0.5)
+                    held = process.request(
+                        "hold",
+                        timeout=timeout + 60,
+                        host=host,
+                        port=port,
+                        count=probe,
+                        check=True,
+                        within=timeout,
+                        connect_timeout=1.0,
+                        reply_within=timeout,
+                        stall=0.5,
+                    )
                     process.request("release", timeout=30)
                 row.max_connections, row.tried = held["echoed_ok"], held["opened"]
         rows.append(row)
@@ -233,8 +280,16 @@ def comparison_table(rows: list[ComparisonRow]) -> str:
     """
     names = {r.tail_name for r in rows if r.tail_latency == r.tail_latency}
     tail_head = names.pop() if len(names) == 1 else "tail"
-    header = ["model", "idle CPU", "wake-ups/s", "loaded CPU", "median latency", tail_head,
-              "msg/s", "connections"]
+    header = [
+        "model",
+        "idle CPU",
+        "wake-ups/s",
+        "loaded CPU",
+        "median latency",
+        tail_head,
+        "msg/s",
+        "connections",
+    ]
     body = []
     for r in rows:
         median = _ms(r.median_latency)
@@ -249,12 +304,22 @@ def comparison_table(rows: list[ComparisonRow]) -> str:
         if tail_head == "tail" and r.tail_latency == r.tail_latency:
             tail_cell = f"{r.tail_name} {tail_cell}"
         conns = f"{r.max_connections}/{r.tried}" if r.tried else "-"
-        body.append([r.label, _share(r.idle_cpu), _fmt(r.idle_wakeups, ",.0f"),
-                     _share(r.loaded_cpu), median, tail_cell, tput, conns])
+        body.append(
+            [
+                r.label,
+                _share(r.idle_cpu),
+                _fmt(r.idle_wakeups, ",.0f"),
+                _share(r.loaded_cpu),
+                median,
+                tail_cell,
+                tput,
+                conns,
+            ]
+        )
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells) -> str:
-        first = cells[0].ljust(widths[0])       # the model's name on the left, figures right
+        first = cells[0].ljust(widths[0])  # the model's name on the left, figures right
         rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:])]
         return COLUMN_GAP.join([first, *rest])
 
@@ -274,17 +339,33 @@ def _whiskers(ax, values, ranges, y, color, floor, marker="o", label=None, dy=0.
         err = None
         if lo == lo and hi == hi:
             err = [[x - max(min(lo, value), floor)], [max(hi, value, floor) - x]]
-        ax.errorbar([x], [y[i] + dy], xerr=err, fmt=marker, color=color, ms=6, capsize=3,
-                    lw=1.2, label=label if i == 0 or label is None else None, zorder=3)
+        ax.errorbar(
+            [x],
+            [y[i] + dy],
+            xerr=err,
+            fmt=marker,
+            color=color,
+            ms=6,
+            capsize=3,
+            lw=1.2,
+            label=label if i == 0 or label is None else None,
+            zorder=3,
+        )
         label = None
 
 
 def _label(ax, values, y, texts, floor, dy=0.0, below=False):
     for i, (value, text) in enumerate(zip(values, texts)):
         if value == value:
-            ax.annotate(text, (max(value, floor), y[i] + dy), xytext=(0, -6 if below else 6),
-                        textcoords="offset points", ha="center",
-                        va="top" if below else "bottom", fontsize=8)
+            ax.annotate(
+                text,
+                (max(value, floor), y[i] + dy),
+                xytext=(0, -6 if below else 6),
+                textcoords="offset points",
+                ha="center",
+                va="top" if below else "bottom",
+                fontsize=8,
+            )
 
 
 def plot_comparison(rows: list[ComparisonRow], *, title: str | None = None):
@@ -299,17 +380,28 @@ def plot_comparison(rows: list[ComparisonRow], *, title: str | None = None):
     def measured(attr):
         return any(getattr(r, attr) == getattr(r, attr) for r in rows)
 
-    panels = [p for p, attr in (("cpu", "idle_cpu"), ("latency", "median_latency"),
-                                ("throughput", "throughput")) if measured(attr)]
+    panels = [
+        p
+        for p, attr in (
+            ("cpu", "idle_cpu"),
+            ("latency", "median_latency"),
+            ("throughput", "throughput"),
+        )
+        if measured(attr)
+    ]
     if "cpu" not in panels and measured("loaded_cpu"):
         panels.insert(0, "cpu")
     if any(r.tried for r in rows):
         panels.append("connections")
     panels = panels or ["cpu"]
     y = list(range(len(rows)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.5,
-                                                       0.55 * len(rows) + 2.0),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(3.6 * len(panels) + 1.5, 0.55 * len(rows) + 2.0),
+        sharey=True,
+        squeeze=False,
+    )
     axes = axes[0]
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     for ax, panel in zip(axes, panels):
@@ -321,23 +413,45 @@ def plot_comparison(rows: list[ComparisonRow], *, title: str | None = None):
             floor = 1e-4
             idle = [r.idle_cpu for r in rows]
             loaded = [r.loaded_cpu for r in rows]
-            _whiskers(ax, idle, [r.idle_cpu_range for r in rows], y, "tab:red", floor,
-                      label="idle", dy=-0.15)
+            _whiskers(
+                ax,
+                idle,
+                [r.idle_cpu_range for r in rows],
+                y,
+                "tab:red",
+                floor,
+                label="idle",
+                dy=-0.15,
+            )
             _label(ax, idle, y, [_share(v) for v in idle], floor, dy=-0.15)
-            _whiskers(ax, loaded, [r.loaded_cpu_range for r in rows], y, "tab:orange",
-                      floor, marker="D", label="loaded", dy=0.2)
+            _whiskers(
+                ax,
+                loaded,
+                [r.loaded_cpu_range for r in rows],
+                y,
+                "tab:orange",
+                floor,
+                marker="D",
+                label="loaded",
+                dy=0.2,
+            )
             _label(ax, loaded, y, [_share(v) for v in loaded], floor, dy=0.2, below=True)
             ax.axvline(1.0, color="gray", ls=":", lw=1)
             ax.set_xlim(floor / 2, 3)
             ax.set_xlabel("server CPU (cores, log; floor 0.0001)")
             if any(v == v for v in loaded):
-                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
-                          fontsize=8)
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8)
         elif panel == "latency":
             median = [r.median_latency * 1e3 for r in rows]
             tails = [r.tail_latency * 1e3 for r in rows]
-            _whiskers(ax, median, [tuple(v * 1e3 for v in r.median_range) for r in rows], y,
-                      "tab:blue", 1e-3)
+            _whiskers(
+                ax,
+                median,
+                [tuple(v * 1e3 for v in r.median_range) for r in rows],
+                y,
+                "tab:blue",
+                1e-3,
+            )
             ax.plot([t for t in tails], y, ">", color="tab:blue", alpha=0.45, ms=6)
             _label(ax, median, y, [f"{v:.3g}" for v in median], 1e-3)
             names = sorted({r.tail_name for r in rows if r.tail_latency == r.tail_latency})

@@ -20,6 +20,7 @@ system call (``recv``, ``accept``, ``stat``...), and a thread that waited
   latency) (``"python"``);
 * other **processes** lose the core the busy loop takes, when cores are scarce.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,6 +74,7 @@ class NeighbourSlowdown:
 
 def _default_busy_server():
     from ..models.polling import PollingServer
+
     return PollingServer(interval=0, record_events=False, name="neighbour-busy")
 
 
@@ -84,8 +86,9 @@ def _rate(server, run) -> tuple[float, float]:
     return elapsed, (loop_rounds(server) - rounds0) / elapsed
 
 
-def neighbour_slowdown(work="python", *, trials: int = 5, window: float = 0.02,
-                       make_server=None) -> NeighbourSlowdown:
+def neighbour_slowdown(
+    work="python", *, trials: int = 5, window: float = 0.02, make_server=None
+) -> NeighbourSlowdown:
     """Time ``work`` in the calling thread without, then with, a busy-polling server thread.
 
     Parameters
@@ -125,8 +128,14 @@ def _trials(name, run, trials, window, make_server) -> NeighbourSlowdown:
         ratios.append(during / statistics.fmean((before, after)))
         rounds_alone.append(idle_rate)
         rounds_beside.append(busy_rate)
-    return NeighbourSlowdown(name, Spread.of(alone), Spread.of(beside), Spread.of(ratios),
-                             Spread.of(rounds_alone), Spread.of(rounds_beside))
+    return NeighbourSlowdown(
+        name,
+        Spread.of(alone),
+        Spread.of(beside),
+        Spread.of(ratios),
+        Spread.of(rounds_alone),
+        Spread.of(rounds_beside),
+    )
 
 
 def _timed(run) -> float:

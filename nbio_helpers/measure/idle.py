@@ -18,6 +18,7 @@ the cores lower a busy loop's share (never a sleeping loop's). So a *lower* boun
 loop's CPU is checked with retries (``attempts``, ``retry_below``), keeping the least
 disturbed attempt; an *upper* bound (``select`` idles near 0) needs none.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,7 @@ from ..stats import Spread
 from .process import client_process
 from .quiet import gc_paused
 
-__all__ = ["HeldClients", "IdleCost", "idle_clients", "idle_cost", "idle_cost_held",
-           "loop_rounds"]
+__all__ = ["HeldClients", "IdleCost", "idle_clients", "idle_cost", "idle_cost_held", "loop_rounds"]
 
 
 def loop_rounds(server) -> int:
@@ -63,8 +63,9 @@ class HeldClients:
 
 
 @contextlib.contextmanager
-def idle_clients(server, clients: int = 10, timeout: float = 5.0, *, process=None,
-                 stall: float = 0.1):
+def idle_clients(
+    server, clients: int = 10, timeout: float = 5.0, *, process=None, stall: float = 0.1
+):
     """Hold ``clients`` silent connections to ``server`` from the client process.
 
     Waits until the server has accepted them all, or has accepted none more for ``stall``
@@ -73,11 +74,18 @@ def idle_clients(server, clients: int = 10, timeout: float = 5.0, *, process=Non
     """
     process = process or client_process()
     host, port = server.address[:2]
-    ensure_fd_room(clients)   # the server's ends are in this process (macOS allows 256)
+    ensure_fd_room(clients)  # the server's ends are in this process (macOS allows 256)
     with process.lock:
         accepted_before = server.events.count(ACCEPT)
-        held = process.request("hold", timeout=timeout + 30, host=host, port=port,
-                               count=clients, check=False, within=timeout)
+        held = process.request(
+            "hold",
+            timeout=timeout + 30,
+            host=host,
+            port=port,
+            count=clients,
+            check=False,
+            within=timeout,
+        )
         try:
             opened = held.get("opened", 0)
             accepted = _wait_for_accepts(server, accepted_before, opened, timeout, stall)
@@ -202,7 +210,7 @@ def _measure_windows(server, seconds: float, repeat: int) -> list[tuple[_Counter
     windows = []
     for _ in range(repeat):
         if period and not _next_round(server, period):
-            period = None      # e.g. a select loop woken by the accepts, idle since
+            period = None  # e.g. a select loop woken by the accepts, idle since
         before = _Counters(server)
         # This thread only sleeps: it takes no CPU and no GIL from the server.
         time.sleep(max(0.0, seconds - period / 2) if period else seconds)
@@ -221,17 +229,33 @@ def _pooled(windows, rounds_counted: bool, clients: int, measured: int) -> IdleC
     cpu = used / elapsed
     shares = [(b.cpu - a.cpu) / (b.t - a.t) for a, b in windows]
     rate = rounds / elapsed if rounds_counted else math.nan
-    rates = [(b.rounds - a.rounds) / (b.t - a.t) if rounds_counted else math.nan
-             for a, b in windows]
-    return IdleCost(cpu=cpu, rest=max(0.0, (process - used) / elapsed),
-                    would_block_per_second=blocked / elapsed, rounds_per_second=rate,
-                    seconds=elapsed, windows=measured, clients=clients,
-                    spread=Spread.of(shares, pooled=cpu), round_spread=Spread.of(rates, rate))
+    rates = [
+        (b.rounds - a.rounds) / (b.t - a.t) if rounds_counted else math.nan for a, b in windows
+    ]
+    return IdleCost(
+        cpu=cpu,
+        rest=max(0.0, (process - used) / elapsed),
+        would_block_per_second=blocked / elapsed,
+        rounds_per_second=rate,
+        seconds=elapsed,
+        windows=measured,
+        clients=clients,
+        spread=Spread.of(shares, pooled=cpu),
+        round_spread=Spread.of(rates, rate),
+    )
 
 
-def idle_cost(server, clients: int = 10, seconds: float = 1.0, *, repeat: int = 1,
-              attempts: int = 1, retry_below: float = 0.0, process=None,
-              settle: float = 0.1) -> IdleCost:
+def idle_cost(
+    server,
+    clients: int = 10,
+    seconds: float = 1.0,
+    *,
+    repeat: int = 1,
+    attempts: int = 1,
+    retry_below: float = 0.0,
+    process=None,
+    settle: float = 0.1,
+) -> IdleCost:
     """CPU share, loop rounds and ``BlockingIOError`` rate of ``server`` while ``clients``
     connected clients (from the client process) send nothing.
 
@@ -269,12 +293,20 @@ def idle_cost(server, clients: int = 10, seconds: float = 1.0, *, repeat: int = 
     if attempts < 1 or repeat < 1 or seconds <= 0:
         raise ValueError("attempts and repeat must be >= 1 and seconds > 0")
     with idle_clients(server, clients, process=process, stall=settle) as held:
-        return idle_cost_held(server, held, seconds, repeat=repeat, attempts=attempts,
-                              retry_below=retry_below)
+        return idle_cost_held(
+            server, held, seconds, repeat=repeat, attempts=attempts, retry_below=retry_below
+        )
 
 
-def idle_cost_held(server, held: HeldClients, seconds: float, *, repeat: int = 1,
-                   attempts: int = 1, retry_below: float = 0.0) -> IdleCost:
+def idle_cost_held(
+    server,
+    held: HeldClients,
+    seconds: float,
+    *,
+    repeat: int = 1,
+    attempts: int = 1,
+    retry_below: float = 0.0,
+) -> IdleCost:
     """:func:`idle_cost`, inside an :func:`idle_clients` block that the caller holds (to
     measure more with the same clients connected: the sweep, the comparison)."""
     best = None

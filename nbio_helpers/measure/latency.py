@@ -13,6 +13,7 @@ Both run their clients in the client process (:mod:`.process`), never in this on
 client thread here would share the GIL with the server's thread. Python's automatic garbage
 collector is paused meanwhile (:mod:`.quiet`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,20 +57,29 @@ class LatencyStats:
     """Each trial's median, and their range (the pooled median lies within it)."""
 
     @classmethod
-    def from_samples(cls, samples, requested: int | None = None) -> "LatencyStats":
+    def from_samples(cls, samples, requested: int | None = None) -> LatencyStats:
         """Summarise round-trip times: a flat list (one trial) or a list of trials."""
-        trials = [list(t) for t in samples] if samples and isinstance(
-            next(iter(samples)), (list, tuple)) else [list(samples)]
+        trials = (
+            [list(t) for t in samples]
+            if samples and isinstance(next(iter(samples)), (list, tuple))
+            else [list(samples)]
+        )
         pooled = [s for t in trials for s in t]
         if not pooled:
             nan = math.nan
             return cls(nan, nan, tail([]).name, nan, [], requested or 0, Spread.of([]))
         median = statistics.median(pooled)
         slow = tail(pooled)
-        spread = Spread.of([statistics.median(t) if t else math.nan for t in trials],
-                           pooled=median)
-        return cls(median, slow.value, slow.name, statistics.fmean(pooled), pooled,
-                   len(pooled) if requested is None else requested, spread)
+        spread = Spread.of([statistics.median(t) if t else math.nan for t in trials], pooled=median)
+        return cls(
+            median,
+            slow.value,
+            slow.name,
+            statistics.fmean(pooled),
+            pooled,
+            len(pooled) if requested is None else requested,
+            spread,
+        )
 
     @property
     def count(self) -> int:
@@ -78,14 +88,26 @@ class LatencyStats:
 
     def ms(self) -> dict:
         """Median, tail and mean in milliseconds, rounded for display."""
-        return {"median_ms": round(self.median * 1e3, 3),
-                f"{self.tail_name}_ms": round(self.tail * 1e3, 3),
-                "mean_ms": round(self.mean * 1e3, 3), "count": self.count}
+        return {
+            "median_ms": round(self.median * 1e3, 3),
+            f"{self.tail_name}_ms": round(self.tail * 1e3, 3),
+            "mean_ms": round(self.mean * 1e3, 3),
+            "count": self.count,
+        }
 
 
-def latency_stats(target, requests: int = 100, size: int = 32, timeout: float = 5.0,
-                  spacing: tuple[float, float] = (0.0, 0.0005), seed: int = 0, *,
-                  trials: int = 1, pace: str = "spin", process=None) -> LatencyStats:
+def latency_stats(
+    target,
+    requests: int = 100,
+    size: int = 32,
+    timeout: float = 5.0,
+    spacing: tuple[float, float] = (0.0, 0.0005),
+    seed: int = 0,
+    *,
+    trials: int = 1,
+    pace: str = "spin",
+    process=None,
+) -> LatencyStats:
     """Time ``trials`` x ``requests`` echo round trips, one after another, from the client
     process.
 
@@ -136,9 +158,19 @@ def latency_stats(target, requests: int = 100, size: int = 32, timeout: float = 
     host, port = _address(target)
     process = process or client_process()
     with gc_paused():
-        reply = process.request("latency", timeout=timeout + 10, host=host, port=port,
-                                requests=requests, size=size, spacing=list(spacing),
-                                trials=trials, seed=seed, within=timeout, pace=pace)
+        reply = process.request(
+            "latency",
+            timeout=timeout + 10,
+            host=host,
+            port=port,
+            requests=requests,
+            size=size,
+            spacing=list(spacing),
+            trials=trials,
+            seed=seed,
+            within=timeout,
+            pace=pace,
+        )
     return LatencyStats.from_samples(reply["trials"], requests)
 
 
@@ -171,9 +203,17 @@ class Throughput:
         return not self.errors and self.messages > 0
 
 
-def throughput(target, clients: int = 20, seconds: float = 0.2, size: int = 64, *,
-               warmup: float = 0.05, trials: int = 1, timeout: float = 10.0,
-               process=None) -> Throughput:
+def throughput(
+    target,
+    clients: int = 20,
+    seconds: float = 0.2,
+    size: int = 64,
+    *,
+    warmup: float = 0.05,
+    trials: int = 1,
+    timeout: float = 10.0,
+    process=None,
+) -> Throughput:
     """``clients`` concurrent clients (in the client process) echo ``size``-byte messages,
     each sending its next message as soon as its echo is back, for ``warmup + seconds``;
     only the last ``seconds`` count. Repeated ``trials`` times; every echo is checked.
@@ -188,10 +228,18 @@ def throughput(target, clients: int = 20, seconds: float = 0.2, size: int = 64, 
     for _ in range(trials):
         with gc_paused():
             cpu0, t0 = (cpu.total() if cpu else math.nan), time.perf_counter()
-            run = process.request("echo_load", timeout=warmup + seconds + timeout + 30,
-                                  host=host, port=port, clients=clients, size=size,
-                                  warmup=warmup, duration=seconds, connect_timeout=timeout,
-                                  keep_latencies=True)
+            run = process.request(
+                "echo_load",
+                timeout=warmup + seconds + timeout + 30,
+                host=host,
+                port=port,
+                clients=clients,
+                size=size,
+                warmup=warmup,
+                duration=seconds,
+                connect_timeout=timeout,
+                keep_latencies=True,
+            )
             wall = time.perf_counter() - t0
         shares.append((cpu.total() - cpu0) / wall if cpu else math.nan)
         runs.append(run)
@@ -202,10 +250,16 @@ def throughput(target, clients: int = 20, seconds: float = 0.2, size: int = 64, 
     slow = tail(latencies)
     share = statistics.fmean(shares)
     return Throughput(
-        clients=clients, size=size, messages_per_second=rate,
+        clients=clients,
+        size=size,
+        messages_per_second=rate,
         spread=Spread.of([run["messages_per_second"] for run in runs], pooled=rate),
         median_latency=statistics.median(latencies) if latencies else math.nan,
-        tail_latency=slow.value, tail_name=slow.name, cpu=share,
+        tail_latency=slow.value,
+        tail_name=slow.name,
+        cpu=share,
         cpu_spread=Spread.of(shares, pooled=share),
-        clients_served=min(run["clients_served"] for run in runs), messages=done,
-        errors=[e for run in runs for e in run["errors"]][:10])
+        clients_served=min(run["clients_served"] for run in runs),
+        messages=done,
+        errors=[e for run in runs for e in run["errors"]][:10],
+    )

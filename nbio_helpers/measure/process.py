@@ -26,6 +26,7 @@ Rules:
 * every process is registered; :func:`stop_client_processes` stops them all, and the kernel
   ending closes the child's stdin, which ends it (after the command it is running).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -34,8 +35,13 @@ import threading
 
 from ..bench.worker import LoadProcess, LoadProcessError
 
-__all__ = ["ClientProcess", "ClientProcessError", "client_process", "running_client_processes",
-           "stop_client_processes"]
+__all__ = [
+    "ClientProcess",
+    "ClientProcessError",
+    "client_process",
+    "running_client_processes",
+    "stop_client_processes",
+]
 
 
 class ClientProcessError(LoadProcessError):
@@ -43,13 +49,21 @@ class ClientProcessError(LoadProcessError):
 
 
 # Errors re-raised as themselves: what a measurement's caller may reasonably catch.
-_PASSED_THROUGH = ("ValueError", "TypeError", "TimeoutError", "OSError", "ConnectionError",
-                   "ConnectionRefusedError", "ConnectionResetError", "ConnectionAbortedError",
-                   "BrokenPipeError")
+_PASSED_THROUGH = (
+    "ValueError",
+    "TypeError",
+    "TimeoutError",
+    "OSError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "ConnectionAbortedError",
+    "BrokenPipeError",
+)
 
 _lock = threading.Lock()
-_processes: list["ClientProcess"] = []
-_shared: "ClientProcess | None" = None
+_processes: list[ClientProcess] = []
+_shared: ClientProcess | None = None
 
 
 class ClientProcess(LoadProcess):
@@ -91,22 +105,26 @@ class ClientProcess(LoadProcess):
                 reply = self.call(cmd, timeout=timeout, **args)
                 completed = True
             except TimeoutError:
-                raise TimeoutError(f"the client process did not finish {cmd!r} within "
-                                   f"{timeout:g} s (stopped; the next request starts a new "
-                                   "one)") from None
-            except LoadProcessError:        # a broken or closed pipe: the process is gone
-                raise ClientProcessError(f"the client process has ended"
-                                         f"{self._exit_note()}") from None
+                raise TimeoutError(
+                    f"the client process did not finish {cmd!r} within "
+                    f"{timeout:g} s (stopped; the next request starts a new "
+                    "one)"
+                ) from None
+            except LoadProcessError:  # a broken or closed pipe: the process is gone
+                raise ClientProcessError(
+                    f"the client process has ended{self._exit_note()}"
+                ) from None
             finally:
-                if not completed:      # timeout, Ctrl-C, broken pipe: never reuse it
+                if not completed:  # timeout, Ctrl-C, broken pipe: never reuse it
                     self.kill()
             error = reply.get("error")
             if error is None:
                 return reply
             if self.proc.poll() is not None or error == "the load process ended":
                 self.kill()
-                raise ClientProcessError(f"the client process ended during {cmd!r}"
-                                         f"{self._exit_note()}")
+                raise ClientProcessError(
+                    f"the client process ended during {cmd!r}{self._exit_note()}"
+                )
         raise _child_exception(cmd, error)
 
     def kill(self) -> None:
@@ -133,7 +151,7 @@ class ClientProcess(LoadProcess):
         try:
             super().__exit__(exc_type, *exc)
         finally:
-            self.close()     # unregister (the process itself is already gone)
+            self.close()  # unregister (the process itself is already gone)
 
     def _exit_note(self) -> str:
         code = self.proc.poll() if self.proc is not None else None
@@ -159,7 +177,7 @@ def client_process() -> ClientProcess:
     if shared is not None and shared.alive:
         return shared
     if shared is not None:
-        shared.kill()               # ended under us: release what is left
+        shared.kill()  # ended under us: release what is left
     fresh = ClientProcess()
     with _lock:
         _shared = fresh
@@ -183,10 +201,10 @@ def stop_client_processes() -> int:
         stopped += process.proc is not None and process.proc.poll() is None
         try:
             process.close()
-        except Exception:  # noqa: BLE001 - the point is to leave nothing running
+        except Exception:
             try:
                 process.kill()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
     return stopped
 

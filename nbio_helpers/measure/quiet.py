@@ -14,6 +14,7 @@ Reference counting still frees almost everything a server allocates; only cycles
 the collector, which runs again as soon as the last measurement ends. Nested and concurrent
 uses (a widget measuring in a thread while a cell measures) share one pause.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -27,14 +27,22 @@ medians are a few hundredths of a millisecond apart, in either order from run to
 woken thread needs the scheduler; a busy loop needs a free core and pays a round over every
 socket). Only "no more than 2 ms later than busy polling" is checked: no nap to wait out.
 """
+
 from __future__ import annotations
 
 import math
 import sys
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-__all__ = ["EVERY_CONNECTION_MODELS", "FREE_CORE", "LATE_BY", "Relation", "WAITING_MODELS",
-           "comparison_relations", "print_relations"]
+__all__ = [
+    "EVERY_CONNECTION_MODELS",
+    "FREE_CORE",
+    "LATE_BY",
+    "WAITING_MODELS",
+    "Relation",
+    "comparison_relations",
+    "print_relations",
+]
 
 WAITING_MODELS = ("select", "selectors", "asyncio", "tasks")
 """Models whose loop sleeps in the kernel (select, epoll, kqueue) until a socket is ready."""
@@ -49,14 +57,14 @@ checked: with less, the scheduler, not the loop, decides its share of a core."""
 LATE_BY = 0.002
 """How much later than busy polling (seconds, median) a waiting model may answer."""
 
-IDLE_CPU = 0.05      # a loop asleep in the kernel: at most 5 % of a core while idle
-IDLE_WAKEUPS = 10    # ...and fewer wake-ups a second than this
-BUSY_ROUNDS = 1000   # a busy loop goes round more often than this, however loaded the machine
-BUSY_CPU = 0.8       # ...and burns at least this much of a free core
-SLACK = 1.1          # a sleeper's rounds per nap, at most (windows are aligned on rounds)
-CEILING = 1.05       # a sleeper's echoes per client per nap, at most (trials' edges)
-FD_SETSIZE = 1024             # = models.select_model.FD_SETSIZE (no import: no server code here)
-WINDOWS_SELECT_LIMIT = 512    # = models.select_model.WINDOWS_SELECT_LIMIT
+IDLE_CPU = 0.05  # a loop asleep in the kernel: at most 5 % of a core while idle
+IDLE_WAKEUPS = 10  # ...and fewer wake-ups a second than this
+BUSY_ROUNDS = 1000  # a busy loop goes round more often than this, however loaded the machine
+BUSY_CPU = 0.8  # ...and burns at least this much of a free core
+SLACK = 1.1  # a sleeper's rounds per nap, at most (windows are aligned on rounds)
+CEILING = 1.05  # a sleeper's echoes per client per nap, at most (trials' edges)
+FD_SETSIZE = 1024  # = models.select_model.FD_SETSIZE (no import: no server code here)
+WINDOWS_SELECT_LIMIT = 512  # = models.select_model.WINDOWS_SELECT_LIMIT
 
 
 class Relation(tuple):
@@ -93,9 +101,14 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
 
-def comparison_relations(rows, *, sleeper_interval: float | None = None,
-                         load_clients: int = 20, spare_cores: float | None = None,
-                         platform: str = sys.platform) -> list[Relation]:
+def comparison_relations(
+    rows,
+    *,
+    sleeper_interval: float | None = None,
+    load_clients: int = 20,
+    spare_cores: float | None = None,
+    platform: str = sys.platform,
+) -> list[Relation]:
     """The relations that must hold on any machine, for the rows of :func:`compare`.
 
     Parameters
@@ -131,12 +144,15 @@ def comparison_relations(rows, *, sleeper_interval: float | None = None,
     polling = [r for r in rows if r.model == "polling"]
     busy = next((r for r in polling if r.options.get("interval", 0) == 0), None)
     sleeper = next((r for r in polling if r.options.get("interval", 0) >= 0.001), None)
-    nap = sleeper_interval if sleeper_interval is not None else (
-        sleeper.options["interval"] if sleeper is not None else None)
+    nap = (
+        sleeper_interval
+        if sleeper_interval is not None
+        else (sleeper.options["interval"] if sleeper is not None else None)
+    )
     waiting = [r for r in rows if r.model in WAITING_MODELS]
     who = _names(waiting) if waiting else ""
     one = len(waiting) == 1
-    s = "s" if one else ""        # "select sleeps", "select and selectors sleep"
+    s = "s" if one else ""  # "select sleeps", "select and selectors sleep"
     out: list[Relation] = []
 
     def relation(sentence: str, involved, figure: Callable, check: Callable) -> None:
@@ -144,7 +160,7 @@ def comparison_relations(rows, *, sleeper_interval: float | None = None,
         involved = list(involved)
         values = [figure(r) for r in involved]
         if not involved or not all(_measured(v) for v in values):
-            if involved and any(_measured(v) for v in values):   # measured, but not for all
+            if involved and any(_measured(v) for v in values):  # measured, but not for all
                 out.append(Relation(sentence, False, "not measured for every model"))
             return
         holds, figures = check()
@@ -156,53 +172,96 @@ def comparison_relations(rows, *, sleeper_interval: float | None = None,
     loaded = [r for r in rows if _measured(r.throughput)]
     if loaded:
         bad = [r.label for r in loaded if not r.load_ok]
-        out.append(Relation("every echo of the load came back intact", not bad,
-                            "wrong or missing echoes: " + ", ".join(bad) if bad else ""))
+        out.append(
+            Relation(
+                "every echo of the load came back intact",
+                not bad,
+                "wrong or missing echoes: " + ", ".join(bad) if bad else "",
+            )
+        )
     if busy is not None:
         free = spare_cores is not None and spare_cores >= FREE_CORE
-        relation("busy polling goes round thousands of times a second with nothing to do, "
-                 "and burns a core where one is free", [busy], lambda r: r.idle_wakeups,
-                 lambda: (busy.idle_wakeups > BUSY_ROUNDS
-                          and (not free or busy.idle_cpu >= BUSY_CPU),
-                          f"{busy.idle_wakeups:,.0f} rounds/s, {busy.idle_cpu:.0%} of a core, "
-                          f"spare cores: {spare_cores}"))
+        relation(
+            "busy polling goes round thousands of times a second with nothing to do, "
+            "and burns a core where one is free",
+            [busy],
+            lambda r: r.idle_wakeups,
+            lambda: (
+                busy.idle_wakeups > BUSY_ROUNDS and (not free or busy.idle_cpu >= BUSY_CPU),
+                f"{busy.idle_wakeups:,.0f} rounds/s, {busy.idle_cpu:.0%} of a core, "
+                f"spare cores: {spare_cores}",
+            ),
+        )
     if sleeper is not None:
-        relation("the sleeping poller goes round at most once per nap", [sleeper],
-                 lambda r: r.idle_wakeups,
-                 lambda: (sleeper.idle_wakeups <= SLACK / nap,
-                          f"{sleeper.idle_wakeups:,.1f} rounds/s, nap {nap * 1e3:g} ms"))
-        relation("the sleeping poller answers at most one message per client per nap",
-                 [sleeper], lambda r: r.throughput,
-                 lambda: (sleeper.throughput <= CEILING * load_clients / nap,
-                          f"{sleeper.throughput:,.0f} msg/s, ceiling "
-                          f"{load_clients / nap:,.0f}"))
+        relation(
+            "the sleeping poller goes round at most once per nap",
+            [sleeper],
+            lambda r: r.idle_wakeups,
+            lambda: (
+                sleeper.idle_wakeups <= SLACK / nap,
+                f"{sleeper.idle_wakeups:,.1f} rounds/s, nap {nap * 1e3:g} ms",
+            ),
+        )
+        relation(
+            "the sleeping poller answers at most one message per client per nap",
+            [sleeper],
+            lambda r: r.throughput,
+            lambda: (
+                sleeper.throughput <= CEILING * load_clients / nap,
+                f"{sleeper.throughput:,.0f} msg/s, ceiling {load_clients / nap:,.0f}",
+            ),
+        )
     if waiting:
-        relation(f"{who} sleep{s} until there is work (no CPU while idle)", waiting,
-                 lambda r: r.idle_cpu,
-                 lambda: (all(r.idle_cpu <= IDLE_CPU and r.idle_wakeups < IDLE_WAKEUPS
-                              for r in waiting),
-                          of(waiting, "idle_cpu", "{:.1%} of a core".format) + "; "
-                          + of(waiting, "idle_wakeups", "{:,.0f} wake-ups/s".format)))
+        relation(
+            f"{who} sleep{s} until there is work (no CPU while idle)",
+            waiting,
+            lambda r: r.idle_cpu,
+            lambda: (
+                all(r.idle_cpu <= IDLE_CPU and r.idle_wakeups < IDLE_WAKEUPS for r in waiting),
+                of(waiting, "idle_cpu", "{:.1%} of a core".format)
+                + "; "
+                + of(waiting, "idle_wakeups", "{:,.0f} wake-ups/s".format),
+            ),
+        )
     if busy is not None and sleeper is not None:
-        relation("busy polling answers sooner than the sleeping poller", [busy, sleeper],
-                 lambda r: r.median_latency,
-                 lambda: (busy.median_latency <= sleeper.median_latency,
-                          of([busy, sleeper], "median_latency", _ms)))
+        relation(
+            "busy polling answers sooner than the sleeping poller",
+            [busy, sleeper],
+            lambda r: r.median_latency,
+            lambda: (
+                busy.median_latency <= sleeper.median_latency,
+                of([busy, sleeper], "median_latency", _ms),
+            ),
+        )
     if sleeper is not None and waiting:
-        relation(f"{who} answer{s} without waiting out a nap", [sleeper, *waiting],
-                 lambda r: r.median_latency,
-                 lambda: (all(r.median_latency < sleeper.median_latency / 2 for r in waiting),
-                          of([sleeper, *waiting], "median_latency", _ms)))
-        relation(f"{who} handle{s} more messages than the sleeping poller",
-                 [sleeper, *waiting], lambda r: r.throughput,
-                 lambda: (all(r.throughput > sleeper.throughput for r in waiting),
-                          of([sleeper, *waiting], "throughput", "{:,.0f} msg/s".format)))
+        relation(
+            f"{who} answer{s} without waiting out a nap",
+            [sleeper, *waiting],
+            lambda r: r.median_latency,
+            lambda: (
+                all(r.median_latency < sleeper.median_latency / 2 for r in waiting),
+                of([sleeper, *waiting], "median_latency", _ms),
+            ),
+        )
+        relation(
+            f"{who} handle{s} more messages than the sleeping poller",
+            [sleeper, *waiting],
+            lambda r: r.throughput,
+            lambda: (
+                all(r.throughput > sleeper.throughput for r in waiting),
+                of([sleeper, *waiting], "throughput", "{:,.0f} msg/s".format),
+            ),
+        )
     if busy is not None and waiting:
-        relation(f"{who} answer{s} no more than {LATE_BY * 1e3:g} ms later than busy polling",
-                 [busy, *waiting], lambda r: r.median_latency,
-                 lambda: (all(r.median_latency <= busy.median_latency + LATE_BY
-                              for r in waiting),
-                          of([busy, *waiting], "median_latency", _ms)))
+        relation(
+            f"{who} answer{s} no more than {LATE_BY * 1e3:g} ms later than busy polling",
+            [busy, *waiting],
+            lambda r: r.median_latency,
+            lambda: (
+                all(r.median_latency <= busy.median_latency + LATE_BY for r in waiting),
+                of([busy, *waiting], "median_latency", _ms),
+            ),
+        )
     out += _connection_relations(rows, platform)
     return out
 
@@ -212,26 +271,39 @@ def _connection_relations(rows, platform: str) -> list[Relation]:
     out = []
     if "blocking" in probed:
         r = probed["blocking"]
-        out.append(Relation("blocking serves one client at a time", r.max_connections == 1,
-                            f"{r.max_connections}/{r.tried}"))
+        out.append(
+            Relation(
+                "blocking serves one client at a time",
+                r.max_connections == 1,
+                f"{r.max_connections}/{r.tried}",
+            )
+        )
     unlimited = [probed[m] for m in EVERY_CONNECTION_MODELS if m in probed]
     if unlimited:
         names = _names(unlimited)
-        out.append(Relation(f"{names} serve{'s' if len(unlimited) == 1 else ''} every connection",
-                            all(r.max_connections == r.tried for r in unlimited),
-                            ", ".join(f"{r.label}: {r.max_connections}/{r.tried}"
-                                      for r in unlimited)))
+        out.append(
+            Relation(
+                f"{names} serve{'s' if len(unlimited) == 1 else ''} every connection",
+                all(r.max_connections == r.tried for r in unlimited),
+                ", ".join(f"{r.label}: {r.max_connections}/{r.tried}" for r in unlimited),
+            )
+        )
     if "select" in probed:
         r = probed["select"]
-        if platform == "win32":   # one list holds the listener, the waker and every client
+        if platform == "win32":  # one list holds the listener, the waker and every client
             over = r.tried + 2 > WINDOWS_SELECT_LIMIT
             holds = 0 < r.max_connections < r.tried if over else r.max_connections == r.tried
-        elif r.tried >= FD_SETSIZE:   # some descriptor numbers must reach 1024
+        elif r.tried >= FD_SETSIZE:  # some descriptor numbers must reach 1024
             holds = 0 < r.max_connections < r.tried
-        else:                     # the process's other open files decide: some, or all
+        else:  # the process's other open files decide: some, or all
             holds = 0 < r.max_connections <= r.tried
-        out.append(Relation("select serves only the clients it can watch", holds,
-                            f"{r.max_connections}/{r.tried} on {platform}"))
+        out.append(
+            Relation(
+                "select serves only the clients it can watch",
+                holds,
+                f"{r.max_connections}/{r.tried} on {platform}",
+            )
+        )
     return out
 
 
@@ -247,6 +319,7 @@ def print_relations(relations: Iterable) -> None:
         print("✓" if holds else "✗", sentence)
     failed = [r for r in relations if not r[1]]
     if failed:
-        details = "; ".join(f"{r[0]} ({r.figures})" if getattr(r, "figures", "") else r[0]
-                            for r in failed)
+        details = "; ".join(
+            f"{r[0]} ({r.figures})" if getattr(r, "figures", "") else r[0] for r in failed
+        )
         raise AssertionError("does not hold here: " + details)

@@ -12,6 +12,7 @@ It is timed with ``perf_counter`` (wall time: a round is far shorter than a time
 it is almost never interrupted, and this works on every OS, where per-thread CPU clocks are
 coarse on Windows). The rounds run in a thread of their own while the caller only waits.
 """
+
 from __future__ import annotations
 
 import socket
@@ -21,8 +22,9 @@ import time
 
 try:
     import resource
-    _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)   # Linux only
-except ImportError:                                             # Windows
+
+    _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)  # Linux only
+except ImportError:  # Windows
     resource, _RUSAGE_THREAD = None, None
 
 
@@ -69,8 +71,9 @@ def _involuntary_switches() -> int | None:
     return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw
 
 
-def round_cost_after(intervals=(0.001, 0.01, 0.05), rounds: int = 15, sockets: int = 10,
-                     budget: float = 3.0) -> dict:
+def round_cost_after(
+    intervals=(0.001, 0.01, 0.05), rounds: int = 15, sockets: int = 10, budget: float = 3.0
+) -> dict:
     """Median time of one idle polling round after another round, after a spin and after a
     sleep of each interval (seconds). ``rounds`` per setting, within ``budget`` seconds.
 
@@ -82,17 +85,16 @@ def round_cost_after(intervals=(0.001, 0.01, 0.05), rounds: int = 15, sockets: i
     deadline = time.monotonic() + budget
 
     def body():
-        for _ in range(200):                        # warm: a busy loop's state
+        for _ in range(200):  # warm: a busy loop's state
             _one_round(listener, socks)
-        result["busy"] = statistics.median(_one_round(listener, socks)
-                                           for _ in range(200)) / 1e9
+        result["busy"] = statistics.median(_one_round(listener, socks) for _ in range(200)) / 1e9
         for interval in intervals:
             for kind, wait in (("spin", _spin), ("sleep", time.sleep)):
                 costs, preempted = [], 0
                 for _ in range(rounds):
                     if time.monotonic() + interval > deadline:
                         break
-                    _one_round(listener, socks)      # the round before the wait
+                    _one_round(listener, socks)  # the round before the wait
                     before = _involuntary_switches()
                     wait(interval)
                     after = _involuntary_switches()
@@ -101,7 +103,8 @@ def round_cost_after(intervals=(0.001, 0.01, 0.05), rounds: int = 15, sockets: i
                 result[kind][interval] = statistics.median(costs) / 1e9 if costs else float("nan")
                 if kind == "spin":
                     result["preempted"][interval] = (
-                        preempted / len(costs) if costs and _RUSAGE_THREAD else None)
+                        preempted / len(costs) if costs and _RUSAGE_THREAD else None
+                    )
 
     worker = threading.Thread(target=body, name="round-cost", daemon=True)
     try:
@@ -115,10 +118,13 @@ def round_cost_after(intervals=(0.001, 0.01, 0.05), rounds: int = 15, sockets: i
 
 if __name__ == "__main__":
     import os
+
     print("load", os.getloadavg()[0] if hasattr(os, "getloadavg") else "?")
     t = time.perf_counter()
     r = round_cost_after()
     print(f"({time.perf_counter() - t:.2f} s)  busy round {r['busy'] * 1e6:.1f} µs")
     for i in r["spin"]:
-        print(f"  {i * 1e3:4.0f} ms: after a spin {r['spin'][i] * 1e6:5.1f} µs "
-              f"(spins preempted {r['preempted'][i]:.0%}), after a sleep {r['sleep'][i] * 1e6:5.1f} µs")
+        print(
+            f"  {i * 1e3:4.0f} ms: after a spin {r['spin'][i] * 1e6:5.1f} µs "
+            f"(spins preempted {r['preempted'][i]:.0%}), after a sleep {r['sleep'][i] * 1e6:5.1f} µs"
+        )

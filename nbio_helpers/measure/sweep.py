@@ -19,6 +19,7 @@ connected (from the client process); its CPU share is measured over whole rounds
   meanwhile), so its round costs several times what a round costs right after another.
   That is why sleeping ten times longer saves less than ten times the CPU.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ __all__ = ["plot_tradeoff", "poll_interval_sweep", "spacing_for"]
 
 def _default_polling_server(interval: float):
     from ..models.polling import PollingServer  # local: models import clients, not measure
+
     return PollingServer(interval=interval, record_events=False)
 
 
@@ -47,10 +49,19 @@ def _auto_requests(interval: float, budget: float, trials: int = 1) -> int:
     return int(min(100, max(5, round(budget / trials / max(interval, 0.0005)))))
 
 
-def poll_interval_sweep(intervals, seconds: float = 0.3, requests: int | None = None, *,
-                        clients: int = 10, repeat: int = 3, trials: int = 3,
-                        latency_budget: float = 0.5, timeout: float = 5.0,
-                        make_server=None, process=None) -> list[dict]:
+def poll_interval_sweep(
+    intervals,
+    seconds: float = 0.3,
+    requests: int | None = None,
+    *,
+    clients: int = 10,
+    repeat: int = 3,
+    trials: int = 3,
+    latency_budget: float = 0.5,
+    timeout: float = 5.0,
+    make_server=None,
+    process=None,
+) -> list[dict]:
     """For each poll interval, start a polling server and measure what it costs.
 
     Parameters
@@ -99,30 +110,49 @@ def poll_interval_sweep(intervals, seconds: float = 0.3, requests: int | None = 
     for interval in intervals:
         n = requests or _auto_requests(interval, latency_budget, trials)
         window = max(seconds / repeat, 3 * interval)
-        with make_server(interval) as server, idle_clients(server, clients,
-                                                           process=process) as held:
+        with (
+            make_server(interval) as server,
+            idle_clients(server, clients, process=process) as held,
+        ):
             cost = idle_cost_held(server, held, window, repeat=repeat)
-            stats = latency_stats(server, requests=n, timeout=timeout, trials=trials,
-                                  spacing=spacing_for(interval), process=process)
+            stats = latency_stats(
+                server,
+                requests=n,
+                timeout=timeout,
+                trials=trials,
+                spacing=spacing_for(interval),
+                process=process,
+            )
         results.append(_row(interval, cost, stats))
     return results
 
 
 def _row(interval: float, cost, stats) -> dict:
-    per_round = [share / rate if rate and rate > 0 else math.nan
-                 for share, rate in zip(cost.spread.trials, cost.round_spread.trials)]
+    per_round = [
+        share / rate if rate and rate > 0 else math.nan
+        for share, rate in zip(cost.spread.trials, cost.round_spread.trials)
+    ]
     c = cost.cpu_per_round
     round_cost = Spread.of(per_round, pooled=c)
     return {
-        "interval": interval, "cpu": cost.cpu, "cpu_low": cost.spread.low,
-        "cpu_high": cost.spread.high, "rounds_per_second": cost.rounds_per_second,
+        "interval": interval,
+        "cpu": cost.cpu,
+        "cpu_low": cost.spread.low,
+        "cpu_high": cost.spread.high,
+        "rounds_per_second": cost.rounds_per_second,
         "period": 1 / cost.rounds_per_second if cost.rounds_per_second > 0 else math.nan,
-        "cpu_per_round": c, "cpu_per_round_low": round_cost.low,
+        "cpu_per_round": c,
+        "cpu_per_round_low": round_cost.low,
         "cpu_per_round_high": round_cost.high,
         "cpu_theory": c / (c + interval) if c > 0 else math.nan,
-        "median": stats.median, "median_low": stats.spread.low,
-        "median_high": stats.spread.high, "tail": stats.tail, "tail_name": stats.tail_name,
-        "mean": stats.mean, "samples": stats.count, "theory": interval / 2,
+        "median": stats.median,
+        "median_low": stats.spread.low,
+        "median_high": stats.spread.high,
+        "tail": stats.tail,
+        "tail_name": stats.tail_name,
+        "mean": stats.mean,
+        "samples": stats.count,
+        "theory": interval / 2,
         # Deprecated (notebook 03 prints it): the p99, nan below 1,000 samples.
         "p99": stats.tail if stats.tail_name == "p99" else math.nan,
     }
@@ -165,46 +195,82 @@ def plot_tradeoff(results, ax=None, *, title: str | None = None):
     else:
         fig = ax.figure
     floor = 1e-4  # CPU shares below 0.01 % of a core are drawn at the floor (log axis)
-    points = sorted((r for r in results if _finite(r.get("cpu")) and _finite(r.get("median"))),
-                    key=lambda r: r["interval"])
+    points = sorted(
+        (r for r in results if _finite(r.get("cpu")) and _finite(r.get("median"))),
+        key=lambda r: r["interval"],
+    )
 
     def cpu_of(value):
         return max(value, floor)
 
-    theory = [(r["interval"] * 500, cpu_of(r.get("cpu_theory", r["cpu"])))
-              for r in points if r["interval"] > 0 and _finite(r.get("cpu_theory", r["cpu"]))]
+    theory = [
+        (r["interval"] * 500, cpu_of(r.get("cpu_theory", r["cpu"])))
+        for r in points
+        if r["interval"] > 0 and _finite(r.get("cpu_theory", r["cpu"]))
+    ]
     if theory:
-        ax.plot(*zip(*theory), "o--", color="tab:gray", mfc="white", ms=7, zorder=2,
-                label="theory: latency = interval / 2, CPU = c / (c + interval)")
+        ax.plot(
+            *zip(*theory),
+            "o--",
+            color="tab:gray",
+            mfc="white",
+            ms=7,
+            zorder=2,
+            label="theory: latency = interval / 2, CPU = c / (c + interval)",
+        )
     sleeping = [r for r in points if r["interval"] > 0 and _finite(r.get("cpu_per_round"))]
     if len(sleeping) >= 2:
         c0 = sleeping[0]["cpu_per_round"]
         xs = [r["interval"] * 500 for r in sleeping]
-        ax.plot(xs, [cpu_of(c0 / (c0 + r["interval"])) for r in sleeping], ":",
-                color="tab:green", lw=1.5, zorder=1,
-                label=f"if every round cost c = {c0 * 1e6:.0f} µs "
-                      f"(as at {_interval_label(sleeping[0]['interval'])})")
+        ax.plot(
+            xs,
+            [cpu_of(c0 / (c0 + r["interval"])) for r in sleeping],
+            ":",
+            color="tab:green",
+            lw=1.5,
+            zorder=1,
+            label=f"if every round cost c = {c0 * 1e6:.0f} µs "
+            f"(as at {_interval_label(sleeping[0]['interval'])})",
+        )
     for r in points:
         x, y = r["median"] * 1e3, cpu_of(r["cpu"])
         if _finite(r.get("tail")):
-            ax.plot([x, r["tail"] * 1e3], [y, y], "-", color="tab:blue", alpha=0.25, lw=3,
-                    zorder=1)
+            ax.plot([x, r["tail"] * 1e3], [y, y], "-", color="tab:blue", alpha=0.25, lw=3, zorder=1)
         lo, hi = r.get("median_low"), r.get("median_high")
         clo, chi = r.get("cpu_low"), r.get("cpu_high")
         xerr = [[x - lo * 1e3], [hi * 1e3 - x]] if _finite(lo) and _finite(hi) else None
-        yerr = ([[y - cpu_of(clo)], [cpu_of(chi) - y]] if _finite(clo) and _finite(chi)
-                else None)
-        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", color="tab:blue", ms=7,
-                    capsize=3, lw=1.2, zorder=3)
-        busy = r["interval"] == 0   # the leftmost: label it on the right
-        ax.annotate(_interval_label(r["interval"]), (x, y), textcoords="offset points",
-                    xytext=(7, 7) if busy else (-7, 7), ha="left" if busy else "right",
-                    fontsize=9)
+        yerr = [[y - cpu_of(clo)], [cpu_of(chi) - y]] if _finite(clo) and _finite(chi) else None
+        ax.errorbar(
+            [x],
+            [y],
+            xerr=xerr,
+            yerr=yerr,
+            fmt="o",
+            color="tab:blue",
+            ms=7,
+            capsize=3,
+            lw=1.2,
+            zorder=3,
+        )
+        busy = r["interval"] == 0  # the leftmost: label it on the right
+        ax.annotate(
+            _interval_label(r["interval"]),
+            (x, y),
+            textcoords="offset points",
+            xytext=(7, 7) if busy else (-7, 7),
+            ha="left" if busy else "right",
+            fontsize=9,
+        )
     if points:
         tails = sorted({r.get("tail_name", "tail") for r in points if _finite(r.get("tail"))})
-        ax.plot([], [], "o", color="tab:blue",
-                label="measured: median, whiskers = range of trials"
-                      + (f" (bar: to {'/'.join(tails)})" if tails else ""))
+        ax.plot(
+            [],
+            [],
+            "o",
+            color="tab:blue",
+            label="measured: median, whiskers = range of trials"
+            + (f" (bar: to {'/'.join(tails)})" if tails else ""),
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")

@@ -1,4 +1,5 @@
 """The server models, by name. Each is a :class:`~nbio_helpers.server.Server` subclass."""
+
 from .asyncio_model import AsyncioServer
 from .blocking import BlockingServer
 from .polling import PollingServer
@@ -38,5 +39,15 @@ def start_server(model: str = "select", **options):
     return cls(**options).start()
 
 
-__all__ = ["MODELS", "start_server", "AsyncioServer", "BlockingServer", "PollingServer",
-           "SelectServer", "SelectorsServer", "TasksServer", "ThreadsServer", "FD_SETSIZE"]
+__all__ = [
+    "FD_SETSIZE",
+    "MODELS",
+    "AsyncioServer",
+    "BlockingServer",
+    "PollingServer",
+    "SelectServer",
+    "SelectorsServer",
+    "TasksServer",
+    "ThreadsServer",
+    "start_server",
+]

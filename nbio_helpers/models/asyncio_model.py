@@ -12,6 +12,7 @@ Not with ``asyncio.start_server``: out of descriptors, its accept loop logs a tr
 every failed ``accept()`` (up to ``backlog`` of them per turn of the loop, each also scheduling
 a retry) and leaves the waiting clients hanging, where ``accept_all`` turns them away.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,7 @@ class AsyncioServer(Server):
         self._clients: set[asyncio.Task] = set()
 
     def serve(self) -> None:
-        loop = asyncio.SelectorEventLoop()   # a selector loop on every OS (not Proactor)
+        loop = asyncio.SelectorEventLoop()  # a selector loop on every OS (not Proactor)
         try:
             loop.run_until_complete(self._main(loop))
         finally:
@@ -51,7 +52,7 @@ class AsyncioServer(Server):
                 await woken.wait()
                 woken.clear()
         finally:
-            loop.remove_reader(self.listener)   # accept no more (before stop() closes it)
+            loop.remove_reader(self.listener)  # accept no more (before stop() closes it)
             await self._end_clients(woken)
             loop.remove_reader(self.waker)
 
@@ -88,20 +89,23 @@ class AsyncioServer(Server):
         while self._clients and self.in_grace_period:
             woken.clear()
             wake = asyncio.ensure_future(woken.wait())
-            await asyncio.wait([*self._clients, wake], timeout=self.grace_left(),
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [*self._clients, wake],
+                timeout=self.grace_left(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             wake.cancel()
         for task in self._clients:
             task.cancel()
         await asyncio.gather(*self._clients, return_exceptions=True)
-        await asyncio.sleep(0)   # let the transports just closed close their sockets
+        await asyncio.sleep(0)  # let the transports just closed close their sockets
 
     def open_connections(self) -> int:
         return len(self._clients)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Echo one client: ``await`` wherever the blocking model would block."""
-        cid = self.new_conn_id()   # the transport owns the socket and closes it
+        cid = self.new_conn_id()  # the transport owns the socket and closes it
         self.events.record(ACCEPT, cid)
         writer.transport.set_write_buffer_limits(high=self.high_water)  # backpressure
         reason = "peer closed"
@@ -109,7 +113,7 @@ class AsyncioServer(Server):
             while data := await reader.read(self.recv_size):
                 self.events.record(RECV, cid, len(data))
                 writer.write(echo_upper(data))
-                await writer.drain()           # waits while the output buffer is too full
+                await writer.drain()  # waits while the output buffer is too full
                 self.events.record(SEND, cid, len(data))
             self.events.record(EOF, cid)
             if writer.can_write_eof():
@@ -121,8 +125,9 @@ class AsyncioServer(Server):
         finally:
             await self.close_stream(reader, writer, cid, reason)
 
-    async def close_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           cid: int, reason: str) -> None:
+    async def close_stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cid: int, reason: str
+    ) -> None:
         """Close one client's stream and record why.
 
         In a graceful stop the close is polite: our EOF once the reply is all sent, then what
@@ -145,6 +150,6 @@ class AsyncioServer(Server):
 
 async def _end_politely(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     if writer.can_write_eof():
-        writer.write_eof()          # sent once the transport's buffer is
+        writer.write_eof()  # sent once the transport's buffer is
     while await reader.read(DROP_SIZE):
         pass

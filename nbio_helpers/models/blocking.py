@@ -3,6 +3,7 @@
 While one client is being served, ``recv()`` blocks the only thread: every other client waits
 in the listen backlog until this one disconnects.
 """
+
 from __future__ import annotations
 
 from ..connection import accept_all, echo_upper
@@ -27,7 +28,7 @@ class BlockingServer(Server):
         self._current = None
 
     def serve(self) -> None:
-        self.listener.setblocking(False)     # so that accept() can never wait (notebook 02)
+        self.listener.setblocking(False)  # so that accept() can never wait (notebook 02)
         while self.wait_for_client():
             for sock in accept_all(self, make=lambda sock, server: sock, limit=1):
                 sock.setblocking(True)
@@ -36,10 +37,10 @@ class BlockingServer(Server):
 
     def handle(self, sock, cid) -> None:
         """Echo until the client closes: the whole server waits inside this call."""
-        reason = "server stopping"                        # unless the client closes first
+        reason = "server stopping"  # unless the client closes first
         try:
             while not self.stopping:
-                data = sock.recv(self.recv_size)          # blocks until data or EOF
+                data = sock.recv(self.recv_size)  # blocks until data or EOF
                 if not data:
                     self.events.record(EOF, cid)
                     reason = "peer closed"
@@ -48,7 +49,7 @@ class BlockingServer(Server):
                 if self.delay and self._stop_now.wait(self.delay):
                     reason = "server stopping"
                     break
-                sock.sendall(echo_upper(data))            # blocks until all is sent
+                sock.sendall(echo_upper(data))  # blocks until all is sent
                 self.events.record(SEND, cid, len(data))
         except OSError as exc:
             reason = f"{type(exc).__name__}" if not self.stopping else "server stopping"

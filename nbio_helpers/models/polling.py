@@ -4,6 +4,7 @@ Each round tries ``accept()`` on the listener and ``recv()``/``send()`` on every
 most attempts raise ``BlockingIOError``. With ``interval=0`` the loop never rests and burns a
 whole core; sleeping ``interval`` seconds between rounds saves CPU but delays every reply.
 """
+
 from __future__ import annotations
 
 from ..connection import accept_all, close_finished
@@ -26,16 +27,16 @@ class PollingServer(Server):
         self.listener.setblocking(False)
         connections = []
         while not self.stopping:
-            new = accept_all(self)              # BlockingIOError inside = nobody waiting
+            new = accept_all(self)  # BlockingIOError inside = nobody waiting
             if not new:
                 self.events.record(ACCEPT_WOULD_BLOCK)
             connections += new
-            for conn in connections:            # ask every socket, ready or not
+            for conn in connections:  # ask every socket, ready or not
                 if conn.wants_read:
                     conn.on_readable()
                 if conn.wants_write:
                     conn.on_writable()
-            connections = close_finished(connections)   # close those that are done
+            connections = close_finished(connections)  # close those that are done
             if self.interval:
                 # Sleep, but let stop() cut the sleep short (it sets this event).
                 self._stop_requested.wait(self.interval)

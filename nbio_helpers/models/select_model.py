@@ -4,6 +4,7 @@
 server uses no CPU. Write interest is asked for only while output is pending: asking it for
 every socket would wake the loop at once, forever (an idle socket is always writable).
 """
+
 from __future__ import annotations
 
 import select
@@ -29,11 +30,13 @@ class SelectServer(Server):
         while not self.stopping:
             rlist = [self.listener, self.waker] + [c for c in connections if c.wants_read]
             wlist = [c for c in connections if c.wants_write]
-            readable, writable, _ = select.select(rlist, wlist, [])  # sleeps until something is ready
+            readable, writable, _ = select.select(
+                rlist, wlist, []
+            )  # sleeps until something is ready
             self.events.record(WAKEUP, nbytes=len(readable) + len(writable))
             for ready in readable:
                 if ready is self.listener:
-                    for conn in accept_all(self):      # a burst: each one counted as it joins
+                    for conn in accept_all(self):  # a burst: each one counted as it joins
                         if self.fits_in_select(conn, connections):
                             connections.append(conn)
                 elif ready is self.waker:
@@ -41,8 +44,8 @@ class SelectServer(Server):
                 else:
                     ready.on_readable()
             for ready in writable:
-                ready.on_writable()            # readiness is a hint: it may still raise BlockingIOError
-            connections = close_finished(connections)   # close those that are done
+                ready.on_writable()  # readiness is a hint: it may still raise BlockingIOError
+            connections = close_finished(connections)  # close those that are done
 
     def fits_in_select(self, conn: Connection, connections: list) -> bool:
         """Refuse (close) a connection that ``select()`` could not watch; the others carry on.
@@ -54,7 +57,7 @@ class SelectServer(Server):
         of accepts included).
         """
         if sys.platform == "win32":
-            fits = len(connections) + 3 <= WINDOWS_SELECT_LIMIT   # listener, waker, this one
+            fits = len(connections) + 3 <= WINDOWS_SELECT_LIMIT  # listener, waker, this one
             why = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
             reason = why
         else:

@@ -4,6 +4,7 @@ The same loop as ``select``, but the kernel keeps the interest list: each wait c
 the *ready* sockets, not for every socket, and there is no FD_SETSIZE limit. Per-connection
 state travels in ``SelectorKey.data``.
 """
+
 from __future__ import annotations
 
 import selectors
@@ -36,7 +37,7 @@ class SelectorsServer(Server):
             sel.register(self.listener, READ, data="listener")
             sel.register(self.waker, READ, data="waker")
             while not self.stopping:
-                ready = sel.select()              # sleeps until something is ready
+                ready = sel.select()  # sleeps until something is ready
                 self.events.record(WAKEUP, nbytes=len(ready))
                 for key, mask in ready:
                     if key.data == "listener":
@@ -58,7 +59,7 @@ class SelectorsServer(Server):
             # message. Only what send() leaves in outbuf waits for WRITE (asyncio does the same).
             conn.on_writable()
         if conn.done:
-            sel.unregister(conn.sock)             # stop watching it, then close it
+            sel.unregister(conn.sock)  # stop watching it, then close it
             conn.close()
             return
         wanted = (READ if conn.wants_read else 0) | (WRITE if conn.wants_write else 0)

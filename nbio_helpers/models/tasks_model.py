@@ -5,6 +5,7 @@ a timer heap, futures and tasks), not asyncio's; the echo coroutine reads like t
 ``asyncio`` model's, and like the ``threads`` model's blocking loop with ``await`` where that
 one blocks. Backpressure: ``await stream.drain()`` (the water marks of the other models).
 """
+
 from __future__ import annotations
 
 from ..connection import accept_all, echo_upper
@@ -34,6 +35,6 @@ class TasksServer(LoopServer):
         try:
             while data := await stream.read(self.recv_size):
                 stream.write(echo_upper(data))
-                await stream.drain()          # waits while the client reads too slowly
+                await stream.drain()  # waits while the client reads too slowly
         finally:
             stream.close()

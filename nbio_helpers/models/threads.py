@@ -3,6 +3,7 @@
 Blocking calls are fine when each client has its own thread: the operating system switches
 between threads whenever one blocks. The price is a thread (stack, scheduling) per client.
 """
+
 from __future__ import annotations
 
 import threading
@@ -33,15 +34,16 @@ class ThreadsServer(Server):
 
     def start_worker(self, sock) -> None:
         """Serve ``sock`` in a new thread of its own."""
-        sock.setblocking(True)   # an accepted socket may inherit non-blocking (macOS, Windows)
+        sock.setblocking(True)  # an accepted socket may inherit non-blocking (macOS, Windows)
         cid = self.track(sock)
-        worker = threading.Thread(target=self.handle, args=(sock, cid),
-                                  name=f"nbio-{self.name}-client-{cid}", daemon=True)
+        worker = threading.Thread(
+            target=self.handle, args=(sock, cid), name=f"nbio-{self.name}-client-{cid}", daemon=True
+        )
         with self._workers_lock:
             self._workers[worker] = sock
         try:
             worker.start()
-        except RuntimeError as exc:   # "can't start new thread": turn this client away
+        except RuntimeError as exc:  # "can't start new thread": turn this client away
             with self._workers_lock:
                 del self._workers[worker]
             self.count_refusal("cannot start another thread")
@@ -51,10 +53,10 @@ class ThreadsServer(Server):
     def handle(self, sock, cid) -> None:
         """Echo until the client closes (runs in the client's own thread)."""
         self.cpu.enter()
-        reason = "server stopping"                 # unless the client closes first
+        reason = "server stopping"  # unless the client closes first
         try:
             while not self.stopping:
-                data = sock.recv(self.recv_size)   # blocks only this client's thread
+                data = sock.recv(self.recv_size)  # blocks only this client's thread
                 if not data:
                     self.events.record(EOF, cid)
                     reason = "peer closed"
