@@ -17,6 +17,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 # ------------------------------------------------------------------ send_pending versions
+# fmt: off
+# (verbatim from the notebook's solution cell, aligned comments and all: a test compares them)
 def send_pending(wlist):
     """The notebook's solution, verbatim."""
     del_wlist = []
@@ -24,16 +26,17 @@ def send_pending(wlist):
         sock, data = item
         try:
             sent = sock.send(data)
-        except BlockingIOError:  # its buffer is full: try again next round
+        except BlockingIOError:            # its buffer is full: try again next round
             continue
-        except OSError:  # the client has gone: drop its reply
+        except OSError:                    # the client has gone: drop its reply
             del_wlist.append(item)
             continue
-        item[1] = data[sent:]  # keep what send() did not take
+        item[1] = data[sent:]              # keep what send() did not take
         if not item[1]:
             del_wlist.append(item)
-    for item in del_wlist:  # removed after the loop, never during it
+    for item in del_wlist:                 # removed after the loop, never during it
         wlist.remove(item)
+# fmt: on
 
 
 def send_pending_with_a_copy(wlist):
@@ -330,16 +333,19 @@ def send_stub(wlist):
 
 
 # -------------------------------------------------------------------- accept_new versions
+# fmt: off
+# (verbatim from the notebook's solution cell, aligned comments and all: a test compares them)
 def accept_new(listener):
     """The notebook's solution, verbatim."""
     new = []
     while True:
         try:
             sock, _ = listener.accept()
-        except BlockingIOError:  # nobody (else) is waiting
+        except BlockingIOError:            # nobody (else) is waiting
             return new
-        sock.setblocking(False)  # Linux's accept() returns a blocking socket
+        sock.setblocking(False)            # Linux's accept() returns a blocking socket
         new.append(sock)
+# fmt: on
 
 
 def accept_new_catching_oserror(listener):
