@@ -1,7 +1,9 @@
 """Shared fixtures of the helper tests.
 
 * ``model``: every server model in turn (a test that takes it runs once per model, the way
-  CPython's test_selectors runs one test class per selector).
+  CPython's test_selectors runs one test class per selector); ``concurrent_model`` and
+  ``nonblocking_model``: those with a capability (see ``Server``'s docstring), found by
+  ``models_where(concurrent=True)``.
 * ``make_server(model, **options)``: starts a server on 127.0.0.1:0 and stops it after the
   test, failing the test if ``stop()`` raises (an exception that killed the loop).
 * ``exchange(address, data)``: sends ``data`` from a thread while reading the echo, then
@@ -27,14 +29,19 @@ import threading
 import pytest
 
 from nbio_helpers import MODELS, running_servers, start_server, stop_all
-
-NONBLOCKING_MODELS = ("polling", "select", "selectors")
-"""Models built on :class:`~nbio_helpers.connection.Connection` (their own output buffers)."""
-
-CONCURRENT_MODELS = ("threads", "polling", "select", "selectors", "asyncio", "tasks")
-"""Models that serve clients at the same time (every model but ``blocking``)."""
+from nbio_helpers.connection import Connection
 
 CLI = [sys.executable, "-m", "nbio_helpers"]
+
+
+def models_where(**capabilities) -> list[str]:
+    """The names of the models whose capability attributes have these values, in teaching
+    order: ``models_where(concurrent=True)``."""
+    return [
+        name
+        for name, cls in MODELS.items()
+        if all(getattr(cls, key) == value for key, value in capabilities.items())
+    ]
 
 
 @pytest.fixture(params=list(MODELS))
@@ -43,13 +50,15 @@ def model(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=NONBLOCKING_MODELS)
+@pytest.fixture(params=models_where(connection_class=Connection))
 def nonblocking_model(request) -> str:
+    """Each model whose loop serves :class:`~nbio_helpers.connection.Connection` objects."""
     return request.param
 
 
-@pytest.fixture(params=CONCURRENT_MODELS)
+@pytest.fixture(params=models_where(concurrent=True))
 def concurrent_model(request) -> str:
+    """Each model that serves clients at the same time."""
     return request.param
 
 
