@@ -399,3 +399,113 @@ def test_select_closes_descriptor_beyond_fd_setsize(case, start):
         if soft != resource.RLIM_INFINITY and soft < needed:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     still_serving(server)
+
+
+# --------------------------------------------------------------------------- capabilities
+CAPABILITIES = [
+    name
+    for name, kind in Server.__annotations__.items()
+    if "ClassVar" in str(kind) and name in vars(Server)
+]
+
+
+def test_every_capability_is_documented_in_servers_docstring():
+    assert "model" in CAPABILITIES and "max_connections" in CAPABILITIES
+    for name in CAPABILITIES:
+        assert f"\n    {name}: " in Server.__doc__, f"{name} is not in Server's docstring"
+
+
+def test_models_are_in_teaching_order():
+    assert list(MODELS) == [
+        "blocking",
+        "threads",
+        "polling",
+        "select",
+        "selectors",
+        "asyncio",
+        "tasks",
+    ]
+    assert [cls.taught_in for cls in MODELS.values()] == sorted(
+        cls.taught_in for cls in MODELS.values()
+    )
+    assert all(MODELS[name].model == name for name in MODELS)
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_capabilities_agree_with_each_other(case):
+    cls = case.cls
+    assert cls.concurrent == (cls.max_connections != 1), "concurrent: more than one at a time"
+    if cls.waits_for_readiness:
+        assert cls.nonblocking, "a loop that waits for readiness has non-blocking sockets"
+    if cls.connection_class is not None:
+        assert cls.nonblocking and cls.buffers_output  # what a Connection is
+
+
+def test_the_lists_elsewhere_agree_with_the_capabilities():
+    """measure.relations keeps its names without importing server code, and the bench's
+    idle target is the issue's choice: both must agree with what the models declare."""
+    from nbio_helpers.bench.report import IDLE_TARGET_SERVERS
+    from nbio_helpers.measure.relations import EVERY_CONNECTION_MODELS, WAITING_MODELS
+
+    assert list(WAITING_MODELS) == [n for n, c in MODELS.items() if c.waits_for_readiness]
+    assert all(
+        MODELS[n].concurrent and MODELS[n].max_connections is None for n in EVERY_CONNECTION_MODELS
+    )
+    assert all(MODELS[n].waits_for_readiness for n in IDLE_TARGET_SERVERS)
+
+
+def test_a_module_in_the_models_package_is_all_it_takes(tmp_path, monkeypatch):
+    """How a model is added: one module, one class, its attributes; nothing else."""
+    import nbio_helpers.models as models
+
+    (tmp_path / "extra_model.py").write_text(
+        "from nbio_helpers.models.select_model import SelectServer\n"
+        "class ExtraServer(SelectServer):\n"
+        "    model = 'extra'\n"
+        "    taught_in = (4, 9)\n"
+    )
+    monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "nbio_helpers.models.extra_model", raising=False)
+    try:
+        found = models._find_models()
+    finally:
+        sys.modules.pop("nbio_helpers.models.extra_model", None)
+    assert list(found) == [
+        "blocking",
+        "threads",
+        "polling",
+        "select",
+        "extra",
+        "selectors",
+        "asyncio",
+        "tasks",
+    ]
+
+
+def test_a_subclass_defined_elsewhere_is_not_a_model():
+    import nbio_helpers.models as models
+
+    class Mine(SelectorsServer):  # a learner's, in a notebook cell
+        model = "mine"
+        taught_in = (5, 9)
+
+    assert "mine" not in models._find_models()
+    with pytest.raises(ValueError, match="choose one of: blocking, threads, polling, select"):
+        models.start_server("mine")
+
+
+def test_two_models_of_one_name_are_refused(tmp_path, monkeypatch):
+    import nbio_helpers.models as models
+
+    (tmp_path / "twin_model.py").write_text(
+        "from nbio_helpers.models.select_model import SelectServer\n"
+        "class TwinServer(SelectServer):\n"
+        "    model = 'select'\n"
+        "    taught_in = (4, 9)\n"
+    )
+    monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
+    try:
+        with pytest.raises(TypeError, match="two models are named 'select'"):
+            models._find_models()
+    finally:
+        sys.modules.pop("nbio_helpers.models.twin_model", None)
