@@ -1,9 +1,10 @@
 """Shared fixtures of the helper tests.
 
 * ``model``: every server model in turn (a test that takes it runs once per model, the way
-  CPython's test_selectors runs one test class per selector); ``concurrent_model`` and
-  ``nonblocking_model``: those with a capability (see ``Server``'s docstring), found by
-  ``models_where(concurrent=True)``.
+  CPython's test_selectors runs one test class per selector); ``nonblocking_model``: each
+  model whose loop serves ``Connection`` objects. ``models_where(concurrent=True)`` filters
+  the models on their capabilities (see ``Server``'s docstring). The conformance suite,
+  over every server the package ships, is tests/test_models.py.
 * ``make_server(model, **options)``: starts a server on 127.0.0.1:0 and stops it after the
   test, failing the test if ``stop()`` raises (an exception that killed the loop).
 * ``exchange(address, data)``: sends ``data`` from a thread while reading the echo, then
@@ -53,12 +54,6 @@ def model(request) -> str:
 @pytest.fixture(params=models_where(connection_class=Connection))
 def nonblocking_model(request) -> str:
     """Each model whose loop serves :class:`~nbio_helpers.connection.Connection` objects."""
-    return request.param
-
-
-@pytest.fixture(params=models_where(concurrent=True))
-def concurrent_model(request) -> str:
-    """Each model that serves clients at the same time."""
     return request.param
 
 

@@ -29,9 +29,11 @@ import time
 import pytest
 
 from nbio_helpers import FD_SETSIZE, MODELS, connect, recv_exactly, request
+from nbio_helpers.asyncio_demos import SlowCallServer, WatchedAsyncioServer
 from nbio_helpers.bench.servers import REFERENCES
 from nbio_helpers.classic import FLAWS, ClassicServer
 from nbio_helpers.events import ACCEPT, CLOSE, EOF, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK
+from nbio_helpers.loop.pitfall import PausingEchoServer
 from nbio_helpers.models import SelectorsServer
 from nbio_helpers.select_demos import AlwaysWritableSelectServer, HeartbeatSelectServer
 from nbio_helpers.server import Server, wait_until
@@ -80,6 +82,13 @@ def cases() -> list[Case]:
     # echo tests do not mind.
     found.append(Case("select-heartbeat", HeartbeatSelectServer))
     found.append(Case("select-always-write", AlwaysWritableSelectServer))
+    # Notebook 05's and 06's demos, in the setting that has no pitfall (the pitfall, a
+    # blocking call that stalls the loop, happens only for b"slow" and b"!pause" messages).
+    found.append(Case("asyncio-watched", WatchedAsyncioServer))
+    found.append(Case("asyncio-slow-call", SlowCallServer, {"in_thread": True}))
+    found.append(Case("tasks-pausing", PausingEchoServer, {"blocking": False}))
+    # Left out: the chat servers of notebook 06 (nbio_helpers.loop: a line protocol, not the
+    # echo) and the exercises' servers (they run a learner's code).
     found += [Case(peer.model, peer) for peer in REFERENCES]  # the bench's peers
     return found
 
