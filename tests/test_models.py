@@ -481,12 +481,12 @@ def test_capabilities_agree_with_each_other(case):
 
 
 def test_the_lists_elsewhere_agree_with_the_capabilities():
-    """measure.relations keeps its names without importing server code, and the bench's
-    idle target is the issue's choice: both must agree with what the models declare."""
+    """The names measure.relations and the bench choose must agree with what the models
+    declare (EVERY_CONNECTION_MODELS leaves polling out, IDLE_TARGET_SERVERS tasks)."""
     from nbio_helpers.bench.report import IDLE_TARGET_SERVERS
-    from nbio_helpers.measure.relations import EVERY_CONNECTION_MODELS, WAITING_MODELS
+    from nbio_helpers.measure.relations import EVERY_CONNECTION_MODELS, waiting_models
 
-    assert list(WAITING_MODELS) == [n for n, c in MODELS.items() if c.waits_for_readiness]
+    assert waiting_models() == ("select", "selectors", "asyncio", "tasks")
     assert all(
         MODELS[n].concurrent and MODELS[n].max_connections is None for n in EVERY_CONNECTION_MODELS
     )
