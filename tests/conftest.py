@@ -2,9 +2,9 @@
 
 * ``model``: every server model in turn (a test that takes it runs once per model, the way
   CPython's test_selectors runs one test class per selector); ``nonblocking_model``: each
-  model whose loop serves ``Connection`` objects. ``models_where(concurrent=True)`` filters
-  the models on their capabilities (see ``Server``'s docstring). The conformance suite,
-  over every server the package ships, is tests/test_models.py.
+  model whose loop serves ``Connection`` objects. ``nbio_helpers.models.models_with()``
+  filters the models on their capabilities (see ``Server``'s docstring). The conformance
+  suite, over every server the package ships, is tests/test_models.py.
 * ``make_server(model, **options)``: starts a server on 127.0.0.1:0 and stops it after the
   test, failing the test if ``stop()`` raises (an exception that killed the loop).
 * ``exchange(address, data)``: sends ``data`` from a thread while reading the echo, then
@@ -31,18 +31,9 @@ import pytest
 
 from nbio_helpers import MODELS, running_servers, start_server, stop_all
 from nbio_helpers.connection import Connection
+from nbio_helpers.models import models_with
 
 CLI = [sys.executable, "-m", "nbio_helpers"]
-
-
-def models_where(**capabilities) -> list[str]:
-    """The names of the models whose capability attributes have these values, in teaching
-    order: ``models_where(concurrent=True)``."""
-    return [
-        name
-        for name, cls in MODELS.items()
-        if all(getattr(cls, key) == value for key, value in capabilities.items())
-    ]
 
 
 @pytest.fixture(params=list(MODELS))
@@ -51,7 +42,7 @@ def model(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=models_where(connection_class=Connection))
+@pytest.fixture(params=models_with(connection_class=Connection))
 def nonblocking_model(request) -> str:
     """Each model whose loop serves :class:`~nbio_helpers.connection.Connection` objects."""
     return request.param

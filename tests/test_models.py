@@ -32,6 +32,7 @@ from nbio_helpers import FD_SETSIZE, MODELS, connect, recv_exactly, request
 from nbio_helpers.asyncio_demos import SlowCallServer, WatchedAsyncioServer
 from nbio_helpers.bench.servers import REFERENCES
 from nbio_helpers.classic import FLAWS, ClassicServer
+from nbio_helpers.connection import Connection
 from nbio_helpers.events import ACCEPT, CLOSE, EOF, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK
 from nbio_helpers.loop.pitfall import PausingEchoServer
 from nbio_helpers.models import SelectorsServer
@@ -548,3 +549,19 @@ def test_two_models_of_one_name_are_refused(tmp_path, monkeypatch):
             models._find_models()
     finally:
         sys.modules.pop("nbio_helpers.models.twin_model", None)
+
+
+def test_models_with_filters_on_capabilities():
+    from nbio_helpers.models import models_with
+
+    assert models_with(concurrent=False) == ["blocking"]
+    assert models_with(connection_class=Connection) == ["polling", "select", "selectors"]
+    assert models_with(buffers_output=True, backpressure=True) == [
+        "polling",
+        "select",
+        "selectors",
+        "tasks",
+    ]
+    assert models_with() == list(MODELS)
+    with pytest.raises(AttributeError):
+        models_with(concurent=True)

@@ -57,6 +57,25 @@ MODELS: dict[str, type[Server]] = _find_models()
 """Model name -> server class, in the order the series teaches them (``taught_in``)."""
 
 
+def models_with(**capabilities: object) -> list[str]:
+    """The names of the models whose capabilities have these values, in teaching order.
+
+    >>> models_with(concurrent=False)
+    ['blocking']
+    >>> models_with(waits_for_readiness=True, max_connections=None)
+    ['selectors', 'asyncio', 'tasks']
+
+    An unknown capability raises ``AttributeError`` (a typo must not select nothing).
+    """
+    for key in capabilities:
+        getattr(Server, key)
+    return [
+        name
+        for name, cls in MODELS.items()
+        if all(getattr(cls, key) == value for key, value in capabilities.items())
+    ]
+
+
 def start_server(model: str = "select", **options: Any) -> Server:
     """Start a server of the named model in the background and return it.
 
@@ -86,5 +105,6 @@ __all__ = [
     "SelectorsServer",
     "TasksServer",
     "ThreadsServer",
+    "models_with",
     "start_server",
 ]
