@@ -100,7 +100,8 @@ class Server:
     Class attributes that say what a model is and what it promises. The tests (the
     conformance suite runs every promise on every server that makes it), the bench, the
     command line and the exercises read them; no list of model names is kept anywhere else.
-    A capability left at its default promises nothing, so nothing checks it.
+    A capability left at its default promises nothing, so nothing checks it (a concurrent
+    model sets ``max_connections`` too: the suite checks that the two agree).
 
     model: str (default ``"base"``)
         The model's name: ``start_server(model)``, ``nbio serve --model``, the bench's rows,
