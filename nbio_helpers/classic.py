@@ -287,7 +287,6 @@ class BlockingAccepted(ClassicServer):
     non-blocking mode on; this class makes the socket blocking there too, as Linux does.)"""
 
     flaw = "blocking_accept"
-    concurrent = False  # its flaw: one quiet client freezes the loop
     nonblocking = False  # its flaw: accepted sockets left blocking
     summary = "accepted sockets left blocking: one quiet client freezes the loop (Linux)"
 

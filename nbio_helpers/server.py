@@ -110,7 +110,8 @@ class Server:
         ``(notebook, section)`` where the series teaches the model: ``(5, 4)`` is notebook 05,
         section 4. A class of the :mod:`nbio_helpers.models` package that sets it (and its own
         ``model``) is one of :data:`~nbio_helpers.models.MODELS`, which is sorted by it (the
-        teaching order). None: a demo, a peer or a variant, not one of the series' models.
+        teaching order). A subclass defined anywhere else (a demo, a variant, a learner's)
+        inherits it and is still not a model.
     concurrent: bool (default False)
         Serves several clients at the same time (one quiet client does not hold up another).
     nonblocking: bool (default False)
