@@ -104,6 +104,7 @@ class SlowCallServer(AsyncioServer):
     """
 
     model = "asyncio-slow-call"
+    logs_connections = False  # its handler records ACCEPT and CLOSE only
 
     def __init__(self, *args, block: float = 0.2, in_thread: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -216,6 +216,12 @@ class ClassicServer(ClassicLoop, Server):
     """
 
     model = "classic"
+    concurrent = True
+    nonblocking = True
+    max_connections = None
+    logs_connections = True  # by TracedConn
+    buffers_output = True  # wlist: the replies still to send
+    backpressure = False  # as the article's: it reads whatever comes, however much is pending
     flaw = None
     """The key of :data:`FLAWS` this class stands for (None: no flaw)."""
     summary = "the article's design, its flaws fixed"
@@ -281,6 +287,7 @@ class BlockingAccepted(ClassicServer):
     non-blocking mode on; this class makes the socket blocking there too, as Linux does.)"""
 
     flaw = "blocking_accept"
+    nonblocking = False  # its flaw: accepted sockets left blocking
     summary = "accepted sockets left blocking: one quiet client freezes the loop (Linux)"
 
     def accept_one(self):

@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import warnings
+from typing import ClassVar
 
 from . import registry
 from .cpu import ThreadCPU
@@ -93,9 +94,65 @@ class Server:
     sock_buffer_size:
         If given, ``SO_SNDBUF`` and ``SO_RCVBUF`` (bytes) of every accepted socket: small
         kernel buffers make partial sends happen (tests, demos). None = the OS default.
+
+    Capabilities
+    ------------
+    Class attributes that say what a model is and what it promises. The tests (the
+    conformance suite runs every promise on every server that makes it), the bench, the
+    command line and the exercises read them; no list of model names is kept anywhere else.
+    A capability left at its default promises nothing, so nothing checks it (a concurrent
+    model sets ``max_connections`` too: the suite checks that the two agree).
+
+    model: str (default ``"base"``)
+        The model's name: ``start_server(model)``, ``nbio serve --model``, the bench's rows,
+        and the default :attr:`name` prefix.
+    taught_in: tuple[int, int] | None (default None)
+        ``(notebook, section)`` where the series teaches the model: ``(5, 4)`` is notebook 05,
+        section 4. A class of the :mod:`nbio_helpers.models` package that sets it (and its own
+        ``model``) is one of :data:`~nbio_helpers.models.MODELS`, which is sorted by it (the
+        teaching order). A subclass defined anywhere else (a demo, a variant, a learner's)
+        inherits it and is still not a model.
+    concurrent: bool (default False)
+        Serves several clients at the same time (one quiet client does not hold up another).
+    nonblocking: bool (default False)
+        Its sockets are non-blocking: the loop never waits inside ``recv()``, ``send()`` or
+        ``accept()`` (it waits in a readiness call, or not at all).
+    waits_for_readiness: bool (default False)
+        The loop sleeps in the kernel (``select``, ``poll``, ``epoll``, ``kqueue``) until a
+        socket is ready: no CPU and no wake-up while every client is quiet.
+    max_connections: int | None (default 1)
+        The most clients served at the same time, by the model's own design: 1 (one at a
+        time), a number (``select()``: descriptors below ``FD_SETSIZE`` on POSIX, 512 sockets
+        on Windows; fewer in practice, as other descriptors are open), or None: no limit of
+        its own (the descriptor limit, ``ulimit -n``, still applies).
+    logs_connections: bool (default False)
+        Records every connection's ``ACCEPT``, ``RECV``, ``EOF`` and ``CLOSE`` in
+        :attr:`events` (the bench's peers keep no such log).
+    buffers_output: bool (default False)
+        Keeps each connection's pending output in a buffer of its own and sends it as the
+        socket takes it, recording every ``send()`` (``SEND`` events, partial ones included).
+    backpressure: bool (default False)
+        Stops reading a client whose reply it cannot send (pending output over
+        ``high_water``, or a blocking ``sendall()``) until that client reads; with
+        :attr:`buffers_output`, each stop and restart is recorded (``PAUSE``, ``RESUME``).
+    connection_class: type | None (default None)
+        The class whose instances hold each connection's state and are called by the loop
+        (:class:`~nbio_helpers.connection.Connection` for polling, select and selectors);
+        None when the loop keeps that state itself.
     """
 
-    model = "base"
+    # ------------------------------------------------------------- capabilities (see above)
+    model: ClassVar[str] = "base"
+    taught_in: ClassVar[tuple[int, int] | None] = None
+    concurrent: ClassVar[bool] = False
+    nonblocking: ClassVar[bool] = False
+    waits_for_readiness: ClassVar[bool] = False
+    max_connections: ClassVar[int | None] = 1
+    logs_connections: ClassVar[bool] = False
+    buffers_output: ClassVar[bool] = False
+    backpressure: ClassVar[bool] = False
+    connection_class: ClassVar[type | None] = None
+    # ------------------------------------------------------------- end of capabilities
 
     def __init__(
         self,

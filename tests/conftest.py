@@ -1,7 +1,10 @@
 """Shared fixtures of the helper tests.
 
 * ``model``: every server model in turn (a test that takes it runs once per model, the way
-  CPython's test_selectors runs one test class per selector).
+  CPython's test_selectors runs one test class per selector); ``nonblocking_model``: each
+  model whose loop serves ``Connection`` objects. ``nbio_helpers.models.models_with()``
+  filters the models on their capabilities (see ``Server``'s docstring). The conformance
+  suite, over every server the package ships, is tests/test_models.py.
 * ``make_server(model, **options)``: starts a server on 127.0.0.1:0 and stops it after the
   test, failing the test if ``stop()`` raises (an exception that killed the loop).
 * ``exchange(address, data)``: sends ``data`` from a thread while reading the echo, then
@@ -27,12 +30,8 @@ import threading
 import pytest
 
 from nbio_helpers import MODELS, running_servers, start_server, stop_all
-
-NONBLOCKING_MODELS = ("polling", "select", "selectors")
-"""Models built on :class:`~nbio_helpers.connection.Connection` (their own output buffers)."""
-
-CONCURRENT_MODELS = ("threads", "polling", "select", "selectors", "asyncio", "tasks")
-"""Models that serve clients at the same time (every model but ``blocking``)."""
+from nbio_helpers.connection import Connection
+from nbio_helpers.models import models_with
 
 CLI = [sys.executable, "-m", "nbio_helpers"]
 
@@ -43,13 +42,9 @@ def model(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=NONBLOCKING_MODELS)
+@pytest.fixture(params=models_with(connection_class=Connection))
 def nonblocking_model(request) -> str:
-    return request.param
-
-
-@pytest.fixture(params=CONCURRENT_MODELS)
-def concurrent_model(request) -> str:
+    """Each model whose loop serves :class:`~nbio_helpers.connection.Connection` objects."""
     return request.param
 
 

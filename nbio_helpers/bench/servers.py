@@ -33,6 +33,11 @@ class AsyncioStreamsReference(Server):
     """
 
     model = "ref-asyncio"
+    concurrent = True
+    nonblocking = True
+    waits_for_readiness = True
+    max_connections = None
+    backpressure = True  # await drain()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -101,6 +106,9 @@ class ThreadingTCPReference(Server):
     """The echo server as anyone would write it with ``socketserver.ThreadingTCPServer``."""
 
     model = "ref-socketserver"
+    concurrent = True
+    max_connections = None
+    backpressure = True  # sendall() blocks the handler's thread
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -140,19 +148,27 @@ def _counters_only(model: str, **options):
     return functools.partial(MODELS[model], record_events=False, **options)
 
 
-SERVERS = {
-    "blocking": (_counters_only("blocking"), "model"),
-    "threads": (_counters_only("threads"), "model"),
-    "polling": (_counters_only("polling"), "model"),
-    "polling-1ms": (_counters_only("polling", interval=0.001), "model"),
-    "select": (_counters_only("select"), "model"),
-    "selectors": (_counters_only("selectors"), "model"),
-    "asyncio": (_counters_only("asyncio"), "model"),
-    "tasks": (_counters_only("tasks"), "model"),
-    "ref-asyncio": (AsyncioStreamsReference, "reference"),
-    "ref-socketserver": (ThreadingTCPReference, "reference"),
-}
-"""Name -> (factory, kind): every model in teaching order, then the peers."""
+VARIANTS = {"polling": {"polling-1ms": {"interval": 0.001}}}
+"""Models the bench also runs with other settings: model -> {row name: options}."""
+
+REFERENCES = (AsyncioStreamsReference, ThreadingTCPReference)
+"""The peers, after the models."""
+
+
+def _servers() -> dict:
+    servers = {}
+    for model in MODELS:  # every model, in teaching order, each variant after its model
+        servers[model] = (_counters_only(model), "model")
+        for name, options in VARIANTS.get(model, {}).items():
+            servers[name] = (_counters_only(model, **options), "model")
+    for peer in REFERENCES:
+        servers[peer.model] = (peer, "reference")
+    return servers
+
+
+SERVERS = _servers()
+"""Name -> (factory, kind): every model of :data:`~nbio_helpers.models.MODELS` in teaching
+order (with its :data:`VARIANTS`), then the peers (:data:`REFERENCES`)."""
 
 REFERENCE = "ref-asyncio"
 """The peer every throughput is compared with."""

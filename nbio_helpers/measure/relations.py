@@ -38,14 +38,20 @@ __all__ = [
     "EVERY_CONNECTION_MODELS",
     "FREE_CORE",
     "LATE_BY",
-    "WAITING_MODELS",
     "Relation",
     "comparison_relations",
     "print_relations",
+    "waiting_models",
 ]
 
-WAITING_MODELS = ("select", "selectors", "asyncio", "tasks")
-"""Models whose loop sleeps in the kernel (select, epoll, kqueue) until a socket is ready."""
+
+def waiting_models() -> tuple[str, ...]:
+    """Models whose loop sleeps in the kernel (select, epoll, kqueue) until a socket is
+    ready: those that declare ``waits_for_readiness``, in teaching order."""
+    from ..models import MODELS  # at call time: importing this module loads no server code
+
+    return tuple(name for name, cls in MODELS.items() if cls.waits_for_readiness)
+
 
 EVERY_CONNECTION_MODELS = ("threads", "selectors", "asyncio", "tasks")
 """Models with no limit of their own on connections (on Linux and macOS)."""
@@ -118,7 +124,7 @@ def comparison_relations(
         models are recognised by ``row.model`` and ``row.options``, not by their labels:
         busy polling is the ``polling`` row with ``interval`` 0; the sleeping poller is the
         first ``polling`` row with ``interval`` of 1 ms or more; the waiting models are
-        :data:`WAITING_MODELS`.
+        those of :func:`waiting_models`.
     sleeper_interval:
         The sleeping poller's nap, in seconds. Default: its row's ``interval`` option.
     load_clients:
@@ -149,7 +155,8 @@ def comparison_relations(
         if sleeper_interval is not None
         else (sleeper.options["interval"] if sleeper is not None else None)
     )
-    waiting = [r for r in rows if r.model in WAITING_MODELS]
+    waiting_names = waiting_models()
+    waiting = [r for r in rows if r.model in waiting_names]
     who = _names(waiting) if waiting else ""
     one = len(waiting) == 1
     s = "s" if one else ""  # "select sleeps", "select and selectors sleep"

@@ -29,6 +29,13 @@ class AsyncioServer(Server):
     """Serves each client with asyncio streams on a private :class:`asyncio.SelectorEventLoop`."""
 
     model = "asyncio"
+    taught_in = (5, 4)
+    concurrent = True
+    nonblocking = True
+    waits_for_readiness = True
+    max_connections = None
+    backpressure = True  # the transport's water marks: await drain()
+    logs_connections = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -21,6 +21,9 @@ class BlockingServer(Server):
     """
 
     model = "blocking"
+    taught_in = (1, 1)
+    backpressure = True  # sendall() blocks: nothing more is read until the client reads
+    logs_connections = True
 
     def __init__(self, *args, delay: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)

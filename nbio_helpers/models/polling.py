@@ -7,7 +7,7 @@ whole core; sleeping ``interval`` seconds between rounds saves CPU but delays ev
 
 from __future__ import annotations
 
-from ..connection import accept_all, close_finished
+from ..connection import Connection, accept_all, close_finished
 from ..events import ACCEPT_WOULD_BLOCK, WAKEUP
 from ..server import Server
 
@@ -16,6 +16,14 @@ class PollingServer(Server):
     """Polls every socket in a loop, sleeping ``interval`` seconds between rounds (0 = busy)."""
 
     model = "polling"
+    taught_in = (3, 1)  # the polling loop of notebook 03 (there as the classic server)
+    concurrent = True
+    nonblocking = True
+    max_connections = None
+    buffers_output = True
+    backpressure = True
+    connection_class = Connection
+    logs_connections = True
 
     def __init__(self, *args, interval: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)

@@ -23,6 +23,15 @@ class SelectServer(Server):
     """Waits in ``select()`` for readable/writable sockets, then serves just those."""
 
     model = "select"
+    taught_in = (4, 2)
+    concurrent = True
+    nonblocking = True
+    waits_for_readiness = True
+    max_connections = WINDOWS_SELECT_LIMIT - 2 if sys.platform == "win32" else FD_SETSIZE
+    buffers_output = True
+    backpressure = True
+    connection_class = Connection
+    logs_connections = True
 
     def serve(self) -> None:
         self.listener.setblocking(False)

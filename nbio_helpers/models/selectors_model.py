@@ -26,6 +26,15 @@ class SelectorsServer(Server):
     """
 
     model = "selectors"
+    taught_in = (5, 1)
+    concurrent = True
+    nonblocking = True
+    waits_for_readiness = True
+    max_connections = None  # with DefaultSelector on Linux and macOS (Windows: select())
+    buffers_output = True
+    backpressure = True
+    connection_class = Connection
+    logs_connections = True
 
     def __init__(self, *args, selector_class=None, **kwargs):
         super().__init__(*args, **kwargs)

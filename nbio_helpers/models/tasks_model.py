@@ -18,7 +18,15 @@ class TasksServer(LoopServer):
     """One task accepts; one task per client echoes (:class:`~nbio_helpers.loop.Loop`)."""
 
     model = "tasks"
+    taught_in = (6, 5)
+    concurrent = True
+    nonblocking = True
+    waits_for_readiness = True
+    max_connections = None
+    buffers_output = True  # each Stream's own output buffer
+    backpressure = True  # await stream.drain()
     loop_class = Loop
+    logs_connections = True
 
     def start_serving(self, loop) -> None:
         loop.create_task(self.accept_clients(loop), name="accept")

@@ -18,6 +18,11 @@ class ThreadsServer(Server):
     """Accepts in the server thread and serves each client in a thread of its own."""
 
     model = "threads"
+    taught_in = (1, 3)
+    concurrent = True
+    max_connections = None
+    backpressure = True  # sendall() blocks the client's thread until the client reads
+    logs_connections = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
