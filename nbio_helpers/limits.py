@@ -100,7 +100,10 @@ def ensure_fd_room(count: int) -> int | None:
     a server that runs in this process (each connection is a socket at both ends).
 
     Returns the soft limit in force (None where there is none, e.g. Windows); never lowers it.
+    It also opens the process-wide :func:`descriptor_reserve` (one descriptor, once), so that
+    a server started after this call can turn clients away when the limit is reached.
     """
+    descriptor_reserve()
     current = fd_limit()
     if current is None:
         return None
@@ -180,5 +183,19 @@ class DescriptorReserve:
                 self._fd = None
 
 
-RESERVE = DescriptorReserve()
-"""The process-wide reserve, opened at import: before the limit can be reached."""
+_reserve: DescriptorReserve | None = None
+_reserve_lock = threading.Lock()
+
+
+def descriptor_reserve() -> DescriptorReserve:
+    """The process-wide :class:`DescriptorReserve`, opened by the first call.
+
+    Importing the package opens nothing: the reserve is opened when a server starts (by
+    :func:`ensure_fd_room`, which every server calls before it listens), so that it is held
+    before the limit can be reached. Every call returns the same reserve.
+    """
+    global _reserve
+    with _reserve_lock:
+        if _reserve is None:
+            _reserve = DescriptorReserve()
+        return _reserve
