@@ -199,3 +199,16 @@ def descriptor_reserve() -> DescriptorReserve:
         if _reserve is None:
             _reserve = DescriptorReserve()
         return _reserve
+
+
+__all__ = [
+    "OUT_OF_DESCRIPTORS",
+    "ROOM_MARGIN",
+    "DescriptorReserve",
+    "descriptor_reserve",
+    "ensure_fd_room",
+    "fd_limit",
+    "fd_limit_raised",
+    "open_fd_count",
+    "raise_fd_limit",
+]

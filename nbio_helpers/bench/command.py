@@ -137,3 +137,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbio_helpers bench")
     configure_parser(parser)
     return run(parser.parse_args(argv))
+
+
+__all__ = ["MAX_CLIENTS", "MAX_CONNECTIONS", "configure_parser", "main", "run", "server_list"]

@@ -159,3 +159,6 @@ def machine_info() -> dict:
     if hasattr(os, "getloadavg"):
         info["load_average"] = list(os.getloadavg())
     return info
+
+
+__all__ = ["SIZES", "Settings", "best_round", "machine_info", "run_bench"]

@@ -192,3 +192,6 @@ def _own_process_group() -> dict:
     if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
     return {"start_new_session": True}
+
+
+__all__ = ["WORKER_CODE", "LoadProcess", "LoadProcessError", "worker_main"]

@@ -802,6 +802,7 @@ __all__ = [
     "CHOICES",
     "CLOSE",
     "RESET",
+    "RIGHT_CHOICE",
     "Outcome",
     "ScriptedPeer",
     "WatchedSocket",

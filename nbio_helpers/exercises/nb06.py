@@ -1457,6 +1457,15 @@ class _HandlerServer(CoroutineChatServer):
         super().__init__(*args, **kwargs)
         self.watch = watch
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread running the loop (None before start and after stop)."""
+        return self._thread
+
+    def open_sockets(self) -> list[socket.socket]:
+        """The accepted sockets still open (to close them if the learner's code is stuck)."""
+        return list(self._open)
+
     def start_serving(self, loop) -> None:
         super().start_serving(loop)
         loop.call_later(0.1, self._heartbeat, loop)
@@ -1494,9 +1503,11 @@ def _handler_server(handler, **options):
         handler=handler, watch=watch, name=f"check-chat-{next(_checks)}", **options
     )
     server.start()
-    server._thread.name = "learner-" + server._thread.name.removeprefix("nbio-")
-    watch.sockets = lambda: list(server._open)
-    watch.start(server._thread)
+    thread = server.thread
+    assert thread is not None  # started
+    thread.name = "learner-" + thread.name.removeprefix("nbio-")
+    watch.sockets = server.open_sockets
+    watch.start(thread)
     try:
         yield server, watch
     finally:
@@ -1504,8 +1515,8 @@ def _handler_server(handler, **options):
         with contextlib.suppress(Exception, LearnerStopped):
             server.stop(timeout=1.0)
         if server.running:
-            stop_learner_code([server._thread.ident], sockets=list(server._open))
-            server._thread.join(0.5)
+            stop_learner_code([thread.ident], sockets=server.open_sockets())
+            thread.join(0.5)
 
 
 def _handler_errors(server) -> list[str]:

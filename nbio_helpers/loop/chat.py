@@ -184,3 +184,26 @@ def _require_text(value, method: str) -> None:
     (``None``: the client has gone; a coroutine: an ``await`` is missing)."""
     if not isinstance(value, str):
         raise TypeError(f"Room.{method}() takes a line of text (str), not {type(value).__name__}")
+
+
+__all__ = [
+    "ALONE",
+    "ASK_NAME",
+    "BAD_NAME",
+    "BYE",
+    "HELLO",
+    "IDLE",
+    "JOINED",
+    "LEFT",
+    "MESSAGE",
+    "NAME",
+    "NAME_TAKEN",
+    "OTHERS",
+    "TOO_LONG",
+    "UNKNOWN",
+    "WHO",
+    "LineClient",
+    "Room",
+    "decode",
+    "error_line",
+]

@@ -104,3 +104,6 @@ class AsyncioChatServer(Server):
             self.room.leave(client)
             writer.close()
             self.events.record(CLOSE, cid, detail=reason)
+
+
+__all__ = ["AsyncioChatServer", "AsyncioClient"]

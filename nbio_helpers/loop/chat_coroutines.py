@@ -94,3 +94,6 @@ class CoroutineChatServer(LoopServer):
         finally:
             self.room.leave(client)  # in case the handler did not
             client.close(reason)
+
+
+__all__ = ["CoroutineChatServer", "CoroutineClient", "chat"]

@@ -81,3 +81,6 @@ class GeneratorChatServer(LoopServer):
             reason = type(exc).__name__
         finally:
             client.close(reason)
+
+
+__all__ = ["GeneratorChatServer", "GeneratorClient", "chat"]

@@ -530,3 +530,18 @@ def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = Non
     if title:
         fig.suptitle(title)
     return fig
+
+
+__all__ = [
+    "LOOP_MODELS",
+    "LoopFigures",
+    "blocking_call_latency",
+    "compare_loops",
+    "echo_clients",
+    "idle_memory",
+    "idle_memory_of",
+    "load_from_another_process",
+    "loops_table",
+    "p90_or_nan",
+    "plot_blocking_call",
+]

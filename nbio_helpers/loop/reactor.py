@@ -87,3 +87,6 @@ class Reactor:
 
     def close(self):
         self.selector.close()
+
+
+__all__ = ["Reactor"]

@@ -175,3 +175,6 @@ def recording(loop_class):
 
     Recording.__name__ = Recording.__qualname__ = f"Recording{loop_class.__name__}"
     return Recording
+
+
+__all__ = ["LoopLog", "RecordingSelector", "SelectCall", "TaskRun", "lane_of", "recording"]

@@ -121,3 +121,6 @@ class LoopServer(Server):
                 except RuntimeError:  # it ignored GeneratorExit: nothing more to do
                     pass
         loop.close()
+
+
+__all__ = ["LoopServer"]

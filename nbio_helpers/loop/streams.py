@@ -87,3 +87,6 @@ class Stream:
     def close(self, reason: str | None = None) -> None:
         """Close once every pending byte is sent (our EOF after the last one)."""
         self.transport.close(reason or self.reason)
+
+
+__all__ = ["Stream"]

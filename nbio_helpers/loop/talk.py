@@ -88,3 +88,6 @@ class ChatClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+__all__ = ["ChatClient"]

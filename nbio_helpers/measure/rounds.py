@@ -128,3 +128,6 @@ if __name__ == "__main__":
             f"  {i * 1e3:4.0f} ms: after a spin {r['spin'][i] * 1e6:5.1f} µs "
             f"(spins preempted {r['preempted'][i]:.0%}), after a sleep {r['sleep'][i] * 1e6:5.1f} µs"
         )
+
+
+__all__ = ["round_cost_after"]
