@@ -27,12 +27,13 @@ import contextlib
 import errno
 import os
 import socket
+import sys
 import threading
 
-try:
-    import resource  # POSIX only
-except ImportError:  # pragma: no cover - Windows
+if sys.platform == "win32":  # pragma: no cover - no resource module, no such limit
     resource = None
+else:
+    import resource  # POSIX only
 
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 """``accept()`` errnos meaning "no descriptor left", for this process or for the whole system."""
@@ -169,11 +170,12 @@ class DescriptorReserve:
             try:
                 client, _ = listener.accept()  # takes the descriptor just freed
             except OSError:
-                client = None  # nobody waiting any more
+                turned_away = False  # nobody waiting any more
             else:
                 client.close()
+                turned_away = True
             self._fd = self._open()
-        return client is not None
+        return turned_away
 
     def close(self) -> None:
         """Close the reserve descriptor (for tests; the process-wide reserve stays open)."""
