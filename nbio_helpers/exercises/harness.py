@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import itertools
 import linecache
 import os
@@ -190,7 +191,7 @@ def guarded(fn, *, name: str | None = None, wrap_base: bool = True):
         an ``Exception``: the checker's loop then handles it like any error, and it can never
         end the cell with a raw traceback.
     """
-    label = name or getattr(fn, "__name__", "function")
+    label = name or str(getattr(fn, "__name__", "function"))
 
     def call(*args, **kwargs):
         _enter(label)
@@ -207,8 +208,8 @@ def guarded(fn, *, name: str | None = None, wrap_base: bool = True):
         finally:
             _leave()
 
+    functools.update_wrapper(call, fn, assigned=(), updated=())  # only call.__wrapped__ = fn
     call.__name__ = label
-    call.__wrapped__ = fn
     return call
 
 
@@ -217,7 +218,7 @@ def running_for(thread: threading.Thread | int | None) -> float:
     ident = thread.ident if isinstance(thread, threading.Thread) else thread
     with _lock:
         _purge()
-        call = _running.get(ident)
+        call = _running.get(ident) if ident is not None else None
     if call is None or (
         isinstance(thread, threading.Thread)
         and call.thread is not None
@@ -276,7 +277,7 @@ def where(thread: threading.Thread | int | None) -> str | None:
     library, not an installed package) in the thread's stack.
     """
     ident = thread.ident if isinstance(thread, threading.Thread) else thread
-    frame = sys._current_frames().get(ident)
+    frame = sys._current_frames().get(ident) if ident is not None else None
     while frame is not None:
         code = frame.f_code
         if _is_learner_file(code.co_filename):
@@ -466,7 +467,7 @@ def run_learner(
     given, is asked every 0.1 s; a non-empty string it returns (why: "sent nothing for 2 s")
     stops the call at once, as if ``limit`` had passed (``outcome.gave_up`` is that string).
     """
-    label = name or getattr(fn, "__name__", "function")
+    label = name or str(getattr(fn, "__name__", "function"))
     given = _open_sockets(args)
     result: dict = {}
     started = threading.Event()
@@ -515,7 +516,7 @@ def run_learner(
         thread.join(0.2)
         if survivors:
             outcome.still_running = True
-            outcome.where = outcome.where or survivors.get(thread.ident) or None
+            outcome.where = outcome.where or survivors.get(thread.ident or 0) or None
     else:
         outcome.value = result.get("value")
         outcome.error = result.get("error")

@@ -224,6 +224,7 @@ class LearnerClassicServer(ClassicServer):
 
     def start(self) -> LearnerClassicServer:
         super().start()
+        assert self._thread is not None  # started
         self._thread.name = f"learner-{self.name}"
         return self
 
@@ -271,7 +272,8 @@ class LearnerClassicServer(ClassicServer):
         finally:
             self.durations.append(time.perf_counter() - start)
             with contextlib.suppress(OSError):
-                self.listener_mode = self.listener_mode or _mode(self.listener)
+                if self.listener is not None and not self.listener_mode:
+                    self.listener_mode = _mode(self.listener)
         if not isinstance(new, list) or not all(isinstance(s, socket.socket) for s in new):
             _close_found(new)  # the loop dies next: leave no socket open
         if not isinstance(new, list):
@@ -314,10 +316,11 @@ def _learner_server(step: str, **options):
         yield server
     finally:
         # Its error is reported by _raise_loop_error; a stuck step is stopped by the harness.
+        thread = server._thread
         with contextlib.suppress(Exception, LearnerStopped):
             server.stop(timeout=STUCK_AFTER)
-        if server.running:
-            stop_learner_code([server._thread.ident])
+        if server.running and thread is not None:
+            stop_learner_code([thread.ident])
 
 
 def _raise_if_stuck(server, step: str) -> None:
