@@ -47,6 +47,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 STOP_TIMEOUT = 1.5
 """Seconds spent trying to stop learner code before calling it a zombie."""
@@ -436,7 +437,7 @@ class Outcome:
     ``gave_up`` is the reason ``give_up()`` gave for stopping it early.
     """
 
-    value: object = None
+    value: Any = None  # whatever the learner's code returned
     error: BaseException | None = None
     elapsed: float = 0.0
     base_error: BaseException | None = None

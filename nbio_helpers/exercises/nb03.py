@@ -349,7 +349,7 @@ def _raise_loop_error(server, step: str, ignore=()) -> None:
             f"accept_new() left the listening socket in {server.listener_mode}", ACCEPT_HANG_HINT
         )
     error = server.error
-    if error is None or isinstance(error, ignore) or isinstance(error, LearnerStopped):
+    if error is None or isinstance(error, (ignore, LearnerStopped)):
         return
     if isinstance(error, LearnerBaseException):
         message, hint = base_exception_failure(f"{step}()", error.original)
@@ -503,10 +503,10 @@ def _judge_send_probe(socks, wlist, error) -> None:
         "six pending pairs (sent whole, sent in part, a full buffer, a reset, a timed-out "
         "connection, sent whole)"
     )
-    for label, sock in socks.items():
+    for sock in socks.values():
         if sock.calls["sendall"]:
             raise NotYet(f"with {probe}, send_pending() called sendall()", SENDALL_HINT)
-    for label, sock in socks.items():
+    for sock in socks.values():
         changed = [
             c
             for c in sock.mode_calls
@@ -535,7 +535,7 @@ def _judge_send_probe(socks, wlist, error) -> None:
             f"with {probe}, send_pending() raised {describe_exception(error)}",
             "read the error, fix the function, run its cell again.",
         )
-    for label, sock in socks.items():
+    for sock in socks.values():
         if sock.calls["send"] > 1:
             raise NotYet(
                 f"send() was called {sock.calls['send']} times for one pair in one "
