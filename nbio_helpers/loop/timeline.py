@@ -248,7 +248,7 @@ def plot_loop_timeline(
             )
 
     # One lane per task: a bar each time it ran.
-    by_lane = {}
+    by_lane: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
         if r.lane in y_of:
             by_lane.setdefault(r.lane, []).append(
@@ -286,9 +286,10 @@ def plot_loop_timeline(
         )
     if legend and (selects or runs):
         from matplotlib.lines import Line2D
+        from matplotlib.artist import Artist
         from matplotlib.patches import Patch
 
-        handles = []
+        handles: list[Artist] = []
         if slept:
             handles.append(Patch(facecolor=_ASLEEP[0], label="asleep in select()"))
         if looked:
