@@ -126,7 +126,8 @@ class ClientProcess(LoadProcess):
             error = reply.get("error")
             if error is None:
                 return reply
-            if self.proc.poll() is not None or error == "the load process ended":
+            ended = self.proc is None or self.proc.poll() is not None
+            if ended or error == "the load process ended":
                 self.kill()
                 raise ClientProcessError(
                     f"the client process ended during {cmd!r}{self._exit_note()}"
