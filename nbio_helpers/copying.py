@@ -176,5 +176,5 @@ def _drain(sock: socket.socket, missing: int, timeout: float) -> None:
             missing -= len(chunk)
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{missing:,} bytes did not arrive within {timeout} s")
+                raise TimeoutError(f"{missing:,} bytes did not arrive within {timeout} s") from None
             time.sleep(0.0005)

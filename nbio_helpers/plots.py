@@ -344,8 +344,8 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
 
 
 def _legend_handles(spans, ticks, marks):
-    from matplotlib.lines import Line2D
     from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles: list[Artist] = []

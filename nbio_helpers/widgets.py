@@ -173,7 +173,7 @@ class ClientConsole(widgets.VBox):
 
     def _exchange(self, data: bytes) -> str:
         if getattr(self.target, "stopped", False):
-            self.target.address  # raises ServerStoppedError, which says why
+            _ = self.target.address  # raises ServerStoppedError, which says why
         if getattr(self.target, "running", True) is False:
             raise ConnectionRefusedError("the server is not running")
         if self._sock is None:

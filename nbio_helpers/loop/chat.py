@@ -131,7 +131,7 @@ class LineClient:
         self.transport = Transport(loop, sock, server, conn)
         self.framer = LineFramer(server.max_line)
         # Decoded lines, then None (end) or a LineTooLong.
-        self.lines: collections.deque[str | None | LineTooLong] = collections.deque()
+        self.lines: collections.deque[str | LineTooLong | None] = collections.deque()
         self.name: str | None = None
         self.dropped = 0  # lines not sent: the client does not read
 

@@ -24,7 +24,7 @@ class AsyncioClient:
     def __init__(self, server, reader, writer):
         self.server, self.reader, self.writer = server, reader, writer
         self.framer = LineFramer(server.max_line)
-        self.lines: collections.deque[str | None | LineTooLong] = collections.deque()
+        self.lines: collections.deque[str | LineTooLong | None] = collections.deque()
         self.name: str | None = None
         self.dropped = 0
 

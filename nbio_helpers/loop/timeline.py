@@ -285,8 +285,8 @@ def plot_loop_timeline(
             (title or "") + (f" ({left_out} more task lanes not shown)" if left_out else "")
         )
     if legend and (selects or runs):
-        from matplotlib.lines import Line2D
         from matplotlib.artist import Artist
+        from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
         handles: list[Artist] = []
