@@ -98,11 +98,12 @@ _lock = threading.Lock()
 _running: dict[int, _Call] = {}  # thread ident -> the learner call it is running
 _zombies: dict[int, str] = {}  # thread ident -> where it was when we gave up
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
-_set_async_exc.restype = ctypes.c_int
-
-
+# PyThreadState_SetAsyncExc(id, exc) with our own prototypes: setting argtypes on the shared
+# ctypes.pythonapi.PyThreadState_SetAsyncExc would change it for every other user in the
+# process, at import.
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
 # The same C function, declared to take NULL: PyThreadState_SetAsyncExc(id, NULL) cancels.
 _cancel_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
