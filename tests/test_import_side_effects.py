@@ -47,7 +47,7 @@ def snapshot():
         "atexit": atexit._ncallbacks() if hasattr(atexit, "_ncallbacks") else None,
         "environ": dict(os.environ),
         "sys_path": list(sys.path),
-        "rcparams": {k: repr(v) for k, v in matplotlib.rcParams.items()},
+        "rcparams": dict(matplotlib.rcParams),
     }
 
 
@@ -57,7 +57,7 @@ def diff(before, after):
         if before[key] != after[key]:
             if isinstance(before[key], dict):
                 changes[key] = {
-                    k: [before[key].get(k), after[key].get(k)]
+                    str(k): [repr(before[key].get(k)), repr(after[key].get(k))]
                     for k in set(before[key]) | set(after[key])
                     if before[key].get(k) != after[key].get(k)
                 }
@@ -67,7 +67,7 @@ def diff(before, after):
 
 
 report = {"has_proc": HAS_PROC, "modules": 0, "changes": {}}
-snapshot()  # once before: reading every rcParam registers an exit hook of matplotlib's
+snapshot()  # once before: reading every rcParam may register an exit hook of matplotlib's
 first = snapshot()
 import nbio_helpers
 
@@ -88,6 +88,7 @@ print(json.dumps(report))
 """
 
 
+@pytest.mark.slow  # about 5 s on a loaded 2-core machine: it imports the whole package
 def test_importing_every_module_opens_and_starts_nothing():
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=100
