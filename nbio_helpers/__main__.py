@@ -4,5 +4,7 @@ import sys
 
 from .cli import main
 
+__all__: list[str] = []  # a command: nothing to import from here
+
 if __name__ == "__main__":
     sys.exit(main())

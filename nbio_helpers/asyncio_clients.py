@@ -44,6 +44,7 @@ class ClientTasks:
         @functools.wraps(handler)
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
             task = asyncio.current_task()
+            assert task is not None  # a handler of asyncio.start_server runs in a task
             self._writers[task] = writer
             try:
                 return await handler(reader, writer)

@@ -210,7 +210,7 @@ async def freeze_probe(
             task.cancel()  # those already done are not affected
         await asyncio.gather(*tasks, return_exceptions=True)
     failed = [
-        task.exception() for task in tasks if not task.cancelled() and task.exception() is not None
+        exc for task in tasks if not task.cancelled() and (exc := task.exception()) is not None
     ]
     if failed:
         raise failed[0]

@@ -116,7 +116,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Run one server model in the foreground.",
     )
     serve.add_argument("--model", required=True, choices=list(MODELS), help="the IO model")
-    _add_address(serve, serving=True)
+    add_address_arguments(serve, serving=True)
     serve.add_argument(
         "--interval",
         type=seconds(least=0, most=60),
@@ -139,7 +139,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="The terminal client: one connection, each line "
         "of standard input sent, each reply printed.",
     )
-    _add_address(client)
+    add_address_arguments(client)
     client.add_argument(
         "--timeout",
         type=seconds(above=0, most=3600),
@@ -154,7 +154,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="N concurrent clients x M messages, echoes checked",
         description="Load a running server; every echo is checked.",
     )
-    _add_address(load)
+    add_address_arguments(load)
     load.add_argument(
         "--clients",
         type=whole_number(1, MAX_LOAD_CLIENTS, "--clients"),
@@ -227,7 +227,7 @@ def run_serve(args) -> int:
 
     report = RefusalReport()
     try:
-        with _stop_signals() as stop_requested:  # SIGINT, SIGTERM: a graceful stop, then at once
+        with stop_signals() as stop_requested:  # SIGINT, SIGTERM: a graceful stop, then at once
             try:
                 print(f"listening on {format_address(server.address)}", flush=True)
                 print(f"{args.model} server running; Ctrl-C to stop", file=sys.stderr, flush=True)
@@ -244,7 +244,7 @@ def run_serve(args) -> int:
                 error = _stop(server, grace=args.grace)
                 at_once = False
             except KeyboardInterrupt:  # the second signal
-                _ignore_stop_signals()
+                ignore_stop_signals()
                 error = _stop(server)
                 at_once = True
     finally:
@@ -345,7 +345,9 @@ def _no_client_connected(result: LoadResult, address) -> str | None:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _add_address(parser, serving: bool = False) -> None:
+def add_address_arguments(parser: argparse.ArgumentParser, serving: bool = False) -> None:
+    """Add ``--host`` and ``--port`` to ``parser``: where to listen (``serving=True``, port 0
+    allowed) or the server to connect to; both checked as they are parsed."""
     if serving:
         host_help = (
             f"address to listen on (default {DEFAULT_HOST}; an address that is not "
@@ -381,7 +383,7 @@ STOP_SIGNALS = tuple(
 
 
 @contextlib.contextmanager
-def _stop_signals():
+def stop_signals():
     """While inside, SIGINT (Ctrl-C) and SIGTERM ask for a stop: the first one sets the
     yielded event, each later one raises KeyboardInterrupt in the main thread (stop at once).
     The previous handlers are put back on the way out."""
@@ -402,6 +404,28 @@ def _stop_signals():
             signal.signal(signum, handler)
 
 
-def _ignore_stop_signals() -> None:
+def ignore_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on: a stop at once must not be interrupted."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_LOAD_CLIENTS",
+    "MAX_LOAD_MEMORY",
+    "MAX_LOAD_MESSAGES",
+    "MAX_MESSAGE",
+    "OPTIONAL_COMMANDS",
+    "STOP_SIGNALS",
+    "add_address_arguments",
+    "build_parser",
+    "ignore_stop_signals",
+    "main",
+    "run_client",
+    "run_load_command",
+    "run_serve",
+    "stop_signals",
+]

@@ -7,8 +7,9 @@ print its usage line and that sentence, and exit 2, before any work is done::
     parser.add_argument("--clients", type=whole_number(1, 1000), default=100)
     parser.add_argument("--host", type=host, default="127.0.0.1")
 
-Each range type carries its bounds (``.low``, ``.high``, ``.low_open``, ``.kind``), so that
-the tests can try every option with values of the wrong kind and out of range.
+Each type is an :class:`ArgumentType` that carries what it accepts (``.kind``; a range's
+``.low``, ``.high``, ``.low_open``; a list's ``.names``), so that the tests can try every
+option with values of the wrong kind and out of range.
 """
 
 from __future__ import annotations
@@ -16,9 +17,56 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-def whole_number(low: int, high: int, what: str = ""):
+class ArgumentType(Generic[T]):
+    """An argparse ``type=``: ``parse(text)``, plus a description of what it accepts.
+
+    Parameters
+    ----------
+    parse:
+        Turns the text of an option into its value; raises ``argparse.ArgumentTypeError``
+        with one clear sentence for what it refuses.
+    name:
+        What argparse calls the type in its messages (its ``__name__``).
+    kind:
+        ``"int"``, ``"float"``, ``"host"`` or ``"names"``.
+    low, high, low_open:
+        A range's bounds (``low_open``: ``low`` itself is refused).
+    names:
+        The names a list of names may hold.
+    """
+
+    def __init__(
+        self,
+        parse: Callable[[str], T],
+        name: str,
+        kind: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        names: Sequence[str] = (),
+    ):
+        self._parse = parse
+        self.__name__ = name
+        self.__doc__ = parse.__doc__
+        self.kind = kind
+        self.low, self.high, self.low_open = low, high, low_open
+        self.names = tuple(names)
+
+    def __call__(self, text: str) -> T:
+        return self._parse(text)
+
+    def __repr__(self) -> str:
+        return f"<argument type {self.__name__!r}>"
+
+
+def whole_number(low: int, high: int, what: str = "") -> ArgumentType[int]:
     """A type accepting whole numbers from ``low`` to ``high`` (both included)."""
 
     def parse(text: str) -> int:
@@ -32,15 +80,17 @@ def whole_number(low: int, high: int, what: str = ""):
             )
         return value
 
-    parse.__name__ = "whole number"
-    parse.kind, parse.low, parse.high, parse.low_open = "int", low, high, False
-    return parse
+    return ArgumentType(parse, "whole number", "int", low=low, high=high)
 
 
-def seconds(*, above: float | None = None, least: float | None = None, most: float):
+def seconds(
+    *, above: float | None = None, least: float | None = None, most: float
+) -> ArgumentType[float]:
     """A type accepting a number of seconds: more than ``above`` (or at least ``least``),
     at most ``most``. Never NaN or infinite."""
     low = above if above is not None else least
+    if low is None:
+        raise TypeError("seconds() needs above= or least=")
 
     def parse(text: str) -> float:
         try:
@@ -55,12 +105,10 @@ def seconds(*, above: float | None = None, least: float | None = None, most: flo
             )
         return value
 
-    parse.__name__ = "seconds"
-    parse.kind, parse.low, parse.high, parse.low_open = "float", low, most, above is not None
-    return parse
+    return ArgumentType(parse, "seconds", "float", low=low, high=most, low_open=above is not None)
 
 
-def host(text: str) -> str:
+def _host(text: str) -> str:
     """A host to listen on or connect to: a name, an IPv4 or an IPv6 address (no brackets,
     no port: the port has an option of its own)."""
     if not text.strip():
@@ -83,7 +131,7 @@ def host(text: str) -> str:
     return text
 
 
-host.kind = "host"
+host = ArgumentType(_host, "host", "host")
 
 PORT = whole_number(0, 65535, "a port")
 """A port to listen on: 0 means any free port."""
@@ -92,4 +140,4 @@ SERVER_PORT = whole_number(1, 65535, "the server's port")
 """A port to connect to (port 0 cannot be connected to)."""
 
 
-__all__ = ["PORT", "SERVER_PORT", "host", "seconds", "whole_number"]
+__all__ = ["PORT", "SERVER_PORT", "ArgumentType", "host", "seconds", "whole_number"]

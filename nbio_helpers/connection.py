@@ -24,7 +24,7 @@ import selectors
 import socket
 
 from .events import EOF, ERROR, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK, WOULD_BLOCK
-from .limits import OUT_OF_DESCRIPTORS, RESERVE, fd_limit
+from .limits import OUT_OF_DESCRIPTORS, descriptor_reserve, fd_limit
 
 
 def echo_upper(data: bytes) -> bytes:
@@ -160,7 +160,7 @@ def accept_all(server, make=Connection, limit: int | None = None) -> list:
         except OSError as exc:
             if exc.errno not in OUT_OF_DESCRIPTORS:
                 return accepted  # e.g. ECONNABORTED: that client is gone already
-            if not RESERVE.turn_away(server.listener):
+            if not descriptor_reserve().turn_away(server.listener):
                 return accepted  # nobody waiting any more (or the reserve was lost)
             server.count_refusal(out_of_descriptors_reason(exc.errno))
             server.events.record(

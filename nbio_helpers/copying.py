@@ -28,7 +28,7 @@ receive buffer, and Linux caps the buffer a program may ask for at ``net.core.rm
 offers the sender only a part as window (``man 7 tcp``, ``tcp_adv_win_scale``: as little
 as half)."""
 
-__all__ = ["MAX_SIZE", "CopyTiming", "copy_time"]
+__all__ = ["MAX_SIZE", "CopyTiming", "copy_time", "fits"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,5 +176,5 @@ def _drain(sock: socket.socket, missing: int, timeout: float) -> None:
             missing -= len(chunk)
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{missing:,} bytes did not arrive within {timeout} s")
+                raise TimeoutError(f"{missing:,} bytes did not arrive within {timeout} s") from None
             time.sleep(0.0005)

@@ -13,9 +13,9 @@ How each platform is measured (:attr:`ThreadCPU.method`):
   and psutil numbers its threads 1..n, which never match ``threading.get_native_id()``. So
   each measured thread reports its own ``time.thread_time()``: :meth:`ThreadCPU.sample`,
   which the server calls where every loop passes anyway (the ``Server.stopping`` check, each
-  event it records), after each garbage collection, and :meth:`ThreadCPU.exit`. A thread that sits blocked in ``select()``
-  or ``recv()`` uses no CPU, so its last report is still right; a busy one reports on every
-  turn.
+  event it records), after each garbage collection, and :meth:`ThreadCPU.exit`. A thread
+  that sits blocked in ``select()`` or ``recv()`` uses no CPU, so its last report is still
+  right; a busy one reports on every turn.
 
 Every method gives a number: a thread that cannot be read counts with its last report.
 The thread clock method is exact; the others lag by at most one loop turn.

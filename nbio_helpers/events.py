@@ -137,3 +137,23 @@ class EventLog:
 
     def __repr__(self) -> str:
         return f"<EventLog {len(self)} events, {sum(self.counts().values())} counted>"
+
+
+__all__ = [
+    "ACCEPT",
+    "ACCEPT_WOULD_BLOCK",
+    "CLOSE",
+    "EOF",
+    "ERROR",
+    "KINDS",
+    "PAUSE",
+    "RECV",
+    "RECV_CALL",
+    "RESUME",
+    "SEND",
+    "SEND_WOULD_BLOCK",
+    "WAKEUP",
+    "WOULD_BLOCK",
+    "Event",
+    "EventLog",
+]

@@ -7,8 +7,9 @@ Usage (in a cell tagged ``nbval-ignore-output``)::
 
 Each click on **Measure** starts a polling server sleeping that interval between rounds,
 measures its CPU share with idle clients connected and the latency of a few requests (from
-the client process, see :mod:`nbio_helpers.measure`), stops it, and adds a point to the CPU-vs-latency plot (see :func:`~nbio_helpers.measure.plot_tradeoff`),
-ringed in orange over the ``reference`` points (a sweep made earlier), if any.
+the client process, see :mod:`nbio_helpers.measure`), stops it, and adds a point to the
+CPU-vs-latency plot (see :func:`~nbio_helpers.measure.plot_tradeoff`), ringed in orange over
+the ``reference`` points (a sweep made earlier), if any.
 A measurement takes about one second and never more than :attr:`PollIntervalExplorer.bound`;
 it runs in a background thread, so the kernel stays free, and the button is disabled
 meanwhile. From code (tests, or a cell driving the widget)::

@@ -27,12 +27,13 @@ import contextlib
 import errno
 import os
 import socket
+import sys
 import threading
 
-try:
-    import resource  # POSIX only
-except ImportError:  # pragma: no cover - Windows
+if sys.platform == "win32":  # pragma: no cover - no resource module, no such limit
     resource = None
+else:
+    import resource  # POSIX only
 
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 """``accept()`` errnos meaning "no descriptor left", for this process or for the whole system."""
@@ -100,7 +101,10 @@ def ensure_fd_room(count: int) -> int | None:
     a server that runs in this process (each connection is a socket at both ends).
 
     Returns the soft limit in force (None where there is none, e.g. Windows); never lowers it.
+    It also opens the process-wide :func:`descriptor_reserve` (one descriptor, once), so that
+    a server started after this call can turn clients away when the limit is reached.
     """
+    descriptor_reserve()
     current = fd_limit()
     if current is None:
         return None
@@ -166,11 +170,12 @@ class DescriptorReserve:
             try:
                 client, _ = listener.accept()  # takes the descriptor just freed
             except OSError:
-                client = None  # nobody waiting any more
+                turned_away = False  # nobody waiting any more
             else:
                 client.close()
+                turned_away = True
             self._fd = self._open()
-        return client is not None
+        return turned_away
 
     def close(self) -> None:
         """Close the reserve descriptor (for tests; the process-wide reserve stays open)."""
@@ -180,5 +185,32 @@ class DescriptorReserve:
                 self._fd = None
 
 
-RESERVE = DescriptorReserve()
-"""The process-wide reserve, opened at import: before the limit can be reached."""
+_reserve: DescriptorReserve | None = None
+_reserve_lock = threading.Lock()
+
+
+def descriptor_reserve() -> DescriptorReserve:
+    """The process-wide :class:`DescriptorReserve`, opened by the first call.
+
+    Importing the package opens nothing: the reserve is opened when a server starts (by
+    :func:`ensure_fd_room`, which every server calls before it listens), so that it is held
+    before the limit can be reached. Every call returns the same reserve.
+    """
+    global _reserve
+    with _reserve_lock:
+        if _reserve is None:
+            _reserve = DescriptorReserve()
+        return _reserve
+
+
+__all__ = [
+    "OUT_OF_DESCRIPTORS",
+    "ROOM_MARGIN",
+    "DescriptorReserve",
+    "descriptor_reserve",
+    "ensure_fd_room",
+    "fd_limit",
+    "fd_limit_raised",
+    "open_fd_count",
+    "raise_fd_limit",
+]

@@ -129,7 +129,7 @@ def key_callbacks(key: selectors.SelectorKey) -> dict[str, str | None]:
         raise InternalLayoutChanged(
             f"{INTERNAL_NOTE}: key.data is {type(data).__name__}, not a (reader, writer) pair"
         )
-    names = {}
+    names: dict[str, str | None] = {}
     for role, handle in zip(("reader", "writer"), data):
         if handle is None:
             names[role] = None

@@ -20,9 +20,13 @@ import inspect
 import textwrap
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from .measure.process import running_client_processes, stop_client_processes
 from .registry import disconnect_clients, running_servers, stop_all
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # the names rcParams accepts
 
 FIGSIZE = (9.0, 3.2)
 """Default figure size (inches): wide and short, as timelines are."""
@@ -30,7 +34,7 @@ FIGSIZE = (9.0, 3.2)
 THREAD_PREFIX = "nbio-"
 """Every thread the package starts is named ``nbio-…``; :func:`finish` checks none is left."""
 
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 100,
     "savefig.dpi": 100,
     "font.size": 10,

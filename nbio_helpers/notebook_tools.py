@@ -163,7 +163,10 @@ def _check_sections(nb) -> list[str]:
     ]
     problems = []
     positions = {}
-    required = (("## exercises", "## Exercises"), ("## key points", "## Key points"))
+    required: tuple[tuple[str, str], ...] = (
+        ("## exercises", "## Exercises"),
+        ("## key points", "## Key points"),
+    )
     if not has_exercises(nb):
         required = required[1:]
         for index, cell in enumerate(nb.cells):
@@ -261,7 +264,7 @@ def _check_exercises(nb) -> list[str]:
     checker cell that is a locked, graded nbgrader test cell with points, whose stored output
     is the verdict alone (no ``True``/``False`` result); grade_ids are unique."""
     problems = []
-    grade_ids: dict[str, int] = {}
+    grade_ids: dict[str | None, int] = {}  # None: a cell without a grade_id
 
     def note_id(index: int, meta: dict) -> None:
         gid = meta.get("grade_id")

@@ -82,6 +82,8 @@ class Guard:
     def failure_exit_code(self, prog: str) -> int:
         """0 for a broken pipe; otherwise one line on stderr (if it works) and 1."""
         failure = self.failure
+        if failure is None:
+            raise RuntimeError("failure_exit_code() called without a failure")
         if failure.broken_pipe:
             return 0
         if failure.stream != "stderr":

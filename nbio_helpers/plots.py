@@ -344,10 +344,11 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
 
 
 def _legend_handles(spans, ticks, marks):
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
+    handles: list[Artist] = []
     for name in SPANS:
         if name in spans:
             _, label, color = SPANS[name]

@@ -80,7 +80,7 @@ def available_selectors() -> dict[str, type]:
     ``select`` is everywhere; ``poll`` everywhere but Windows; ``epoll`` on Linux; ``kqueue``
     on macOS and the BSDs. ``selectors.DefaultSelector`` is the last one listed.
     """
-    found = {"select": selectors.SelectSelector}
+    found: dict[str, type] = {"select": selectors.SelectSelector}
     for name, attr in (
         ("poll", "PollSelector"),
         ("devpoll", "DevpollSelector"),
@@ -173,7 +173,7 @@ def thread_clock_is_fine(probe: float = 0.02, fine: float = 50e-6) -> bool:
     clock's advertised resolution is not its real step: Windows reports 100 ns and advances
     by scheduler ticks).
     """
-    steps = []
+    steps: list[float] = []
     last = time.thread_time()
     deadline = time.perf_counter() + probe
     while len(steps) < 5 and time.perf_counter() < deadline:
@@ -193,7 +193,7 @@ def _per_call(sel, timeout: float, budget: float, clock=time.thread_time) -> lis
     if len(ready) != 1:
         raise RuntimeError(f"expected one ready socket, got {len(ready)}")
     batch = max(1, min(200, int(0.002 / max(first, 1e-7))))
-    samples = []
+    samples: list[float] = []
     deadline = time.perf_counter() + budget
     while len(samples) < 3 or (time.perf_counter() < deadline and len(samples) < 100):
         start = clock()
@@ -300,7 +300,7 @@ def measure_scaling(
                             samples,
                             timer,
                         )
-                        if ready is not base_r:
+                        if ready is not None and ready is not base_r:
                             ready.close()
             finally:
                 for sock in idle:

@@ -111,3 +111,17 @@ def update_series(folder) -> list[Path]:
             nbformat.write(nb, path)
             changed.append(path)
     return changed
+
+
+__all__ = [
+    "AUTHORS",
+    "LICENSE",
+    "NAV_MARK",
+    "expected_metadata",
+    "is_navigation_cell",
+    "navigation_text",
+    "notebooks",
+    "series_problems",
+    "title_of",
+    "update_series",
+]

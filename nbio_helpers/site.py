@@ -355,7 +355,9 @@ def run(args) -> int:
 
 
 __all__ = [
+    "ANSWER_NOTE",
     "LIVE_NOTE",
+    "WIDGET_VIEW",
     "SiteError",
     "build_site",
     "configure_parser",
@@ -363,5 +365,6 @@ __all__ = [
     "run",
     "site_notebook",
     "static_widget",
+    "without_answers",
     "write_book",
 ]

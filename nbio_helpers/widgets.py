@@ -36,7 +36,7 @@ import ipywidgets as widgets
 
 from . import registry
 from .clients import connect, recv_exactly
-from .server import ServerStoppedError
+from .server import Server, ServerStoppedError
 
 REPLACED = "this console was replaced by a newer one for the same server: use that one"
 
@@ -173,7 +173,7 @@ class ClientConsole(widgets.VBox):
 
     def _exchange(self, data: bytes) -> str:
         if getattr(self.target, "stopped", False):
-            self.target.address  # raises ServerStoppedError, which says why
+            _ = self.target.address  # raises ServerStoppedError, which says why
         if getattr(self.target, "running", True) is False:
             raise ConnectionRefusedError("the server is not running")
         if self._sock is None:
@@ -215,6 +215,8 @@ def console_key(target, name: str | None = None) -> str:
         return f"server {getattr(target, 'name', id(target))}"
     address = tuple(target[:2])
     for server_name, server in registry.running_servers().items():
+        if not isinstance(server, Server):
+            continue  # the registry holds servers only
         try:
             if tuple(server.address) == address:
                 return f"server {server_name}"

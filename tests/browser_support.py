@@ -175,7 +175,7 @@ class JupyterLab:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.root,

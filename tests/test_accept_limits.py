@@ -22,8 +22,8 @@ import pytest
 from nbio_helpers.connection import accept_all
 from nbio_helpers.events import ERROR, EventLog
 from nbio_helpers.limits import (
-    RESERVE,
     DescriptorReserve,
+    descriptor_reserve,
     fd_limit,
     fd_limit_raised,
     raise_fd_limit,
@@ -103,7 +103,7 @@ def fake_server(*outcomes):
 
 @posix_only
 def test_accept_all_turns_a_client_away_when_out_of_descriptors():
-    if not RESERVE.held:
+    if not descriptor_reserve().held:
         pytest.skip("the process-wide reserve descriptor is not open")
     turned_away, peer = socket.socketpair()
     with peer:
@@ -114,7 +114,7 @@ def test_accept_all_turns_a_client_away_when_out_of_descriptors():
         [event] = server.events.events(ERROR)
         assert event.detail == "out of descriptors (EMFILE): a waiting client was turned away"
         assert server.refused == {f"out of descriptors (ulimit -n {fd_limit()})": 1}
-    assert RESERVE.held
+    assert descriptor_reserve().held
 
 
 def test_accept_all_leaves_other_errors_to_the_next_round():
@@ -128,7 +128,7 @@ SCRIPT = r"""
 import json, os, resource, socket, sys, time
 from nbio_helpers import connect, recv_exactly, request, start_server
 from nbio_helpers.events import ACCEPT, CLOSE, ERROR, WAKEUP
-from nbio_helpers.limits import RESERVE
+from nbio_helpers.limits import descriptor_reserve
 from nbio_helpers.server import wait_until
 
 model = sys.argv[1]
@@ -181,7 +181,7 @@ with start_server(model, name="emfile") as server:
             "fillers": len(fillers), "turned_away": turned_away, "client_closed": closed,
             "wakeups": wakeups, "cpu": cpu, "witness_ok": witness_ok,
             "served_after": request(server.address, b"after", timeout=5) == b"AFTER",
-            "reserve_held": RESERVE.held})
+            "reserve_held": descriptor_reserve().held})
     witness.close()
     report["errors"] = [e.detail for e in server.events.events(ERROR)]
     report["refusals"] = server.refusals()

@@ -72,7 +72,7 @@ def test_signal_stops_serve_cleanly(signum, serve_cli):
     with connect(served.address) as client:  # a client still connected at the end
         client.sendall(b"ping")
         assert recv_exactly(client, 4) == b"PING"
-        out, err = served.finish(signum)
+        _out, err = served.finish(signum)
         assert served.proc.returncode == 0, err
         assert "Traceback" not in err and "stopped" in err
         try:

@@ -1,6 +1,7 @@
 """Commands refuse bad input at once, with one clear line, before doing any work; output
 that cannot be written ends them quietly; Ctrl-C ends them in one line."""
 
+import contextlib
 import os
 import re
 import signal
@@ -130,16 +131,18 @@ def test_output_errors_end_quietly(stdout, make_server, tmp_path):
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_client_and_serve_with_failing_output(stdout, make_server):
     server = make_server("select")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nbio_helpers", "client", "--port", str(server.address[1])],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE if stdout == "closed" else open("/dev/full", "w"),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    if stdout == "closed":
-        proc.stdout.close()
-    _, err = proc.communicate("hello\n" * 3, timeout=30)
+    with contextlib.ExitStack() as stack:
+        full = None if stdout == "closed" else stack.enter_context(open("/dev/full", "w"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nbio_helpers", "client", "--port", str(server.address[1])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE if full is None else full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if stdout == "closed":
+            proc.stdout.close()
+        _, err = proc.communicate("hello\n" * 3, timeout=30)
     assert "Traceback" not in err
     assert proc.returncode == (0 if stdout == "closed" else 1), err
     code, err = run_with_stdout(["serve", "--model", "select", "--port", "0"], stdout)

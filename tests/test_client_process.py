@@ -100,7 +100,7 @@ def test_a_request_that_times_out_kills_the_process():
     process = client_process()
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts in the backlog only
         host, port = silent.getsockname()
-        with pytest.raises(TimeoutError, match="did not finish 'latency' within 0.5 s"):
+        with pytest.raises(TimeoutError, match=r"did not finish 'latency' within 0\.5 s"):
             process.request("latency", timeout=0.5, host=host, port=port, requests=2, within=30)
     assert not process.alive  # a late reply can never be taken for another
     assert running_client_processes() == []
@@ -110,7 +110,7 @@ def test_a_request_that_times_out_kills_the_process():
 def test_errors_in_the_child_come_back_as_exceptions():
     process = client_process()
     with parrot_server() as address:
-        with pytest.raises(ValueError, match="echo mismatch.*in the client process"):
+        with pytest.raises(ValueError, match=r"echo mismatch.*in the client process"):
             process.request("latency", timeout=30, host=address[0], port=address[1], requests=2)
     with pytest.raises(TypeError, match="unexpected keyword"):
         process.request("latency", timeout=30, host="127.0.0.1", port=1, nonsense=True)

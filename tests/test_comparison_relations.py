@@ -28,22 +28,22 @@ NOTEBOOK_04 = [
 
 def row(label, model, options=None, **figures):
     """A row as compare() makes it, with plausible figures of a waiting model."""
-    base = dict(
-        idle_cpu=0.0,
-        idle_cpu_range=(0.0, 0.0),
-        idle_wakeups=0.0,
-        idle_clients=20,
-        median_latency=2e-5,
-        median_range=(2e-5, 3e-5),
-        tail_latency=4e-5,
-        tail_name="p90",
-        latency_samples=102,
-        throughput=100_000,
-        throughput_range=(90_000, 110_000),
-        loaded_cpu=0.6,
-        loaded_cpu_range=(0.5, 0.7),
-        load_ok=True,
-    )
+    base = {
+        "idle_cpu": 0.0,
+        "idle_cpu_range": (0.0, 0.0),
+        "idle_wakeups": 0.0,
+        "idle_clients": 20,
+        "median_latency": 2e-5,
+        "median_range": (2e-5, 3e-5),
+        "tail_latency": 4e-5,
+        "tail_name": "p90",
+        "latency_samples": 102,
+        "throughput": 100_000,
+        "throughput_range": (90_000, 110_000),
+        "loaded_cpu": 0.6,
+        "loaded_cpu_range": (0.5, 0.7),
+        "load_ok": True,
+    }
     base.update(figures)
     return ComparisonRow(label, model, dict(options or {}), **base)
 
@@ -72,7 +72,7 @@ def rows_04():
 
 
 def rows_05(tried=1050, select_served=1013):
-    conns = dict(tried=tried, max_connections=tried)
+    conns = {"tried": tried, "max_connections": tried}
     rows = [
         row("blocking", "blocking", median_latency=3e-5, tried=tried, max_connections=1),
         row("threads", "threads", **conns),
@@ -201,7 +201,7 @@ def test_only_the_parts_that_were_measured():
     rows[2].median_latency = math.nan  # measured for the others, not for select
     assert (
         "not measured"
-        in [r for r in comparison_relations(rows) if r.sentence == NOTEBOOK_04[6]][0].figures
+        in next(r for r in comparison_relations(rows) if r.sentence == NOTEBOOK_04[6]).figures
     )
     assert NOTEBOOK_04[6] in failed(comparison_relations(rows))
 

@@ -239,7 +239,7 @@ def run_case(kernel: Kernel, learner: str, check: str, interrupt_after=None):
 @pytest.mark.parametrize("case", list(CASES))
 def test_hostile_code_in_a_kernel(kernel, case):
     learner, check, expected = CASES[case]
-    outputs, elapsed, cpu = run_case(kernel, learner, check)
+    outputs, _elapsed, cpu = run_case(kernel, learner, check)
     error = text_of(outputs, "error")
     assert text_of(outputs, "ename") == "NotYetError", outputs
     assert "❌ Not yet" in error and expected in error, error
@@ -279,7 +279,7 @@ def test_unstoppable_code_says_restart(case):
     kernel = Kernel()  # its own kernel: the learner's code stays behind in it
     try:
         learner, check = UNSTOPPABLE[case]
-        outputs, elapsed, _ = run_case(kernel, learner, check)
+        outputs, _elapsed, _ = run_case(kernel, learner, check)
         error = text_of(outputs, "error")
         assert "restart the kernel (Kernel → Restart)" in error, error
         later, _ = kernel.execute(  # every later check repeats the advice

@@ -287,7 +287,7 @@ def rebinds_wlist(wlist):
 
 
 def makes_tuples(wlist):
-    for i, item in enumerate(wlist[:]):
+    for item in wlist[:]:
         sock, data = item
         try:
             sent = sock.send(data)

@@ -69,7 +69,7 @@ def test_a_watched_selector_prints_each_change_the_loop_makes():
     lines = []
     ours, peer = socket.socketpair()
     ours.setblocking(False)
-    loop, selector = selector_loop(
+    loop, _selector = selector_loop(
         WatchedSelector({ours.fileno(): "our socket"}, print_to=lines.append)
     )
     try:

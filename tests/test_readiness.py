@@ -40,7 +40,7 @@ def test_edge_triggered_reports_again_when_more_data_arrives():
 def test_without_epoll_or_kqueue_it_says_so(monkeypatch):
     monkeypatch.delattr(select, "epoll", raising=False)
     monkeypatch.delattr(select, "kqueue", raising=False)
-    with pytest.raises(NotImplementedError, match="epoll .* or kqueue"):
+    with pytest.raises(NotImplementedError, match=r"epoll .* or kqueue"):
         readiness_reports(edge_triggered=True)
 
 

@@ -140,7 +140,7 @@ def test_an_invalid_source_notebook_is_named(tmp_path, content):
     source.mkdir()
     nbformat.write(sample_notebook(), source / "00_good.ipynb")
     (source / "01_bad.ipynb").write_text(content)
-    with pytest.raises(InvalidNotebookError, match="01_bad.ipynb is not a valid notebook"):
+    with pytest.raises(InvalidNotebookError, match=r"01_bad\.ipynb is not a valid notebook"):
         write_student_edition(source, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
     done = subprocess.run(

@@ -4,4 +4,6 @@ import sys
 
 from .command import main
 
+__all__: list[str] = []  # a command: nothing to import from here
+
 sys.exit(main())

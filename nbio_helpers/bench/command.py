@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from ..cli_args import seconds, whole_number
+from ..cli_args import ArgumentType, seconds, whole_number
 from ..limits import raise_fd_limit
 from .report import format_report, json_ready
 from .runner import Settings, run_bench
@@ -76,7 +76,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(usage_error=parser.error)
 
 
-def server_list(text: str) -> list[str]:
+def _server_list(text: str) -> list[str]:
     """``--servers A,B``: known server names, at least one."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in SERVERS]
@@ -88,8 +88,7 @@ def server_list(text: str) -> list[str]:
     return names
 
 
-server_list.kind = "names"
-server_list.names = tuple(SERVERS)
+server_list = ArgumentType(_server_list, "server_list", "names", names=tuple(SERVERS))
 
 
 def run(args) -> int:
@@ -137,3 +136,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbio_helpers bench")
     configure_parser(parser)
     return run(parser.parse_args(argv))
+
+
+__all__ = ["MAX_CLIENTS", "MAX_CONNECTIONS", "configure_parser", "main", "run", "server_list"]

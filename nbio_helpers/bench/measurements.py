@@ -144,3 +144,14 @@ def select_refusal(load: ClientProcess, beyond: int) -> dict:
     result = max_connections(load, "select", wanted)
     result["fd_setsize"] = FD_SETSIZE
     return result
+
+
+__all__ = [
+    "echo_with_cpu",
+    "held_echoes",
+    "idle_cpu",
+    "loopback_ceiling",
+    "max_connections",
+    "select_refusal",
+    "throughput",
+]

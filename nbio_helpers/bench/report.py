@@ -194,3 +194,17 @@ def _p99(run: dict):
 
 def _ms(seconds):
     return None if seconds is None else seconds * 1e3
+
+
+__all__ = [
+    "COLUMNS",
+    "IDLE_CPU_TARGET",
+    "IDLE_TARGET_SERVERS",
+    "LEGEND",
+    "evaluate_targets",
+    "fmt",
+    "format_report",
+    "json_ready",
+    "ratio_of",
+    "size_text",
+]

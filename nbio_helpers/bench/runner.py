@@ -16,6 +16,7 @@ import os
 import platform
 import selectors
 import time
+from typing import Any
 
 from ..limits import fd_limit
 from ..measure.process import ClientProcess
@@ -63,7 +64,7 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
     round: on a shared machine, the best run is the one least disturbed by others.
     """
     started = time.perf_counter()
-    results = {
+    results: dict[str, Any] = {
         "meta": machine_info(),
         "settings": settings.as_dict(),
         "servers": {},
@@ -86,7 +87,9 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
             raise RuntimeError(f"the load process failed to start: {ping['error']}")
         note("loopback ceiling (1 connection, bulk)")
         results["ceiling"] = loopback_ceiling(load, settings.ceiling_seconds)
-        rounds = {name: {label: [] for label in SIZES} for name in names}
+        rounds: dict[str, dict[str, list[dict]]] = {
+            name: {label: [] for label in SIZES} for name in names
+        }
         idle = {}
         for round_ in range(settings.rounds):
             for name in names if round_ % 2 == 0 else names[::-1]:
@@ -148,7 +151,7 @@ def best_round(runs: list[dict]) -> dict:
 
 def machine_info() -> dict:
     """What the numbers depend on: OS, CPUs, Python, and how busy the machine was."""
-    info = {
+    info: dict[str, Any] = {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
@@ -159,3 +162,6 @@ def machine_info() -> dict:
     if hasattr(os, "getloadavg"):
         info["load_average"] = list(os.getloadavg())
     return info
+
+
+__all__ = ["SIZES", "Settings", "best_round", "machine_info", "run_bench"]

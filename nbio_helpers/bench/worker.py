@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 from ..interrupts import interrupts_deferred
 from ..limits import fd_limit
@@ -56,7 +57,7 @@ def worker_main() -> None:
 
 def _serve_commands() -> None:
     held: list[socket.socket] = []
-    commands = {
+    commands: dict[str, Callable[..., dict]] = {
         "echo_load": echo_load,
         "latency": sequential_echo,
         "hold": functools.partial(hold, held),
@@ -94,8 +95,8 @@ class LoadProcess:
     """The bench's handle on the load process: ``call("echo_load", ...)`` -> dict."""
 
     def __init__(self):
-        self.proc = None
-        self._reader = None
+        self.proc: subprocess.Popen[str] | None = None  # set unless starting it failed
+        self._reader: threading.Thread | None = None
         self._closed = False
         self._replies: queue.Queue = queue.Queue()
         with interrupts_deferred() as interrupted:
@@ -118,9 +119,17 @@ class LoadProcess:
             if interrupted.pending:  # raised when the block ends, once it is gone
                 self._shutdown(polite=False)
 
+    def _started(self) -> subprocess.Popen[str]:
+        """The process; raises :class:`LoadProcessError` if it could not be started."""
+        if self.proc is None:
+            raise LoadProcessError("the load process did not start")
+        return self.proc
+
     def _read(self) -> None:
+        stdout = self._started().stdout
+        assert stdout is not None  # stdout=PIPE
         try:
-            for line in self.proc.stdout:
+            for line in stdout:
                 self._replies.put(json.loads(line))
         except (OSError, ValueError):  # closed under us, or a line that is not JSON
             pass
@@ -131,9 +140,11 @@ class LoadProcess:
 
         Raises :class:`LoadProcessError` if the load process is gone.
         """
+        stdin = self._started().stdin
+        assert stdin is not None  # stdin=PIPE
         try:
-            self.proc.stdin.write(json.dumps({"cmd": cmd, "args": args}) + "\n")
-            self.proc.stdin.flush()
+            stdin.write(json.dumps({"cmd": cmd, "args": args}) + "\n")
+            stdin.flush()
         except (OSError, ValueError) as exc:  # broken pipe, or closed
             raise LoadProcessError(f"the load process is gone ({type(exc).__name__})") from None
 
@@ -173,6 +184,8 @@ class LoadProcess:
             if self._reader is not None:
                 self._reader.join(timeout=5)
             for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is None:
+                    continue
                 try:
                     pipe.close()
                 except OSError:  # what was buffered for a dead process
@@ -192,3 +205,6 @@ def _own_process_group() -> dict:
     if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
     return {"start_new_session": True}
+
+
+__all__ = ["WORKER_CODE", "LoadProcess", "LoadProcessError", "worker_main"]

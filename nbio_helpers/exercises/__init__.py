@@ -44,6 +44,8 @@ import functools
 import itertools
 import os
 import re
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from .harness import (
     RESTART_ADVICE,
@@ -238,7 +240,17 @@ def _run_check(func, args, kwargs) -> Verdict:
     return dataclasses.replace(verdict, notes=tuple(notes))
 
 
-def checker(func):
+class CheckFunction(Protocol):
+    """What :func:`checker` makes of a check: the cell's function, and its other faces."""
+
+    verdict: Callable[..., Verdict]
+    report: Callable[..., bool]
+    check: Callable[..., Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+def checker(func: Callable[..., Any]) -> CheckFunction:
     """Decorator for a ``check_*`` function: turns its outcome into one verdict.
 
     The decorated function returns the success message (a str), or raises :class:`NotYet`.
@@ -272,10 +284,11 @@ def checker(func):
     def printed(*args, **kwargs) -> bool:
         return _run_check(func, args, kwargs).report()
 
-    cell.verdict = verdict
-    cell.report = printed
-    cell.check = func
-    return cell
+    check = cast(CheckFunction, cell)  # a function with three attributes, set here
+    check.verdict = verdict
+    check.report = printed
+    check.check = func
+    return check
 
 
 # ---------------------------------------------------------------- calling the learner
@@ -481,6 +494,7 @@ __all__ = [
     "NOT_IMPLEMENTED_MESSAGE",
     "PASS_PREFIX",
     "RESTART_ADVICE",
+    "CheckFunction",
     "CheckInterrupted",
     "LearnerBaseException",
     "LearnerStopped",

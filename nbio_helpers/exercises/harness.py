@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import itertools
 import linecache
 import os
@@ -46,6 +47,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 STOP_TIMEOUT = 1.5
 """Seconds spent trying to stop learner code before calling it a zombie."""
@@ -96,11 +98,12 @@ _lock = threading.Lock()
 _running: dict[int, _Call] = {}  # thread ident -> the learner call it is running
 _zombies: dict[int, str] = {}  # thread ident -> where it was when we gave up
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
-_set_async_exc.restype = ctypes.c_int
-
-
+# PyThreadState_SetAsyncExc(id, exc) with our own prototypes: setting argtypes on the shared
+# ctypes.pythonapi.PyThreadState_SetAsyncExc would change it for every other user in the
+# process, at import.
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
 # The same C function, declared to take NULL: PyThreadState_SetAsyncExc(id, NULL) cancels.
 _cancel_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
@@ -190,7 +193,7 @@ def guarded(fn, *, name: str | None = None, wrap_base: bool = True):
         an ``Exception``: the checker's loop then handles it like any error, and it can never
         end the cell with a raw traceback.
     """
-    label = name or getattr(fn, "__name__", "function")
+    label = name or str(getattr(fn, "__name__", "function"))
 
     def call(*args, **kwargs):
         _enter(label)
@@ -207,8 +210,8 @@ def guarded(fn, *, name: str | None = None, wrap_base: bool = True):
         finally:
             _leave()
 
+    functools.update_wrapper(call, fn, assigned=(), updated=())  # only call.__wrapped__ = fn
     call.__name__ = label
-    call.__wrapped__ = fn
     return call
 
 
@@ -217,7 +220,7 @@ def running_for(thread: threading.Thread | int | None) -> float:
     ident = thread.ident if isinstance(thread, threading.Thread) else thread
     with _lock:
         _purge()
-        call = _running.get(ident)
+        call = _running.get(ident) if ident is not None else None
     if call is None or (
         isinstance(thread, threading.Thread)
         and call.thread is not None
@@ -276,7 +279,7 @@ def where(thread: threading.Thread | int | None) -> str | None:
     library, not an installed package) in the thread's stack.
     """
     ident = thread.ident if isinstance(thread, threading.Thread) else thread
-    frame = sys._current_frames().get(ident)
+    frame = sys._current_frames().get(ident) if ident is not None else None
     while frame is not None:
         code = frame.f_code
         if _is_learner_file(code.co_filename):
@@ -435,7 +438,7 @@ class Outcome:
     ``gave_up`` is the reason ``give_up()`` gave for stopping it early.
     """
 
-    value: object = None
+    value: Any = None  # whatever the learner's code returned
     error: BaseException | None = None
     elapsed: float = 0.0
     base_error: BaseException | None = None
@@ -466,7 +469,7 @@ def run_learner(
     given, is asked every 0.1 s; a non-empty string it returns (why: "sent nothing for 2 s")
     stops the call at once, as if ``limit`` had passed (``outcome.gave_up`` is that string).
     """
-    label = name or getattr(fn, "__name__", "function")
+    label = name or str(getattr(fn, "__name__", "function"))
     given = _open_sockets(args)
     result: dict = {}
     started = threading.Event()
@@ -515,7 +518,7 @@ def run_learner(
         thread.join(0.2)
         if survivors:
             outcome.still_running = True
-            outcome.where = outcome.where or survivors.get(thread.ident) or None
+            outcome.where = outcome.where or survivors.get(thread.ident or 0) or None
     else:
         outcome.value = result.get("value")
         outcome.error = result.get("error")

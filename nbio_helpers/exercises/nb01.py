@@ -367,6 +367,7 @@ def _run(fn, script, n, timeout, *, limit, hang_hint, given=None, late_return=No
     that gets data returns only that many seconds after it was called."""
     with ScriptedPeer(script, watched=True) as peer:
         sock = peer.sock
+        assert isinstance(sock, WatchedSocket)  # watched=True
         sock.settimeout(given)
         sock.forget()
         sock.late_return = late_return
@@ -802,6 +803,7 @@ __all__ = [
     "CHOICES",
     "CLOSE",
     "RESET",
+    "RIGHT_CHOICE",
     "Outcome",
     "ScriptedPeer",
     "WatchedSocket",

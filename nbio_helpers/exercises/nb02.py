@@ -873,6 +873,8 @@ def _reset_midway(fn) -> None:
 
 
 __all__ = [
+    "SMALL_BUFFER",
+    "SPIN_ATTEMPTS",
     "SlowReader",
     "check_recv_nonblocking",
     "check_send_all_nonblocking",

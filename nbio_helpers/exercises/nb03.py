@@ -224,6 +224,7 @@ class LearnerClassicServer(ClassicServer):
 
     def start(self) -> LearnerClassicServer:
         super().start()
+        assert self._thread is not None  # started
         self._thread.name = f"learner-{self.name}"
         return self
 
@@ -271,7 +272,8 @@ class LearnerClassicServer(ClassicServer):
         finally:
             self.durations.append(time.perf_counter() - start)
             with contextlib.suppress(OSError):
-                self.listener_mode = self.listener_mode or _mode(self.listener)
+                if self.listener is not None and not self.listener_mode:
+                    self.listener_mode = _mode(self.listener)
         if not isinstance(new, list) or not all(isinstance(s, socket.socket) for s in new):
             _close_found(new)  # the loop dies next: leave no socket open
         if not isinstance(new, list):
@@ -314,10 +316,11 @@ def _learner_server(step: str, **options):
         yield server
     finally:
         # Its error is reported by _raise_loop_error; a stuck step is stopped by the harness.
+        thread = server._thread
         with contextlib.suppress(Exception, LearnerStopped):
             server.stop(timeout=STUCK_AFTER)
-        if server.running:
-            stop_learner_code([server._thread.ident])
+        if server.running and thread is not None:
+            stop_learner_code([thread.ident])
 
 
 def _raise_if_stuck(server, step: str) -> None:
@@ -346,7 +349,7 @@ def _raise_loop_error(server, step: str, ignore=()) -> None:
             f"accept_new() left the listening socket in {server.listener_mode}", ACCEPT_HANG_HINT
         )
     error = server.error
-    if error is None or isinstance(error, ignore) or isinstance(error, LearnerStopped):
+    if error is None or isinstance(error, (ignore, LearnerStopped)):
         return
     if isinstance(error, LearnerBaseException):
         message, hint = base_exception_failure(f"{step}()", error.original)
@@ -500,10 +503,10 @@ def _judge_send_probe(socks, wlist, error) -> None:
         "six pending pairs (sent whole, sent in part, a full buffer, a reset, a timed-out "
         "connection, sent whole)"
     )
-    for label, sock in socks.items():
+    for sock in socks.values():
         if sock.calls["sendall"]:
             raise NotYet(f"with {probe}, send_pending() called sendall()", SENDALL_HINT)
-    for label, sock in socks.items():
+    for sock in socks.values():
         changed = [
             c
             for c in sock.mode_calls
@@ -532,7 +535,7 @@ def _judge_send_probe(socks, wlist, error) -> None:
             f"with {probe}, send_pending() raised {describe_exception(error)}",
             "read the error, fix the function, run its cell again.",
         )
-    for label, sock in socks.items():
+    for sock in socks.values():
         if sock.calls["send"] > 1:
             raise NotYet(
                 f"send() was called {sock.calls['send']} times for one pair in one "

@@ -94,6 +94,7 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 from ..events import CLOSE, ERROR
 from ..framing import LineTooLong
@@ -430,7 +431,7 @@ def check_framer(framer_class):
     )
     stream = b"ann\r\nhi all\r\n\nbye\n"
     chunks = [stream[i : i + 1] for i in range(len(stream))]
-    want = [[] for _ in chunks]
+    want: list[list[bytes]] = [[] for _ in chunks]
     for i, line in zip((4, 12, 13, 17), (b"ann", b"hi all", b"", b"bye")):
         want[i] = [line]
     _expect_lines(make(), chunks, want, "a client sending byte by byte", _split_hint)
@@ -496,7 +497,7 @@ def _check_limit(framer_class, limit: int) -> None:
         expect_error=True,
     )
     if error is not None:
-        one_chunk, error2, _ = _feed(
+        _one_chunk, error2, _ = _feed(
             _make_framer(framer_class, limit), [exact + b"\n"], "", expect_error=True
         )
         if error2 is not None:
@@ -883,7 +884,7 @@ def _timeout_checks(cls, calls):
             )
     except Exception as exc:
         if not isinstance(exc, _Failed):
-            exc.doing = step
+            setattr(exc, "doing", step)  # noqa: B010 - any exception: read with getattr
         raise
     finally:
         _loop_close(loop)
@@ -1021,7 +1022,7 @@ def _run_timers_checks(cls, calls):
             )
     except Exception as exc:
         if not isinstance(exc, _Failed):
-            exc.doing = step
+            setattr(exc, "doing", step)  # noqa: B010 - any exception: read with getattr
         raise
     finally:
         _loop_close(loop)
@@ -1049,11 +1050,11 @@ class _LiveLoop:
             if isinstance(made.error, NotYet):
                 raise made.error
             _judge_call(made, f"{cls.__name__}()", "keep __init__ as it was given.")
-            raise NotYet(
-                f"{cls.__name__}() raised {describe_exception(made.error)}",
-                "keep __init__ as it was given.",
-            )
-        self.loop = made.value
+            outcome = "returned None" if made.error is None else "raised"
+            if made.error is not None:
+                outcome += f" {describe_exception(made.error)}"
+            raise NotYet(f"{cls.__name__}() {outcome}", "keep __init__ as it was given.")
+        self.loop = made.value  # the learner's loop
         self.loop.add_reader(self.waker_r, self._woken)
         self.runner = LearnerThread(
             guarded(self.loop.run_forever, name="run_forever"),
@@ -1374,7 +1375,8 @@ class _Watch:
         self.thread: threading.Thread | None = None
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
-        self.sockets = list  # the server's connections, once known
+        # The server's connections, once known.
+        self.sockets: Callable[[], list[socket.socket]] = list
 
     def start(self, thread: threading.Thread) -> None:
         self.thread = thread
@@ -1384,16 +1386,18 @@ class _Watch:
         self._watchdog.start()
 
     def _watch(self) -> None:
+        thread = self.thread
+        assert thread is not None  # set by start()
         while not self._done.wait(0.005):
             started = self.step_started
             seconds = time.monotonic() - started if started is not None else 0.0
             if seconds > BLOCK_LIMIT:  # where it is now is where it holds the loop
-                place = self.held[1] if self.held else where(self.thread) or ""
+                place = self.held[1] if self.held else where(thread) or ""
                 self.held = (max(seconds, self.held[0] if self.held else 0.0), place)
             if seconds > STUCK_AFTER and self.stopped is None:
-                self.stopped = where(self.thread) or ""
+                self.stopped = where(thread) or ""
                 # Shut the connections down too: a blocking recv() on one then returns.
-                stop_learner_code([self.thread.ident], sockets=self.sockets())
+                stop_learner_code([thread.ident], sockets=self.sockets())
 
     def stop(self) -> None:
         self._done.set()
@@ -1411,15 +1415,16 @@ class _Steps:
         self._throw = self._timed(guarded(coro.throw, name="my_chat", wrap_base=False))
 
     def _timed(self, step):
-        if self.watch is None:
+        watch = self.watch
+        if watch is None:
             return step
 
         def timed(value):
             try:
-                self.watch.step_started = time.monotonic()
+                watch.step_started = time.monotonic()
                 return step(value)
             finally:
-                self.watch.step_started = None
+                watch.step_started = None
 
         return timed
 
@@ -1456,6 +1461,15 @@ class _HandlerServer(CoroutineChatServer):
     def __init__(self, *args, watch: _Watch, **kwargs):
         super().__init__(*args, **kwargs)
         self.watch = watch
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread running the loop (None before start and after stop)."""
+        return self._thread
+
+    def open_sockets(self) -> list[socket.socket]:
+        """The accepted sockets still open (to close them if the learner's code is stuck)."""
+        return list(self._open)
 
     def start_serving(self, loop) -> None:
         super().start_serving(loop)
@@ -1494,9 +1508,11 @@ def _handler_server(handler, **options):
         handler=handler, watch=watch, name=f"check-chat-{next(_checks)}", **options
     )
     server.start()
-    server._thread.name = "learner-" + server._thread.name.removeprefix("nbio-")
-    watch.sockets = lambda: list(server._open)
-    watch.start(server._thread)
+    thread = server.thread
+    assert thread is not None  # started
+    thread.name = "learner-" + thread.name.removeprefix("nbio-")
+    watch.sockets = server.open_sockets
+    watch.start(thread)
     try:
         yield server, watch
     finally:
@@ -1504,8 +1520,8 @@ def _handler_server(handler, **options):
         with contextlib.suppress(Exception, LearnerStopped):
             server.stop(timeout=1.0)
         if server.running:
-            stop_learner_code([server._thread.ident], sockets=list(server._open))
-            server._thread.join(0.5)
+            stop_learner_code([thread.ident], sockets=server.open_sockets())
+            thread.join(0.5)
 
 
 def _handler_errors(server) -> list[str]:
@@ -1958,7 +1974,9 @@ def try_on_asyncio(handler) -> list[str]:
         # A step that never gave the loop back is stopped first (asyncio's Task takes the
         # exception as the handler's failure and its loop goes on), then the server: stop()
         # wakes the loop through its socketpair, which a stop() that timed out would close.
-        stop_learner_code([server._thread.ident])
+        thread = server._thread  # Server has no public name for its loop's thread yet
+        if thread is not None:
+            stop_learner_code([thread.ident])
         with contextlib.suppress(Exception):
             server.stop(timeout=2.0)
     if any(isinstance(exc, NotImplementedError) for exc in failed):

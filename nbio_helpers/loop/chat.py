@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import re
+from typing import Any
 
 from ..framing import LineFramer, LineTooLong
 from .transport import Transport
@@ -60,7 +61,7 @@ class Room:
     and a ``name`` attribute (None until they have joined)."""
 
     def __init__(self):
-        self.members = {}  # name.casefold() -> client
+        self.members: dict[str, Any] = {}  # name.casefold() -> client
 
     def names(self) -> list[str]:
         return sorted((c.name for c in self.members.values()), key=str.casefold)
@@ -106,9 +107,10 @@ class Room:
 
     def leave(self, client) -> None:
         """``client`` is gone (for whatever reason): tell the others. Safe to call twice."""
-        if client.name is not None and self.members.get(client.name.casefold()) is client:
-            del self.members[client.name.casefold()]
-            self.tell_others(client, LEFT.format(name=client.name))
+        name = client.name
+        if name is not None and self.members.get(name.casefold()) is client:
+            del self.members[name.casefold()]
+            self.tell_others(client, LEFT.format(name=name))
 
     def tell_others(self, sender, text: str) -> None:
         for member in list(self.members.values()):
@@ -128,8 +130,9 @@ class LineClient:
         self.server, self.loop, self.sock, self.id = server, loop, sock, conn
         self.transport = Transport(loop, sock, server, conn)
         self.framer = LineFramer(server.max_line)
-        self.lines = collections.deque()  # decoded lines, then None (end) or a LineTooLong
-        self.name = None
+        # Decoded lines, then None (end) or a LineTooLong.
+        self.lines: collections.deque[str | LineTooLong | None] = collections.deque()
+        self.name: str | None = None
         self.dropped = 0  # lines not sent: the client does not read
 
     def say(self, text: str) -> None:
@@ -184,3 +187,26 @@ def _require_text(value, method: str) -> None:
     (``None``: the client has gone; a coroutine: an ``await`` is missing)."""
     if not isinstance(value, str):
         raise TypeError(f"Room.{method}() takes a line of text (str), not {type(value).__name__}")
+
+
+__all__ = [
+    "ALONE",
+    "ASK_NAME",
+    "BAD_NAME",
+    "BYE",
+    "HELLO",
+    "IDLE",
+    "JOINED",
+    "LEFT",
+    "MESSAGE",
+    "NAME",
+    "NAME_TAKEN",
+    "OTHERS",
+    "TOO_LONG",
+    "UNKNOWN",
+    "WHO",
+    "LineClient",
+    "Room",
+    "decode",
+    "error_line",
+]

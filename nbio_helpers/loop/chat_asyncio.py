@@ -24,8 +24,8 @@ class AsyncioClient:
     def __init__(self, server, reader, writer):
         self.server, self.reader, self.writer = server, reader, writer
         self.framer = LineFramer(server.max_line)
-        self.lines = collections.deque()
-        self.name = None
+        self.lines: collections.deque[str | LineTooLong | None] = collections.deque()
+        self.name: str | None = None
         self.dropped = 0
 
     async def readline(self):
@@ -34,8 +34,9 @@ class AsyncioClient:
                 data = await asyncio.wait_for(self.reader.read(4096), self.server.idle_timeout)
             except ConnectionError:
                 data = b""
+            lines: list[bytes | LineTooLong | None]
             try:
-                lines = self.framer.feed(data) if data else [*self.framer.end(), None]
+                lines = [*self.framer.feed(data)] if data else [*self.framer.end(), None]
             except LineTooLong as exc:
                 lines = [*exc.lines, exc]
             self.lines.extend(decode(x) if isinstance(x, bytes) else x for x in lines)
@@ -73,6 +74,7 @@ class AsyncioChatServer(Server):
     async def main(self, loop):
         stopped = loop.create_future()
         loop.add_reader(self.waker, lambda: stopped.done() or stopped.set_result(None))
+        assert self.listener is not None  # serve() runs between start() and stop()
         self.listener.setblocking(False)
         self.room = Room()
         server = await asyncio.start_server(
@@ -104,3 +106,6 @@ class AsyncioChatServer(Server):
             self.room.leave(client)
             writer.close()
             self.events.record(CLOSE, cid, detail=reason)
+
+
+__all__ = ["AsyncioChatServer", "AsyncioClient"]

@@ -78,3 +78,6 @@ class CallbackChatServer(LoopServer):
         for sock in accept_all(self, make=lambda sock, server: sock):
             sock.setblocking(False)
             CallbackConnection(self, loop, sock, self.track(sock))
+
+
+__all__ = ["CallbackChatServer", "CallbackConnection"]

@@ -38,7 +38,7 @@ async def chat(room, client):
 class CoroutineClient(LineClient):
     """A client for coroutines: ``line = await client.readline()``, ``client.say(text)``."""
 
-    timeout = None
+    timeout: float | None = None
 
     async def readline(self):
         """The next line (None at the end of the stream); raises TimeoutError after
@@ -94,3 +94,6 @@ class CoroutineChatServer(LoopServer):
         finally:
             self.room.leave(client)  # in case the handler did not
             client.close(reason)
+
+
+__all__ = ["CoroutineChatServer", "CoroutineClient", "chat"]

@@ -39,7 +39,7 @@ def chat(room, client):
 class GeneratorClient(LineClient):
     """A client whose ``readline()`` is a generator: ``line = yield from client.readline()``."""
 
-    timeout = None  # step 3: seconds to wait for data
+    timeout: float | None = None  # step 3: seconds to wait for data
 
     def readline(self):
         """The next line (None at the end of the stream); yields to the loop while waiting."""
@@ -81,3 +81,6 @@ class GeneratorChatServer(LoopServer):
             reason = type(exc).__name__
         finally:
             client.close(reason)
+
+
+__all__ = ["GeneratorChatServer", "GeneratorClient", "chat"]

@@ -23,3 +23,6 @@ class TimerChatServer(GeneratorChatServer):
 
     def __init__(self, *args, idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT, **kwargs):
         super().__init__(*args, idle_timeout=idle_timeout, **kwargs)
+
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "TimerChatServer"]

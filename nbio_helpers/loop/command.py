@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..cli import _add_address, _ignore_stop_signals, _stop_signals
+from ..cli import add_address_arguments, ignore_stop_signals, stop_signals
 from ..cli_args import seconds, whole_number
 from ..framing import MAX_LINE
 from ..terminal import format_address
@@ -29,7 +29,7 @@ def configure_parser(parser) -> None:
         "A line chat server: each client is asked a name, then every line "
         "it sends goes to the others. Talk to it with nc HOST PORT."
     )
-    _add_address(parser, serving=True)
+    add_address_arguments(parser, serving=True)
     parser.add_argument(
         "--step",
         choices=list(CHAT_SERVERS),
@@ -86,7 +86,7 @@ def run(args) -> int:
             return 1
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    with _stop_signals() as stop_requested:
+    with stop_signals() as stop_requested:
         try:
             address = format_address(server.address)
             print(f"listening on {address}", flush=True)
@@ -102,7 +102,7 @@ def run(args) -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            _ignore_stop_signals()
+            ignore_stop_signals()
             try:
                 server.stop()
                 error = None
@@ -113,3 +113,6 @@ def run(args) -> int:
         return 1
     print("stopped", file=sys.stderr)
     return 0
+
+
+__all__ = ["configure_parser", "run"]

@@ -182,3 +182,6 @@ class Loop(TimerLoop):
                 view = view[sock.send(view) :]
             except BlockingIOError:
                 await self.writable(sock)
+
+
+__all__ = ["CancelledError", "Future", "Loop", "Task"]

@@ -45,3 +45,6 @@ class GeneratorLoop(Reactor):
             self.step(task)
 
         self.add_writer(sock, ready)
+
+
+__all__ = ["GeneratorLoop"]

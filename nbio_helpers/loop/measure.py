@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from .. import stats
 from ..clients import connect, recv_exactly
@@ -90,7 +91,7 @@ def echo_clients(
     expected = message.upper()
     sel = selectors.DefaultSelector()
     socks, errors, kept = [], [], []
-    state = {}  # sock -> [index, sent_at, got, next_at]
+    state: dict[socket.socket, list[Any]] = {}  # sock -> [index, sent_at, got, next_at]
     try:
         for i in range(clients):
             sock = socket.create_connection((host, port), timeout=10)
@@ -98,7 +99,7 @@ def echo_clients(
             sock.setblocking(False)
             socks.append(sock)
             state[sock] = [i, None, b"", 0.0]
-            sel.register(sock, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ, sock)  # data: the socket, typed
         start = time.perf_counter()
         window, end = start + warmup, start + warmup + seconds
         while (now := time.perf_counter()) < end:
@@ -113,16 +114,17 @@ def echo_clients(
             due = [st[3] for st in state.values() if st[1] is None]
             timeout = max(0.0, min([end - now, *[d - now for d in due]])) if due else end - now
             for key, _ in sel.select(min(timeout, 0.05)):
-                st = state[key.fileobj]
+                sock = key.data
+                st = state[sock]
                 try:
-                    chunk = key.fileobj.recv(65536)
+                    chunk = sock.recv(65536)
                 except BlockingIOError:
                     continue
                 except OSError as exc:
                     chunk, errors[len(errors) :] = b"", [f"{type(exc).__name__}: {exc}"]
                 if not chunk:
                     errors.append("the server closed a connection")
-                    sel.unregister(key.fileobj)
+                    sel.unregister(sock)
                     st[1] = math.inf  # never sends again
                     continue
                 st[2] += chunk
@@ -350,8 +352,10 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
         stdout=subprocess.PIPE,
         text=True,
     )
+    stdin, stdout = proc.stdin, proc.stdout
+    assert stdin is not None and stdout is not None  # both PIPE
     try:
-        hello = json.loads(proc.stdout.readline())
+        hello = json.loads(stdout.readline())
         if hello["fd_limit"] is not None and hello["fd_limit"] < count + 100:
             count = max(10, hello["fd_limit"] - 100)
             note = (
@@ -359,9 +363,9 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
             )
 
         def accepted():
-            proc.stdin.write("count\n")
-            proc.stdin.flush()
-            return json.loads(proc.stdout.readline())["accepted"]
+            stdin.write("count\n")
+            stdin.flush()
+            return json.loads(stdout.readline())["accepted"]
 
         with LoadProcess() as load:
             warm = load.call(
@@ -403,13 +407,13 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
         }
     finally:
         try:
-            proc.stdin.write("quit\n")
-            proc.stdin.close()
+            stdin.write("quit\n")
+            stdin.close()
             proc.wait(20)
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
-        proc.stdout.close()
+        stdout.close()
 
 
 def idle_memory(tasks: int = 10_000, threads: int = 1_000) -> list[dict]:
@@ -530,3 +534,18 @@ def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = Non
     if title:
         fig.suptitle(title)
     return fig
+
+
+__all__ = [
+    "LOOP_MODELS",
+    "LoopFigures",
+    "blocking_call_latency",
+    "compare_loops",
+    "echo_clients",
+    "idle_memory",
+    "idle_memory_of",
+    "load_from_another_process",
+    "loops_table",
+    "p90_or_nan",
+    "plot_blocking_call",
+]

@@ -195,3 +195,6 @@ def names_table(rows=NAMES) -> str:
     lines = [f"{'step':<6}{'ours':<{width}}asyncio", "-" * (6 + width + 40)]
     lines += [f"{r.step:<6}{r.ours:<{width}}{r.asyncio}" for r in rows]
     return "\n".join(lines)
+
+
+__all__ = ["NAMES", "Name", "names_table"]

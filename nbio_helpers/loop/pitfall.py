@@ -47,3 +47,6 @@ class PausingEchoServer(TasksServer):
                 await stream.drain()
         finally:
             stream.close()
+
+
+__all__ = ["PAUSE_COMMAND", "PausingEchoServer"]

@@ -22,7 +22,7 @@ class Reactor:
 
     def __init__(self, selector=None):
         self.selector = selector or selectors.DefaultSelector()
-        self.ready = collections.deque()  # (callback, args) to call on the next turn
+        self.ready: collections.deque = collections.deque()  # (callback, args), next turn
         self.running = False
 
     def call_soon(self, callback, *args):
@@ -87,3 +87,6 @@ class Reactor:
 
     def close(self):
         self.selector.close()
+
+
+__all__ = ["Reactor"]

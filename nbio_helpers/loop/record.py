@@ -124,7 +124,7 @@ def lane_of(obj) -> str | None:
     if isinstance(obj, types.GeneratorType):
         frame = obj.gi_frame  # a task not finished: its arguments name it
         client = frame.f_locals.get("client") if frame is not None else None
-        return f"conn {client.id}" if hasattr(client, "id") else obj.__name__
+        return f"conn {client.id}" if client is not None and hasattr(client, "id") else obj.__name__
     conn = getattr(obj, "id", None)
     return f"conn {conn}" if isinstance(conn, int) else None
 
@@ -146,7 +146,7 @@ def recording(loop_class):
     """A subclass of ``loop_class`` whose constructor takes a :class:`LoopLog` and records
     into it: ``recording(Loop)(log)``."""
 
-    class Recording(loop_class):
+    class Recording(loop_class):  # type: ignore[misc,valid-type]  # a base given at run time
         def __init__(self, log: LoopLog, selector=None):
             super().__init__(RecordingSelector(selector or selectors.DefaultSelector(), log))
             self.log = log
@@ -175,3 +175,6 @@ def recording(loop_class):
 
     Recording.__name__ = Recording.__qualname__ = f"Recording{loop_class.__name__}"
     return Recording
+
+
+__all__ = ["LoopLog", "RecordingSelector", "SelectCall", "TaskRun", "lane_of", "recording"]

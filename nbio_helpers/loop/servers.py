@@ -41,6 +41,7 @@ class LoopServer(Server):
     """
 
     loop_class = Reactor
+    events: LoopLog  # set in __init__: the event log also keeps the loop's records
 
     def __init__(
         self, *args, max_line: int = MAX_LINE, idle_timeout: float | None = None, **kwargs
@@ -68,6 +69,7 @@ class LoopServer(Server):
         loop = self.loop = self.make_loop()
         loop.on_task_error = self.task_failed
         loop.add_reader(self.waker, self._woken, loop)
+        assert self.listener is not None  # serve() runs between start() and stop()
         self.listener.setblocking(False)
         try:
             self.start_serving(loop)
@@ -121,3 +123,6 @@ class LoopServer(Server):
                 except RuntimeError:  # it ignored GeneratorExit: nothing more to do
                     pass
         loop.close()
+
+
+__all__ = ["LoopServer"]

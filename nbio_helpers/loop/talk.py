@@ -64,7 +64,7 @@ class ChatClient:
 
     def lines(self, quiet: float = 0.2) -> list[str]:
         """Every line that arrives until none has for ``quiet`` seconds (or the end)."""
-        got = []
+        got: list[str] = []
         while True:
             try:
                 line = self.line(quiet)
@@ -74,8 +74,9 @@ class ChatClient:
                 return got
             got.append(line)
 
-    def join(self, name: str) -> str:
-        """Read the greeting, send ``name``; return the server's answer line."""
+    def join(self, name: str) -> str | None:
+        """Read the greeting, send ``name``; return the server's answer line (None if the
+        server closed the connection)."""
         self.line()
         self.say(name)
         return self.line()
@@ -88,3 +89,6 @@ class ChatClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+__all__ = ["ChatClient"]

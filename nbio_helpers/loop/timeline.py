@@ -248,7 +248,7 @@ def plot_loop_timeline(
             )
 
     # One lane per task: a bar each time it ran.
-    by_lane = {}
+    by_lane: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
         if r.lane in y_of:
             by_lane.setdefault(r.lane, []).append(
@@ -285,10 +285,11 @@ def plot_loop_timeline(
             (title or "") + (f" ({left_out} more task lanes not shown)" if left_out else "")
         )
     if legend and (selects or runs):
+        from matplotlib.artist import Artist
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
-        handles = []
+        handles: list[Artist] = []
         if slept:
             handles.append(Patch(facecolor=_ASLEEP[0], label="asleep in select()"))
         if looked:

@@ -87,3 +87,6 @@ class TimerLoop(GeneratorLoop):
 
         timer = self.call_later(timeout, expired)
         self.add_reader(sock, ready)
+
+
+__all__ = ["Timer", "TimerLoop"]

@@ -70,7 +70,7 @@ def comparison_models(models=None) -> list[tuple[str, str, dict]]:
     return specs
 
 
-def _model_spec(spec) -> tuple[str, object, dict]:
+def _model_spec(spec) -> tuple[str, str | type, dict]:
     """Normalise a model spec to ``(label, model name or Server class, options)``."""
     if isinstance(spec, (str, type)):
         spec = (spec, {})
@@ -116,7 +116,10 @@ class ComparisonRow:
         return dataclasses.asdict(self)
 
 
-def _range(spread: Spread) -> tuple:
+def _range(spread: Spread | None) -> tuple:
+    """``(low, high)`` of a spread; NaNs when there is none (as a row's default)."""
+    if spread is None:
+        return (math.nan, math.nan)
     return (spread.low, spread.high)
 
 
@@ -452,7 +455,7 @@ def plot_comparison(rows: list[ComparisonRow], *, title: str | None = None):
                 "tab:blue",
                 1e-3,
             )
-            ax.plot([t for t in tails], y, ">", color="tab:blue", alpha=0.45, ms=6)
+            ax.plot(list(tails), y, ">", color="tab:blue", alpha=0.45, ms=6)
             _label(ax, median, y, [f"{v:.3g}" for v in median], 1e-3)
             names = sorted({r.tail_name for r in rows if r.tail_latency == r.tail_latency})
             ax.set_xlabel(f"reply latency (ms, log): median, ▸ {'/'.join(names) or 'tail'}")

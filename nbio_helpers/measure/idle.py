@@ -320,4 +320,6 @@ def idle_cost_held(
             best = cost
         if not cost.cpu < retry_below:  # enough (or nan: unsupported, no point retrying)
             break
+    if best is None:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     return dataclasses.replace(best, windows=measured, opened=held.opened, errors=held.errors)

@@ -23,8 +23,9 @@ Rules:
   interrupt stops the cell, and the request it cut short retires the process;
 * requests are serialised: a lock makes a measurement that holds connections, measures and
   releases them (several requests) atomic against another thread's (the explorer widget);
-* every process is registered; :func:`stop_client_processes` stops them all, and the kernel
-  ending closes the child's stdin, which ends it (after the command it is running).
+* every process is registered; :func:`stop_client_processes` stops them all (also at the
+  interpreter's exit: the hook is registered with the first process, not at import), and the
+  kernel ending closes the child's stdin, which ends it (after the command it is running).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ _PASSED_THROUGH = (
 _lock = threading.Lock()
 _processes: list[ClientProcess] = []
 _shared: ClientProcess | None = None
+_exit_hook_registered = False  # atexit: stop_client_processes(), registered with the first process
 
 
 class ClientProcess(LoadProcess):
@@ -78,8 +80,12 @@ class ClientProcess(LoadProcess):
         self.lock = threading.RLock()
         """Held for a request; hold it yourself around several requests that belong together."""
         self._retired = False
+        global _exit_hook_registered
         with _lock:
             _processes.append(self)
+            if not _exit_hook_registered:  # at the first process, not at import
+                atexit.register(stop_client_processes)
+                _exit_hook_registered = True
 
     @property
     def pid(self) -> int | None:
@@ -120,7 +126,8 @@ class ClientProcess(LoadProcess):
             error = reply.get("error")
             if error is None:
                 return reply
-            if self.proc.poll() is not None or error == "the load process ended":
+            ended = self.proc is None or self.proc.poll() is not None
+            if ended or error == "the load process ended":
                 self.kill()
                 raise ClientProcessError(
                     f"the client process ended during {cmd!r}{self._exit_note()}"
@@ -207,6 +214,3 @@ def stop_client_processes() -> int:
             except Exception:
                 pass
     return stopped
-
-
-atexit.register(stop_client_processes)

@@ -80,6 +80,8 @@ class Relation(tuple):
     otherwise.
     """
 
+    figures: str
+
     def __new__(cls, sentence: str, holds: bool, figures: str = ""):
         self = tuple.__new__(cls, (sentence, bool(holds)))
         self.figures = figures
@@ -199,7 +201,7 @@ def comparison_relations(
                 f"spare cores: {spare_cores}",
             ),
         )
-    if sleeper is not None:
+    if sleeper is not None and nap is not None:  # nap is the sleeper's, or the one given
         relation(
             "the sleeping poller goes round at most once per nap",
             [sleeper],

@@ -17,22 +17,24 @@ from __future__ import annotations
 
 import socket
 import statistics
+import sys
 import threading
 import time
+from typing import Any
 
-try:
+if sys.platform == "win32":  # no resource module
+    resource, _RUSAGE_THREAD = None, None
+else:
     import resource
 
     _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)  # Linux only
-except ImportError:  # Windows
-    resource, _RUSAGE_THREAD = None, None
 
 
 def _idle_sockets(n: int):
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
     clients = [socket.create_connection(listener.getsockname(), timeout=5) for _ in range(n)]
-    served = []
+    served: list[socket.socket] = []
     deadline = time.monotonic() + 5
     while len(served) < n and time.monotonic() < deadline:
         try:
@@ -81,7 +83,7 @@ def round_cost_after(
     "preempted": {interval: share of spins interrupted by the OS, or None}}``.
     """
     listener, clients, socks = _idle_sockets(sockets)
-    result = {"busy": float("nan"), "spin": {}, "sleep": {}, "preempted": {}}
+    result: dict[str, Any] = {"busy": float("nan"), "spin": {}, "sleep": {}, "preempted": {}}
     deadline = time.monotonic() + budget
 
     def body():
@@ -99,7 +101,7 @@ def round_cost_after(
                     wait(interval)
                     after = _involuntary_switches()
                     costs.append(_one_round(listener, socks))
-                    preempted += before is not None and after > before
+                    preempted += before is not None and after is not None and after > before
                 result[kind][interval] = statistics.median(costs) / 1e9 if costs else float("nan")
                 if kind == "spin":
                     result["preempted"][interval] = (
@@ -126,5 +128,9 @@ if __name__ == "__main__":
     for i in r["spin"]:
         print(
             f"  {i * 1e3:4.0f} ms: after a spin {r['spin'][i] * 1e6:5.1f} µs "
-            f"(spins preempted {r['preempted'][i]:.0%}), after a sleep {r['sleep'][i] * 1e6:5.1f} µs"
+            f"(spins preempted {r['preempted'][i]:.0%}), "
+            f"after a sleep {r['sleep'][i] * 1e6:5.1f} µs"
         )
+
+
+__all__ = ["round_cost_after"]
