@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import selectors
 import socket
 import time
 
+from .addresses import address_family
 from .connection import echo_upper
 from .events import PAUSE, RECV, RESUME, SEND
+from .nonblocking import READ, WRITE, Readiness
 
 PATTERN = b"a fast client that never reads. "
 
@@ -51,7 +52,7 @@ class Flooder:
     def __init__(
         self, address, buffer_size: int = 64 * 1024, chunk: int = 64 * 1024, timeout: float = 5.0
     ):
-        self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        self.sock = socket.socket(address_family(address[0]))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
         self.sock.settimeout(timeout)
@@ -77,17 +78,19 @@ class Flooder:
         Never reads. Returns :attr:`sent`, the bytes sent so far.
         """
         deadline = time.monotonic() + seconds
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_WRITE)
+        with Readiness(self.sock) as ready:
             while self.sent < total and time.monotonic() < deadline:
-                if not sel.select(timeout=min(stall, max(0.0, deadline - time.monotonic()))):
+                data = self._data(self.sent, min(self.chunk, total - self.sent))
+                try:  # try, and wait at most `stall` for room if there is none
+                    self.sent += ready.call(
+                        WRITE,
+                        self.sock.send,
+                        data,
+                        deadline=min(deadline, time.monotonic() + stall),
+                    )
+                except TimeoutError:
                     self.stalled = time.monotonic() < deadline
                     break
-                size = min(self.chunk, total - self.sent)
-                try:
-                    self.sent += self.sock.send(self._data(self.sent, size))
-                except (BlockingIOError, InterruptedError):
-                    pass
         return self.sent
 
     def drain(self, seconds: float) -> int:
@@ -98,15 +101,12 @@ class Flooder:
         deadline = time.monotonic() + seconds
         if self.reading_from is None:
             self.reading_from = time.monotonic()
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
+        with Readiness(self.sock) as ready:
             while self.received < self.sent and time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    break
                 try:
-                    data = self.sock.recv(256 * 1024)
-                except (BlockingIOError, InterruptedError):
-                    continue
+                    data = ready.call(READ, self.sock.recv, 256 * 1024, deadline=deadline)
+                except TimeoutError:
+                    break
                 if not data:
                     break
                 if data != echo_upper(self._data(self.received, len(data))):

@@ -30,6 +30,7 @@ import selectors
 import socket
 import sys
 
+from .addresses import format_address
 from .clients import connect
 
 PROMPT = "> "
@@ -190,12 +191,6 @@ class _Output:
             if rest:
                 self.stdout.write(rest)
                 self.stdout.flush()
-
-
-def format_address(address) -> str:
-    """``HOST:PORT``, with brackets around an IPv6 host: ``[::1]:8080``."""
-    host, port = address[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _pieces(stdin, prompt_to):

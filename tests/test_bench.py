@@ -245,8 +245,7 @@ def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
 
 
 def test_compare_every_field_on_a_small_run():
-    from nbio_helpers.bench import compare, comparison_table
-    from nbio_helpers.measure import ComparisonRow
+    from nbio_helpers.measure import ComparisonRow, compare, comparison_table
 
     rows = compare(
         [("blocking", "blocking", {}), ("selectors", "selectors", {})],
@@ -279,15 +278,6 @@ def test_compare_every_field_on_a_small_run():
         "connections",
     ]
     assert table.splitlines()[3].endswith("30/30")
-
-
-def test_the_bench_comparison_is_the_measure_comparison():
-    # Deprecated aliases: notebook 05 imports them from nbio_helpers.bench.
-    from nbio_helpers.bench import comparison_table, plot_comparison
-    from nbio_helpers.measure import comparison_table as the_table
-    from nbio_helpers.measure import plot_comparison as the_plot
-
-    assert comparison_table is the_table and plot_comparison is the_plot
 
 
 def test_echo_load_names_its_tail_by_the_rule():
@@ -323,9 +313,6 @@ def test_the_names_notebooks_and_the_cli_use_stay_importable():
         "configure_parser",
         "run",
         "main",
-        "compare",
-        "comparison_table",
-        "plot_comparison",
         "worker_main",
         "LoadProcess",
         "sequential_echo",
