@@ -290,26 +290,20 @@ def plot_backpressure(
             ax.axhline(
                 mark_kib / 2, color="tab:green", ls=":", lw=1, label="half the mark (resume)"
             )
-            for i, t in enumerate(held.pauses):
-                ax.plot(
-                    t * 1e3,
-                    level_at(held, t) / 1024,
-                    "v",
-                    color="tab:red",
-                    ms=9,
-                    ls="none",
-                    label="PAUSE: stop reading" if i == 0 else None,
-                )
-            for i, t in enumerate(held.resumes):
-                ax.plot(
-                    t * 1e3,
-                    level_at(held, t) / 1024,
-                    "^",
-                    color="tab:green",
-                    ms=9,
-                    ls="none",
-                    label="RESUME" if i == 0 else None,
-                )
+            for times, marker, color, label in (
+                (held.pauses, "v", "tab:red", "PAUSE: stop reading"),
+                (held.resumes, "^", "tab:green", "RESUME"),
+            ):
+                for i, t in enumerate(times):
+                    ax.plot(
+                        t * 1e3,
+                        level_at(held, t) / 1024,
+                        marker,
+                        color=color,
+                        ms=9,
+                        ls="none",
+                        label=label if i == 0 else None,
+                    )
             ax.set_xlim(lo, hi)
             ax.set_xlabel("time (ms)")
         handles, labels = ax_start.get_legend_handles_labels()
