@@ -5,6 +5,7 @@ checked, and the table and the JSON are well formed.
 """
 
 import argparse
+import errno
 import gc
 import json
 import re
@@ -98,6 +99,46 @@ def test_echo_load_reports_a_wrong_echo():
         listener.close()
     assert result["messages"] == 0
     assert any("differs" in e for e in result["errors"])
+
+
+class _FullOnTheNextMessage(socket.socket):
+    """A client socket whose send buffer is full, once, just as a message's echo completes:
+    the send of the next message raises BlockingIOError, as it may on any connection."""
+
+    def __init__(self, real: socket.socket):
+        super().__init__(real.family, real.type, real.proto, fileno=real.detach())
+        self.messages = 0
+        self.refused = False
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        n = super().recv_into(buffer, nbytes, flags)
+        self.messages += 1  # (one recv_into per 16-byte echo on loopback)
+        return n
+
+    def send(self, data, flags=0):
+        if self.messages == 1 and not self.refused:
+            self.refused = True
+            raise BlockingIOError(errno.EAGAIN, "send buffer full (simulated)")
+        return super().send(data, flags)
+
+
+def test_echo_load_sends_the_next_message_later_when_the_buffer_is_full(monkeypatch):
+    # Before the fix, a next message that could not be sent at once was never sent: the
+    # client waited for its echo for the rest of the run.
+    import nbio_helpers.bench.load as load
+
+    real = socket.create_connection
+    monkeypatch.setattr(
+        load.socket, "create_connection", lambda *a, **k: _FullOnTheNextMessage(real(*a, **k))
+    )
+    server = SERVERS["selectors"][0]().start()
+    try:
+        host, port = server.address
+        result = echo_load(host, port, clients=1, size=16, warmup=0.0, duration=0.3)
+    finally:
+        server.stop()
+    assert result["errors"] == []
+    assert result["all_messages"] > 2
 
 
 def test_hold_counts_echoes_and_refusals():
