@@ -67,13 +67,18 @@ def test_reference_servers_stop_with_clients_connected(cls):
     assert not server.running
 
 
-def test_echo_load_checks_every_echo_in_process():
+def _echo_load_on_selectors(**settings) -> dict:
+    """:func:`echo_load` against a selectors server of this process."""
     server = SERVERS["selectors"][0]().start()
     try:
         host, port = server.address
-        result = echo_load(host, port, clients=5, size=3000, warmup=0.05, duration=0.2)
+        return echo_load(host, port, **settings)
     finally:
         server.stop()
+
+
+def test_echo_load_checks_every_echo_in_process():
+    result = _echo_load_on_selectors(clients=5, size=3000, warmup=0.05, duration=0.2)
     assert result["errors"] == []
     assert result["messages"] > 0 and result["clients_served"] == 5
     assert result["median_latency_s"] <= result["tail_latency_s"]
@@ -131,12 +136,7 @@ def test_echo_load_sends_the_next_message_later_when_the_buffer_is_full(monkeypa
     monkeypatch.setattr(
         load.socket, "create_connection", lambda *a, **k: _FullOnTheNextMessage(real(*a, **k))
     )
-    server = SERVERS["selectors"][0]().start()
-    try:
-        host, port = server.address
-        result = echo_load(host, port, clients=1, size=16, warmup=0.0, duration=0.3)
-    finally:
-        server.stop()
+    result = _echo_load_on_selectors(clients=1, size=16, warmup=0.0, duration=0.3)
     assert result["errors"] == []
     assert result["all_messages"] > 2
 
@@ -322,14 +322,9 @@ def test_compare_every_field_on_a_small_run():
 
 
 def test_echo_load_names_its_tail_by_the_rule():
-    server = SERVERS["selectors"][0]().start()
-    try:
-        host, port = server.address
-        result = echo_load(
-            host, port, clients=2, size=16, warmup=0.0, duration=0.05, keep_latencies=True
-        )
-    finally:
-        server.stop()
+    result = _echo_load_on_selectors(
+        clients=2, size=16, warmup=0.0, duration=0.05, keep_latencies=True
+    )
     from nbio_helpers.stats import tail
 
     assert "p99_latency_s" not in result

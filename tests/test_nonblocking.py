@@ -15,16 +15,6 @@ from nbio_helpers.clients import stream_echo
 from nbio_helpers.nonblocking import READ, WRITE, Readiness, attempt, when_ready
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 class Counting:
     """A call that raises BlockingIOError the first ``blocks`` times, then returns ``value``."""
 
