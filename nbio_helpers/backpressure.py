@@ -196,17 +196,7 @@ def plot_buffer(
         fig, ax = plt.subplots()
     else:
         fig = ax.figure
-    ms = [x * 1e3 for x in series.t]
-    kib = [s / 1024 for s in series.size]
-    if reading_from is not None and series.t:
-        ax.axvspan(
-            0,
-            (reading_from - series.t0) * 1e3,
-            color="0.92",
-            zorder=0,
-            label="client reads nothing",
-        )
-    ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
+    kib = _draw_buffer(ax, series, 1024, "tab:blue", reading_from if series.t else None)
     if high_water is not None:
         ax.axhline(
             high_water / 1024, color="tab:red", linestyle="--", linewidth=1, label="high-water mark"
@@ -225,6 +215,23 @@ def plot_buffer(
     ax.set_ylim(0, max(ax.get_ylim()[1], top * 1.08))
     ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
     return fig
+
+
+def _draw_buffer(ax, series: BufferSeries, unit: int, color: str, reading_from) -> list[float]:
+    """Draw ``series`` on ``ax``: the buffer's size in bytes / ``unit`` over time (ms), shaded
+    grey until ``reading_from`` (a ``time.monotonic()`` value; None: no shading), while the
+    client read nothing. Returns the sizes drawn."""
+    if reading_from is not None:
+        ax.axvspan(
+            0,
+            (reading_from - series.t0) * 1e3,
+            color="0.92",
+            zorder=0,
+            label="client reads nothing",
+        )
+    sizes = [size / unit for size in series.size]
+    ax.step([x * 1e3 for x in series.t], sizes, where="post", color=color, label="output buffer")
+    return sizes
 
 
 def level_at(series: BufferSeries, t: float) -> int:
@@ -322,17 +329,7 @@ def plot_backpressure(
     ax_end.set_title("the client reads:\nit drains, RESUME ▲", fontsize=10)
     plt.setp(ax_end.get_yticklabels(), visible=False)
     if free.t:
-        free_ms = [x * 1e3 for x in free.t]
-        mib = [size / 2**20 for size in free.size]
-        if free_reading_from is not None:
-            ax_free.axvspan(
-                0,
-                (free_reading_from - free.t0) * 1e3,
-                color="0.92",
-                zorder=0,
-                label="client reads nothing",
-            )
-        ax_free.step(free_ms, mib, where="post", color="tab:purple", label="output buffer")
+        mib = _draw_buffer(ax_free, free, 2**20, "tab:purple", free_reading_from)
         ax_free.axhline(
             high_water / 2**20, color="tab:red", ls="--", lw=1, label="the mark, for scale"
         )
