@@ -18,7 +18,10 @@ Why this order:
 * **A deadline bounds the wait.** It is a ``time.monotonic()`` value, so a caller that makes
   many calls bounds them all at once; past it, ``TimeoutError``.
 * ``InterruptedError`` (``EINTR``) is not handled here: since Python 3.5 the socket methods
-  and ``select()`` retry it themselves (PEP 475), recomputing their timeout.
+  and ``select()``/``epoll.poll()`` retry it themselves (PEP 475), recomputing their
+  timeout; a signal handler that raises (``KeyboardInterrupt``) ends the wait, as it should.
+  (``selectors`` would return an empty list on one: :meth:`Readiness.wait` then waits again
+  until the deadline.)
 
 Usage::
 
