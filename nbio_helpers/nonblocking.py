@@ -164,7 +164,8 @@ def when_ready(
     deadline: float | None = None,
 ) -> T:
     """One call of :meth:`Readiness.call`: try ``call(*args)``; on ``BlockingIOError`` wait
-    until ``sock`` is ready for ``events`` (before ``deadline``) and retry.
+    until ``sock`` (non-blocking: ``sock.setblocking(False)``) is ready for ``events``
+    (before ``deadline``) and retry.
 
     A selector is created only if the first try would block. Returns what the call returned;
     raises ``TimeoutError`` at the deadline.
