@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import selectors
 import socket
 import time
 
+from .addresses import address_family
 from .connection import echo_upper
 from .events import PAUSE, RECV, RESUME, SEND
+from .nonblocking import READ, WRITE, Readiness
 
 PATTERN = b"a fast client that never reads. "
 
@@ -51,7 +52,7 @@ class Flooder:
     def __init__(
         self, address, buffer_size: int = 64 * 1024, chunk: int = 64 * 1024, timeout: float = 5.0
     ):
-        self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        self.sock = socket.socket(address_family(address[0]))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
         self.sock.settimeout(timeout)
@@ -77,17 +78,19 @@ class Flooder:
         Never reads. Returns :attr:`sent`, the bytes sent so far.
         """
         deadline = time.monotonic() + seconds
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_WRITE)
+        with Readiness(self.sock) as ready:
             while self.sent < total and time.monotonic() < deadline:
-                if not sel.select(timeout=min(stall, max(0.0, deadline - time.monotonic()))):
+                data = self._data(self.sent, min(self.chunk, total - self.sent))
+                try:  # try, and wait at most `stall` for room if there is none
+                    self.sent += ready.call(
+                        WRITE,
+                        self.sock.send,
+                        data,
+                        deadline=min(deadline, time.monotonic() + stall),
+                    )
+                except TimeoutError:
                     self.stalled = time.monotonic() < deadline
                     break
-                size = min(self.chunk, total - self.sent)
-                try:
-                    self.sent += self.sock.send(self._data(self.sent, size))
-                except (BlockingIOError, InterruptedError):
-                    pass
         return self.sent
 
     def drain(self, seconds: float) -> int:
@@ -98,15 +101,12 @@ class Flooder:
         deadline = time.monotonic() + seconds
         if self.reading_from is None:
             self.reading_from = time.monotonic()
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
+        with Readiness(self.sock) as ready:
             while self.received < self.sent and time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    break
                 try:
-                    data = self.sock.recv(256 * 1024)
-                except (BlockingIOError, InterruptedError):
-                    continue
+                    data = ready.call(READ, self.sock.recv, 256 * 1024, deadline=deadline)
+                except TimeoutError:
+                    break
                 if not data:
                     break
                 if data != echo_upper(self._data(self.received, len(data))):
@@ -196,17 +196,7 @@ def plot_buffer(
         fig, ax = plt.subplots()
     else:
         fig = ax.figure
-    ms = [x * 1e3 for x in series.t]
-    kib = [s / 1024 for s in series.size]
-    if reading_from is not None and series.t:
-        ax.axvspan(
-            0,
-            (reading_from - series.t0) * 1e3,
-            color="0.92",
-            zorder=0,
-            label="client reads nothing",
-        )
-    ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
+    kib = _draw_buffer(ax, series, 1024, "tab:blue", reading_from if series.t else None)
     if high_water is not None:
         ax.axhline(
             high_water / 1024, color="tab:red", linestyle="--", linewidth=1, label="high-water mark"
@@ -225,6 +215,23 @@ def plot_buffer(
     ax.set_ylim(0, max(ax.get_ylim()[1], top * 1.08))
     ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
     return fig
+
+
+def _draw_buffer(ax, series: BufferSeries, unit: int, color: str, reading_from) -> list[float]:
+    """Draw ``series`` on ``ax``: the buffer's size in bytes / ``unit`` over time (ms), shaded
+    grey until ``reading_from`` (a ``time.monotonic()`` value; None: no shading), while the
+    client read nothing. Returns the sizes drawn."""
+    if reading_from is not None:
+        ax.axvspan(
+            0,
+            (reading_from - series.t0) * 1e3,
+            color="0.92",
+            zorder=0,
+            label="client reads nothing",
+        )
+    sizes = [size / unit for size in series.size]
+    ax.step([x * 1e3 for x in series.t], sizes, where="post", color=color, label="output buffer")
+    return sizes
 
 
 def level_at(series: BufferSeries, t: float) -> int:
@@ -290,26 +297,20 @@ def plot_backpressure(
             ax.axhline(
                 mark_kib / 2, color="tab:green", ls=":", lw=1, label="half the mark (resume)"
             )
-            for i, t in enumerate(held.pauses):
-                ax.plot(
-                    t * 1e3,
-                    level_at(held, t) / 1024,
-                    "v",
-                    color="tab:red",
-                    ms=9,
-                    ls="none",
-                    label="PAUSE: stop reading" if i == 0 else None,
-                )
-            for i, t in enumerate(held.resumes):
-                ax.plot(
-                    t * 1e3,
-                    level_at(held, t) / 1024,
-                    "^",
-                    color="tab:green",
-                    ms=9,
-                    ls="none",
-                    label="RESUME" if i == 0 else None,
-                )
+            for times, marker, color, label in (
+                (held.pauses, "v", "tab:red", "PAUSE: stop reading"),
+                (held.resumes, "^", "tab:green", "RESUME"),
+            ):
+                for i, t in enumerate(times):
+                    ax.plot(
+                        t * 1e3,
+                        level_at(held, t) / 1024,
+                        marker,
+                        color=color,
+                        ms=9,
+                        ls="none",
+                        label=label if i == 0 else None,
+                    )
             ax.set_xlim(lo, hi)
             ax.set_xlabel("time (ms)")
         handles, labels = ax_start.get_legend_handles_labels()
@@ -328,17 +329,7 @@ def plot_backpressure(
     ax_end.set_title("the client reads:\nit drains, RESUME ▲", fontsize=10)
     plt.setp(ax_end.get_yticklabels(), visible=False)
     if free.t:
-        free_ms = [x * 1e3 for x in free.t]
-        mib = [size / 2**20 for size in free.size]
-        if free_reading_from is not None:
-            ax_free.axvspan(
-                0,
-                (free_reading_from - free.t0) * 1e3,
-                color="0.92",
-                zorder=0,
-                label="client reads nothing",
-            )
-        ax_free.step(free_ms, mib, where="post", color="tab:purple", label="output buffer")
+        mib = _draw_buffer(ax_free, free, 2**20, "tab:purple", free_reading_from)
         ax_free.axhline(
             high_water / 2**20, color="tab:red", ls="--", lw=1, label="the mark, for scale"
         )

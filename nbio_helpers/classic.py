@@ -47,7 +47,8 @@ import selectors
 import socket
 import time
 
-from .clients import connect, recv_exactly
+from .addresses import address_family
+from .clients import connect, recv_exactly, stream_echo
 from .events import (
     ACCEPT,
     ACCEPT_WOULD_BLOCK,
@@ -59,6 +60,7 @@ from .events import (
     SEND_WOULD_BLOCK,
     WOULD_BLOCK,
 )
+from .nonblocking import attempt
 from .server import Server, shutdown_quietly, wait_until
 
 MAX_PAUSE = 1.0
@@ -408,51 +410,20 @@ def echo_payload(
     last byte was sent (the rest is lost), or after ``timeout`` seconds.
     """
     payload = (b"abcdefghijklmnopqrstuvwxyz" * (nbytes // 26 + 1))[:nbytes]
-    expected = payload.upper()
-    received = bytearray()
-    out = memoryview(payload)
-    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sel = selectors.DefaultSelector()
+    sent, received = 0, b""
+    sock = socket.socket(address_family(address[0]))
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect()
         sock.settimeout(timeout)
         sock.connect(address)
-        sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        deadline = time.monotonic() + timeout
-        last_progress = time.monotonic()
-        while len(received) < nbytes and time.monotonic() < deadline:
-            if not out and time.monotonic() - last_progress > quiet:
-                break
-            for _, mask in sel.select(0.05):
-                if mask & selectors.EVENT_WRITE and out:
-                    try:
-                        out = out[sock.send(out[:65536]) :]
-                        last_progress = time.monotonic()
-                        if out:
-                            continue
-                        sel.modify(sock, selectors.EVENT_READ)
-                    except BlockingIOError:
-                        pass
-                if mask & selectors.EVENT_READ:
-                    try:
-                        chunk = sock.recv(65536)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
-                        break
-                    received += chunk
-                    last_progress = time.monotonic()
-                    time.sleep(0.0005)
-            else:
-                continue
-            break
+        sent, received = stream_echo(
+            sock, payload, timeout=timeout, stall=quiet, send_size=65536, read_pause=0.0005
+        )
     except OSError:
         pass
     finally:
-        sel.close()
         sock.close()
-    return EchoOutcome(nbytes - len(out), len(received), bytes(received) == expected)
+    return EchoOutcome(sent, len(received), received == payload.upper())
 
 
 def is_starved(server, wait: float = 0.5) -> bool:
@@ -547,16 +518,19 @@ def burst(address, clients: int = 8, timeout: float = 3.0) -> list[float]:
     socks = [connect(address, timeout) for _ in range(clients)]
     sel = selectors.DefaultSelector()
     got = dict.fromkeys(socks, b"")
-    delays = {}
+    delays: dict[socket.socket, float] = {}
     try:
         start = time.perf_counter()
         for sock in socks:
             sock.sendall(b"ping")
-            sel.register(sock, selectors.EVENT_READ)
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ, sock)
         while len(delays) < clients and time.perf_counter() - start < timeout:
             for key, _ in sel.select(0.05):
-                sock = key.fileobj
-                chunk = sock.recv(4 - len(got[sock]))
+                sock = key.data
+                chunk = attempt(sock.recv, 4 - len(got[sock]))
+                if chunk is None:  # readiness is a hint: wait for the next report
+                    continue
                 got[sock] += chunk
                 if not chunk or len(got[sock]) == 4:
                     sel.unregister(sock)

@@ -1,10 +1,15 @@
-"""Clients: one request, exact receives, and a load generator. Every call has a timeout.
+"""Clients: one request, exact receives, a two-way echo stream, and a load generator. Every
+call has a timeout.
 
 Usage::
 
     request(server.address, b"hello")                 # -> b"HELLO"
     result = run_load(server.address, clients=100, messages=20)
     result.ok, result.messages_per_second, result.median_latency
+    sent, echo = stream_echo(sock, payload, timeout=5, stall=1)   # send while reading
+
+The non-blocking ones make each call as :mod:`nbio_helpers.nonblocking` says: try once; on
+``BlockingIOError`` wait for readiness; retry.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import socket
 import statistics
 import time
 
+from .addresses import address_family
 from .connection import echo_upper
 from .limits import ensure_fd_room
+from .nonblocking import READ, WRITE, Readiness, attempt
 from .stats import Tail, tail
 
 
@@ -65,6 +72,85 @@ def request(address, data: bytes, timeout: float = 5.0) -> bytes:
     with connect(address, timeout) as sock:
         sock.sendall(data)
         return recv_exactly(sock, len(data), timeout)
+
+
+def stream_echo(
+    sock: socket.socket,
+    payload: bytes,
+    *,
+    timeout: float,
+    stall: float,
+    send_size: int | None = None,
+    recv_size: int = 1 << 16,
+    read_pause: float = 0.0,
+) -> tuple[int, bytes]:
+    """Send ``payload`` on a connected ``sock`` while reading its echo; return
+    ``(bytes sent, bytes received)``.
+
+    Both ways at once, because an echo larger than the socket buffers cannot wait until the
+    sending is done: the server's replies would fill the buffers and it would stop reading.
+    The client writes while the kernel takes its bytes, and reads when it cannot write (or
+    has nothing left to write), each call tried first and waited for only when it would
+    block (:mod:`nbio_helpers.nonblocking`).
+
+    Parameters
+    ----------
+    sock:
+        A connected TCP socket; it is made non-blocking and left open.
+    payload:
+        The bytes to send.
+    timeout:
+        Seconds after which to stop, whatever is still on its way.
+    stall:
+        Seconds without a byte sent or received after which to stop (lost bytes never come).
+    send_size:
+        At most this many bytes per ``send()`` (None: all that is left).
+    recv_size:
+        Bytes asked of each ``recv()``.
+    read_pause:
+        Seconds to sleep after each ``recv()``: a slow reader, so that the echo piles up on
+        the server's side (its sends come out partial).
+
+    Returns
+    -------
+    How many bytes the kernel took from us, and the bytes that came back. Stops early, without
+    raising, when the server closes the connection or a call fails (``OSError``).
+    """
+    sock.setblocking(False)
+    out = memoryview(payload)
+    got = bytearray()
+    deadline = time.monotonic() + timeout
+    last_progress = time.monotonic()
+    with Readiness(sock) as ready:
+        try:
+            while len(got) < len(payload) and time.monotonic() < deadline:
+                if out:
+                    sent = attempt(sock.send, out[:send_size] if send_size else out)
+                    if sent is not None:
+                        out = out[sent:]
+                        last_progress = time.monotonic()
+                        continue
+                # No room to write (or nothing left to write): wait to read, or to write again.
+                try:
+                    mask = ready.wait(
+                        READ | (WRITE if out else 0), min(deadline, last_progress + stall)
+                    )
+                except TimeoutError:
+                    break
+                if not mask & READ:
+                    continue
+                chunk = attempt(sock.recv, recv_size)
+                if chunk is None:  # readiness is a hint
+                    continue
+                if not chunk:
+                    break
+                got += chunk
+                last_progress = time.monotonic()
+                if read_pause:
+                    time.sleep(read_pause)
+        except OSError:
+            pass
+    return len(payload) - len(out), bytes(got)
 
 
 @dataclasses.dataclass
@@ -134,7 +220,7 @@ class _LoadClient:
         self.rng = random.Random(seed * 1_000_003 + index)
         self.left = messages
         self.size = size
-        self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        self.sock = socket.socket(address_family(address[0]))
         self.sock.setblocking(False)
         err = self.sock.connect_ex(address)
         # "In progress" is EINPROGRESS (Winsock: WSAEWOULDBLOCK). Not EWOULDBLOCK: on Linux it
@@ -143,7 +229,7 @@ class _LoadClient:
             self.sock.close()
             raise ConnectionError(f"connect failed: {errno.errorcode.get(err, err)}")
         self.connected = False
-        self.out = b""
+        self.out: bytes | memoryview = b""
         self.expected = b""
         self.got = bytearray()
         self.sent_at = 0.0
@@ -192,7 +278,7 @@ def run_load(
             live += 1
         while live and time.monotonic() < deadline:
             for key, mask in sel.select(timeout=min(0.5, max(0.0, deadline - time.monotonic()))):
-                client: _LoadClient = key.data
+                client = key.data
                 failure = _step(client, mask, latencies)
                 if failure is not None or client.left == 0:
                     if failure:
@@ -209,7 +295,7 @@ def run_load(
             errors.append(f"{live} client(s) timed out after {timeout} s")
     finally:
         for key in list(sel.get_map().values()):
-            key.fileobj.close()
+            key.data.sock.close()
         sel.close()
     return LoadResult(clients, messages, size, latencies, time.perf_counter() - start, errors)
 
@@ -223,11 +309,16 @@ def _step(client: _LoadClient, mask: int, latencies: list[float]) -> str | None:
                 return f"connect failed: {errno.errorcode.get(err, err)}"
             client.connected = True
             client.next_message()
+        # The selector's select() is the wait; a call that would block anyway (readiness is a
+        # hint) returns None and is tried again at the next report (nbio_helpers.nonblocking).
         if mask & selectors.EVENT_WRITE and client.out:
-            sent = client.sock.send(client.out)
-            client.out = client.out[sent:]
+            sent = attempt(client.sock.send, client.out)
+            if sent is not None:
+                client.out = client.out[sent:]
         if mask & selectors.EVENT_READ:
-            chunk = client.sock.recv(max(65536, client.size))
+            chunk = attempt(client.sock.recv, max(65536, client.size))
+            if chunk is None:
+                return None
             if not chunk:
                 return f"server closed the connection with {client.left} message(s) to go"
             client.got += chunk
@@ -240,8 +331,6 @@ def _step(client: _LoadClient, mask: int, latencies: list[float]) -> str | None:
                 client.left -= 1
                 if client.left:
                     client.next_message()
-    except (BlockingIOError, InterruptedError):
-        return None
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -23,11 +23,9 @@ Usage::
     with AlwaysWritableSelectServer() as server:
         idle_cost(server, clients=10, seconds=0.5)   # cpu ≈ 1.0, rounds_per_second ≈ 100,000
 
-Deprecated aliases of :mod:`nbio_helpers.measure`, kept while notebook 04 imports them from
-here: :func:`measure_idle` (= ``idle_cost``; its result's ``cpu_share`` and
-``wakeups_per_second`` are deprecated names of ``cpu`` and ``rounds_per_second``),
-:func:`compare_models` (= ``compare`` without the connection probe), :func:`format_table`
-(= ``comparison_table``) and :func:`plot_comparison`.
+The comparison of the models is :func:`nbio_helpers.measure.compare` (with
+:func:`~nbio_helpers.measure.comparison_table` and :func:`~nbio_helpers.measure.plot_comparison`),
+and the idle cost :func:`nbio_helpers.measure.idle_cost`: this module keeps no aliases of them.
 """
 
 from __future__ import annotations
@@ -49,17 +47,9 @@ from .clients import close_with_reset, connect, recv_exactly, request, run_load
 from .connection import Connection, accept_all, close_finished
 from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
 from .limits import fd_limit_raised
-from .measure import (
-    ComparisonRow,
-    IdleCost,
-    compare,
-    comparison_table,
-    idle_cost,
-    plot_comparison,
-)
 from .models import MODELS
 from .models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
-from .server import Server, wait_until
+from .server import wait_until
 
 MiB = 1024 * 1024
 
@@ -136,15 +126,6 @@ class HeartbeatSelectServer(SelectServer):
                 self.beats += 1
                 next_beat += self.every
             connections = serve_ready(self, readable, writable, connections)
-
-
-# --------------------------------------------------------------------------- idle cost
-def measure_idle(server: Server, clients: int = 10, seconds: float = 0.5) -> IdleCost:
-    """Deprecated alias: :func:`nbio_helpers.measure.idle_cost` ``(server, clients, seconds)``.
-
-    Read ``.cpu_share`` (= ``.cpu``) and ``.wakeups_per_second`` (= ``.rounds_per_second``).
-    """
-    return idle_cost(server, clients, seconds)
 
 
 # --------------------------------------------------------------------------- partial sends
@@ -546,18 +527,6 @@ def high_descriptor_client(model: str = "select", timeout: float = 5.0) -> HighD
         server.stop()
 
 
-# --------------------------------------------------------------------------- comparison
-def compare_models(models, **settings) -> list[ComparisonRow]:
-    """Deprecated alias: :func:`nbio_helpers.measure.compare` with the parts notebook 04
-    uses (idle CPU and wake-ups, latency, throughput; no connection probe)."""
-    return compare(models, parts=("idle", "latency", "load"), **settings)
-
-
-def format_table(rows: list[ComparisonRow]) -> str:
-    """Deprecated alias of :func:`nbio_helpers.measure.comparison_table`."""
-    return comparison_table(rows)
-
-
 __all__ = [
     "ONE_WINS",
     "AlwaysWritableSelectServer",
@@ -567,14 +536,10 @@ __all__ = [
     "LimitDemo",
     "PartialSendReport",
     "ResetBeforeAccept",
-    "compare_models",
     "count_partial_sends",
-    "format_table",
     "high_descriptor_client",
     "low_descriptors_taken",
-    "measure_idle",
     "partial_send_report",
-    "plot_comparison",
     "reset_before_accept",
     "select_cost_by_descriptor",
     "select_on_high_descriptor",

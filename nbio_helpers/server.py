@@ -35,6 +35,7 @@ import warnings
 from typing import ClassVar
 
 from . import registry
+from .addresses import address_family
 from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
 from .interrupts import interrupts_deferred, join_interruptibly, uninterruptible
@@ -225,9 +226,8 @@ class Server:
     def _start(self) -> None:
         registry.stop_named(self.name, reason=f"a new server named {self.name!r} replaced it")
         ensure_fd_room(self.backlog)  # room for as many clients as may wait (macOS: 256)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.listener = socket.create_server(
-            (self.host, self.port), family=family, backlog=self.backlog
+            (self.host, self.port), family=address_family(self.host), backlog=self.backlog
         )
         self._address = self.listener.getsockname()[:2]
         # Accepted sockets inherit the listener's buffer sizes (also those asyncio accepts).

@@ -26,11 +26,13 @@ while the server does not read.
 from __future__ import annotations
 
 import codecs
-import selectors
 import socket
 import sys
+import time
 
+from .addresses import format_address
 from .clients import connect
+from .nonblocking import READ, WRITE, Readiness, attempt
 
 PROMPT = "> "
 CHUNK = 64 * 1024
@@ -113,40 +115,37 @@ class EchoSession:
         self.output = output
         self.timeout = timeout
         self.outstanding = 0  # bytes sent whose echo has not come yet
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)
+        self._ready = Readiness(sock)
 
+    # Each call is tried first and waited for only if it would block (nbio_helpers.nonblocking).
     def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            if self._wait(selectors.EVENT_READ | selectors.EVENT_WRITE) & selectors.EVENT_WRITE:
-                try:
-                    sent = self.sock.send(view)
-                except BlockingIOError:  # readiness is a hint
-                    sent = 0
+            sent = attempt(self.sock.send, view)
+            if sent is None:  # no room: wait for room, or for echo to read meanwhile
+                self._wait(READ | WRITE)
+            else:
                 view = view[sent:]
                 self.outstanding += sent
             self._receive()
 
     def wait_for_echo(self) -> None:
         while self.outstanding > 0:
-            self._wait(selectors.EVENT_READ)
-            self._receive()
+            if not self._receive():
+                self._wait(READ)
 
     def _wait(self, events: int) -> int:
         """Wait until the socket is ready for ``events``; return what it is ready for."""
-        if self._selector.get_key(self.sock).events != events:
-            self._selector.modify(self.sock, events)
-        ready = self._selector.select(self.timeout)
-        if not ready:
-            raise TimeoutError(f"nothing happened for {self.timeout} s")
-        return ready[0][1]
-
-    def _receive(self) -> None:
         try:
-            data = self.sock.recv(CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
+            return self._ready.wait(events, time.monotonic() + self.timeout)
+        except TimeoutError:
+            raise TimeoutError(f"nothing happened for {self.timeout} s") from None
+
+    def _receive(self) -> bool:
+        """Write what echo has come (if any) to the output; True if some had."""
+        data = attempt(self.sock.recv, CHUNK)
+        if data is None:
+            return False
         if not data:
             raise ConnectionError(
                 f"the server closed the connection with {self.outstanding:,} "
@@ -154,9 +153,10 @@ class EchoSession:
             )
         self.outstanding -= len(data)
         self.output.write(data)
+        return True
 
     def close(self) -> None:
-        self._selector.close()
+        self._ready.close()
         self.output.finish()
 
     def __enter__(self):
@@ -190,12 +190,6 @@ class _Output:
             if rest:
                 self.stdout.write(rest)
                 self.stdout.flush()
-
-
-def format_address(address) -> str:
-    """``HOST:PORT``, with brackets around an IPv6 host: ``[::1]:8080``."""
-    host, port = address[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _pieces(stdin, prompt_to):

@@ -240,3 +240,14 @@ def serve_cli():
     yield serve
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def pair():
+    """Two connected non-blocking sockets (``socket.socketpair()``), closed afterwards."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()

@@ -5,6 +5,7 @@ checked, and the table and the JSON are well formed.
 """
 
 import argparse
+import errno
 import gc
 import json
 import re
@@ -66,13 +67,18 @@ def test_reference_servers_stop_with_clients_connected(cls):
     assert not server.running
 
 
-def test_echo_load_checks_every_echo_in_process():
+def _echo_load_on_selectors(**settings) -> dict:
+    """:func:`echo_load` against a selectors server of this process."""
     server = SERVERS["selectors"][0]().start()
     try:
         host, port = server.address
-        result = echo_load(host, port, clients=5, size=3000, warmup=0.05, duration=0.2)
+        return echo_load(host, port, **settings)
     finally:
         server.stop()
+
+
+def test_echo_load_checks_every_echo_in_process():
+    result = _echo_load_on_selectors(clients=5, size=3000, warmup=0.05, duration=0.2)
     assert result["errors"] == []
     assert result["messages"] > 0 and result["clients_served"] == 5
     assert result["median_latency_s"] <= result["tail_latency_s"]
@@ -98,6 +104,41 @@ def test_echo_load_reports_a_wrong_echo():
         listener.close()
     assert result["messages"] == 0
     assert any("differs" in e for e in result["errors"])
+
+
+class _FullOnTheNextMessage(socket.socket):
+    """A client socket whose send buffer is full, once, just as a message's echo completes:
+    the send of the next message raises BlockingIOError, as it may on any connection."""
+
+    def __init__(self, real: socket.socket):
+        super().__init__(real.family, real.type, real.proto, fileno=real.detach())
+        self.messages = 0
+        self.refused = False
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        n = super().recv_into(buffer, nbytes, flags)
+        self.messages += 1  # (one recv_into per 16-byte echo on loopback)
+        return n
+
+    def send(self, data, flags=0):
+        if self.messages == 1 and not self.refused:
+            self.refused = True
+            raise BlockingIOError(errno.EAGAIN, "send buffer full (simulated)")
+        return super().send(data, flags)
+
+
+def test_echo_load_sends_the_next_message_later_when_the_buffer_is_full(monkeypatch):
+    # Before the fix, a next message that could not be sent at once was never sent: the
+    # client waited for its echo for the rest of the run.
+    import nbio_helpers.bench.load as load
+
+    real = socket.create_connection
+    monkeypatch.setattr(
+        load.socket, "create_connection", lambda *a, **k: _FullOnTheNextMessage(real(*a, **k))
+    )
+    result = _echo_load_on_selectors(clients=1, size=16, warmup=0.0, duration=0.3)
+    assert result["errors"] == []
+    assert result["all_messages"] > 2
 
 
 def test_hold_counts_echoes_and_refusals():
@@ -245,8 +286,7 @@ def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
 
 
 def test_compare_every_field_on_a_small_run():
-    from nbio_helpers.bench import compare, comparison_table
-    from nbio_helpers.measure import ComparisonRow
+    from nbio_helpers.measure import ComparisonRow, compare, comparison_table
 
     rows = compare(
         [("blocking", "blocking", {}), ("selectors", "selectors", {})],
@@ -281,24 +321,10 @@ def test_compare_every_field_on_a_small_run():
     assert table.splitlines()[3].endswith("30/30")
 
 
-def test_the_bench_comparison_is_the_measure_comparison():
-    # Deprecated aliases: notebook 05 imports them from nbio_helpers.bench.
-    from nbio_helpers.bench import comparison_table, plot_comparison
-    from nbio_helpers.measure import comparison_table as the_table
-    from nbio_helpers.measure import plot_comparison as the_plot
-
-    assert comparison_table is the_table and plot_comparison is the_plot
-
-
 def test_echo_load_names_its_tail_by_the_rule():
-    server = SERVERS["selectors"][0]().start()
-    try:
-        host, port = server.address
-        result = echo_load(
-            host, port, clients=2, size=16, warmup=0.0, duration=0.05, keep_latencies=True
-        )
-    finally:
-        server.stop()
+    result = _echo_load_on_selectors(
+        clients=2, size=16, warmup=0.0, duration=0.05, keep_latencies=True
+    )
     from nbio_helpers.stats import tail
 
     assert "p99_latency_s" not in result
@@ -323,9 +349,6 @@ def test_the_names_notebooks_and_the_cli_use_stay_importable():
         "configure_parser",
         "run",
         "main",
-        "compare",
-        "comparison_table",
-        "plot_comparison",
         "worker_main",
         "LoadProcess",
         "sequential_echo",

@@ -15,16 +15,6 @@ from nbio_helpers.loop.timers import TimerLoop
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def run_until(loop, predicate, turns=1000):
     for _ in range(turns):
         if predicate():

@@ -33,7 +33,6 @@ One idea per module:
 * :mod:`.measurements` — loopback ceiling, idle CPU, throughput, maximum connections;
 * :mod:`.runner` — one full run, in order, with progress;
 * :mod:`.report` — the targets, the table, the JSON;
-* :mod:`.comparison` — deprecated aliases of :mod:`nbio_helpers.measure.comparison`;
 * :mod:`.command` — the ``bench`` command line.
 
 The names below are imported on first use (PEP 562), so that ``import
@@ -45,7 +44,6 @@ import importlib
 
 _EXPORTS = {
     ".command": ("configure_parser", "main", "run"),
-    ".comparison": ("compare", "comparison_table", "plot_comparison"),  # deprecated
     ".load": ("BULK_BUFFER", "bulk_send", "echo_load", "hold", "sequential_echo"),
     ".measurements": (
         "idle_cpu",

@@ -22,6 +22,7 @@ import time
 
 from ..connection import echo_upper
 from ..limits import raise_fd_limit
+from ..nonblocking import attempt
 from ..stats import tail
 
 BULK_BUFFER = 4 * 1024 * 1024
@@ -81,13 +82,17 @@ def echo_load(
         while (now := time.perf_counter()) < end and sel.get_map():
             for key, mask in sel.select(timeout=min(0.1, end - now)):
                 c = key.data
+                # select() is the wait; a call that would block anyway (readiness is a hint)
+                # gives None and is tried again at the next report (nbio_helpers.nonblocking).
                 try:
-                    if mask & write:
-                        c.sent += c.sock.send(out[c.sent :])
+                    if mask & write and (sent := attempt(c.sock.send, out[c.sent :])):
+                        c.sent += sent
                         if c.sent == size:
                             sel.modify(c.sock, read, c)
-                    if mask & read:
-                        n = c.sock.recv_into(c.view[c.got :])
+                    if (
+                        mask & read
+                        and (n := attempt(c.sock.recv_into, c.view[c.got :])) is not None
+                    ):
                         if n == 0:
                             raise ConnectionError("the server closed the connection")
                         c.got += n
@@ -99,12 +104,11 @@ def echo_load(
                             if now >= measure_from:
                                 latencies.append(now - c.started)
                                 c.done += 1
-                            c.started, c.sent, c.got = now, 0, 0
-                            c.sent = c.sock.send(out)  # the next message, at once
+                            c.started, c.got = now, 0
+                            # The next message, tried at once: there is usually room.
+                            c.sent = attempt(c.sock.send, out) or 0
                             if c.sent < size:
                                 sel.modify(c.sock, read | write, c)
-                except (BlockingIOError, InterruptedError):
-                    pass
                 except (OSError, ValueError) as exc:
                     if len(errors) < 10:
                         errors.append(f"{type(exc).__name__}: {exc}")
@@ -302,21 +306,21 @@ def hold(
             continue
         sock.setblocking(False)
         waiting[sock] = [echo_upper(message), b""]
-        sel.register(sock, selectors.EVENT_READ)
+        sel.register(sock, selectors.EVENT_READ, sock)
     last_progress = time.monotonic()
     while waiting and time.monotonic() < deadline:
         if stall is not None and time.monotonic() - last_progress > stall:
             break
         for key, _ in sel.select(timeout=max(0.0, min(0.05, deadline - time.monotonic()))):
             last_progress = time.monotonic()
-            sock = key.fileobj
+            sock = key.data
             expected, got = waiting[sock]
             try:
-                chunk = sock.recv(64)
-            except (BlockingIOError, InterruptedError):
-                continue
+                chunk = attempt(sock.recv, 64)
             except OSError:
                 chunk = b""
+            if chunk is None:  # readiness is a hint: wait for the next report
+                continue
             if chunk:
                 got += chunk
                 waiting[sock][1] = got

@@ -57,13 +57,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import selectors
 import socket
 import statistics
 import threading
 import time
 
-from ..clients import close_with_reset, connect, run_load
+from ..clients import close_with_reset, connect, run_load, stream_echo
 from ..cpu import ThreadCPU
 from ..limits import OUT_OF_DESCRIPTORS, fd_limit
 from . import (
@@ -268,38 +267,12 @@ def wait_for(predicate, timeout: float) -> bool:
 def big_echo(address, payload: bytes, timeout: float = 15.0, stall: float = 2.0) -> bytes:
     """Send ``payload`` while reading the echo; return what came back.
 
-    Gives up after ``timeout`` seconds, or after ``stall`` seconds without a byte (lost
-    bytes are never coming), or when the server closes.
+    Gives up after ``timeout`` seconds, or after ``stall`` seconds without a byte sent or
+    received (lost bytes are never coming), or when the server closes
+    (:func:`~nbio_helpers.clients.stream_echo`).
     """
-    sock = socket.create_connection(address, timeout=5.0)
-    sock.setblocking(False)
-    out = memoryview(payload)
-    got = bytearray()
-    deadline = time.monotonic() + timeout
-    last_progress = time.monotonic()
-    with sock, selectors.DefaultSelector() as sel:
-        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        while len(got) < len(payload):
-            now = time.monotonic()
-            if now >= deadline or now - last_progress >= stall:
-                break
-            for _, mask in sel.select(timeout=0.1):
-                try:
-                    if mask & selectors.EVENT_WRITE and out:
-                        out = out[sock.send(out) :]
-                        if not out:
-                            sel.modify(sock, selectors.EVENT_READ)
-                    if mask & selectors.EVENT_READ:
-                        chunk = sock.recv(1 << 20)
-                        if not chunk:
-                            return bytes(got)
-                        got += chunk
-                        last_progress = time.monotonic()
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError:
-                    return bytes(got)
-    return bytes(got)
+    with socket.create_connection(address, timeout=5.0) as sock:
+        return stream_echo(sock, payload, timeout=timeout, stall=stall, recv_size=1 << 20)[1]
 
 
 @checker

@@ -156,7 +156,7 @@ class IdleCost:
 
     @property
     def cpu_share(self) -> float:
-        """Deprecated name of :attr:`cpu` (``select_demos.measure_idle``'s result)."""
+        """Deprecated name of :attr:`cpu`."""
         return self.cpu
 
     @property
