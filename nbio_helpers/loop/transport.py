@@ -39,7 +39,7 @@ class Transport:
         self.closing = False  # close() was called: close once the buffer is empty
         self.closed = False
         self.reason = ""
-        self.on_low_water = None  # called once when the buffer drains to half high_water
+        self.on_low_water = None  # called once when the buffer drains to server.low_water
 
     @property
     def pending(self) -> int:
@@ -63,7 +63,7 @@ class Transport:
         sent = self._send(self.buffer)
         if sent:
             del self.buffer[:sent]
-        if self.on_low_water is not None and len(self.buffer) <= self.server.high_water // 2:
+        if self.on_low_water is not None and len(self.buffer) <= self.server.low_water:
             callback, self.on_low_water = self.on_low_water, None
             callback()
         if not self.buffer or self.failed:

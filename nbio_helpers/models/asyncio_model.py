@@ -107,7 +107,8 @@ class AsyncioServer(Server):
         """Echo one client: ``await`` wherever the blocking model would block."""
         cid = self.new_conn_id()  # the transport owns the socket and closes it
         self.events.record(ACCEPT, cid)
-        writer.transport.set_write_buffer_limits(high=self.high_water)  # backpressure
+        # Backpressure: the water marks of every model (drain() waits above high, until low).
+        writer.transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
         reason = "peer closed"
         try:
             while data := await reader.read(self.recv_size):
