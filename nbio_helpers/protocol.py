@@ -252,9 +252,7 @@ class EchoProtocol:
         if isinstance(nbytes, bool) or not isinstance(nbytes, int):
             raise TypeError(f"data_sent() takes an int, not {type(nbytes).__name__}")
         if not 0 <= nbytes <= len(self._output):
-            raise ValueError(
-                f"data_sent({nbytes}): only {len(self._output)} bytes were pending"
-            )
+            raise ValueError(f"data_sent({nbytes}): only {len(self._output)} bytes were pending")
         try:
             del self._output[:nbytes]
         except BufferError:

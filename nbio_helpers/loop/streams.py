@@ -46,10 +46,10 @@ class Stream:
         """Up to ``n`` bytes; ``b''`` at the end of the stream (or when the peer reset).
 
         Always a scheduling point: if the previous read found its data there at once (it did
-        not wait), this one first lets the other ready tasks run. Without that, a client that answers at once
-        would keep ``recv()`` succeeding, its task would never give the loop back, and the
-        others would starve. (Yielding *before* the ``recv()``, not after it, means that a
-        task cancelled at that point has read nothing it would fail to answer.)"""
+        not wait), this one first lets the other ready tasks run. Without that, a client that
+        answers at once would keep ``recv()`` succeeding, its task would never give the loop
+        back, and the others would starve. (Yielding *before* the ``recv()``, not after it,
+        means that a task cancelled at that point has read nothing it would fail to answer.)"""
         if self._yield_first:
             await self.loop.sleep(0)
         waited = False

@@ -13,6 +13,7 @@ socket once every byte written has been sent.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 from ..events import SEND, SEND_WOULD_BLOCK
 
@@ -39,7 +40,9 @@ class Transport:
         self.closing = False  # close() was called: close once the buffer is empty
         self.closed = False
         self.reason = ""
-        self.on_low_water = None  # called once when the buffer drains to server.low_water
+        self.on_low_water: Callable[[], None] | None = (
+            None  # called once when the buffer drains to server.low_water
+        )
 
     @property
     def pending(self) -> int:
