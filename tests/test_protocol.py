@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import types
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbio_helpers.connection import Connection
+from nbio_helpers.clients import request
+from nbio_helpers.connection import Connection, echo_connection
 from nbio_helpers.events import EOF, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK, EventLog
 from nbio_helpers.framing import LineFramer as FramingLineFramer
+from nbio_helpers.loop.transport import Transport
+from nbio_helpers.models import AsyncioServer
 from nbio_helpers.protocol import (
     DEFAULT_HIGH_WATER,
     PAUSED,
@@ -27,7 +31,7 @@ from nbio_helpers.protocol import (
     LineFramer,
     WaterMarks,
 )
-from nbio_helpers.server import HIGH_WATER, Server
+from nbio_helpers.server import HIGH_WATER, Server, wait_until
 
 
 # ------------------------------------------------------------------ water marks
@@ -399,3 +403,67 @@ def test_a_reset_makes_the_connection_done_without_raising():
     assert conn.done and conn.why_done == "recv failed: ConnectionResetError"
     conn.close("custom")
     assert closed == [(7, "custom")]
+
+
+# ------------------------------------------- every model applies the same water marks
+def test_an_accepted_connection_takes_the_servers_marks_and_settings():
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        server = types.SimpleNamespace(
+            high_water=1000,
+            low_water=100,
+            recv_size=10,
+            events=EventLog(),
+            track=lambda sock, owner: 3,
+            close_connection=lambda sock, cid, reason: None,
+        )
+        conn = echo_connection(ours, server)
+        assert conn.protocol.marks == WaterMarks(1000, 100)
+        assert (conn.recv_size, conn.id, conn.events) == (10, 3, server.events)
+        assert ours.gettimeout() == 0.0  # made non-blocking
+
+
+def test_the_asyncio_model_gives_its_transports_the_servers_marks():
+    seen = []
+
+    class Spy(AsyncioServer):
+        async def close_stream(self, reader, writer, cid, reason):
+            seen.append(writer.transport.get_write_buffer_limits())  # (low, high)
+            await super().close_stream(reader, writer, cid, reason)
+
+    with Spy(name="asyncio-marks", high_water=1000, low_water=100) as server:
+        assert request(server.address, b"hi") == b"HI"
+        assert wait_until(lambda: seen, timeout=5)
+    with Spy(name="asyncio-default-marks", high_water=4000) as server:
+        assert request(server.address, b"hi") == b"HI"
+        assert wait_until(lambda: len(seen) == 2, timeout=5)
+    assert seen == [(100, 1000), (1000, 4000)]
+
+
+class FakeLoop:
+    def __init__(self):
+        self.writers = {}
+
+    def add_writer(self, sock, callback):
+        self.writers[sock] = callback
+
+    def remove_writer(self, sock):
+        self.writers.pop(sock, None)
+
+
+def test_the_loop_transport_calls_back_at_the_servers_low_mark():
+    """Notebook 06's transport (the tasks model's drain()) resumes at ``low_water`` too."""
+    sock = FakeSocket([], [10, 5, 5, 1, 100])
+    server = types.SimpleNamespace(high_water=20, low_water=8, events=EventLog())
+    loop = FakeLoop()
+    transport = Transport(loop, sock, server, 1)
+    transport.write(b"x" * 30)  # send() takes 10: 20 pending, a writer registered
+    assert transport.pending == 20 and sock in loop.writers
+    resumed = []
+    transport.on_low_water = lambda: resumed.append(transport.pending)
+    for expected_pending in (15, 10, 9):  # above the low mark: no call back yet
+        transport.flush()
+        assert transport.pending == expected_pending and resumed == []
+    transport.flush()  # takes the rest: 0 <= 8
+    assert resumed == [0] and transport.on_low_water is None
+    assert sock not in loop.writers  # drained: the writer removed itself
