@@ -63,7 +63,7 @@ class WatchedAsyncioServer(AsyncioServer):
         cid = self.new_conn_id()
         self.events.record(ACCEPT, cid)
         transport = writer.transport
-        transport.set_write_buffer_limits(high=self.high_water)  # low: a quarter of it
+        transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
         reason = "peer closed"
         try:
             while data := await reader.read(self.recv_size):

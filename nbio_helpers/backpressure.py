@@ -260,6 +260,7 @@ def plot_backpressure(
     free: BufferSeries,
     high_water: int,
     *,
+    low_water: int | None = None,
     held_reading_from: float | None = None,
     free_reading_from: float | None = None,
     figsize=(12, 3.6),
@@ -269,9 +270,10 @@ def plot_backpressure(
 
     Left and middle, ``held`` (with backpressure) on a shared y axis in KiB, zoomed in time
     on its two moments: the start (the buffer fills to the high-water mark, PAUSE ▼) and the
-    end (the client reads, the buffer drains, RESUME ▲ at half the mark, and any further
-    round). The mark is dashed, half the mark dotted, PAUSE and RESUME drawn at the
-    buffer's level. Right, ``free`` (no backpressure) in MiB, the mark drawn for scale.
+    end (the client reads, the buffer drains, RESUME ▲ at the low-water mark, and any
+    further round). The mark is dashed, the low-water mark (``low_water``, default a quarter
+    of ``high_water``, the servers' default) dotted, PAUSE and RESUME drawn at the buffer's
+    level. Right, ``free`` (no backpressure) in MiB, the mark drawn for scale.
     Grey: the client reads nothing (before ``*_reading_from``, ``time.monotonic()`` values
     such as :attr:`Flooder.reading_from`).
     """
@@ -283,6 +285,7 @@ def plot_backpressure(
     ax_end = fig.add_subplot(grid[1], sharey=ax_start)
     ax_free = fig.add_subplot(grid[2])
     mark_kib = high_water / 1024
+    low_kib = (high_water // 4 if low_water is None else low_water) / 1024
     reading_at = (
         None if held_reading_from is None or not held.t else (held_reading_from - held.t0) * 1e3
     )
@@ -294,9 +297,7 @@ def plot_backpressure(
                 ax.axvspan(lo, min(hi, reading_at), color="0.92", zorder=0)
             ax.step(ms, kib, where="post", color="tab:blue", label="output buffer")
             ax.axhline(mark_kib, color="tab:red", ls="--", lw=1, label="high-water mark")
-            ax.axhline(
-                mark_kib / 2, color="tab:green", ls=":", lw=1, label="half the mark (resume)"
-            )
+            ax.axhline(low_kib, color="tab:green", ls=":", lw=1, label="low-water mark (resume)")
             for times, marker, color, label in (
                 (held.pauses, "v", "tab:red", "PAUSE: stop reading"),
                 (held.resumes, "^", "tab:green", "RESUME"),

@@ -24,6 +24,11 @@ The rules, decided once for every server of the series:
 
 No socket, no clock: the same input gives the same output, so it is tested by feeding it every
 split of a stream (``tests/test_framing.py``).
+
+This is part of the package's sans-IO core, with the echo protocol of
+:mod:`nbio_helpers.protocol` (which re-exports it). It is defined here, once, because it is
+itself a lesson: notebook 06 teaches line framing from it (section 1), and its exercise 1 has
+learners write ``feed()`` and then shows this one.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ class LineFramer:
         self.buffer += data
         *lines, rest = self.buffer.split(b"\n")
         self.buffer = bytearray(rest)
-        complete = []
+        complete: list[bytes] = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]

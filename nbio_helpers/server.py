@@ -40,6 +40,7 @@ from .cpu import ThreadCPU
 from .events import ACCEPT, CLOSE, ERROR, EventLog
 from .interrupts import interrupts_deferred, join_interruptibly, uninterruptible
 from .limits import ensure_fd_room
+from .protocol import WaterMarks
 
 HIGH_WATER = 1024 * 1024
 """Backpressure: stop reading a connection whose pending output exceeds this many bytes."""
@@ -89,7 +90,12 @@ class Server:
     record_events:
         Keep individual events (for timelines). Counters are kept either way.
     high_water:
-        Backpressure threshold in bytes of pending output per connection.
+        Backpressure: stop reading a connection once more than this many bytes of its
+        output are pending.
+    low_water:
+        ... and read it again once they have drained to this many bytes or fewer. None (the
+        default): a quarter of ``high_water``, as asyncio does. Both are checked as
+        :class:`~nbio_helpers.protocol.WaterMarks` are (``TypeError``, ``ValueError``).
     recv_size:
         How many bytes one ``recv()`` asks for.
     sock_buffer_size:
@@ -164,6 +170,7 @@ class Server:
         backlog: int = 1024,
         record_events: bool = True,
         high_water: int = HIGH_WATER,
+        low_water: int | None = None,
         recv_size: int = RECV_SIZE,
         sock_buffer_size: int | None = None,
     ):
@@ -171,7 +178,9 @@ class Server:
         self.port = port
         self.name = name or f"{self.model}-{next(_unnamed)}"
         self.backlog = backlog
-        self.high_water = high_water
+        marks = WaterMarks(high_water, low_water)  # validated, low defaulting as in asyncio
+        self.high_water = marks.high
+        self.low_water = marks.low
         self.recv_size = recv_size
         self.sock_buffer_size = sock_buffer_size
         self.events = EventLog(enabled=record_events)

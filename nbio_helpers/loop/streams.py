@@ -7,8 +7,8 @@ What asyncio splits into ``StreamReader`` and ``StreamWriter``, for the ``tasks`
   lets the other tasks run first (``sleep(0)``): every read is a scheduling point, as in trio;
 * ``stream.write(data)`` hands the bytes to a :class:`~.transport.Transport` (never blocks);
 * ``await stream.drain()`` is backpressure: while more than ``high_water`` bytes are pending
-  it waits (``PAUSE``) until the transport has sent them down to half of that (``RESUME``),
-  the water marks of :class:`~nbio_helpers.connection.Connection`.
+  it waits (``PAUSE``) until the transport has sent them down to ``low_water`` (``RESUME``),
+  the server's water marks, which every model applies.
 
 It records ``RECV``, ``EOF``, ``SEND``, ``SEND_WOULD_BLOCK``, ``PAUSE``, ``RESUME`` and
 ``CLOSE`` in the server's event log, as the other models do.

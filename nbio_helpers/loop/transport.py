@@ -40,7 +40,7 @@ class Transport:
         self.closing = False  # close() was called: close once the buffer is empty
         self.closed = False
         self.reason = ""
-        # Called once when the buffer drains to half high_water.
+        # Called once when the buffer drains to server.low_water.
         self.on_low_water: Callable[[], object] | None = None
 
     @property
@@ -65,7 +65,7 @@ class Transport:
         sent = self._send(self.buffer)
         if sent:
             del self.buffer[:sent]
-        if self.on_low_water is not None and len(self.buffer) <= self.server.high_water // 2:
+        if self.on_low_water is not None and len(self.buffer) <= self.server.low_water:
             callback, self.on_low_water = self.on_low_water, None
             callback()
         if not self.buffer or self.failed:

@@ -16,6 +16,8 @@ a retry) and leaves the waiting clients hanging, where ``accept_all`` turns them
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import Any
 
 from ..connection import accept_all, echo_upper
 from ..events import ACCEPT, CLOSE, EOF, RECV, SEND
@@ -37,9 +39,9 @@ class AsyncioServer(Server):
     backpressure = True  # the transport's water marks: await drain()
     logs_connections = True
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: set[asyncio.Task] = set()
+        self._clients: set[asyncio.Task[None]] = set()
 
     def serve(self) -> None:
         loop = asyncio.SelectorEventLoop()  # a selector loop on every OS (not Proactor)
@@ -48,18 +50,20 @@ class AsyncioServer(Server):
         finally:
             loop.close()
 
-    async def _main(self, loop) -> None:
+    async def _main(self, loop: asyncio.AbstractEventLoop) -> None:
         woken = asyncio.Event()
+        listener = self.listener
+        assert listener is not None  # serve() runs only once started
         # stop() writes to the socketpair; the loop watches it like any socket.
         loop.add_reader(self.waker, self._on_wake, woken)
-        self.listener.setblocking(False)
-        loop.add_reader(self.listener, self._accept, loop)
+        listener.setblocking(False)
+        loop.add_reader(listener, self._accept, loop)
         try:
             while not self.stopping:
                 await woken.wait()
                 woken.clear()
         finally:
-            loop.remove_reader(self.listener)  # accept no more (before stop() closes it)
+            loop.remove_reader(listener)  # accept no more (before stop() closes it)
             await self._end_clients(woken)
             loop.remove_reader(self.waker)
 
@@ -67,13 +71,13 @@ class AsyncioServer(Server):
         self.drain_waker()
         woken.set()
 
-    def _accept(self, loop) -> None:
+    def _accept(self, loop: asyncio.AbstractEventLoop) -> None:
         for sock in accept_all(self, make=lambda sock, server: sock):
             task = loop.create_task(self._client(sock))
             self._clients.add(task)
             task.add_done_callback(self._clients.discard)
 
-    async def _client(self, sock) -> None:
+    async def _client(self, sock: socket.socket) -> None:
         """One accepted client: its socket wrapped in a pair of streams, then :meth:`handle`."""
         try:
             reader, writer = await asyncio.open_connection(sock=sock, limit=self.recv_size)
@@ -114,7 +118,8 @@ class AsyncioServer(Server):
         """Echo one client: ``await`` wherever the blocking model would block."""
         cid = self.new_conn_id()  # the transport owns the socket and closes it
         self.events.record(ACCEPT, cid)
-        writer.transport.set_write_buffer_limits(high=self.high_water)  # backpressure
+        # Backpressure: the water marks of every model (drain() waits above high, until low).
+        writer.transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
         reason = "peer closed"
         try:
             while data := await reader.read(self.recv_size):
