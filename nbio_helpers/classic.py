@@ -434,7 +434,7 @@ def is_starved(server, wait: float = 0.5) -> bool:
     not come. Both clients are closed before returning, which lets a frozen loop carry on.
     """
     accepted = server.events.count(ACCEPT)
-    with connect(server.address, timeout=wait + 2) as quiet:
+    with connect(server.address, timeout=wait + 2):
         wait_until(lambda: server.events.count(ACCEPT) > accepted, 2.0)
         time.sleep(0.02)  # let the loop reach recv() on the quiet client (no event to await)
         with connect(server.address, timeout=wait + 2) as active:

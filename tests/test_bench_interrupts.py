@@ -120,7 +120,7 @@ def test_bench_interrupted_at_any_moment(after):
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
         pytest.skip(f"the run ended before {after} s")
     assert proc.returncode == 130, err

@@ -162,7 +162,7 @@ def test_random_interrupts_of_a_tight_with_loop(open_fds, nbio_threads):
             timer.start()
             while True:  # until the interrupt lands, wherever it lands
                 with PollingServer(interval=0, name="tight") as server:
-                    server.address
+                    _ = server.address
         except KeyboardInterrupt:
             pass
         try:

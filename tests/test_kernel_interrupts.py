@@ -64,7 +64,9 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
             check = client.execute_interactive(
                 CHECK,
                 timeout=60,
-                output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+                output_hook=lambda msg, printed=printed: printed.append(
+                    msg["content"].get("text", "")
+                ),
             )
             assert check["content"]["status"] == "ok", check["content"]
             outcome = "".join(printed).strip()

@@ -76,7 +76,7 @@ def test_stop_before_start_is_harmless(model):
     server = MODELS[model]()
     server.stop()
     with pytest.raises(RuntimeError, match="not started"):
-        server.address
+        _ = server.address
 
 
 STALE = r"; run the cell that starts it again"
@@ -89,7 +89,7 @@ def test_a_stopped_server_explains_itself(model):
         ServerStoppedError,
         match=r"^server 'stale' was stopped \(stop\(\) was called\)" + STALE + "$",
     ):
-        server.address
+        _ = server.address
     with pytest.raises(ServerStoppedError, match="cannot be started again"):
         server.start()
     with pytest.raises(ServerStoppedError, match="cannot be started again"):
@@ -104,13 +104,13 @@ def test_replaced_and_finished_servers_say_why():
     with pytest.raises(
         ServerStoppedError, match=r"\(a new server named 'demo' replaced it\)" + STALE
     ):
-        old.address
+        _ = old.address
     assert request(new.address, b"new") == b"NEW"
     stop_all()
     with pytest.raises(
         ServerStoppedError, match=r"\(finish\(\) or stop_all\(\) stopped every server\)" + STALE
     ):
-        new.address
+        _ = new.address
 
 
 def test_start_twice_raises(server):

@@ -341,7 +341,7 @@ def _first_echo(loop: LearnerLoop) -> None:
         raise NotYet(
             f"a client could not talk to your server ({describe_exception(exc)})",
             "accept() when the listener is readable, and make the new socket non-blocking.",
-        )
+        ) from None
     loop.raise_if_failed()
     if got != b"HELLO":
         raise NotYet(
@@ -450,7 +450,7 @@ def _prompt_replies(loop: LearnerLoop) -> None:
         raise NotYet(
             f"a client could not talk to your server ({describe_exception(exc)})",
             "accept() when the listener is readable, and make the new socket non-blocking.",
-        )
+        ) from None
     finally:
         loop.timeout = ROUND_TIMEOUT
     loop.raise_if_failed()
@@ -627,7 +627,7 @@ def _half_close(loop: LearnerLoop) -> None:
                 f"a client sending 4 MiB without reading got {describe_exception(exc)}",
                 "keep reading a client while its replies are pending; close it only "
                 "once its buffer is empty.",
-            )
+            ) from None
         # b'' reaches the loop: a right loop puts the client into finished
         wait_for(lambda: loop.finished or not loop.outbufs or loop.error or loop.stuck(), 2.0)
         rounds, cpu = _count(loop, IDLE_WINDOW)  # the client reads nothing meanwhile

@@ -444,7 +444,7 @@ def _stop_server(server) -> None:
             + (f": serve() was still running {place}" if place else ""),
             "loop `while not self.stopping:`, give sel.select() a timeout, and "
             "never wait anywhere else (a blocking recv(), time.sleep) in serve().",
-        )
+        ) from None
     except LearnerStopped:
         pass
     except Exception as exc:  # the learner's loop died
