@@ -59,7 +59,7 @@ from .events import (
     SEND_WOULD_BLOCK,
     WOULD_BLOCK,
 )
-from .server import Server, shutdown_quietly, wait_until
+from .server import Server, wait_until
 
 MAX_PAUSE = 1.0
 """Longest allowed pause. The loop sleeps with ``time.sleep`` in its own thread, where nothing
@@ -246,18 +246,6 @@ class ClassicServer(ClassicLoop, Server):
         if self.sndbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         return TracedConn(sock.detach(), self)  # same descriptor, same mode
-
-    def forget(self, sock: socket.socket) -> None:
-        """No longer close ``sock`` at ``stop()`` (it is being closed now)."""
-        with self._open_lock:
-            self._open.pop(sock, None)
-
-    def on_stop(self) -> None:
-        # Wake a loop stuck in a blocking recv() on a quiet client (BlockingAccepted).
-        with self._open_lock:
-            socks = list(self._open)
-        for sock in socks:
-            shutdown_quietly(sock)
 
 
 # ---------------------------------------------------------------------- the flaws
@@ -456,7 +444,7 @@ def is_starved(server, wait: float = 0.5) -> bool:
     not come. Both clients are closed before returning, which lets a frozen loop carry on.
     """
     accepted = server.events.count(ACCEPT)
-    with connect(server.address, timeout=wait + 2) as quiet:
+    with connect(server.address, timeout=wait + 2):
         wait_until(lambda: server.events.count(ACCEPT) > accepted, 2.0)
         time.sleep(0.02)  # let the loop reach recv() on the quiet client (no event to await)
         with connect(server.address, timeout=wait + 2) as active:

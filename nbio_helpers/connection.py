@@ -141,6 +141,10 @@ def close_finished(connections: list) -> list:
 def accept_all(server, make=Connection, limit: int | None = None) -> list:
     """Accept every client waiting on ``server.listener`` (non-blocking); return Connections.
 
+    Each socket is owned by ``server`` (:meth:`~nbio_helpers.server.Server.own`) the moment
+    ``accept()`` returns it, so that a ``stop()`` that comes next finds it and shuts it down;
+    once ``stop()`` has begun, a socket accepted is closed at once and accepting ends.
+
     ``make(sock, server)`` turns each accepted socket into what is returned (default a
     :class:`Connection`); ``limit`` stops after that many (``limit=1``: one client, or none if
     the one that was waiting has gone already, ECONNABORTED).
@@ -169,6 +173,10 @@ def accept_all(server, make=Connection, limit: int | None = None) -> list:
                 ": a waiting client was turned away",
             )
             continue
+        if not server.own(sock):  # stop() has begun: no new client, and this one is closed
+            server.forget(sock)
+            sock.close()
+            return accepted
         accepted.append(make(sock, server))
     return accepted
 

@@ -38,6 +38,5 @@ class PollingServer(Server):
                     conn.on_writable()
             connections = close_finished(connections)  # close those that are done
             if self.interval:
-                # Sleep, but let stop() cut the sleep short (it sets this event).
-                self._stop_requested.wait(self.interval)
+                self.sleep(self.interval)  # like time.sleep(), but stop() cuts it short
                 self.events.record(WAKEUP)
