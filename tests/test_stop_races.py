@@ -24,7 +24,9 @@ import threading
 
 import pytest
 
-from nbio_helpers import BlockingServer, ThreadsServer
+from nbio_helpers import BlockingServer, Server, ThreadsServer
+from nbio_helpers.connection import accept_all
+from nbio_helpers.events import RECV
 from nbio_helpers.models import blocking
 from nbio_helpers.server import wait_until
 
@@ -87,3 +89,102 @@ def test_threads_stop_between_track_and_the_worker(monkeypatch):
     monkeypatch.setattr(server, "track", track_then_hold)
     server.start()
     stop_in_the_window(server, in_window, names_before)
+
+
+# ------------------------------------------------------------------ the rule, step by step
+class Sleeper(Server):
+    """A loop that only sleeps, and records what the stop rule's steps see from inside."""
+
+    model = "sleeper"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first_sleep: bool | None = None
+        self.rounds = 0
+        self.during_stop: dict[str, object] = {}
+        self.on_stop_calls = 0
+
+    def serve(self) -> None:
+        self.listener.setblocking(False)  # accept_all() in on_stop must not wait
+        self.first_sleep = self.sleep(0)
+        while not self.sleep(30):  # only stop() can end this loop in time
+            self.rounds += 1
+
+    def on_stop(self) -> None:
+        self.on_stop_calls += 1
+        a, b = socket.socketpair()
+        with a, b:
+            self.during_stop["own"] = self.own(a)
+            self.during_stop["shut down"] = a.fileno() != -1 and a.recv(1) == b""
+        worker = threading.Thread(target=lambda: None)
+        self.during_stop["start_thread"] = self.start_thread(worker)
+        self.during_stop["accepted"] = accept_all(self, make=lambda sock, server: sock)
+
+
+def test_sleep_is_cut_short_by_stop():
+    server = Sleeper(name="sleeper").start()
+    server.stop(timeout=5)  # a 30 s sleep would make this raise ServerStopTimeout
+    assert server.first_sleep is False  # sleep(0) while running: the time passed
+    assert server.rounds == 0
+
+
+def test_once_stop_began_nothing_new_is_owned_started_or_accepted():
+    server = Sleeper(name="sleeper").start()
+    client = socket.create_connection(server.address, timeout=5)  # waits in the backlog
+    with client:
+        server.stop(timeout=5)
+        assert server.during_stop == {
+            "own": False,  # owned, but shut down at once
+            "shut down": True,  # recv() returns b'' at once; the descriptor stays valid
+            "start_thread": False,  # not started
+            "accepted": [],  # accepted and closed at once
+        }
+        assert client.recv(1) == b""  # closed by accept_all (or with the listener)
+    late, peer = socket.socketpair()
+    with late, peer:
+        assert server.own(late) is False and late.fileno() == -1  # after stop(): closed
+
+
+def test_concurrent_stops_run_the_rule_once():
+    server = Sleeper(name="sleeper").start()
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def stop() -> None:
+        barrier.wait(5)
+        try:
+            server.stop(timeout=5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    stoppers = [threading.Thread(target=stop) for _ in range(2)]
+    for t in stoppers:
+        t.start()
+    barrier.wait(5)
+    for t in stoppers:
+        t.join(10)
+    assert errors == [] and server.stopped and server.on_stop_calls == 1
+
+
+def test_a_stop_during_the_blocking_delay_is_at_once():
+    server = BlockingServer(delay=30, name="slow").start()
+    with socket.create_connection(server.address, timeout=5) as client:
+        client.sendall(b"x")
+        assert wait_until(lambda: server.events.count(RECV) == 1, 5)
+        server.stop(timeout=5)  # the 30 s sleep is cut short
+        try:
+            assert client.recv(1) == b""  # no reply: the socket was shut down first
+        except ConnectionResetError:
+            pass
+
+
+def test_a_graceful_stop_during_the_blocking_delay_sends_the_reply():
+    server = BlockingServer(delay=30, name="slow").start()
+    with socket.create_connection(server.address, timeout=5) as client:
+        client.sendall(b"x")
+        client.shutdown(socket.SHUT_WR)  # our EOF: the polite close need not wait for it
+        assert wait_until(lambda: server.events.count(RECV) == 1, 5)
+        server.stop(grace=20)  # the sleep ends; the reply to what was read goes out
+        assert client.recv(1) == b"X"
+        assert client.recv(1) == b""  # then the server's EOF
+    assert server.unfinished == 0
