@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import registry
 from .cpu import ThreadCPU
@@ -190,7 +190,7 @@ class Server:
         if self.cpu.needs_samples:  # e.g. macOS: each event recorded also reports the CPU used
             self.events.on_record = self.cpu.sample
         self.error: BaseException | None = None
-        self.listener: socket.socket | None = None
+        self._listener: socket.socket | None = None
         self.unfinished = 0
         """Connections a graceful stop had to close before their replies were all sent."""
         self._address: tuple[str, int] | None = None
@@ -245,7 +245,7 @@ class Server:
         registry.stop_named(self.name, reason=f"a new server named {self.name!r} replaced it")
         ensure_fd_room(self.backlog)  # room for as many clients as may wait (macOS: 256)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self.listener = socket.create_server(
+        self._listener = socket.create_server(
             (self.host, self.port), family=family, backlog=self.backlog
         )
         self._address = self.listener.getsockname()[:2]
@@ -264,10 +264,10 @@ class Server:
             self._teardown(timeout=5.0, reason="it was interrupted while starting")
             return
         registry.unregister(self)
-        for sock in (self.listener, self._waker_r, self._waker_w):
+        for sock in (self._listener, self._waker_r, self._waker_w):
             if sock is not None:
                 sock.close()
-        self.listener = self._waker_r = self._waker_w = self._thread = None
+        self._listener = self._waker_r = self._waker_w = self._thread = None
         self._address = None
 
     def stop(self, timeout: float = 5.0, *, grace: float = 0.0, reason: str | None = None) -> None:
@@ -429,6 +429,13 @@ class Server:
             f"server {self.name!r} was stopped ({self._stopped_because}); run the cell "
             "that starts it again"
         )
+
+    @property
+    def listener(self) -> socket.socket:
+        """The listening socket (bound by :meth:`start`, closed by :meth:`stop`)."""
+        if self._listener is None:
+            raise RuntimeError("the server is not started: call start() first")
+        return self._listener
 
     @property
     def stopping(self) -> bool:
@@ -609,7 +616,7 @@ class Server:
         import select  # local: this is the only use in the blocking models' path
 
         while not self.stopping:
-            readable, _, _ = select.select([self.listener, self._waker_r], [], [])
+            readable, _, _ = select.select([self.listener, self.waker], [], [])
             if self.listener in readable and not self.stopping:
                 return True
         return False
@@ -655,7 +662,7 @@ class Server:
             self._closed = True
         for sock in sockets:
             sock.close()
-        for end in (self.listener, self._waker_r, self._waker_w):
+        for end in (self._listener, self._waker_r, self._waker_w):
             if end is not None:
                 end.close()
 
@@ -686,7 +693,7 @@ def shutdown_quietly(sock: socket.socket) -> None:
         pass
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.005) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.005) -> bool:
     """Poll ``predicate()`` until true or ``timeout`` seconds pass; returns its last value.
 
     For tests and notebooks that wait for a background server to reach a state.

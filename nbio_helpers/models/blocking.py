@@ -6,6 +6,9 @@ in the listen backlog until this one disconnects.
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 from ..connection import accept_all, echo_upper
 from ..events import EOF, RECV, SEND
 from ..server import Server
@@ -22,7 +25,7 @@ class BlockingServer(Server):
 
     model = "blocking"
 
-    def __init__(self, *args, delay: float = 0.0, **kwargs):
+    def __init__(self, *args: Any, delay: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.delay = delay
 
@@ -33,7 +36,7 @@ class BlockingServer(Server):
                 sock.setblocking(True)
                 self.handle(sock, self.track(sock))
 
-    def handle(self, sock, cid) -> None:
+    def handle(self, sock: socket.socket, cid: int) -> None:
         """Echo until the client closes: the whole server waits inside this call."""
         reason = "server stopping"  # unless the client closes first
         try:

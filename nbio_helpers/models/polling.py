@@ -7,6 +7,8 @@ whole core; sleeping ``interval`` seconds between rounds saves CPU but delays ev
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..connection import accept_all, close_finished
 from ..events import ACCEPT_WOULD_BLOCK, WAKEUP
 from ..server import Server
@@ -17,7 +19,7 @@ class PollingServer(Server):
 
     model = "polling"
 
-    def __init__(self, *args, interval: float = 0.0, **kwargs):
+    def __init__(self, *args: Any, interval: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if interval < 0:
             raise ValueError(f"interval must be >= 0 seconds, not {interval!r}")

@@ -6,6 +6,7 @@ between threads whenever one blocks. The price is a thread (stack, scheduling) p
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from ..connection import accept_all, echo_upper
@@ -26,7 +27,7 @@ class ThreadsServer(Server):
             for sock in accept_all(self, make=lambda sock, server: sock):
                 self.start_worker(sock)
 
-    def start_worker(self, sock) -> None:
+    def start_worker(self, sock: socket.socket) -> None:
         """Serve ``sock`` in a new thread of its own (``stop()`` joins it)."""
         sock.setblocking(True)  # an accepted socket may inherit non-blocking (macOS, Windows)
         cid = self.track(sock)
@@ -43,7 +44,7 @@ class ThreadsServer(Server):
         if not started:  # stop() has begun
             self.close_connection(sock, cid, "server stopping")
 
-    def handle(self, sock, cid) -> None:
+    def handle(self, sock: socket.socket, cid: int) -> None:
         """Echo until the client closes (runs in the client's own thread)."""
         self.cpu.enter()
         reason = "server stopping"  # unless the client closes first
