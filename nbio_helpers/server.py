@@ -109,7 +109,10 @@ class Server:
     ``serve()``
         The loop. It runs in the server's thread, started by :meth:`start`, with
         :attr:`listener` bound and listening. It must return soon after :attr:`stopping`
-        becomes True, and never block where :meth:`stop` cannot wake it (see below). What it
+        becomes True, and block only where :meth:`stop` ends the wait: in ``select()``, a
+        selector or an event loop that also watches :attr:`waker`; in :meth:`sleep`; in a
+        ``recv()`` or ``send()`` on a socket the server owns. Never in ``accept()``: make the
+        listener non-blocking (:meth:`wait_for_client` waits for it). What ``serve()``
         raises ends the server; :meth:`stop` raises it again in the caller's thread.
 
     What a model may call (from the server thread, or from a thread it started with
@@ -152,7 +155,8 @@ class Server:
       thread blocked in ``recv()`` or ``sendall()`` on a shut-down socket returns (an EOF, or
       an ``OSError``), and so does one about to call them.
     - It then writes to :attr:`waker`, which wakes a loop waiting in ``select()``, a selector
-      or an event loop (the listener is not shut down: see :meth:`_shut_down_all`), calls
+      or an event loop, on every OS (the listener is not shut down: on Linux that makes
+      ``accept()`` fail with EINVAL, which a loop expecting ``BlockingIOError`` dies of), calls
       :meth:`on_stop`, joins the server thread and every thread of :meth:`start_thread`
       (``timeout`` seconds for all of them), closes every socket, the listener and the
       waker, and forgets the server in the registry: every step runs even if one fails.
@@ -366,9 +370,10 @@ class Server:
         """Mark the server as stopping and shut down every socket it owns, under the lock.
 
         ``shutdown(SHUT_RDWR)`` makes a ``recv()`` blocked on the socket return ``b''`` and a
-        blocked ``sendall()`` fail (checked on Linux, by tests/test_stop_races.py); the
-        socket stays open, so a loop that still holds it gets an error or an EOF, never a
-        closed descriptor (``select()`` refuses those with ValueError).
+        blocked ``sendall()`` fail with BrokenPipeError (checked on Linux by a run; the
+        ``recv()`` side by tests/test_stop_races.py). The socket stays open, so a loop that
+        still holds it gets an error or an EOF, never a closed descriptor (``select()``
+        refuses those with ValueError).
 
         The listener is not shut down. No model blocks in ``accept()``: each waits for the
         listener together with :attr:`waker` (a socketpair, which works on every OS), and the
@@ -496,8 +501,8 @@ class Server:
         stopping (then the loop should end), False if the whole time passed.
 
         ``time.sleep()`` in a server thread cannot be cut short (signals reach only the main
-        thread): ``stop()`` would wait it out. This sleep waits on the event ``stop()`` sets,
-        a graceful stop's included.
+        thread): ``stop()`` would wait it out. This sleep waits on the event that ``stop()``
+        sets as it begins (a graceful stop's too). ``sleep(0)`` returns at once.
         """
         self._stop_requested.wait(seconds)
         return self.stopping
