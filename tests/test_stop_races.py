@@ -100,18 +100,20 @@ class Sleeper(Server):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.first_sleep: bool | None = None
+        self.looping = threading.Event()  # set once the loop has begun
         self.rounds = 0
         self.during_stop: dict[str, object] = {}
         self.on_stop_calls = 0
 
     def serve(self) -> None:
-        self.listener.setblocking(False)  # accept_all() in on_stop must not wait
         self.first_sleep = self.sleep(0)
+        self.looping.set()
         while not self.sleep(30):  # only stop() can end this loop in time
             self.rounds += 1
 
     def on_stop(self) -> None:
         self.on_stop_calls += 1
+        self.listener.setblocking(False)  # accept_all() below must not wait
         a, b = socket.socketpair()
         with a, b:
             self.during_stop["own"] = self.own(a)
@@ -123,6 +125,7 @@ class Sleeper(Server):
 
 def test_sleep_is_cut_short_by_stop():
     server = Sleeper(name="sleeper").start()
+    assert server.looping.wait(10)
     server.stop(timeout=5)  # a 30 s sleep would make this raise ServerStopTimeout
     assert server.first_sleep is False  # sleep(0) while running: the time passed
     assert server.rounds == 0
