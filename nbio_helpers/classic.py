@@ -61,7 +61,7 @@ from .events import (
     WOULD_BLOCK,
 )
 from .nonblocking import attempt
-from .server import Server, shutdown_quietly, wait_until
+from .server import Server, wait_until
 
 MAX_PAUSE = 1.0
 """Longest allowed pause. The loop sleeps with ``time.sleep`` in its own thread, where nothing
@@ -254,18 +254,6 @@ class ClassicServer(ClassicLoop, Server):
         if self.sndbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         return TracedConn(sock.detach(), self)  # same descriptor, same mode
-
-    def forget(self, sock: socket.socket) -> None:
-        """No longer close ``sock`` at ``stop()`` (it is being closed now)."""
-        with self._open_lock:
-            self._open.pop(sock, None)
-
-    def on_stop(self) -> None:
-        # Wake a loop stuck in a blocking recv() on a quiet client (BlockingAccepted).
-        with self._open_lock:
-            socks = list(self._open)
-        for sock in socks:
-            shutdown_quietly(sock)
 
 
 # ---------------------------------------------------------------------- the flaws

@@ -211,7 +211,11 @@ def accept_all(
 ) -> list[Any]:
     """Accept every client waiting on ``server.listener`` (non-blocking); return Connections.
 
-    ``make(sock, server)`` turns each accepted socket into what is returned (default
+    Each socket is owned by ``server`` (:meth:`~nbio_helpers.server.Server.own`) the moment
+    ``accept()`` returns it, so that a ``stop()`` that comes next finds it and shuts it down;
+    once ``stop()`` has begun, a socket accepted is closed at once and accepting ends.
+
+        ``make(sock, server)`` turns each accepted socket into what is returned (default
     :func:`echo_connection`: a :class:`Connection`); ``limit`` stops after that many
     (``limit=1``: one client, or none if the one that was waiting has gone already,
     ECONNABORTED).
@@ -242,6 +246,10 @@ def accept_all(
                 ": a waiting client was turned away",
             )
             continue
+        if not server.own(sock):  # stop() has begun: no new client, and this one is closed
+            server.forget(sock)
+            sock.close()
+            return accepted
         accepted.append(make(sock, server))
     return accepted
 

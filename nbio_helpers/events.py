@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 # Event kinds. Strings, so that a printed event reads well in a notebook.
@@ -83,7 +83,7 @@ class EventLog:
         self._bytes: collections.Counter[str] = collections.Counter()
         self.enabled = enabled
         self.started = time.monotonic()
-        self.on_record = None  # called (no arguments) after each record, if set
+        self.on_record: Callable[[], object] | None = None  # called after each record, if set
 
     def record(self, kind: str, conn: int | None = None, nbytes: int = 0, detail: str = "") -> None:
         """Record one event now. Safe to call from any thread."""

@@ -24,6 +24,11 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEFERRABLE = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 """The signals a critical section holds back (where the OS has them)."""
@@ -32,20 +37,20 @@ DEFERRABLE = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if ha
 class Deferred:
     """What :func:`interrupts_deferred` yields: the signals that arrived during the block."""
 
-    def __init__(self):
-        self.received: list[tuple[int, object]] = []
+    def __init__(self) -> None:
+        self.received: list[tuple[int, FrameType | None]] = []
 
     @property
     def pending(self) -> bool:
         """True if a signal arrived during the block (it is delivered when the block ends)."""
         return bool(self.received)
 
-    def _note(self, signum, frame) -> None:
+    def _note(self, signum: int, frame: FrameType | None) -> None:
         self.received.append((signum, frame))
 
 
 @contextlib.contextmanager
-def interrupts_deferred():
+def interrupts_deferred() -> Iterator[Deferred]:
     """Hold back SIGINT and SIGTERM for the duration of the block; yields a :class:`Deferred`.
 
     When the block ends (normally or by an exception), the previous handlers are put back and
@@ -56,7 +61,7 @@ def interrupts_deferred():
     if threading.current_thread() is not threading.main_thread():
         yield deferred  # signals are only ever handled in the main thread
         return
-    previous = {}
+    previous: dict[int, Callable[[int, FrameType | None], object]] = {}
     try:
         for signum in DEFERRABLE:
             handler = signal.getsignal(signum)
@@ -71,7 +76,7 @@ def interrupts_deferred():
             previous[signum](signum, frame)
 
 
-def uninterruptible(function, *args):
+def uninterruptible(function: Callable[..., T], *args: object) -> T:
     """Run ``function(*args)`` to the end, however Ctrl-C falls; then raise the interrupt.
 
     Inside :func:`interrupts_deferred`, and again if an interrupt came just before the critical
@@ -96,10 +101,18 @@ def uninterruptible(function, *args):
     return result
 
 
-__all__ = ["DEFERRABLE", "Deferred", "interrupts_deferred", "uninterruptible"]
+__all__ = [
+    "DEFERRABLE",
+    "Deferred",
+    "interrupts_deferred",
+    "join_interruptibly",
+    "uninterruptible",
+]
 
 
-def join_interruptibly(threads, timeout: float, slice_seconds: float = 0.05) -> None:
+def join_interruptibly(
+    threads: Iterable[threading.Thread], timeout: float, slice_seconds: float = 0.05
+) -> None:
     """Join each of ``threads`` within ``timeout`` seconds in all, waking every
     ``slice_seconds`` so that a ``KeyboardInterrupt`` is raised promptly.
 

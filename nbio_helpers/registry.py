@@ -11,10 +11,28 @@ the same way: registering a client under a key that is taken replaces the older 
 from __future__ import annotations
 
 import threading
+from typing import Protocol
+
+
+class RunningServer(Protocol):
+    """What the registry needs of a server (every :class:`~nbio_helpers.server.Server`)."""
+
+    name: str
+
+    def stop(self, timeout: float = ..., *, reason: str | None = ...) -> None: ...
+
+
+class KeptClient(Protocol):
+    """What the registry needs of a client that keeps a connection open (a console)."""
+
+    def replaced(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
 
 _lock = threading.Lock()
-_servers: dict[str, object] = {}
-_clients: dict[str, object] = {}
+_servers: dict[str, RunningServer] = {}
+_clients: dict[str, KeptClient] = {}
 
 STOPPED_BY_STOP_ALL = "finish() or stop_all() stopped every server"
 
@@ -33,7 +51,7 @@ def stop_named(name: str, reason: str | None = None) -> None:
             pass
 
 
-def register(server) -> None:
+def register(server: RunningServer) -> None:
     """Remember a started server under ``server.name``, stopping any older one of that name."""
     with _lock:
         old = _servers.get(server.name)
@@ -43,14 +61,14 @@ def register(server) -> None:
         _servers[server.name] = server
 
 
-def unregister(server) -> None:
+def unregister(server: RunningServer) -> None:
     """Forget a server (called by ``stop()``)."""
     with _lock:
         if _servers.get(server.name) is server:
             del _servers[server.name]
 
 
-def running_servers() -> dict[str, object]:
+def running_servers() -> dict[str, RunningServer]:
     """A snapshot ``{name: server}`` of the servers that are running now."""
     with _lock:
         return dict(_servers)
@@ -73,7 +91,7 @@ def stop_all(timeout: float = 5.0) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ clients
-def register_client(key: str, client) -> None:
+def register_client(key: str, client: KeptClient) -> None:
     """Keep ``client`` under ``key``; an older client under the same key is told it was
     ``replaced()`` (it closes its connection and stops sending) and forgotten."""
     with _lock:
@@ -83,7 +101,7 @@ def register_client(key: str, client) -> None:
         old.replaced()
 
 
-def clients() -> dict[str, object]:
+def clients() -> dict[str, KeptClient]:
     """A snapshot ``{key: client}`` of the registered clients."""
     with _lock:
         return dict(_clients)

@@ -1,9 +1,11 @@
 """The server lifecycle, written once: every model inherits it.
 
-A model only writes :meth:`Server.serve`, the loop. Everything around the loop lives here:
-binding (``127.0.0.1``, port 0 = a free port), the background daemon thread, the event log,
-CPU accounting, waking the loop through a socketpair when asked to stop, joining, closing every
-socket, and re-raising whatever killed the loop.
+A model only writes :meth:`Server.serve`, the loop (the contract for models is in the
+docstring of :class:`Server`). Everything around the loop lives here: binding (``127.0.0.1``,
+port 0 = a free port), the background daemon thread, the event log, CPU accounting, and one
+stop rule for every model: under a lock, shut down every socket the server owns, wake the loop
+through a socketpair, join its threads, close every socket, and re-raise whatever killed the
+loop.
 
 Usage::
 
@@ -26,12 +28,14 @@ interrupt during ``start()`` leaves no server behind, one during ``stop()`` lets
 from __future__ import annotations
 
 import collections
+import contextlib
 import ipaddress
 import itertools
 import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from . import registry
@@ -101,6 +105,75 @@ class Server:
     sock_buffer_size:
         If given, ``SO_SNDBUF`` and ``SO_RCVBUF`` (bytes) of every accepted socket: small
         kernel buffers make partial sends happen (tests, demos). None = the OS default.
+
+    Methods for the caller: :meth:`start`, :meth:`stop`, the context manager, and the read-only
+    :attr:`address`, :attr:`running`, :attr:`stopped`, :meth:`open_connections`,
+    :meth:`refusals`, :meth:`cpu_time`, :attr:`events`, :attr:`error`, :attr:`unfinished`.
+
+    Writing a model
+    ---------------
+    A model is a subclass that sets :attr:`model` (its name) and writes one method:
+
+    ``serve()``
+        The loop. It runs in the server's thread, started by :meth:`start`, with
+        :attr:`listener` bound and listening. It must return soon after :attr:`stopping`
+        becomes True, and block only where :meth:`stop` ends the wait: in ``select()``, a
+        selector or an event loop that also watches :attr:`waker`; in :meth:`sleep`; in a
+        ``recv()`` or ``send()`` on a socket the server owns. Never in ``accept()``: make the
+        listener non-blocking (:meth:`wait_for_client` waits for it). What ``serve()``
+        raises ends the server; :meth:`stop` raises it again in the caller's thread.
+
+    What a model may call (from the server thread, or from a thread it started with
+    :meth:`start_thread`):
+
+    - :attr:`stopping`: True once :meth:`stop` has begun: accept and read no more, return soon.
+    - :meth:`sleep` ``(seconds) -> bool``: a sleep that :meth:`stop` cuts short; True when the
+      server is stopping (``while not self.sleep(interval): ...``).
+    - :meth:`wait_for_client` ``() -> bool``: wait until a client can be accepted; False
+      once the server is stopping. :attr:`waker` and :meth:`drain_waker`: the socket that
+      :meth:`stop` makes readable, for a loop that waits in ``select()``, a selector or an
+      event loop (add it to what the loop waits on; drain it when it is readable).
+    - :func:`~nbio_helpers.connection.accept_all`, which calls :meth:`own` for every socket
+      it accepts; :meth:`track` ``(sock, owner) -> id`` for each connection served (its id
+      in the event log); :meth:`close_connection`, or :meth:`forget` for a socket that
+      something else closes (an asyncio transport).
+    - :meth:`start_thread` ``(thread) -> bool``: start a thread that serves clients; stop()
+      joins it. False once the server is stopping (the thread is not started).
+    - :attr:`events`, :meth:`new_conn_id`, :meth:`count_refusal`, :attr:`cpu`,
+      :attr:`recv_size`, :attr:`high_water`, :meth:`set_buffer_sizes`; during a graceful
+      stop, :attr:`in_grace_period` and :meth:`grace_left`.
+
+    What a model may override (hooks; the defaults do what every model here needs):
+
+    - :meth:`finish_replies`: a graceful stop, after :meth:`serve` returned: send the replies
+      still pending (the default does it for every :class:`~nbio_helpers.connection.Connection`).
+    - :meth:`on_stop`: tell a loop that does not watch :attr:`waker` to end (asyncio's own
+      loop, ``socketserver``'s ``serve_forever``), and join what it started. Called by stop()
+      in the caller's thread, after every owned socket was shut down; it must return promptly.
+    - :meth:`open_connections`, when the model keeps its connections itself.
+
+    What :meth:`stop` guarantees, the same for every model (the one stop rule):
+
+    - It runs once, under a lock: concurrent and repeated calls wait for the first one and
+      return quietly.
+    - Under the same lock as :meth:`own`, it marks the server as stopping and shuts down
+      (``SHUT_RDWR``) every socket owned so far; a socket owned later is shut down at once
+      (:func:`~nbio_helpers.connection.accept_all` closes it), and :meth:`start_thread`
+      starts no more threads. So no socket escapes it, however the threads interleave. A
+      thread blocked in ``recv()`` or ``sendall()`` on a shut-down socket returns (an EOF, or
+      an ``OSError``), and so does one about to call them.
+    - It then writes to :attr:`waker`, which wakes a loop waiting in ``select()``, a selector
+      or an event loop, on every OS (the listener is not shut down: on Linux that makes
+      ``accept()`` fail with EINVAL, which a loop expecting ``BlockingIOError`` dies of), calls
+      :meth:`on_stop`, joins the server thread and every thread of :meth:`start_thread`
+      (``timeout`` seconds for all of them), closes every socket, the listener and the
+      waker, and forgets the server in the registry: every step runs even if one fails.
+    - It raises :class:`ServerStopTimeout` if a thread is still alive after ``timeout``
+      (its sockets are closed anyway), else the exception that ended :meth:`serve`, if any
+      (once: it stays on :attr:`error`).
+    - ``stop(grace=...)`` first lets the loop finish by itself: :attr:`stopping` becomes
+      True, nothing new is owned, and :attr:`in_grace_period` stays True while the replies
+      to what was read go out (:meth:`finish_replies`); the fast stop above follows.
 
     Capabilities
     ------------
@@ -188,7 +261,7 @@ class Server:
         if self.cpu.needs_samples:  # e.g. macOS: each event recorded also reports the CPU used
             self.events.on_record = self.cpu.sample
         self.error: BaseException | None = None
-        self.listener: socket.socket | None = None
+        self._listener: socket.socket | None = None
         self.unfinished = 0
         """Connections a graceful stop had to close before their replies were all sent."""
         self._address: tuple[str, int] | None = None
@@ -202,9 +275,16 @@ class Server:
         self._stopped_because = ""
         self._error_raised = False
         self._conn_ids = itertools.count(1)
-        self._open: dict[socket.socket, object] = {}  # accepted socket -> its owner (or None)
-        self._open_lock = threading.Lock()
+        # The one stop rule's state. _lock guards what stop() and the server's threads share:
+        # the owned sockets, the threads to join, and the two flags below.
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, object] = {}  # owned socket -> its owner (or None)
+        self._threads: set[threading.Thread] = set()  # started by start_thread()
         self._refused: collections.Counter[str] = collections.Counter()
+        self._stop_began = False  # nothing new is owned or started: shut down at once
+        self._closed = False  # stop() closed every owned socket: close at once
+        self._stop_lock = threading.RLock()  # one stop() at a time
+        self._in_stop = False  # a stop() is running (in the thread holding _stop_lock)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Server:
@@ -235,7 +315,7 @@ class Server:
     def _start(self) -> None:
         registry.stop_named(self.name, reason=f"a new server named {self.name!r} replaced it")
         ensure_fd_room(self.backlog)  # room for as many clients as may wait (macOS: 256)
-        self.listener = socket.create_server(
+        self._listener = socket.create_server(
             (self.host, self.port), family=address_family(self.host), backlog=self.backlog
         )
         self._address = self.listener.getsockname()[:2]
@@ -254,10 +334,10 @@ class Server:
             self._teardown(timeout=5.0, reason="it was interrupted while starting")
             return
         registry.unregister(self)
-        for sock in (self.listener, self._waker_r, self._waker_w):
+        for sock in (self._listener, self._waker_r, self._waker_w):
             if sock is not None:
                 sock.close()
-        self.listener = self._waker_r = self._waker_w = self._thread = None
+        self._listener = self._waker_r = self._waker_w = self._thread = None
         self._address = None
 
     def stop(self, timeout: float = 5.0, *, grace: float = 0.0, reason: str | None = None) -> None:
@@ -278,45 +358,69 @@ class Server:
             (default: "stop() was called").
 
         Raises the exception that killed the loop, if any (once; it stays on ``.error``),
-        and :class:`ServerStopTimeout` if the thread does not end within ``timeout``.
+        and :class:`ServerStopTimeout` if a thread does not end within ``timeout``. Calls
+        from several threads at once are safe: each waits for the first to finish. What it
+        does, step by step, is the class's stop rule (see :class:`Server`).
         """
-        if self._thread is None or self._stopped:
+        if self._thread is None:
             return
-        try:
-            if grace > 0 and not self.stopping:
-                self._finish(grace)
-        finally:  # even if interrupted: half-stopped, the server would keep its sockets
-            uninterruptible(self._teardown, timeout, reason or STOPPED_BY_STOP)
-        if self._thread.is_alive():
-            raise ServerStopTimeout(f"server {self.name!r} did not stop within {timeout} s")
+        with self._stopping_alone():
+            if self._stopped or self._in_stop:
+                return
+            self._in_stop = True
+            try:
+                try:
+                    if grace > 0 and not self._stop_requested.is_set():
+                        self._finish(grace)
+                finally:  # even if interrupted: half-stopped, the server would keep its sockets
+                    uninterruptible(self._teardown, timeout, reason or STOPPED_BY_STOP)
+            finally:
+                self._in_stop = False
+        alive = [t for t in self._all_threads() if t.is_alive()]
+        if alive:
+            workers = "" if self._thread in alive else f" ({len(alive)} client thread(s) still run)"
+            raise ServerStopTimeout(
+                f"server {self.name!r} did not stop within {timeout} s{workers}"
+            )
         if self.error is not None and not self._error_raised:
             self._error_raised = True
             raise self.error
 
+    @contextlib.contextmanager
+    def _stopping_alone(self) -> Iterator[None]:
+        """Hold the stop lock; wait for it in slices, so that Ctrl-C is felt meanwhile (a
+        Windows kernel interrupt only sets a flag, which one long wait would not see)."""
+        while not self._stop_lock.acquire(timeout=0.05):
+            pass
+        try:
+            yield
+        finally:
+            self._stop_lock.release()
+
     def _finish(self, grace: float) -> None:
         """The graceful part of ``stop(grace=...)``: let the loop finish by itself, in time."""
         self._grace_until = time.monotonic() + grace
-        self._stop_requested.set()
+        with self._lock:
+            self._stop_began = True  # no new client from now on
+            self._stop_requested.set()
         self._wake()
-        join_interruptibly([self._thread], max(0.0, self._grace_until - time.monotonic()))
-        self._join_workers(max(0.0, self._grace_until - time.monotonic()))
+        join_interruptibly(self._all_threads(), max(0.0, self._grace_until - time.monotonic()))
 
     def _teardown(self, timeout: float, reason: str) -> None:
-        """The fast stop: wake everything, join, close every socket, forget the server.
+        """The fast stop: shut down, wake, join, close every socket, forget the server.
 
         Every step runs even if an earlier one fails (the first failure is raised at the end):
         what matters most is that nothing is left open or registered."""
         self._stopped_because = reason
         if self._grace_until is not None:
             self.unfinished = self.open_connections()
-        self._stop_requested.set()
-        self._stop_now.set()
+        deadline = time.monotonic() + timeout
         failure = None
         for step in (
+            self._shut_down_all,
             self._wake,
             self.on_stop,
-            lambda: self._join_thread(timeout),
-            lambda: self._join_workers(timeout),
+            lambda: self._join_all(deadline),
             self._close_all,
             lambda: registry.unregister(self),
         ):
@@ -328,21 +432,58 @@ class Server:
         if failure is not None:
             raise failure
 
-    def _join_thread(self, timeout: float) -> None:
-        if self._thread.ident is not None:  # it was started
-            self._thread.join(timeout)
+    def _shut_down_all(self) -> None:
+        """Mark the server as stopping and shut down every socket it owns, under the lock.
+
+        ``shutdown(SHUT_RDWR)`` makes a ``recv()`` blocked on the socket return ``b''`` and a
+        blocked ``sendall()`` fail with BrokenPipeError (checked on Linux by a run; the
+        ``recv()`` side by tests/test_stop_races.py). The socket stays open, so a loop that
+        still holds it gets an error or an EOF, never a closed descriptor (``select()``
+        refuses those with ValueError).
+
+        The listener is not shut down. No model blocks in ``accept()``: each waits for the
+        listener together with :attr:`waker` (a socketpair, which works on every OS), and the
+        waker wakes it. And on Linux a shut-down listener makes ``accept()`` fail with EINVAL,
+        which a loop that expects only ``BlockingIOError`` would die of.
+        """
+        try:
+            with self._lock:
+                self._stop_began = True
+                for sock in self._open:
+                    shutdown_quietly(sock)
+        finally:  # after the sockets: a loop that wakes up finds them shut down already
+            self._stop_requested.set()
+            self._stop_now.set()
+
+    def _join_all(self, deadline: float) -> None:
+        """Join the server thread, then every thread of :meth:`start_thread`, by ``deadline``.
+
+        Signals are deferred here (:func:`uninterruptible`), so one join per thread is enough."""
+        for thread in self._all_threads():
+            if thread.ident is not None:  # it was started
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _all_threads(self) -> list[threading.Thread]:
+        main = [self._thread] if self._thread is not None else []
+        return main + self._client_threads()
+
+    def _client_threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._threads)
 
     def __enter__(self) -> Server:
         if self._thread is None or self._stopped:
             self.start()  # a stopped server raises ServerStoppedError here
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         try:
             self.stop()
         except KeyboardInterrupt:  # it came as stop() began: stop anyway, then say so
             if not self._stopped and self._thread is not None:
-                uninterruptible(self._teardown, 5.0, STOPPED_BY_STOP)
+                with self._stopping_alone():
+                    if not self._stopped:
+                        uninterruptible(self._teardown, 5.0, STOPPED_BY_STOP)
             raise
 
     @property
@@ -359,6 +500,13 @@ class Server:
             f"server {self.name!r} was stopped ({self._stopped_because}); run the cell "
             "that starts it again"
         )
+
+    @property
+    def listener(self) -> socket.socket:
+        """The listening socket (bound by :meth:`start`, closed by :meth:`stop`)."""
+        if self._listener is None:
+            raise RuntimeError("the server is not started: call start() first")
+        return self._listener
 
     @property
     def stopping(self) -> bool:
@@ -397,12 +545,12 @@ class Server:
 
     def refusals(self) -> dict[str, int]:
         """Clients turned away so far, by reason: ``{"out of descriptors (ulimit -n 64)": 3}``."""
-        with self._open_lock:
+        with self._lock:
             return dict(self._refused)
 
     def open_connections(self) -> int:
         """How many accepted connections are open now."""
-        with self._open_lock:
+        with self._lock:
             return len(self._open)
 
     def __repr__(self) -> str:
@@ -414,6 +562,17 @@ class Server:
         """The loop. Runs in the server thread; must return soon after :attr:`stopping`."""
         raise NotImplementedError
 
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; ``stop()`` cuts the sleep short. True if the server is
+        stopping (then the loop should end), False if the whole time passed.
+
+        ``time.sleep()`` in a server thread cannot be cut short (signals reach only the main
+        thread): ``stop()`` would wait it out. This sleep waits on the event that ``stop()``
+        sets as it begins (a graceful stop's too). ``sleep(0)`` returns at once.
+        """
+        self._stop_requested.wait(seconds)
+        return self.stopping
+
     def finish_replies(self) -> None:
         """Hook, graceful stop only: runs in the server thread after :meth:`serve` returned.
 
@@ -422,15 +581,19 @@ class Server:
         """
         from .connection import Connection, finish_replies  # connection.py needs no server
 
-        with self._open_lock:
+        with self._lock:
             connections = [c for c in self._open.values() if isinstance(c, Connection)]
         finish_replies(self, connections)
 
     def on_stop(self) -> None:
-        """Hook: called by the fast stop after waking the loop (e.g. to unblock workers)."""
+        """Hook, for a loop that does not watch :attr:`waker`: tell it to end.
 
-    def _join_workers(self, timeout: float) -> None:
-        """Hook: join extra threads (the ``threads`` model), ``timeout`` seconds in all."""
+        Called by ``stop()`` in the caller's thread, once :attr:`stopping` is True and every
+        owned socket is shut down, before the threads are joined; the default does nothing.
+        Override it for a loop this package did not write (an asyncio loop of its own,
+        ``socketserver``'s ``serve_forever``), and join there what that loop started. It must
+        return promptly: ``stop()``'s ``timeout`` starts after it.
+        """
 
     def new_conn_id(self) -> int:
         """A small integer naming a connection in the event log."""
@@ -442,17 +605,45 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sock_buffer_size)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.sock_buffer_size)
 
-    def track(self, sock: socket.socket, owner=None) -> int:
-        """Note an accepted socket (so ``stop()`` closes it); returns its connection id.
+    def own(self, sock: socket.socket, owner: object = None) -> bool:
+        """Make ``stop()`` responsible for ``sock``: it shuts it down and closes it.
+
+        Call it the moment the socket exists (:func:`~nbio_helpers.connection.accept_all` does,
+        for every socket it accepts), before anything can block on it. ``owner``: the object
+        that serves it (a Connection), found again by a graceful stop; owning a socket twice
+        keeps the first owner unless a new one is given.
+
+        Returns False if ``stop()`` has begun: then the socket is shut down at once (no
+        traffic; stop() still closes it), or closed if stop() has closed the others already.
+        """
+        with self._lock:
+            if self._closed:
+                sock.close()
+                return False
+            if owner is not None or sock not in self._open:
+                self._open[sock] = owner
+            if self._stop_began:
+                shutdown_quietly(sock)
+                return False
+        return True
+
+    def track(self, sock: socket.socket, owner: object = None) -> int:
+        """Note a connection: its buffer sizes, :meth:`own`, an ACCEPT event; returns its id.
 
         ``owner``: the object that serves it (a Connection), found again by a graceful stop.
+        Once ``stop()`` has begun the socket is shut down at once (see :meth:`own`): every
+        ``recv()`` on it returns ``b''``, every ``send()`` fails.
         """
         self.set_buffer_sizes(sock)
-        with self._open_lock:
-            self._open[sock] = owner
+        self.own(sock, owner)
         cid = self.new_conn_id()
         self.events.record(ACCEPT, cid)
         return cid
+
+    def forget(self, sock: socket.socket) -> None:
+        """No longer close ``sock`` at ``stop()`` (it is being closed now, by its owner)."""
+        with self._lock:
+            self._open.pop(sock, None)
 
     def close_connection(self, sock: socket.socket, cid: int | None, reason: str) -> None:
         """Close an accepted socket and record why.
@@ -460,18 +651,31 @@ class Server:
         During a graceful stop a blocking socket (``blocking`` and ``threads`` models) is
         closed the polite way, see :func:`close_politely`.
         """
-        if self.in_grace_period and sock.gettimeout() != 0.0:
+        if self.in_grace_period and self._grace_until is not None and sock.gettimeout() != 0.0:
             close_politely(sock, self._grace_until)
-        with self._open_lock:
-            self._open.pop(sock, None)
+        self.forget(sock)
         sock.close()
         self.events.record(CLOSE, cid, detail=reason)
+
+    def start_thread(self, thread: threading.Thread) -> bool:
+        """Start ``thread`` (one that serves clients) and have ``stop()`` join it.
+
+        Returns False, and does not start it, once ``stop()`` has begun. Raises what
+        ``thread.start()`` raises (RuntimeError when no thread can be started).
+        """
+        with self._lock:  # stop() cannot begin between the check and the start
+            if self._stop_began:
+                return False
+            self._threads = {t for t in self._threads if t.is_alive()}
+            thread.start()  # returns once the thread runs; it does not need the lock for that
+            self._threads.add(thread)
+        return True
 
     def count_refusal(self, why: str) -> None:
         """Count a client turned away; ``why`` is a short reason (see :meth:`refusals`).
 
         Counted even without ``record_events``, so that ``serve`` can report them."""
-        with self._open_lock:
+        with self._lock:
             self._refused[why] += 1
 
     def wait_for_client(self) -> bool:
@@ -483,7 +687,7 @@ class Server:
         import select  # local: this is the only use in the blocking models' path
 
         while not self.stopping:
-            readable, _, _ = select.select([self.listener, self._waker_r], [], [])
+            readable, _, _ = select.select([self.listener, self.waker], [], [])
             if self.listener in readable and not self.stopping:
                 return True
         return False
@@ -491,12 +695,14 @@ class Server:
     @property
     def waker(self) -> socket.socket:
         """The read end of the socketpair that ``stop()`` writes to: add it to a select set."""
+        if self._waker_r is None:
+            raise RuntimeError("the server is not started: call start() first")
         return self._waker_r
 
     def drain_waker(self) -> None:
         """Consume the wake-up bytes (call when :attr:`waker` is readable)."""
         try:
-            while self._waker_r.recv(1024):
+            while self.waker.recv(1024):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
@@ -504,9 +710,10 @@ class Server:
     # ------------------------------------------------------------------ internals
     def _wake(self) -> None:
         try:
-            self._waker_w.send(b"\0")
-        except (BlockingIOError, OSError, AttributeError):
-            pass  # already full of wake-ups, already closed, or never opened
+            if self._waker_w is not None:
+                self._waker_w.send(b"\0")
+        except OSError:
+            pass  # already full of wake-ups (BlockingIOError), or already closed
 
     def _run(self) -> None:
         self.cpu.enter()
@@ -521,13 +728,14 @@ class Server:
             self.cpu.exit()
 
     def _close_all(self) -> None:
-        with self._open_lock:
+        with self._lock:
             sockets, self._open = list(self._open), {}
+            self._closed = True
         for sock in sockets:
             sock.close()
-        for sock in (self.listener, self._waker_r, self._waker_w):
-            if sock is not None:
-                sock.close()
+        for end in (self._listener, self._waker_r, self._waker_w):
+            if end is not None:
+                end.close()
 
 
 def close_politely(sock: socket.socket, deadline: float) -> None:
@@ -556,7 +764,7 @@ def shutdown_quietly(sock: socket.socket) -> None:
         pass
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.005) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.005) -> bool:
     """Poll ``predicate()`` until true or ``timeout`` seconds pass; returns its last value.
 
     For tests and notebooks that wait for a background server to reach a state.

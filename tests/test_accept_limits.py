@@ -98,6 +98,8 @@ def fake_server(*outcomes):
         events=EventLog(),
         refused=refused,
         count_refusal=lambda why: refused.update([why]),
+        own=lambda sock: True,  # a running server: it owns what it accepts
+        forget=lambda sock: None,
     )
 
 

@@ -77,10 +77,10 @@ START_STEPS = {
     "Thread.start": (threading.Thread, "start"),
 }
 STOP_STEPS = {
+    "_shut_down_all": (Server, "_shut_down_all"),
     "_wake": (Server, "_wake"),
     "on_stop": (Server, "on_stop"),
     "Thread.join": (threading.Thread, "join"),
-    "_join_workers": (Server, "_join_workers"),
     "_close_all": (Server, "_close_all"),
     "registry.unregister": (registry, "unregister"),
 }

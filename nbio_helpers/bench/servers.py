@@ -18,7 +18,7 @@ import threading
 
 from ..asyncio_clients import ClientTasks
 from ..models import MODELS
-from ..server import Server, shutdown_quietly
+from ..server import Server
 
 
 class AsyncioStreamsReference(Server):
@@ -86,7 +86,7 @@ async def _echo_stream(
 class _EchoHandler(socketserver.BaseRequestHandler):
     def setup(self):
         self.server.nbio.cpu.enter()
-        self.cid = self.server.nbio.track(self.request)  # so that stop() can unblock it
+        self.cid = self.server.nbio.track(self.request)  # so that stop() shuts it down
 
     def handle(self):
         sample = self.server.nbio.cpu.sample  # where CPU time is self-reported (macOS)
@@ -129,18 +129,14 @@ class ThreadingTCPReference(Server):
         srv.serve_forever(poll_interval=0.5)
 
     def on_stop(self) -> None:
+        # socketserver's loop does not watch the waker: shutdown() tells it to end, and waits
+        # until it has; server_close() joins the handler threads, which end soon, since stop()
+        # has shut down every socket they own (each handler owns its socket in setup()).
         with self._srv_lock:
             srv = self._srv
         if srv is not None:
             srv.shutdown()
-        with self._open_lock:
-            connections = list(self._open)
-        for sock in connections:
-            shutdown_quietly(sock)  # wakes each handler blocked in recv()
-
-    def _join_workers(self, timeout: float) -> None:
-        if self._srv is not None:
-            self._srv.server_close()  # joins the handler threads
+            srv.server_close()
 
 
 def _counters_only(model: str, **options):

@@ -80,11 +80,14 @@ class AsyncioServer(Server):
     async def _client(self, sock: socket.socket) -> None:
         """One accepted client: its socket wrapped in a pair of streams, then :meth:`handle`."""
         try:
-            reader, writer = await asyncio.open_connection(sock=sock, limit=self.recv_size)
-        except BaseException:
-            sock.close()
-            raise
-        await self.handle(reader, writer)
+            try:
+                reader, writer = await asyncio.open_connection(sock=sock, limit=self.recv_size)
+            except BaseException:
+                sock.close()
+                raise
+            await self.handle(reader, writer)
+        finally:
+            self.forget(sock)  # the transport closes it, not stop()
 
     async def _end_clients(self, woken: asyncio.Event) -> None:
         """Cancel every client's handler, and wait for their streams to close.

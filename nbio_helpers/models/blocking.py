@@ -6,9 +6,12 @@ in the listen backlog until this one disconnects.
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 from ..connection import accept_all, echo_upper
 from ..events import EOF, RECV, SEND
-from ..server import Server, shutdown_quietly
+from ..server import Server
 
 
 class BlockingServer(Server):
@@ -25,20 +28,18 @@ class BlockingServer(Server):
     backpressure = True  # sendall() blocks: nothing more is read until the client reads
     logs_connections = True
 
-    def __init__(self, *args, delay: float = 0.0, **kwargs):
+    def __init__(self, *args: Any, delay: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.delay = delay
-        self._current = None
 
     def serve(self) -> None:
         self.listener.setblocking(False)  # so that accept() can never wait (notebook 02)
         while self.wait_for_client():
             for sock in accept_all(self, make=lambda sock, server: sock, limit=1):
                 sock.setblocking(True)
-                self._current = sock
                 self.handle(sock, self.track(sock))
 
-    def handle(self, sock, cid) -> None:
+    def handle(self, sock: socket.socket, cid: int) -> None:
         """Echo until the client closes: the whole server waits inside this call."""
         reason = "server stopping"  # unless the client closes first
         try:
@@ -49,18 +50,10 @@ class BlockingServer(Server):
                     reason = "peer closed"
                     break
                 self.events.record(RECV, cid, len(data))
-                if self.delay and self._stop_now.wait(self.delay):
-                    reason = "server stopping"
-                    break
+                self.sleep(self.delay)  # a slow server (0 s: not slow); stop() cuts it short
                 sock.sendall(echo_upper(data))  # blocks until all is sent
                 self.events.record(SEND, cid, len(data))
         except OSError as exc:
             reason = f"{type(exc).__name__}" if not self.stopping else "server stopping"
         finally:
-            self._current = None
             self.close_connection(sock, cid, reason)
-
-    def on_stop(self) -> None:
-        current = self._current
-        if current is not None:
-            shutdown_quietly(current)  # wakes the blocked recv()/sendall()

@@ -7,6 +7,8 @@ whole core; sleeping ``interval`` seconds between rounds saves CPU but delays ev
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..connection import Connection, accept_all, close_finished
 from ..events import ACCEPT_WOULD_BLOCK, WAKEUP
 from ..server import Server
@@ -25,7 +27,7 @@ class PollingServer(Server):
     connection_class = Connection
     logs_connections = True
 
-    def __init__(self, *args, interval: float = 0.0, **kwargs):
+    def __init__(self, *args: Any, interval: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if interval < 0:
             raise ValueError(f"interval must be >= 0 seconds, not {interval!r}")
@@ -46,6 +48,5 @@ class PollingServer(Server):
                     conn.on_writable()
             connections = close_finished(connections)  # close those that are done
             if self.interval:
-                # Sleep, but let stop() cut the sleep short (it sets this event).
-                self._stop_requested.wait(self.interval)
+                self.sleep(self.interval)  # like time.sleep(), but stop() cuts it short
                 self.events.record(WAKEUP)

@@ -6,12 +6,12 @@ between threads whenever one blocks. The price is a thread (stack, scheduling) p
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from ..connection import accept_all, echo_upper
 from ..events import EOF, ERROR, RECV, SEND
-from ..interrupts import join_interruptibly
-from ..server import Server, shutdown_quietly
+from ..server import Server
 
 
 class ThreadsServer(Server):
@@ -24,11 +24,6 @@ class ThreadsServer(Server):
     backpressure = True  # sendall() blocks the client's thread until the client reads
     logs_connections = True
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._workers: dict[threading.Thread, object] = {}
-        self._workers_lock = threading.Lock()
-
     def serve(self) -> None:
         # accept_all() takes every waiting client without blocking, and copes with running
         # out of descriptors (a thread per client makes that likely) instead of dying.
@@ -37,25 +32,24 @@ class ThreadsServer(Server):
             for sock in accept_all(self, make=lambda sock, server: sock):
                 self.start_worker(sock)
 
-    def start_worker(self, sock) -> None:
-        """Serve ``sock`` in a new thread of its own."""
+    def start_worker(self, sock: socket.socket) -> None:
+        """Serve ``sock`` in a new thread of its own (``stop()`` joins it)."""
         sock.setblocking(True)  # an accepted socket may inherit non-blocking (macOS, Windows)
         cid = self.track(sock)
         worker = threading.Thread(
             target=self.handle, args=(sock, cid), name=f"nbio-{self.name}-client-{cid}", daemon=True
         )
-        with self._workers_lock:
-            self._workers[worker] = sock
         try:
-            worker.start()
+            started = self.start_thread(worker)
         except RuntimeError as exc:  # "can't start new thread": turn this client away
-            with self._workers_lock:
-                del self._workers[worker]
             self.count_refusal("cannot start another thread")
             self.events.record(ERROR, cid, detail=f"{exc}: a client was turned away")
             self.close_connection(sock, cid, "no thread for it")
+            return
+        if not started:  # stop() has begun
+            self.close_connection(sock, cid, "server stopping")
 
-    def handle(self, sock, cid) -> None:
+    def handle(self, sock: socket.socket, cid: int) -> None:
         """Echo until the client closes (runs in the client's own thread)."""
         self.cpu.enter()
         reason = "server stopping"  # unless the client closes first
@@ -73,17 +67,4 @@ class ThreadsServer(Server):
             reason = "server stopping" if self.stopping else type(exc).__name__
         finally:
             self.close_connection(sock, cid, reason)
-            with self._workers_lock:
-                self._workers.pop(threading.current_thread(), None)
             self.cpu.exit()
-
-    def on_stop(self) -> None:
-        with self._workers_lock:
-            sockets = list(self._workers.values())
-        for sock in sockets:
-            shutdown_quietly(sock)
-
-    def _join_workers(self, timeout: float) -> None:
-        with self._workers_lock:
-            workers = list(self._workers)
-        join_interruptibly(workers, timeout)
