@@ -224,7 +224,7 @@ class ClassicServer(ClassicLoop, Server):
     logs_connections = True  # by TracedConn
     buffers_output = True  # wlist: the replies still to send
     backpressure = False  # as the article's: it reads whatever comes, however much is pending
-    flaw = None
+    flaw: str | None = None
     """The key of :data:`FLAWS` this class stands for (None: no flaw)."""
     summary = "the article's design, its flaws fixed"
     """What goes wrong, in one line (for a table in a notebook)."""

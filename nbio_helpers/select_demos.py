@@ -318,7 +318,7 @@ class DescriptorCost:
 def _seconds_per_call(fn, budget: float, batch: int) -> float:
     """Median seconds per ``fn()`` over batches of ``batch`` calls, for about ``budget`` s
     (at least 3 batches)."""
-    samples = []
+    samples: list[float] = []
     deadline = time.perf_counter() + budget
     while len(samples) < 3 or time.perf_counter() < deadline:
         start = time.perf_counter()

@@ -14,7 +14,6 @@ must still answer a fresh client.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import json
 import os
@@ -386,20 +385,12 @@ def test_select_closes_descriptor_beyond_fd_setsize(case, start):
 
 @POSIX_ONLY
 @pytest.mark.skipif(not hasattr(selectors, "SelectSelector"), reason="no SelectSelector")
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known bug: SelectorsServer over selectors.SelectSelector does not refuse a "
-    "descriptor >= FD_SETSIZE, and select()'s ValueError kills its loop (the fix belongs "
-    "in the loop: refuse such a connection as SelectServer.fits_in_select does)",
-)
 def test_selectors_over_select_refuses_descriptor_beyond_fd_setsize():
     server = SelectorsServer(selector_class=selectors.SelectSelector).start()
     try:
         refuses_beyond_fd_setsize(server)
     finally:
-        with contextlib.suppress(ValueError):  # what killed the loop, raised again
-            server.stop()
+        server.stop()  # raises what killed the loop, if anything did (select()'s ValueError did)
 
 
 def refuses_beyond_fd_setsize(server) -> None:

@@ -41,8 +41,8 @@ class AsyncioStreamsReference(Server):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._loop = None
-        self._stop_event = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
         self._clients = ClientTasks()
 
     def serve(self) -> None:
@@ -61,10 +61,10 @@ class AsyncioStreamsReference(Server):
             await self._clients.drop(server)
 
     def on_stop(self) -> None:
-        loop = self._loop
-        if loop is not None:
+        loop, stop_event = self._loop, self._stop_event
+        if loop is not None and stop_event is not None:
             try:
-                loop.call_soon_threadsafe(self._stop_event.set)
+                loop.call_soon_threadsafe(stop_event.set)
             except RuntimeError:
                 pass  # the loop has already finished
 
@@ -83,7 +83,15 @@ async def _echo_stream(
         writer.close()
 
 
+class _NbioTCPServer(socketserver.ThreadingTCPServer):
+    """socketserver's threading server, holding the :class:`ThreadingTCPReference` it runs for."""
+
+    nbio: ThreadingTCPReference
+
+
 class _EchoHandler(socketserver.BaseRequestHandler):
+    server: _NbioTCPServer
+
     def setup(self):
         self.server.nbio.cpu.enter()
         self.cid = self.server.nbio.track(self.request)  # so that stop() shuts it down
@@ -116,7 +124,7 @@ class ThreadingTCPReference(Server):
         self._srv_lock = threading.Lock()
 
     def serve(self) -> None:
-        srv = socketserver.ThreadingTCPServer(self.address, _EchoHandler, bind_and_activate=False)
+        srv = _NbioTCPServer(self.address, _EchoHandler, bind_and_activate=False)
         srv.socket.close()
         srv.socket = self.listener  # already bound and listening
         srv.nbio = self

@@ -56,6 +56,7 @@ import selectors
 import socket
 import threading
 import time
+from typing import Any
 
 from ..clients import connect, recv_exactly, request
 from ..models import MODELS, SelectorsServer
@@ -80,7 +81,7 @@ MODEL_NAMES = tuple(MODELS)
 """The names exercise 1 accepts: every model of :data:`nbio_helpers.models.MODELS`, in order
 (``tasks``, notebook 06's loop, included); every scenario has a hint for each wrong one."""
 
-SCENARIOS = {
+SCENARIOS: dict[str, dict[str, Any]] = {
     "game_loop": {
         "text": "A game redraws its screen 60 times a second in its main loop. Each frame it "
         "must take whatever its one server connection has sent, but never wait for it.",
@@ -398,7 +399,7 @@ def check_idle_timeout(server_class):
     server.selector_class = _watched_selector_class(log)
     # The learner's serve() runs in the server's thread: guarded, so that it can be timed,
     # located and stopped; the thread is renamed learner-..., as it runs learner code.
-    server.serve = guarded(server.serve, name="serve")
+    server.serve = guarded(server.serve, name="serve")  # type: ignore[method-assign]
     started = try_learner(server.start, limit=3.0, name="start")
     if started.error is not None:
         _stop_quietly(server)

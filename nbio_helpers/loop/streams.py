@@ -16,9 +16,16 @@ It records ``RECV``, ``EOF``, ``SEND``, ``SEND_WOULD_BLOCK``, ``PAUSE``, ``RESUM
 
 from __future__ import annotations
 
+import socket
+from typing import TYPE_CHECKING
+
 from ..events import EOF, PAUSE, RECV, RESUME
 from .coroutines import Future
 from .transport import Transport
+
+if TYPE_CHECKING:
+    from .coroutines import Loop
+    from .servers import LoopServer
 
 
 class Stream:
@@ -34,7 +41,7 @@ class Stream:
         The accepted socket (made non-blocking here).
     """
 
-    def __init__(self, server, loop, sock):
+    def __init__(self, server: LoopServer, loop: Loop, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.server, self.loop, self.sock = server, loop, sock
         self.id = server.track(sock)

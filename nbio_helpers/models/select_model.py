@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import select
 import sys
+from typing import Any
 
 from ..connection import Connection, accept_all, close_finished
 from ..events import WAKEUP
@@ -37,11 +38,11 @@ class SelectServer(Server):
         self.listener.setblocking(False)
         connections: list[Connection] = []
         while not self.stopping:
-            rlist = [self.listener, self.waker] + [c for c in connections if c.wants_read]
+            rlist: list[Any] = [self.listener, self.waker]  # sockets, then connections
+            rlist += [c for c in connections if c.wants_read]
             wlist = [c for c in connections if c.wants_write]
-            readable, writable, _ = select.select(
-                rlist, wlist, []
-            )  # sleeps until something is ready
+            # sleeps until something is ready
+            readable, writable, _ = select.select(rlist, wlist, [])
             self.events.record(WAKEUP, nbytes=len(readable) + len(writable))
             for ready in readable:
                 if ready is self.listener:
@@ -56,7 +57,7 @@ class SelectServer(Server):
                 ready.on_writable()  # readiness is a hint: it may still raise BlockingIOError
             connections = close_finished(connections)  # close those that are done
 
-    def fits_in_select(self, conn: Connection, connections: list) -> bool:
+    def fits_in_select(self, conn: Connection, connections: list[Connection]) -> bool:
         """Refuse (close) a connection that ``select()`` could not watch; the others carry on.
 
         Linux and macOS: its descriptor number must be below FD_SETSIZE (1024). Windows:

@@ -8,10 +8,13 @@ state travels in ``SelectorKey.data``.
 from __future__ import annotations
 
 import selectors
+import sys
+from typing import Any
 
 from ..connection import Connection, accept_all
 from ..events import WAKEUP
 from ..server import Server
+from .select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
@@ -36,7 +39,12 @@ class SelectorsServer(Server):
     connection_class = Connection
     logs_connections = True
 
-    def __init__(self, *args, selector_class=None, **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        selector_class: type[selectors.BaseSelector] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.selector_class = selector_class or selectors.DefaultSelector
 
@@ -51,13 +59,38 @@ class SelectorsServer(Server):
                 for key, mask in ready:
                     if key.data == "listener":
                         for conn in accept_all(self):
-                            sel.register(conn.sock, READ, data=conn)
+                            if self.can_watch(sel, conn):
+                                sel.register(conn.sock, READ, data=conn)
                     elif key.data == "waker":
                         self.drain_waker()
                     else:
                         self.serve_connection(sel, key, mask)
 
-    def serve_connection(self, sel, key, mask) -> None:
+    def can_watch(self, sel: selectors.BaseSelector, conn: Connection) -> bool:
+        """Refuse (close) a connection that the selector could not watch; True for the others.
+
+        Only ``selectors.SelectSelector`` has a limit, ``select()``'s: on Linux and macOS no
+        descriptor from FD_SETSIZE (1024) up; on Windows (where it is the default selector)
+        at most 512 sockets, the listener and the waker included. epoll, kqueue and poll
+        have none.
+        """
+        if not isinstance(sel, selectors.SelectSelector):
+            return True
+        if sys.platform == "win32":
+            fits = len(sel.get_map()) + 1 <= WINDOWS_SELECT_LIMIT
+            why = reason = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
+        else:
+            fits = conn.fileno() < FD_SETSIZE
+            why = f"descriptor beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
+            reason = f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit"
+        if not fits:
+            self.count_refusal(why)
+            conn.close(reason)
+        return fits
+
+    def serve_connection(
+        self, sel: selectors.BaseSelector, key: selectors.SelectorKey, mask: int
+    ) -> None:
         """Read and/or write one ready connection, then update what we wait for on it."""
         conn: Connection = key.data
         if mask & READ:
@@ -65,7 +98,7 @@ class SelectorsServer(Server):
         if conn.wants_write:
             # Reply at once rather than wait for a WRITE event: a socket is nearly always
             # writable, and asking first costs two more system calls and a loop round per
-            # message. Only what send() leaves in outbuf waits for WRITE (asyncio does the same).
+            # message. Only what send() leaves in the buffer waits for WRITE (as in asyncio).
             conn.on_writable()
         if conn.done:
             sel.unregister(conn.sock)  # stop watching it, then close it

@@ -28,10 +28,10 @@ class TasksServer(LoopServer):
     loop_class = Loop
     logs_connections = True
 
-    def start_serving(self, loop) -> None:
+    def start_serving(self, loop: Loop) -> None:
         loop.create_task(self.accept_clients(loop), name="accept")
 
-    async def accept_clients(self, loop) -> None:
+    async def accept_clients(self, loop: Loop) -> None:
         while True:
             await loop.readable(self.listener)
             for sock in accept_all(self, make=lambda sock, server: sock):
