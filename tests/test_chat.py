@@ -270,6 +270,7 @@ def test_stop_with_clients_connected_leaves_nothing(step, open_fds, nbio_threads
     assert server.events.count(ERROR) == 0, server.events.events(ERROR)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", TIMED_STEPS)
 def test_idle_timeout(step):
     with start_chat(step, idle_timeout=0.3, name="idle") as server:

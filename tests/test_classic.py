@@ -160,6 +160,7 @@ def test_misused_append_removes_a_silent_client_twice(start):
         server.stop()  # stop() re-raises what killed the loop
 
 
+@pytest.mark.slow
 def test_partial_send_loses_bytes(start):
     outcome = C.echo_payload(start(C.DropsPartialSends, sndbuf=4096).address, 1 << 20, quiet=0.3)
     if sys.platform != "win32":

@@ -65,6 +65,7 @@ def test_serve_every_model_answers_clients_through_a_pipe(model, client, serve_c
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_serve_cleanly(signum, serve_cli):
@@ -177,6 +178,7 @@ def test_bad_arguments_as_a_subprocess(cli):
     assert done.stderr.startswith(b"usage:") and b"invalid choice" in done.stderr
 
 
+@pytest.mark.slow
 def test_help_and_version(cli):
     done = cli("--help")
     assert done.returncode == 0
@@ -237,6 +239,7 @@ def test_console_script_is_declared():
     assert pyproject["project"]["scripts"]["nbio"] == "nbio_helpers.cli:main"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB: Linux")
 @pytest.mark.timeout(120)
 def test_client_a_50_mb_line_comes_back_exact_in_bounded_memory(make_server):

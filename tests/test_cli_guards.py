@@ -26,6 +26,7 @@ def nbio(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_execute_notebooks_never_falls_back_to_a_folder_it_was_not_given(tmp_path):
     proc = nbio("execute-notebooks", cwd=tmp_path)  # no ./notebooks here
     assert proc.returncode == 2
@@ -33,6 +34,7 @@ def test_execute_notebooks_never_falls_back_to_a_folder_it_was_not_given(tmp_pat
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_execute_notebooks_names_a_missing_path(tmp_path):
     missing = tmp_path / "nope.ipynb"
     proc = nbio("execute-notebooks", str(missing))
@@ -107,6 +109,7 @@ def printing_commands(port, tmp_path):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_output_errors_end_quietly(stdout, make_server, tmp_path):
@@ -126,6 +129,7 @@ def test_output_errors_end_quietly(stdout, make_server, tmp_path):
             ), (name, err)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_client_and_serve_with_failing_output(stdout, make_server):
@@ -187,6 +191,7 @@ def test_ctrl_c_during_load_is_one_line_and_130(make_server):
 
 
 # ------------------------------------------------------------------ execute-notebooks
+@pytest.mark.slow
 def test_execute_notebooks_reports_each_failure_and_carries_on(tmp_path):
     import nbformat
 

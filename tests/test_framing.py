@@ -147,6 +147,7 @@ def stream_and_splits(draw):
     return stream, [stream[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(stream_and_splits())
 def test_any_split_gives_the_same_lines(case):

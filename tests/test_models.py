@@ -151,6 +151,7 @@ def test_8mib_with_small_socket_buffers(model, make_server, exchange):
 
 
 # --------------------------------------------------------------------------- many clients
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_500_concurrent_clients(server, cli):
     """500 clients x 20 messages, from a subprocess (this process keeps few descriptors, so

@@ -97,6 +97,7 @@ def serve():
 
 
 # ------------------------------------------------------------------------ graceful stop
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(MODELS))
 def test_sigint_under_load_sends_back_every_byte_read(model, serve):
     server = serve("--model", model)
@@ -178,6 +179,7 @@ def hold(address, count: int) -> tuple[list[socket.socket], dict]:
     return socks, outcome
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["select", "selectors", "asyncio", "threads"])
 def test_clients_turned_away_out_of_descriptors_are_reported_once(model, serve):
     server = serve("--model", model, fd_limit=64)
@@ -197,6 +199,7 @@ def test_clients_turned_away_out_of_descriptors_are_reported_once(model, serve):
     assert sum("turned away" in line for line in server.err) == 1, server.err
 
 
+@pytest.mark.slow
 def test_select_refusals_beyond_fd_setsize_are_reported(serve):
     with fd_limit_raised(1400) as limit:
         if limit is not None and limit < 1400:

@@ -134,6 +134,7 @@ def test_a_non_empty_output_folder_needs_force(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ['{"cells": 3}', "[1]", "not json", '{"nbformat": 4}'])
 def test_an_invalid_source_notebook_is_named(tmp_path, content):
     source = tmp_path / "src"
