@@ -343,6 +343,7 @@ def test_a_handler_that_fails_is_recorded_and_the_server_goes_on():
             assert server.running
 
 
+@pytest.mark.slow
 def test_chat_client_helper(chat_server):
     from nbio_helpers.loop.talk import ChatClient
 

@@ -128,6 +128,7 @@ def test_serves_when_idle_makes_arrivals_delay_everyone(start):
     assert fixed < 4 * pause, fixed  # accepted together, served that round
 
 
+@pytest.mark.slow
 def test_blocking_accept_freezes_then_recovers(start):
     server = start(C.BlockingAccepted)
     assert C.is_starved(server, wait=0.3)

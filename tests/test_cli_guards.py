@@ -43,6 +43,7 @@ def test_execute_notebooks_names_a_missing_path(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_refuses_an_unwritable_json_path_before_measuring(tmp_path):
     proc = nbio("bench", "--quick", "--json", str(tmp_path / "missing" / "out.json"))
     assert proc.returncode == 2
@@ -150,6 +151,7 @@ def test_client_and_serve_with_failing_output(stdout, make_server):
     assert "Traceback" not in err and code == (0 if stdout == "closed" else 1), err
 
 
+@pytest.mark.slow
 def test_load_without_a_server_says_so_in_one_line(cli):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -163,6 +165,7 @@ def test_load_without_a_server_says_so_in_one_line(cli):
 
 
 # ------------------------------------------------------------------ Ctrl-C, anywhere
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_load_is_one_line_and_130(make_server):
     server = make_server("blocking", delay=0.5)  # slow: the load lasts

@@ -147,6 +147,7 @@ def test_requests_from_two_threads_get_their_own_replies():
     }
 
 
+@pytest.mark.slow
 def test_a_process_of_its_own_is_a_context_manager():
     with ClientProcess() as own:
         assert own.request("ping", timeout=30)["pong"]

@@ -158,6 +158,7 @@ def test_any_split_gives_the_same_lines(case):
     assert framer_split.end() == framer_whole.end()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(stream_and_splits(), st.integers(1, 6))
 def test_the_limit_does_not_depend_on_the_split(case, max_line):

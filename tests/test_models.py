@@ -131,6 +131,7 @@ def test_single_1mib_send(server, exchange):
     still_serving(server)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_8mib_with_small_socket_buffers(model, make_server, exchange):
     """8 MiB through 4 KiB kernel buffers on both ends: byte for byte, partial sends happen."""
@@ -220,6 +221,7 @@ def test_half_close_after_large_send(server, exchange):
     still_serving(server)
 
 
+@pytest.mark.slow
 def test_client_that_never_reads_does_not_stall_others(concurrent_model, make_server):
     server = make_server(concurrent_model, sock_buffer_size=SMALL_BUFFER)
     hog = small_buffer_socket(server.address)
@@ -238,6 +240,7 @@ def test_client_that_never_reads_does_not_stall_others(concurrent_model, make_se
     still_serving(server)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backpressure_model", [*BUFFERED_MODELS, "asyncio", "threads"])
 def test_backpressure_bounds_pending_output(backpressure_model, make_server):
     """A client sends fast and never reads: the server stops reading it once about

@@ -128,6 +128,7 @@ def test_sigint_under_load_sends_back_every_byte_read(model, serve):
     assert not any("Traceback" in line for line in server.err)
 
 
+@pytest.mark.slow
 def test_a_second_sigint_stops_at_once(serve):
     server = serve("--model", "threads", "--grace", "30")
     with socket.create_connection(server.address, timeout=5) as idle:  # keeps it waiting
@@ -146,6 +147,7 @@ def test_a_second_sigint_stops_at_once(serve):
     assert not any("Traceback" in line for line in server.err)
 
 
+@pytest.mark.slow
 def test_sigterm_is_a_graceful_stop_too(serve):
     server = serve("--model", "selectors")
     server.proc.send_signal(signal.SIGTERM)
@@ -220,6 +222,7 @@ def test_select_refusals_beyond_fd_setsize_are_reported(serve):
     assert server.wait_exit() == 0
 
 
+@pytest.mark.slow
 def test_grace_0_stops_at_once(serve):
     server = serve("--model", "select", "--grace", "0")
     server.proc.send_signal(signal.SIGINT)
