@@ -4,13 +4,24 @@ Usage (what tests/test_browser.py does)::
 
     run = NotebookRun(browser, lab, Path("notebooks/03_polling_loop.ipynb"), artifacts)
     problems = run.execute()     # [] when the notebook is fine; a screenshot is saved anyway
-    run.timings                  # {"open": s, "run": s, "check": s, "total": s}
+    run.timings                  # {"open": s, "run": s, "check": s, "save": s, "close": s,
+                                 #  "total": s}
 
-``execute()`` opens the notebook in a fresh browser context, dismisses dialogs, waits for the
-kernel, runs every cell top to bottom, uses every widget the series defines (the client console
-and the measurement widgets, found by their DOM classes), then checks every cell: execution
-counts 1..n, no error output unless tagged ``raises-exception``, figures drawn as images,
-widgets rendered, no error raised by a widget callback.
+    # One JupyterLab page for several notebooks, run one after the other (each closed and its
+    # kernel shut down after its run; a run with a problem discards the page, so that the next
+    # notebook starts in a freshly loaded one):
+    shared = LabPage(browser)
+    for path in paths:
+        problems = NotebookRun(browser, lab, path, artifacts, shared).execute()
+    shared.close()
+
+``execute()`` opens the notebook (in a fresh browser context, or, given a :class:`LabPage`, in
+the JupyterLab page that the notebooks before it used: JupyterLab loads once, not once per
+notebook), dismisses dialogs, waits for the kernel, runs every cell top to bottom, uses every
+widget the series defines (the client console and the measurement widgets, found by their DOM
+classes), then checks every cell: execution counts 1..n, no error output unless tagged
+``raises-exception``, figures drawn as images, widgets rendered, no error raised by a widget
+callback.
 
 Cells run one after the other, each with ``notebook:run-cell`` (Shift+Enter without moving on),
 and the page paints a cell's outputs before the next cell starts. ``notebook:run-all-cells``
@@ -102,6 +113,19 @@ PAGE_HELPERS = r"""
       const kernel = kernelOf(panel);
       return !!(panel && panel.context.isReady && kernel &&
                 kernel.connectionStatus === 'connected' && kernel.status === 'idle');
+    },
+    forget() {
+      // A new notebook in the same page: nothing of the previous run counts for it.
+      window.__nbio.run = null;
+      window.__nbio.iopubErrors = [];
+    },
+    close(path) {
+      // Closes the notebook's panel without the "Save your work" dialog (the copy in the lab
+      // folder is never saved); its kernel is shut down through the REST API afterwards.
+      const panel = panelOf(path);
+      if (!panel) return;
+      panel.context.model.dirty = false;
+      panel.dispose();
     },
     hook(path) {
       // Errors raised in widget callbacks reach no cell: catch them on the kernel's iopub.
@@ -206,6 +230,35 @@ PAGE_HELPERS = r"""
 """.replace("__SCROLLER__", SCROLLER)
 
 
+class LabPage:
+    """One browser context and JupyterLab page, reused by the notebooks run one after the other.
+
+    ``take()`` gives the page (a fresh one if there is none) and whether JupyterLab is loaded in
+    it already; ``discard()`` closes it, so that the next ``take()`` starts afresh (a run with a
+    problem discards it: the next notebook never inherits a broken page); ``close()`` at the end.
+    """
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.context = None
+        self.page = None
+        self.loaded = False  # JupyterLab restored in the page, the page helpers installed
+
+    def take(self):
+        if self.page is None:
+            self.context = self.browser.new_context(viewport={"width": 1280, "height": 900})
+            self.page = self.context.new_page()
+            self.loaded = False
+        return self.page, self.loaded
+
+    def discard(self) -> None:
+        context, self.context, self.page, self.loaded = self.context, None, None, False
+        if context is not None:
+            context.close()
+
+    close = discard
+
+
 class NotebookRun:
     """One notebook, opened and run in JupyterLab; see the module docstring.
 
@@ -216,10 +269,14 @@ class NotebookRun:
     notebook : path of the notebook as stored (its saved outputs say where figures and
         widgets are expected).
     artifacts : folder for the screenshot and the console log.
+    shared : a :class:`LabPage` to run in (None: a fresh browser context, closed afterwards).
     """
 
-    def __init__(self, browser, lab, notebook: Path, artifacts: Path):
+    def __init__(
+        self, browser, lab, notebook: Path, artifacts: Path, shared: LabPage | None = None
+    ):
         self.browser = browser
+        self.shared = shared
         self.lab = lab
         self.name = notebook.name
         self.stored = json.loads(notebook.read_text(encoding="utf-8"))
@@ -238,26 +295,51 @@ class NotebookRun:
         """Open, run, use the widgets, check; return the problems found ([] = all good)."""
         start = time.monotonic()
         log_offset = self.lab.log_size()
-        context = self.browser.new_context(viewport={"width": 1280, "height": 900})
+        shared = self.shared or LabPage(self.browser)
+        # This run's console log only: the handlers are removed when it ends.
+        handlers = {
+            "console": lambda msg: self._console.append(f"{msg.type}: {msg.text}"),
+            "pageerror": lambda err: self._console.append(f"pageerror: {err}"),
+            "request": self._note_request,
+        }
         try:
-            self.page = context.new_page()
-            self.page.on("console", lambda msg: self._console.append(f"{msg.type}: {msg.text}"))
-            self.page.on("pageerror", lambda err: self._console.append(f"pageerror: {err}"))
-            self.page.on("request", self._note_request)
-            self._step("open", self._open)
+            self.page, loaded = shared.take()
+            self.page.set_viewport_size({"width": 1280, "height": 900})
+            for event, handler in handlers.items():
+                self.page.on(event, handler)
+            self._step("open", lambda: self._open(loaded))
+            shared.loaded = not self.problems
             if not self.problems:
                 self._step("run", self._run_and_interact)
                 self._step("check", self._check_cells)  # also after a failed run: says why
                 self._check_kernel_log(log_offset)
         finally:
+            saving = time.monotonic()
             self._save_artifacts()
-            context.close()
+            self.timings["save"] = time.monotonic() - saving
+            closing = time.monotonic()
+            self._close_notebook(shared, handlers)
             try:
                 self.lab.shutdown_kernels_of(self.name)
             except Exception as exc:
                 self.problems.append(f"could not shut the kernel down: {exc}")
+            self.timings["close"] = time.monotonic() - closing
             self.timings["total"] = time.monotonic() - start
         return self.problems
+
+    def _close_notebook(self, shared: LabPage, handlers: dict) -> None:
+        """Close this notebook's panel, keeping the page for the next notebook if all went well;
+        after a problem (or without a shared page), close the browser context instead."""
+        keep = self.shared is not None and not self.problems and self.page is not None
+        if keep:
+            try:
+                self.page.evaluate("p => window.__nbio.close(p)", self.name)
+                for event, handler in handlers.items():
+                    self.page.remove_listener(event, handler)
+            except Exception:
+                keep = False
+        if not keep:
+            shared.discard()
 
     def _step(self, name: str, action) -> None:
         """Run one phase, time it; a timeout or page error becomes a problem in the report."""
@@ -270,12 +352,22 @@ class NotebookRun:
             self.timings[name] = time.monotonic() - start
 
     # -- steps ------------------------------------------------------------------------------
-    def _open(self) -> None:
+    def _open(self, loaded: bool = False) -> None:
+        """Load JupyterLab with the notebook open or, when it is loaded already (``loaded``),
+        open the notebook in it as the file browser does."""
         page = self.page
-        page.goto(self.lab.url(f"lab/tree/{urllib.parse.quote(self.name)}?reset"))
-        page.wait_for_function("() => window.jupyterapp", timeout=OPEN_TIMEOUT * 1000)
-        page.evaluate("async () => { await window.jupyterapp.restored; }")
-        page.evaluate(PAGE_HELPERS)
+        if loaded:
+            page.evaluate("() => window.__nbio.forget()")
+            page.evaluate(
+                "async p => { await window.jupyterapp.commands.execute('docmanager:open', "
+                "{path: p}); }",
+                self.name,
+            )
+        else:
+            page.goto(self.lab.url(f"lab/tree/{urllib.parse.quote(self.name)}?reset"))
+            page.wait_for_function("() => window.jupyterapp", timeout=OPEN_TIMEOUT * 1000)
+            page.evaluate("async () => { await window.jupyterapp.restored; }")
+            page.evaluate(PAGE_HELPERS)
         if not self._wait_until(
             "p => window.__nbio.ready(p)", self.name, time.monotonic() + OPEN_TIMEOUT
         ):
@@ -615,7 +707,9 @@ class NotebookRun:
         t = self.timings
         return (
             f"{self.name}: total {t.get('total', 0):.1f} s (open {t.get('open', 0):.1f} s, "
-            f"run+widgets {t.get('run', 0):.1f} s, checks {t.get('check', 0):.1f} s); "
+            f"run+widgets {t.get('run', 0):.1f} s, checks {t.get('check', 0):.1f} s, "
+            f"screenshots {t.get('save', 0):.1f} s, close+kernel shutdown "
+            f"{t.get('close', 0):.1f} s); "
             f"{len(self.interactions)} widget interaction(s); dialogs dismissed: "
             f"{len(self.dialogs)}"
         )

@@ -251,3 +251,21 @@ def pair():
     yield a, b
     a.close()
     b.close()
+
+
+@pytest.fixture(scope="session")
+def nbgrader_course(tmp_path_factory):
+    """The nbgrader round trip of every notebook with exercises, run once per session:
+    ``{notebook name: result}`` (see ``test_nbgrader_roundtrip.round_trip``), or ``None``
+    where nbgrader cannot run (Python 3.10, or not installed). ``test_nbgrader_roundtrip``
+    checks the scores; ``test_student_edition`` checks the unsolved submission's run, which
+    is the student edition executed (the same cells), instead of executing it again."""
+    if sys.version_info < (3, 11):
+        return None
+    try:
+        import nbgrader.api  # noqa: F401
+    except ImportError:
+        return None
+    from test_nbgrader_roundtrip import WRONG, round_trip
+
+    return round_trip(tmp_path_factory.mktemp("course"), list(WRONG))

@@ -192,6 +192,7 @@ print(json.dumps(report))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform not in ("linux", "darwin"), reason="Linux and macOS only")
 @pytest.mark.parametrize("model", ["threads", "select", "selectors", "asyncio", "tasks"])
 def test_out_of_descriptors_the_loop_does_not_spin_and_recovers(model):

@@ -74,6 +74,7 @@ def test_freeze_probe_leaves_no_task_behind_on_an_error():
     assert asyncio.run(probe_a_closed_port()) == set()
 
 
+@pytest.mark.slow
 def test_freeze_probe_is_bounded():
     async def probe():
         with SlowCallServer(block=1.0, name="test-slow-bounded") as server:

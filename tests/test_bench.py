@@ -36,6 +36,7 @@ pytestmark = pytest.mark.timeout(60)
 REFERENCES = [AsyncioStreamsReference, ThreadingTCPReference]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", REFERENCES)
 def test_reference_servers_echo_upper_case(cls):
     with cls() as server:
@@ -53,6 +54,7 @@ def test_reference_servers_stop_at_once_and_twice(cls):
     assert server.listener.fileno() == -1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", REFERENCES)
 def test_reference_servers_stop_with_clients_connected(cls):
     server = cls().start()
@@ -285,6 +287,7 @@ def test_bench_quick_runs_and_writes_a_table_and_json(tmp_path):
     assert all(isinstance(t["met"], bool) for t in data["targets"])
 
 
+@pytest.mark.slow
 def test_compare_every_field_on_a_small_run():
     from nbio_helpers.measure import ComparisonRow, compare, comparison_table
 
@@ -413,6 +416,7 @@ def connection_ends(sock: socket.socket, timeout: float = 5.0) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [*REFERENCES, AsyncioServer])
 @pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "just-connected"])
 @pytest.mark.filterwarnings("error::ResourceWarning")

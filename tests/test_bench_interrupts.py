@@ -103,6 +103,7 @@ def test_ctrl_c_in_the_terminal_does_not_reach_the_load_process():
         assert load.call("ping", timeout=30)["pong"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0.3, 0.5, 0.7, 1.0, 1.5, 2.2])
 def test_bench_interrupted_at_any_moment(after):
     proc = subprocess.Popen(

@@ -4,7 +4,10 @@ For each notebook in notebooks/ (collected when pytest starts, so a new notebook
 day it lands): open it, run every cell, use its widgets (the client console answers in upper
 case; a measurement widget's slider moves and its button updates the plot or table), then
 check that no cell shows an error (unless tagged ``raises-exception``), every figure is an
-image and every widget rendered. Screenshots and logs go to test-artifacts/browser/.
+image and every widget rendered. Screenshots and logs go to test-artifacts/browser/, one of
+each per notebook. The notebooks share one JupyterLab server and one page (JupyterLab loads
+once): each is opened in it, run, checked, closed and its kernel shut down; after a notebook
+with a problem, the next one gets a freshly loaded page.
 
 Run only this test::
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from browser_notebook import NotebookRun
+from browser_notebook import LabPage, NotebookRun
 from browser_support import (
     INSTALL_HINT,
     JupyterLab,
@@ -88,12 +91,22 @@ def lab(tmp_path_factory, artifacts):
         yield server
 
 
+@pytest.fixture(scope="session")
+def lab_page(browser):
+    """The JupyterLab page the notebooks run in one after the other (see LabPage)."""
+    shared = LabPage(browser)
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     "notebook", [pytest.param(path, id=path.stem) for path in NOTEBOOKS] or [NO_NOTEBOOKS]
 )
-def test_notebook_runs_in_jupyterlab(notebook, browser, lab, artifacts):
-    run = NotebookRun(browser, lab, notebook, artifacts)
+def test_notebook_runs_in_jupyterlab(notebook, browser, lab, lab_page, artifacts):
+    run = NotebookRun(browser, lab, notebook, artifacts, lab_page)
     problems = run.execute()
     print(run.summary())
     for line in run.interactions:

@@ -270,6 +270,7 @@ def test_stop_with_clients_connected_leaves_nothing(step, open_fds, nbio_threads
     assert server.events.count(ERROR) == 0, server.events.events(ERROR)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", TIMED_STEPS)
 def test_idle_timeout(step):
     with start_chat(step, idle_timeout=0.3, name="idle") as server:
@@ -342,6 +343,7 @@ def test_a_handler_that_fails_is_recorded_and_the_server_goes_on():
             assert server.running
 
 
+@pytest.mark.slow
 def test_chat_client_helper(chat_server):
     from nbio_helpers.loop.talk import ChatClient
 

@@ -128,6 +128,7 @@ def test_serves_when_idle_makes_arrivals_delay_everyone(start):
     assert fixed < 4 * pause, fixed  # accepted together, served that round
 
 
+@pytest.mark.slow
 def test_blocking_accept_freezes_then_recovers(start):
     server = start(C.BlockingAccepted)
     assert C.is_starved(server, wait=0.3)
@@ -160,6 +161,7 @@ def test_misused_append_removes_a_silent_client_twice(start):
         server.stop()  # stop() re-raises what killed the loop
 
 
+@pytest.mark.slow
 def test_partial_send_loses_bytes(start):
     outcome = C.echo_payload(start(C.DropsPartialSends, sndbuf=4096).address, 1 << 20, quiet=0.3)
     if sys.platform != "win32":

@@ -51,7 +51,14 @@ def client_command(kind: str, host: str, port: int) -> list[str]:
     return ["socat", "-t", "10", "-", f"TCP:{host}:{port}"]
 
 
-@pytest.mark.parametrize("client", ["nbio", "nc", "socat"])
+@pytest.mark.parametrize(
+    "client",
+    [
+        "nbio",
+        pytest.param("nc", marks=pytest.mark.slow),
+        pytest.param("socat", marks=pytest.mark.slow),
+    ],
+)
 def test_serve_every_model_answers_clients_through_a_pipe(model, client, serve_cli):
     served = serve_cli("--model", model, "--port", 0)
     host, port = served.address
@@ -65,6 +72,7 @@ def test_serve_every_model_answers_clients_through_a_pipe(model, client, serve_c
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_serve_cleanly(signum, serve_cli):
@@ -88,6 +96,7 @@ def test_serve_polling_interval(serve_cli):
     assert served.proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_serve_warns_when_not_loopback(serve_cli):
     served = serve_cli("--model", "select", "--host", "0.0.0.0", "--port", 0)
     assert served.first_line.startswith("listening on 0.0.0.0:")
@@ -98,12 +107,14 @@ def test_serve_warns_when_not_loopback(serve_cli):
     assert len(warning) == 1 and warning[0].startswith("warning: 0.0.0.0"), err
 
 
+@pytest.mark.slow
 def test_serve_loopback_does_not_warn(serve_cli):
     served = serve_cli("--model", "select", "--port", 0)
     _, err = served.finish()
     assert "warning" not in err.lower()
 
 
+@pytest.mark.slow
 def test_serve_port_in_use(cli, make_server):
     busy = make_server("select")
     done = cli("serve", "--model", "select", "--port", busy.address[1])
@@ -121,6 +132,7 @@ def test_client_refused_is_one_line_exit_1(cli, make_server):
     assert done.stderr.count(b"\n") == 1 and b"refused" in done.stderr
 
 
+@pytest.mark.slow
 def test_load_json(cli, make_server):
     server = make_server("selectors")
     done = cli("load", "--port", server.address[1], "--clients", 10, "--messages", 5, "--json")
@@ -129,6 +141,7 @@ def test_load_json(cli, make_server):
     assert summary["ok"] and summary["completed"] == 50
 
 
+@pytest.mark.slow
 def test_load_text_summary(cli, make_server):
     server = make_server("select")
     done = cli("load", "--port", server.address[1], "--clients", 5, "--messages", 3)
@@ -138,6 +151,7 @@ def test_load_text_summary(cli, make_server):
     assert "max latency" in text and "p99" not in text  # 15 echoes cannot name a p99
 
 
+@pytest.mark.slow
 def test_load_failure_exits_1(cli, make_server):
     server = make_server("select")
     port = server.address[1]
@@ -171,12 +185,14 @@ def test_bad_arguments_exit_2_with_usage(argv, capsys):
     assert err.startswith("usage:") and "error:" in err
 
 
+@pytest.mark.slow
 def test_bad_arguments_as_a_subprocess(cli):
     done = cli("serve", "--model", "nope")
     assert done.returncode == 2
     assert done.stderr.startswith(b"usage:") and b"invalid choice" in done.stderr
 
 
+@pytest.mark.slow
 def test_help_and_version(cli):
     done = cli("--help")
     assert done.returncode == 0
@@ -237,6 +253,7 @@ def test_console_script_is_declared():
     assert pyproject["project"]["scripts"]["nbio"] == "nbio_helpers.cli:main"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB: Linux")
 @pytest.mark.timeout(120)
 def test_client_a_50_mb_line_comes_back_exact_in_bounded_memory(make_server):

@@ -180,6 +180,7 @@ def test_every_option_value_is_checked():
     assert len(OPTIONS) >= 15  # the discovery found the commands' options
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command, option, action",
     [o for o in OPTIONS if (o[0], o[1]) not in FREE_TEXT],
@@ -194,6 +195,7 @@ def test_wrong_and_out_of_range_values_are_refused(command, option, action):
     check()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command, option, action",
     [o for o in OPTIONS if (o[0], o[1]) not in FREE_TEXT],
@@ -233,6 +235,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", CASES, ids=" ".join)
 def test_the_command_refuses_at_once(argv):
     done = subprocess.run(

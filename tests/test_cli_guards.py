@@ -27,6 +27,7 @@ def nbio(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_execute_notebooks_never_falls_back_to_a_folder_it_was_not_given(tmp_path):
     proc = nbio("execute-notebooks", cwd=tmp_path)  # no ./notebooks here
     assert proc.returncode == 2
@@ -34,6 +35,7 @@ def test_execute_notebooks_never_falls_back_to_a_folder_it_was_not_given(tmp_pat
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_execute_notebooks_names_a_missing_path(tmp_path):
     missing = tmp_path / "nope.ipynb"
     proc = nbio("execute-notebooks", str(missing))
@@ -42,6 +44,7 @@ def test_execute_notebooks_names_a_missing_path(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_refuses_an_unwritable_json_path_before_measuring(tmp_path):
     proc = nbio("bench", "--quick", "--json", str(tmp_path / "missing" / "out.json"))
     assert proc.returncode == 2
@@ -108,6 +111,7 @@ def printing_commands(port, tmp_path):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_output_errors_end_quietly(stdout, make_server, tmp_path):
@@ -127,6 +131,7 @@ def test_output_errors_end_quietly(stdout, make_server, tmp_path):
             ), (name, err)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_client_and_serve_with_failing_output(stdout, make_server):
@@ -149,6 +154,7 @@ def test_client_and_serve_with_failing_output(stdout, make_server):
     assert "Traceback" not in err and code == (0 if stdout == "closed" else 1), err
 
 
+@pytest.mark.slow
 def test_load_without_a_server_says_so_in_one_line(cli):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -162,6 +168,7 @@ def test_load_without_a_server_says_so_in_one_line(cli):
 
 
 # ------------------------------------------------------------------ Ctrl-C, anywhere
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_load_is_one_line_and_130(make_server):
     server = make_server("blocking", delay=0.5)  # slow: the load lasts
@@ -190,6 +197,7 @@ def test_ctrl_c_during_load_is_one_line_and_130(make_server):
 
 
 # ------------------------------------------------------------------ execute-notebooks
+@pytest.mark.slow
 def test_execute_notebooks_reports_each_failure_and_carries_on(tmp_path):
     import nbformat
 

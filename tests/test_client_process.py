@@ -96,6 +96,7 @@ def test_a_process_that_dies_during_a_request_is_a_clear_error():
     assert not process.alive
 
 
+@pytest.mark.slow
 def test_a_request_that_times_out_kills_the_process():
     process = client_process()
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts in the backlog only
@@ -146,6 +147,7 @@ def test_requests_from_two_threads_get_their_own_replies():
     }
 
 
+@pytest.mark.slow
 def test_a_process_of_its_own_is_a_context_manager():
     with ClientProcess() as own:
         assert own.request("ping", timeout=30)["pong"]

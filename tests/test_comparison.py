@@ -65,6 +65,7 @@ def test_only_the_parts_asked_for():
         compare(["select"], parts=("speed",))
 
 
+@pytest.mark.slow
 def test_every_part_on_a_small_run():
     before = set(running_servers())
     rows = compare(
@@ -150,6 +151,7 @@ def test_table():
     )  # nothing measured
 
 
+@pytest.mark.slow
 def test_plot_is_dots_with_whiskers_on_log_axes_with_values():
     fig = plot_comparison(_rows(), title="t")
     assert len(fig.axes) == 4  # CPU, latency, throughput, conns

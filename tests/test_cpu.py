@@ -172,6 +172,7 @@ def test_windows_simulation_uses_psutil(simulated_windows):
     assert ThreadCPU().method == PSUTIL and not ThreadCPU().needs_samples
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("simulation", ["simulated_macos", "simulated_windows"])
 def test_a_busy_polling_loop_agrees_with_the_clock(request, simulation, make_server, longest_gc):
     request.getfixturevalue(simulation)
@@ -185,6 +186,7 @@ def test_a_busy_polling_loop_agrees_with_the_clock(request, simulation, make_ser
     assert share > 0.1  # it burns CPU (> 0.8 of a core on a quiet machine)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("simulation", ["simulated_macos", "simulated_windows"])
 def test_an_idle_select_loop_agrees_with_the_clock(request, simulation, make_server, longest_gc):
     request.getfixturevalue(simulation)
@@ -199,6 +201,7 @@ def test_an_idle_select_loop_agrees_with_the_clock(request, simulation, make_ser
     assert share < 0.05  # blocked in select(): ~0, and its last report is right
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("simulation", ["simulated_macos", "simulated_windows"])
 def test_the_threads_model_agrees_with_the_clock_under_load(
     request, simulation, make_server, longest_gc

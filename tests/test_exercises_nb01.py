@@ -444,6 +444,7 @@ def right_catching_and_reraising(sock, n, timeout):
 
 
 # ---------------------------------------------------------------- recv_exactly_timeout
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_reference_passes(capsys):
     assert check_recv_exactly_timeout.report(reference) is True
@@ -460,6 +461,7 @@ def test_reference_passes_five_times_in_a_row():
         assert verdict.passed, verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
     "right",
@@ -486,25 +488,67 @@ def test_other_right_answers_pass(right):
         (wrong_order, "not the ones sent", "in the order recv() returned them"),
         (reads_ahead_and_slices, "read 43 from the socket", "recv(n - received)"),
         (recv_n_each_time, "also read the start of the next message", "recv(n - received)"),
-        (waits_for_the_deadline, "returned only after 3.0 s", "stop as soon as you have n bytes"),
-        (no_timeout, "did not return within", "call sock.settimeout(...) before recv()"),
-        (timeout_per_recv, "did not return within", "the timeout is for the whole call"),
-        (deadline_checked_after_recv, "then stalled", "the timeout is for the whole call"),
+        pytest.param(
+            waits_for_the_deadline,
+            "returned only after 3.0 s",
+            "stop as soon as you have n bytes",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            no_timeout,
+            "did not return within",
+            "call sock.settimeout(...) before recv()",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            timeout_per_recv,
+            "did not return within",
+            "the timeout is for the whole call",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            deadline_checked_after_recv,
+            "then stalled",
+            "the timeout is for the whole call",
+            marks=pytest.mark.slow,
+        ),
         (milliseconds, "raised TimeoutError with timeout=3", "settimeout() takes seconds"),
-        (gives_up_early, "gave up after only", "wait for the whole timeout"),
-        (settimeout_zero_when_time_is_up, "BlockingIOError", "settimeout(0) does not mean"),
-        (
+        pytest.param(
+            gives_up_early,
+            "gave up after only",
+            "wait for the whole timeout",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            settimeout_zero_when_time_is_up,
+            "BlockingIOError",
+            "settimeout(0) does not mean",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
             negative_timeout,
             "settimeout() refuses a negative time",
             "if left <= 0 raise TimeoutError",
+            marks=pytest.mark.slow,
         ),
-        (returns_partial_on_timeout, "instead of raising TimeoutError", "raise TimeoutError"),
-        (
+        pytest.param(
+            returns_partial_on_timeout,
+            "instead of raising TimeoutError",
+            "raise TimeoutError",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
             returns_none_on_timeout,
             "returned None instead of raising TimeoutError",
             "raise TimeoutError",
+            marks=pytest.mark.slow,
         ),
-        (ignores_eof, "kept trying until its timeout", "raise ConnectionError"),
+        pytest.param(
+            ignores_eof,
+            "kept trying until its timeout",
+            "raise ConnectionError",
+            marks=pytest.mark.slow,
+        ),
         (
             returns_partial_on_eof,
             "returned b'cut' instead of raising ConnectionError",
@@ -542,8 +586,18 @@ def test_other_right_answers_pass(right):
             "left the socket with no timeout (blocking); it was given with a timeout of 30 s",
             "note old = sock.gettimeout()",
         ),
-        (polls_with_short_timeouts, "it kept waking up", "let recv() do the waiting"),
-        (spins_nonblocking, "it kept waking up", "let recv() do the waiting"),
+        pytest.param(
+            polls_with_short_timeouts,
+            "it kept waking up",
+            "let recv() do the waiting",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            spins_nonblocking,
+            "it kept waking up",
+            "let recv() do the waiting",
+            marks=pytest.mark.slow,
+        ),
         (
             closes_the_socket,
             "closed the socket it was given",
@@ -558,6 +612,7 @@ def test_wrong_answers_are_rejected_with_a_hint_that_names_the_mistake(wrong, in
     assert in_hint in verdict.hint, verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_a_busy_select_loop_is_caught_by_its_cpu():
     """CPU-sensitive (a loaded machine gives the spinning thread less): re-run alone before
@@ -568,6 +623,7 @@ def test_a_busy_select_loop_is_caught_by_its_cpu():
     assert "let recv() do the waiting" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_the_late_wakeup_check_is_what_catches_settimeout_zero():
     """Without the late first recv() the settimeout(0) mistake passes every other check: the

@@ -220,6 +220,7 @@ def test_a_zero_timeout_select_before_recv_passes():
     assert verdict.passed, verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize(
     "wrong, message, hint",
@@ -486,6 +487,7 @@ def test_payload_is_8_mib_and_not_periodic_in_buffer_sizes():
     assert data[:65536] != data[65536:131072]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_send_reference_passes_five_times():
     for _ in range(5):
@@ -494,6 +496,7 @@ def test_send_reference_passes_five_times():
         assert "without spinning" in verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(40)
 def test_waiting_before_each_send_passes():
     verdict = check_send_all_nonblocking.verdict(send_select_first)
@@ -540,6 +543,7 @@ def test_send_wrong_answers_fail_with_a_hint_that_names_the_mistake(wrong, messa
     assert hint in verdict.hint, verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_polling_select_with_a_zero_timeout_is_a_spin():
     """Hardly any send() attempts: the select() calls (counted through fileno()) show the
@@ -553,6 +557,7 @@ def test_polling_select_with_a_zero_timeout_is_a_spin():
     assert looked and int(looked.group(1).replace(",", "")) > 10 * SPIN_ATTEMPTS
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_a_spin_that_never_touches_the_socket_shows_in_the_cpu():
     """Only the CPU of the learner's thread shows a loop that neither sends nor selects (it
@@ -632,6 +637,7 @@ def test_the_reference_tries_send_a_few_times_with_a_peer_that_never_reads():
         assert 2 <= sock.calls.would_block <= 5 < SPIN_ATTEMPTS
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(40)
 def test_windows_skips_the_trickling_reader_and_says_so(monkeypatch):
     """Winsock takes a whole send() as soon as its buffer is below SO_SNDBUF, so there the
@@ -647,6 +653,7 @@ def test_windows_skips_the_trickling_reader_and_says_so(monkeypatch):
     assert "read a little" not in verdict.text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(20)
 def test_a_loop_that_never_ends_is_not_called_a_wait():
     """A busy loop that never calls recv() gets a hint about the loop, not about waiting

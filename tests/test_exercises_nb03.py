@@ -503,6 +503,7 @@ def accept_stub(listener):
 
 
 # --------------------------------------------------------------------------------- tests
+@pytest.mark.slow
 @pytest.mark.parametrize("solution", [send_pending, send_pending_with_a_copy])
 def test_send_pending_reference_passes_reliably(solution):
     for _ in range(5):
@@ -536,6 +537,7 @@ SEND_WRONG = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong, expected", SEND_WRONG, ids=[w.__name__ for w, _ in SEND_WRONG])
 def test_send_pending_wrong_answers_fail_with_a_hint_naming_the_mistake(wrong, expected):
     verdict = check_send_pending.verdict(wrong)
@@ -545,6 +547,7 @@ def test_send_pending_wrong_answers_fail_with_a_hint_naming_the_mistake(wrong, e
         assert part in verdict.text, verdict.text
 
 
+@pytest.mark.slow
 def test_blocking_sendall_is_caught_by_the_live_loop_too():
     """Issue 10's passing wrong answer, seen by the real server alone (probes skipped): a
     client that goes quiet after its reply freezes the loop, and the checker says so."""
@@ -555,6 +558,7 @@ def test_blocking_sendall_is_caught_by_the_live_loop_too():
     assert "blocking mode" in verdict.text or "did not return within" in verdict.text, verdict.text
 
 
+@pytest.mark.slow
 def test_a_sleeping_step_is_caught_by_the_live_loop_too():
     from nbio_helpers.exercises import nb03
 
@@ -571,6 +575,7 @@ def _without_probes(nb03, fn):
         nb03._probe_send_pending = saved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solution", [accept_new, accept_new_catching_oserror])
 def test_accept_new_reference_passes_reliably(solution):
     for _ in range(5):
@@ -596,6 +601,7 @@ ACCEPT_WRONG = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong, expected", ACCEPT_WRONG, ids=[w.__name__ for w, _ in ACCEPT_WRONG])
 def test_accept_new_wrong_answers_fail_with_a_hint_naming_the_mistake(wrong, expected):
     verdict = check_accept_new.verdict(wrong)
@@ -613,6 +619,7 @@ def test_accept_new_blocking_mode_is_caught_even_without_a_freeze():
     assert "setblocking(False)" in verdict.text
 
 
+@pytest.mark.slow
 def test_a_quiet_client_freezing_the_loop_is_caught_by_the_live_loop_too():
     """The accepted sockets left blocking, seen by the real server alone (probes skipped)."""
     from nbio_helpers.exercises import nb03
@@ -626,6 +633,7 @@ def test_a_quiet_client_freezing_the_loop_is_caught_by_the_live_loop_too():
     assert not verdict.passed and "blocking mode" in verdict.text, verdict.text
 
 
+@pytest.mark.slow
 def test_report_prints_the_verdict(capsys):
     assert check_send_pending.report(send_pending) is True
     assert capsys.readouterr().out.strip().startswith(PASS_PREFIX)

@@ -232,6 +232,7 @@ def rejected(fn):
 
 
 # ---------------------------------------------------------------- select_round
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_reference_passes(capsys):
     assert check_select_round.report(reference) is True
@@ -258,6 +259,7 @@ def test_a_short_nap_then_trying_every_socket_is_polling():
     assert "polling" in verdict.hint and "select.select" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_wait_that_spins_on_the_clock_is_caught_by_its_cpu():
     verdict = rejected(waits_on_the_clock)
@@ -265,6 +267,7 @@ def test_a_wait_that_spins_on_the_clock_is_caught_by_its_cpu():
     assert "select.select() do the waiting" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_sleeping_the_timeout_then_polling_without_select_answers_late():
     verdict = rejected(sleeps_then_polls)
@@ -273,6 +276,7 @@ def test_sleeping_the_timeout_then_polling_without_select_answers_late():
     assert "instead of sleeping" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_blocking_client_socket_lets_a_quiet_client_freeze_the_loop():
     verdict = rejected(make_variant(blocking_clients=True))
@@ -280,24 +284,28 @@ def test_a_blocking_client_socket_lets_a_quiet_client_freeze_the_loop():
     assert "non-blocking" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_reset_not_caught_is_named():
     verdict = rejected(make_variant(uncaught_reset=True))
     assert "reset" in verdict.message and "ConnectionError" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_dropping_the_rest_of_a_partial_send_loses_bytes():
     verdict = rejected(make_variant(drop_partial=True))
     assert "the rest was lost" in verdict.message and "send() may take only part" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_ignoring_b_empty_leaks_connections():
     verdict = rejected(make_variant(ignore_eof=True))
     assert "the connections leak" in verdict.message and "b''" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_closing_on_b_empty_with_replies_pending_loses_them():
     verdict = rejected(make_variant(close_on_eof=True))
@@ -305,6 +313,7 @@ def test_closing_on_b_empty_with_replies_pending_loses_them():
     assert "b'' means the client will send no more, not that it reads no more" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_finished_clients_left_in_rlist_spin():
     verdict = rejected(make_variant(finished_in_rlist=True))
@@ -312,6 +321,7 @@ def test_finished_clients_left_in_rlist_spin():
     assert "leave the sockets of finished out of rlist" in verdict.hint
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_finished_clients_never_closed_never_see_the_end_of_the_stream():
     verdict = rejected(make_variant(never_close_finished=True))
@@ -335,6 +345,7 @@ def test_a_crashing_loop_is_reported_not_raised(capsys):
     assert "KeyError" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_a_loop_without_timeout_still_ends():
     def no_timeout(listener, outbufs, finished, timeout):

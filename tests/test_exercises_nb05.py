@@ -153,6 +153,7 @@ def verdict(capsys):
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_reference_passes(capsys):
     assert check_idle_timeout.report(Reference) is True
     assert verdict(capsys).startswith(PASS_PREFIX)
@@ -172,6 +173,7 @@ def test_a_loop_that_ignores_stopping_is_told_it_did_not_stop():
     assert "did not stop within" in verdict_.message, verdict_.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "right",
     [

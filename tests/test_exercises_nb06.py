@@ -471,6 +471,7 @@ def sorts_a_list(self, delay, callback, *args):
     return timer
 
 
+@pytest.mark.slow
 def test_the_reference_timer_loop_passes_five_times():
     for _ in range(5):
         verdict = check_timer_loop.verdict(MyTimerLoop)
@@ -478,16 +479,19 @@ def test_the_reference_timer_loop_passes_five_times():
     assert "slept in select()" in verdict.text and "on time" in verdict.text
 
 
+@pytest.mark.slow
 def test_the_package_timer_loop_passes():
     from nbio_helpers.loop import TimerLoop
 
     assert check_timer_loop.verdict(TimerLoop).passed
 
 
+@pytest.mark.slow
 def test_a_sorted_list_is_slow_but_right():
     assert check_timer_loop.verdict(timer_loop(call_later=sorts_a_list)).passed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "methods, hints",
     [
@@ -572,6 +576,7 @@ def test_the_live_check_catches_late_timers():
     assert "ms late (median; 50 ms allowed)" in failure.value.message
 
 
+@pytest.mark.slow
 def test_the_live_check_measures_a_sleeping_loop():
     loop = live(MyTimerLoop)
     try:
@@ -834,12 +839,14 @@ async def stub_handler(room, client):
     raise NotImplementedError()
 
 
+@pytest.mark.slow
 def test_the_reference_handler_passes_five_times():
     for _ in range(5):
         verdict = check_chat_handler.verdict(my_chat)
         assert verdict.passed, verdict.text
 
 
+@pytest.mark.slow
 def test_the_package_handler_passes_and_leaving_twice_is_harmless():
     from nbio_helpers.loop.chat_coroutines import chat
 
@@ -851,7 +858,11 @@ def test_the_package_handler_passes_and_leaving_twice_is_harmless():
     "handler, hints",
     [
         (sleeps, ["held the loop for", "time.sleep(0.2)", "must never block"]),
-        (blocking_recv, ["held the loop for", "client.sock.recv(1, socket.MSG_PEEK)"]),
+        pytest.param(
+            blocking_recv,
+            ["held the loop for", "client.sock.recv(1, socket.MSG_PEEK)"],
+            marks=pytest.mark.slow,
+        ),
         (holds_the_loop, ["held the loop for", "no other client was served"]),
         (asyncio_sleep, ["no running event loop", "this is our loop, not asyncio's"]),
         (asyncio_sleep_0, ["can only await its own futures", "our loop, not asyncio's"]),
@@ -861,12 +872,28 @@ def test_the_package_handler_passes_and_leaving_twice_is_harmless():
         (no_name_check, ["after the invalid name", "room.name_problem(name)"]),
         (none_before_name, ["NoneType", "also before it gave a name"]),
         (hears_none, ["NoneType"]),
-        (ignores_none, ["left", "returns None when the client has gone"]),
-        (no_finally, ["cy was disconnected for an over-long line", "finally"]),
-        (ignores_quit, ["after /quit", "returns False after /quit"]),
-        (swallows_errors, ["line of 2000 bytes", "let LineTooLong and TimeoutError propagate"]),
-        (swallows_errors_and_goes_on, ["line of 2000 bytes", "propagate"]),
-        (broadcasts_itself, ["ann asked /who", "room.hear(client, line)"]),
+        pytest.param(
+            ignores_none, ["left", "returns None when the client has gone"], marks=pytest.mark.slow
+        ),
+        pytest.param(
+            no_finally,
+            ["cy was disconnected for an over-long line", "finally"],
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ignores_quit, ["after /quit", "returns False after /quit"], marks=pytest.mark.slow
+        ),
+        pytest.param(
+            swallows_errors,
+            ["line of 2000 bytes", "let LineTooLong and TimeoutError propagate"],
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            swallows_errors_and_goes_on, ["line of 2000 bytes", "propagate"], marks=pytest.mark.slow
+        ),
+        pytest.param(
+            broadcasts_itself, ["ann asked /who", "room.hear(client, line)"], marks=pytest.mark.slow
+        ),
         (keyboard_interrupt, ["raised KeyboardInterrupt", "ordinary exception"]),
         (stub_handler, ["not done yet"]),
     ],
@@ -876,6 +903,7 @@ def test_wrong_handlers_are_rejected_with_their_hint(handler, hints):
     rejected(check_chat_handler, handler, *hints)
 
 
+@pytest.mark.slow
 def test_a_handler_that_swallows_the_idle_timeout_is_rejected():
     async def swallows_timeout(room, client):
         try:
@@ -886,6 +914,7 @@ def test_a_handler_that_swallows_the_idle_timeout_is_rejected():
     rejected(check_chat_handler, swallows_timeout, "said nothing for 0.25 s", "propagate")
 
 
+@pytest.mark.slow
 def test_the_idle_timeout_without_finally_is_noticed():
     from nbio_helpers.framing import LineTooLong as TooLong
 
@@ -919,6 +948,7 @@ def test_try_on_asyncio_runs_the_handler_on_asyncio():
         nb06.try_on_asyncio(stub_handler)
 
 
+@pytest.mark.slow
 def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
     async def spins(room, client):
         room.welcome(client)
@@ -945,6 +975,7 @@ def test_try_on_asyncio_says_what_a_failing_handler_raised():
     assert lines[-1].startswith("my_chat raised TypeError"), lines
 
 
+@pytest.mark.slow
 def test_timeline_of_the_learners_loop(capsys):
     log = nb06.timeline_of(MyTimerLoop)
     calls = log.selects()

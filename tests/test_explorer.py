@@ -39,6 +39,7 @@ def test_slider_is_in_milliseconds_and_busy_means_zero():
     assert not explorer.slider.disabled
 
 
+@pytest.mark.slow
 def test_click_measures_in_the_background_and_adds_a_point():
     explorer = fast_explorer()
     explorer.slider.value = 2
@@ -57,6 +58,7 @@ def test_click_measures_in_the_background_and_adds_a_point():
     ]
 
 
+@pytest.mark.slow
 def test_measure_busy_then_clear():
     explorer = fast_explorer()
     explorer.busy.value = True
@@ -106,6 +108,7 @@ REFERENCE = [
 ]
 
 
+@pytest.mark.slow
 def test_reference_points_are_drawn_at_once_and_survive_clear():
     explorer = fast_explorer(reference=REFERENCE)
     assert explorer.points == [] and explorer.reference == REFERENCE
@@ -142,6 +145,7 @@ def test_bound_covers_the_measurement():
     assert explorer.bound == pytest.approx(1.4)
 
 
+@pytest.mark.slow
 def test_the_status_names_the_tail_by_the_rule():
     explorer = fast_explorer()
     explorer.slider.value = 2

@@ -149,6 +149,7 @@ def stream_and_splits(draw):
     return stream, [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(stream_and_splits())
 def test_any_split_gives_the_same_lines(case):
@@ -159,6 +160,7 @@ def test_any_split_gives_the_same_lines(case):
     assert framer_split.end() == framer_whole.end()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(stream_and_splits(), st.integers(1, 6))
 def test_the_limit_does_not_depend_on_the_split(case, max_line):

@@ -147,6 +147,7 @@ def test_interrupt_during_a_graceful_stop_stops_at_once(open_fds, nbio_threads):
     assert_nothing_left(fds_before, open_fds, nbio_threads)
 
 
+@pytest.mark.slow
 @main_thread_only
 @pytest.mark.timeout(300)
 def test_random_interrupts_of_a_tight_with_loop(open_fds, nbio_threads):

@@ -81,6 +81,7 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
         manager.shutdown_kernel(now=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="interrupts by signal (POSIX kernels)")
 def test_interrupting_a_tight_with_loop_leaves_nothing_running():
     left = interrupt_trials(30)

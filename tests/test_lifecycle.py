@@ -126,6 +126,7 @@ def test_stop_wakes_an_idle_loop_without_a_client(model):
     assert not server.running
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_20_start_stop_cycles_leave_nothing_behind(model, open_fds, nbio_threads):
     def cycle():

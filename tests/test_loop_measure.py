@@ -37,6 +37,7 @@ def test_p90_only_with_enough_echoes():
     assert math.isnan(p90_or_nan([]))
 
 
+@pytest.mark.slow
 def test_echo_clients_in_process_and_in_another_process():
     with start_server("tasks", name="measured") as server:
         here = echo_clients(*server.address, clients=3, warmup=0.05, seconds=0.2, samples=True)
@@ -52,6 +53,7 @@ def test_echo_clients_in_process_and_in_another_process():
     assert there["completed"] <= 3 * (0.2 / 0.01 + 1)  # paced: one per 10 ms per client
 
 
+@pytest.mark.slow
 def test_compare_loops_and_its_table():
     rows = compare_loops(("tasks", "asyncio"), rounds=2, clients=5, warmup=0.05, seconds=0.15)
     assert [r.model for r in rows] == ["tasks", "asyncio"]
@@ -75,6 +77,7 @@ def test_compare_loops_and_its_table():
     assert once[1].split() == ["tasks", "1,234", "1.000", "ms", "2.000", "ms"]  # no brackets
 
 
+@pytest.mark.slow
 def test_one_blocking_call_delays_every_other_client():
     blocked = blocking_call_latency(blocking=True, pause=0.05, pauses=2, clients=3, samples=True)
     polite = blocking_call_latency(blocking=False, pause=0.05, pauses=2, clients=3, samples=True)
@@ -86,6 +89,7 @@ def test_one_blocking_call_delays_every_other_client():
     plt.close(fig)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, count", [("tasks", 300), ("threads", 50)])
 def test_idle_memory_of_a_model(model, count):
     result = idle_memory_of(model, count)

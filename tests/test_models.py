@@ -239,6 +239,7 @@ def test_single_1mib_send(server, exchange):
     still_serving(server)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_8mib_with_small_socket_buffers(case, start, exchange):
     """8 MiB through 4 KiB kernel buffers on both ends: byte for byte, partial sends happen."""
@@ -259,6 +260,7 @@ def test_8mib_with_small_socket_buffers(case, start, exchange):
 
 
 # --------------------------------------------------------------------------- many clients
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_500_concurrent_clients(case, server, cli):
     """500 clients x 20 messages, from a subprocess (this process keeps few descriptors, so
@@ -330,6 +332,7 @@ def test_half_close_after_large_send(server, exchange):
     still_serving(server)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", where(concurrent=True, backpressure=True))
 def test_client_that_never_reads_does_not_stall_others(case, start):
     server = start(case, sock_buffer_size=SMALL_BUFFER)
@@ -347,6 +350,7 @@ def test_client_that_never_reads_does_not_stall_others(case, start):
     still_serving(server)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", where(backpressure=True))
 def test_backpressure_bounds_pending_output(case, start):
     """A client sends fast and never reads: the server stops reading it once about

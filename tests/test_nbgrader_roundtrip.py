@@ -1,10 +1,11 @@
 """The whole nbgrader round trip, with the real nbgrader, for every notebook.
 
-A course folder is made in a temporary directory, the instructor notebook goes into
-``source/``, ``nbgrader generate_assignment`` releases it, and ``nbgrader autograde`` grades
-three submissions: the unsolved release (0 points), the release with the reference solutions
-pasted back (full points), and the release with one typical wrong answer (that task's points
-lost, the others kept). The release must also be what ``student-edition`` writes.
+One course folder is made in a temporary directory, with one assignment per notebook: the
+instructor notebook goes into ``source/``, ``nbgrader generate_assignment`` releases them
+all, and one ``nbgrader autograde`` grades three submissions of each: the unsolved release
+(0 points), the release with the reference solutions pasted back (full points), and the
+release with one typical wrong answer (that task's points lost, the others kept). The
+release must also be what ``student-edition`` writes.
 
 nbgrader 0.9 needs Python 3.11+ (and JupyterLab 4.2+): skipped elsewhere, or if it is not
 installed (it is in the ``test`` extra).
@@ -138,42 +139,55 @@ def submit(course: Path, student: str, assignment: str, name: str, nb) -> None:
     nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-def round_trip(tmp_path: Path, name: str) -> dict:
-    """Release notebook ``name``, grade three submissions; return their scores and more."""
-    course = tmp_path / "course"
-    assignment = name.split("_")[0]
-    (course / "source" / assignment).mkdir(parents=True)
+def round_trip(course: Path, names: list[str]) -> dict:
+    """One course with one assignment per notebook in ``names``: release each, then grade
+    every submission of every assignment in one ``nbgrader autograde`` (one gradebook, one
+    nbgrader start, as a course of several assignments is graded). Returns, per notebook,
+    the three submissions' scores, the points in all, those of the broken task, the release,
+    and the path of the unsolved submission as nbgrader executed it (``unsolved_run``).
+    """
     (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course)))
-    instructor = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    shutil.copy(NOTEBOOKS / f"{name}.ipynb", course / "source" / assignment)
-
-    nbgrader(course, "generate_assignment", assignment, "--create", "--force")
-    release = nbformat.read(course / "release" / assignment / f"{name}.ipynb", as_version=4)
-
-    solved = nbformat.from_dict(release)
-    answers = cells_by_id(instructor)
-    for gid, cell in cells_by_id(solved).items():
-        if cell.metadata["nbgrader"].get("solution"):
-            cell.source = answers[gid].source  # the markers are comments: harmless
-    wrong = nbformat.from_dict(solved)
-    broken, source, worth = WRONG[name]
-    cells_by_id(wrong)[broken].source = source
-
-    for student, nb in (("unsolved", release), ("solved", solved), ("wrong", wrong)):
-        submit(course, student, assignment, name, nb)
-    nbgrader(course, "autograde", assignment, "--create", "--force")
+    results = {}
+    for name in names:
+        assignment = name.split("_")[0]
+        (course / "source" / assignment).mkdir(parents=True)
+        shutil.copy(NOTEBOOKS / f"{name}.ipynb", course / "source" / assignment)
+    nbgrader(course, "generate_assignment", "*", "--create", "--force")
+    for name in names:
+        assignment = name.split("_")[0]
+        instructor = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        release = nbformat.read(course / "release" / assignment / f"{name}.ipynb", as_version=4)
+        solved = nbformat.from_dict(release)
+        answers = cells_by_id(instructor)
+        for gid, cell in cells_by_id(solved).items():
+            if cell.metadata["nbgrader"].get("solution"):
+                cell.source = answers[gid].source  # the markers are comments: harmless
+        wrong = nbformat.from_dict(solved)
+        broken, source, worth = WRONG[name]
+        cells_by_id(wrong)[broken].source = source
+        for student, nb in (("unsolved", release), ("solved", solved), ("wrong", wrong)):
+            submit(course, student, assignment, name, nb)
+        results[name] = {
+            "total": points_of(instructor),
+            "worth": worth,
+            "release": release,
+            "unsolved_run": course / "autograded" / "unsolved" / assignment / f"{name}.ipynb",
+        }
+    nbgrader(course, "autograde", "*", "--create", "--force")
 
     with nbgrader_api.Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        scores = {
-            student: gb.find_submission_notebook(name, assignment, student).score
-            for student in ("unsolved", "solved", "wrong")
-        }
-    return {"scores": scores, "total": points_of(instructor), "worth": worth, "release": release}
+        for name, result in results.items():
+            assignment = name.split("_")[0]
+            result["scores"] = {
+                student: gb.find_submission_notebook(name, assignment, student).score
+                for student in ("unsolved", "solved", "wrong")
+            }
+    return results
 
 
 @pytest.mark.parametrize("name", list(WRONG))
-def test_nbgrader_round_trip(tmp_path, name):
-    result = round_trip(tmp_path, name)
+def test_nbgrader_round_trip(nbgrader_course, name):
+    result = nbgrader_course[name]  # conftest: round_trip() of every notebook, once
     scores, total = result["scores"], result["total"]
     assert total > 0
     assert scores["unsolved"] == 0, scores
@@ -189,7 +203,6 @@ def test_nbgrader_round_trip(tmp_path, name):
 if __name__ == "__main__":  # pragma: no cover - prints the scores for the report
     import tempfile
 
-    for notebook in sys.argv[1:] or list(WRONG):
-        with tempfile.TemporaryDirectory() as tmp:
-            result = round_trip(Path(tmp), notebook)
+    with tempfile.TemporaryDirectory() as tmp:
+        for notebook, result in round_trip(Path(tmp), sys.argv[1:] or list(WRONG)).items():
             print(notebook, "total", result["total"], result["scores"])

@@ -121,6 +121,7 @@ def test_notebook_follows_the_template(path):
 
 
 # ---------------------------------------------------------------- the checker itself
+@pytest.mark.slow
 def test_the_executed_sample_follows_the_template(executed_sample):
     assert template_problems(executed_sample) == []
     last = executed_sample.cells[-1].outputs[0]["text"]

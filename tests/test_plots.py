@@ -286,6 +286,7 @@ def test_a_reply_recorded_before_the_clients_first_event_still_counts():
     assert rects(artist(fig, GIDS["copy"])) == [(0.02, 0.01, 1.0)]
 
 
+@pytest.mark.slow
 def test_ready_for_another_connection_changes_nothing_here():
     plain = plot_timeline(blocking_read(), copy_width=1.0)
     other = plot_timeline(blocking_read(), copy_width=1.0, ready={"B": [T + 0.01]})

@@ -148,17 +148,17 @@ def workflow():
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def test_the_workflow_parses_and_covers_three_oses_and_the_pythons_ci_runs_notebooks_only_on():
+def test_the_workflow_parses_and_covers_three_oses_and_the_pythons():
     jobs = workflow()["jobs"]
-    [job] = jobs.values()
-    matrix = job["strategy"]["matrix"]
+    assert set(jobs) == {"lint", "tests"}
+    matrix = jobs["tests"]["strategy"]["matrix"]
     assert set(matrix["os"]) == {"ubuntu-latest", "macos-latest", "windows-latest"}
-    # .ci/run runs the fast tests on 3.10 and 3.11 only: the forks' workflow covers the rest.
+    # the oldest and the newest Python (issue 11), and 3.12; .ci/run runs all four
     assert matrix["python"] == ["3.10", "3.12", "3.13"]
 
 
 def test_the_workflow_runs_the_readmes_commands():
-    [job] = workflow()["jobs"].values()
+    job = workflow()["jobs"]["tests"]
     commands = [step["run"] for step in job["steps"] if "run" in step]
     readme = read("README.md")
     install = 'pip install -e ".[test]"'
@@ -167,5 +167,18 @@ def test_the_workflow_runs_the_readmes_commands():
         assert command in readme, command
         assert any(c.strip().endswith(command) for c in commands), command
     fast = 'pytest -m "not slow and not browser" tests'
-    assert fast in commands
-    assert 'FAST=(-m "not slow and not browser" tests)' in read(".ci/run")  # the same set
+    assert fast in readme and fast in commands
+    ci = read(".ci/run")  # the same sets as the project's CI
+    assert """FAST='pytest -q -m "not slow and not browser" tests'""" in ci
+    assert "NOTEBOOKS='pytest -q notebooks'" in ci
+
+
+def test_the_workflow_lints_as_ci_does_and_every_check_runs():
+    job = workflow()["jobs"]["lint"]
+    steps = [step for step in job["steps"] if "run" in step]
+    assert 'pip install -e ".[test]"' in steps[0]["run"]  # ruff and mypy are in the test extra
+    checks = [step["run"] for step in steps[1:]]
+    assert checks == ["ruff check .", "ruff format --check .", "mypy"]
+    assert "LINT=('ruff check .' 'ruff format --check .' 'mypy')" in read(".ci/run")
+    # a finding in one check does not hide the others' findings
+    assert all(step.get("if") == "always()" for step in steps[2:])

@@ -252,6 +252,7 @@ def test_model_specs():
     assert _model_spec(AlwaysWritableSelectServer)[0] == "select-always-write"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_compare_rows_table_and_plot():
     import matplotlib

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbio_helpers.series import (
@@ -60,6 +61,7 @@ def test_update_writes_links_by_title_and_is_idempotent(tmp_path):
     assert [c.cell_type for c in middle.cells] == ["markdown", "code", "markdown"]
 
 
+@pytest.mark.slow
 def test_a_renamed_title_or_a_new_notebook_is_caught(tmp_path):
     for path in NOTEBOOKS.glob("0[0-2]_*.ipynb"):
         shutil.copy(path, tmp_path)

@@ -97,6 +97,7 @@ def serve():
 
 
 # ------------------------------------------------------------------------ graceful stop
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(MODELS))
 def test_sigint_under_load_sends_back_every_byte_read(model, serve):
     server = serve("--model", model)
@@ -127,6 +128,7 @@ def test_sigint_under_load_sends_back_every_byte_read(model, serve):
     assert not any("Traceback" in line for line in server.err)
 
 
+@pytest.mark.slow
 def test_a_second_sigint_stops_at_once(serve):
     server = serve("--model", "threads", "--grace", "30")
     with socket.create_connection(server.address, timeout=5) as idle:  # keeps it waiting
@@ -145,6 +147,7 @@ def test_a_second_sigint_stops_at_once(serve):
     assert not any("Traceback" in line for line in server.err)
 
 
+@pytest.mark.slow
 def test_sigterm_is_a_graceful_stop_too(serve):
     server = serve("--model", "selectors")
     server.proc.send_signal(signal.SIGTERM)
@@ -178,6 +181,7 @@ def hold(address, count: int) -> tuple[list[socket.socket], dict]:
     return socks, outcome
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["select", "selectors", "asyncio", "threads"])
 def test_clients_turned_away_out_of_descriptors_are_reported_once(model, serve):
     server = serve("--model", model, fd_limit=64)
@@ -197,6 +201,7 @@ def test_clients_turned_away_out_of_descriptors_are_reported_once(model, serve):
     assert sum("turned away" in line for line in server.err) == 1, server.err
 
 
+@pytest.mark.slow
 def test_select_refusals_beyond_fd_setsize_are_reported(serve):
     with fd_limit_raised(1400) as limit:
         if limit is not None and limit < 1400:
@@ -217,6 +222,7 @@ def test_select_refusals_beyond_fd_setsize_are_reported(serve):
     assert server.wait_exit() == 0
 
 
+@pytest.mark.slow
 def test_grace_0_stops_at_once(serve):
     server = serve("--model", "select", "--grace", "0")
     server.proc.send_signal(signal.SIGINT)

@@ -74,6 +74,7 @@ def test_idle_connections_use_no_timer_and_one_registration_each():
                 sock.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["tasks", "callbacks", "generators", "timers", "coroutines"])
 def test_an_idle_loop_sleeps(which):
     """Silent clients connected: the loop does not wake up at all, and uses no CPU."""
