@@ -1,8 +1,8 @@
-"""``python -m nbio_helpers COMMAND ...``: see :mod:`nbio_helpers.cli`."""
+"""``python -m nbio_helpers COMMAND ...``: see :mod:`nbio_helpers.cli.main`."""
 
 import sys
 
-from .cli import main
+from nbio_helpers.cli.main import main
 
 __all__: list[str] = []  # a command: nothing to import from here
 

@@ -22,11 +22,11 @@ import socket
 import statistics
 import time
 
-from .addresses import address_family
-from .connection import echo_upper
-from .limits import ensure_fd_room
-from .nonblocking import READ, WRITE, Readiness, attempt
-from .stats import Tail, tail
+from nbio_helpers.addresses import address_family
+from nbio_helpers.connection import echo_upper
+from nbio_helpers.limits import ensure_fd_room
+from nbio_helpers.measure.stats import Tail, tail
+from nbio_helpers.nonblocking import READ, WRITE, Readiness, attempt
 
 
 def connect(address, timeout: float = 5.0) -> socket.socket:
@@ -185,7 +185,7 @@ class LoadResult:
     @property
     def tail_latency(self) -> Tail:
         """The slow end under its true name: p99 with 1,000 echoes or more, p90 with 100 or
-        more, else the maximum (:func:`nbio_helpers.stats.tail`)."""
+        more, else the maximum (:func:`nbio_helpers.measure.stats.tail`)."""
         return tail(self.latencies)
 
     @property
@@ -360,3 +360,14 @@ def close_with_reset(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(layout, 1, 0))
     finally:
         sock.close()
+
+
+__all__ = [
+    "LoadResult",
+    "close_with_reset",
+    "connect",
+    "recv_exactly",
+    "request",
+    "run_load",
+    "stream_echo",
+]

@@ -31,12 +31,22 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .events import EOF, ERROR, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK, WOULD_BLOCK, EventLog
-from .limits import OUT_OF_DESCRIPTORS, descriptor_reserve, fd_limit
-from .protocol import PAUSED, RESUMED, EchoProtocol, echo_upper
+from nbio_helpers.events import (
+    EOF,
+    ERROR,
+    PAUSE,
+    RECV,
+    RESUME,
+    SEND,
+    SEND_WOULD_BLOCK,
+    WOULD_BLOCK,
+    EventLog,
+)
+from nbio_helpers.limits import OUT_OF_DESCRIPTORS, descriptor_reserve, fd_limit
+from nbio_helpers.protocol import PAUSED, RESUMED, EchoProtocol, echo_upper
 
 if TYPE_CHECKING:
-    from .server import Server
+    from nbio_helpers.server import Server
 
 __all__ = [
     "RECV_DROP",

@@ -103,3 +103,10 @@ class LineFramer:
         if rest.endswith(b"\r"):
             rest = rest[:-1]
         return [rest] if rest else []
+
+
+__all__ = [
+    "MAX_LINE",
+    "LineFramer",
+    "LineTooLong",
+]

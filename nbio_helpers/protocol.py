@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 
-from .framing import MAX_LINE, LineFramer, LineTooLong
+from nbio_helpers.framing import MAX_LINE, LineFramer, LineTooLong
 
 __all__ = [
     "DEFAULT_HIGH_WATER",

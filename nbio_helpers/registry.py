@@ -115,3 +115,18 @@ def disconnect_clients() -> int:
     for client in everyone:
         client.disconnect()
     return len(everyone)
+
+
+__all__ = [
+    "STOPPED_BY_STOP_ALL",
+    "KeptClient",
+    "RunningServer",
+    "clients",
+    "disconnect_clients",
+    "register",
+    "register_client",
+    "running_servers",
+    "stop_all",
+    "stop_named",
+    "unregister",
+]

@@ -38,13 +38,13 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
-from . import registry
-from .addresses import address_family
-from .cpu import ThreadCPU
-from .events import ACCEPT, CLOSE, ERROR, EventLog
-from .interrupts import interrupts_deferred, join_interruptibly, uninterruptible
-from .limits import ensure_fd_room
-from .protocol import WaterMarks
+from nbio_helpers import registry
+from nbio_helpers.addresses import address_family
+from nbio_helpers.cpu import ThreadCPU
+from nbio_helpers.events import ACCEPT, CLOSE, ERROR, EventLog
+from nbio_helpers.interrupts import interrupts_deferred, join_interruptibly, uninterruptible
+from nbio_helpers.limits import ensure_fd_room
+from nbio_helpers.protocol import WaterMarks
 
 HIGH_WATER = 1024 * 1024
 """Backpressure: stop reading a connection whose pending output exceeds this many bytes."""
@@ -458,10 +458,18 @@ class Server:
     def _join_all(self, deadline: float) -> None:
         """Join the server thread, then every thread of :meth:`start_thread`, by ``deadline``.
 
-        Signals are deferred here (:func:`uninterruptible`), so one join per thread is enough."""
+        Signals are deferred here (:func:`uninterruptible`), so one join per thread is enough;
+        a join that fails anyway does not spare the other threads theirs (the first failure is
+        raised after the last join)."""
+        failure: BaseException | None = None
         for thread in self._all_threads():
             if thread.ident is not None:  # it was started
-                thread.join(max(0.0, deadline - time.monotonic()))
+                try:
+                    thread.join(max(0.0, deadline - time.monotonic()))
+                except BaseException as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _all_threads(self) -> list[threading.Thread]:
         main = [self._thread] if self._thread is not None else []
@@ -579,7 +587,10 @@ class Server:
         The default sends the pending output of every :class:`~nbio_helpers.connection.Connection`
         (the polling, select and selectors models) until the grace period ends.
         """
-        from .connection import Connection, finish_replies  # connection.py needs no server
+        from nbio_helpers.connection import (  # connection.py needs no server
+            Connection,
+            finish_replies,
+        )
 
         with self._lock:
             connections = [c for c in self._open.values() if isinstance(c, Connection)]
@@ -775,3 +786,18 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
         if value or time.monotonic() >= deadline:
             return bool(value)
         time.sleep(interval)
+
+
+__all__ = [
+    "HIGH_WATER",
+    "LOOPBACK",
+    "RECV_SIZE",
+    "STOPPED_BY_STOP",
+    "Server",
+    "ServerStopTimeout",
+    "ServerStoppedError",
+    "close_politely",
+    "is_loopback",
+    "shutdown_quietly",
+    "wait_until",
+]

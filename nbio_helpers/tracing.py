@@ -28,7 +28,7 @@ import heapq
 import socket
 from collections.abc import Iterable
 
-from .events import (
+from nbio_helpers.events import (
     EOF,
     ERROR,
     RECV,

@@ -1,4 +1,4 @@
-"""nbio_helpers.asyncio_demos: drain() backpressure shown with public API, and one blocking
+"""nbio_helpers.lessons.nb05: drain() backpressure shown with public API, and one blocking
 call in a handler freezing every client (asyncio.to_thread() does not)."""
 
 import asyncio
@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from nbio_helpers.asyncio_demos import SlowCallServer, WatchedAsyncioServer, freeze_probe, pinger
-from nbio_helpers.backpressure import Flooder
 from nbio_helpers.events import PAUSE, RESUME
+from nbio_helpers.lessons.backpressure import Flooder
+from nbio_helpers.lessons.nb05 import SlowCallServer, WatchedAsyncioServer, freeze_probe, pinger
 
 pytestmark = pytest.mark.timeout(60)
 

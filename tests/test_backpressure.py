@@ -1,4 +1,4 @@
-"""nbio_helpers.backpressure: a client that never reads, against servers with and without a
+"""nbio_helpers.lessons.backpressure: a client that never reads, against servers with and without a
 high-water mark; the buffer size rebuilt from the event log."""
 
 import matplotlib
@@ -7,7 +7,8 @@ matplotlib.use("Agg")
 
 import pytest
 
-from nbio_helpers.backpressure import (
+from nbio_helpers.events import PAUSE, RECV, RESUME, SEND, Event
+from nbio_helpers.lessons.backpressure import (
     BufferSeries,
     Flooder,
     buffer_series,
@@ -15,7 +16,6 @@ from nbio_helpers.backpressure import (
     plot_backpressure,
     plot_buffer,
 )
-from nbio_helpers.events import PAUSE, RECV, RESUME, SEND, Event
 from nbio_helpers.server import wait_until
 
 pytestmark = pytest.mark.timeout(60)

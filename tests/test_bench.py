@@ -328,7 +328,7 @@ def test_echo_load_names_its_tail_by_the_rule():
     result = _echo_load_on_selectors(
         clients=2, size=16, warmup=0.0, duration=0.05, keep_latencies=True
     )
-    from nbio_helpers.stats import tail
+    from nbio_helpers.measure.stats import tail
 
     assert "p99_latency_s" not in result
     assert (result["tail_name"], result["tail_latency_s"]) == tuple(tail(result["latencies_s"]))

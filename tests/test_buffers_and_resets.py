@@ -1,4 +1,4 @@
-"""Where a connection's bytes sit (nbio_helpers.buffers), an abortive close
+"""Where a connection's bytes sit (nbio_helpers.lessons.nb02), an abortive close
 (clients.close_with_reset), and a load client that fails to connect (clients._LoadClient)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from nbio_helpers import run_load
-from nbio_helpers.buffers import SocketQueues, socket_queues
 from nbio_helpers.clients import close_with_reset
+from nbio_helpers.lessons.nb02 import SocketQueues, socket_queues
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-import nbio_helpers.classic as C
+import nbio_helpers.lessons.nb03 as C
 from nbio_helpers import request, run_load
 from nbio_helpers.events import ACCEPT, CLOSE, EOF, RECV, SEND, WOULD_BLOCK
 from nbio_helpers.server import wait_until

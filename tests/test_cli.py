@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from nbio_helpers import MODELS, connect, recv_exactly, request
-from nbio_helpers.cli import OPTIONAL_COMMANDS, build_parser, main
+from nbio_helpers.cli.main import OPTIONAL_COMMANDS, build_parser, main
 
 CLI = [sys.executable, "-m", "nbio_helpers"]
 
@@ -250,7 +250,7 @@ def test_console_script_is_declared():
     from pathlib import Path
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["nbio"] == "nbio_helpers.cli:main"
+    assert pyproject["project"]["scripts"]["nbio"] == "nbio_helpers.cli.main:main"
 
 
 @pytest.mark.slow

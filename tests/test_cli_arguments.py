@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbio_helpers.cli import build_parser, main
+from nbio_helpers.cli.main import build_parser, main
 
 pytestmark = pytest.mark.timeout(300)
 

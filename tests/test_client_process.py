@@ -17,7 +17,7 @@ from nbio_helpers.measure import (
     running_client_processes,
     stop_client_processes,
 )
-from nbio_helpers.notebook import finish
+from nbio_helpers.ui.notebook import finish
 
 pytestmark = pytest.mark.timeout(60)
 

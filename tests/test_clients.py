@@ -1,4 +1,5 @@
-"""Clients (nbio_helpers.clients) and the terminal client (nbio_helpers.terminal), in-process."""
+"""Clients (nbio_helpers.clients) and the terminal client (nbio_helpers.cli.terminal),
+in-process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import pytest
 
 from nbio_helpers import LoadResult, connect, recv_exactly, request, run_load
-from nbio_helpers.terminal import format_address, terminal_client
+from nbio_helpers.cli.terminal import format_address, terminal_client
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("nothing_left_running")]
 
@@ -159,7 +160,7 @@ def test_terminal_client_shows_a_prompt_when_asked(select_server):
 
 
 def test_terminal_client_says_how_to_end_input_on_this_os(select_server, monkeypatch):
-    from nbio_helpers import terminal
+    from nbio_helpers.cli import terminal
 
     code, _, err = run_terminal(select_server.address, b"", prompt=True)
     assert code == 0 and f"type lines, {terminal.END_OF_INPUT} to end" in err

@@ -11,8 +11,8 @@ import warnings
 
 import pytest
 
-from nbio_helpers import copying
-from nbio_helpers.copying import MAX_SIZE, CopyTiming, copy_time, fits
+from nbio_helpers.lessons import nb01 as copying
+from nbio_helpers.lessons.nb01 import MAX_SIZE, CopyTiming, copy_time, fits
 
 
 @pytest.mark.parametrize("size", [1, 14, 64 * 1024, MAX_SIZE])

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import pytest
 
 from nbio_helpers import SelectServer, running_servers
-from nbio_helpers.explorer import PollIntervalExplorer
+from nbio_helpers.ui.explorer import PollIntervalExplorer
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -28,6 +28,7 @@ import pytest
 
 from nbio_helpers import MODELS, PollingServer, Server, registry, request, running_servers
 from nbio_helpers.interrupts import interrupts_deferred
+from nbio_helpers.server import wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("nothing_left_running")]
 
@@ -131,6 +132,7 @@ def test_interrupt_during_a_graceful_stop_stops_at_once(open_fds, nbio_threads):
     fds_before = open_fds()
     server = MODELS["threads"](name="graceful").start()
     idle = socket.create_connection(server.address)  # keeps the graceful stop waiting
+    wait_until(lambda: server.open_connections() == 1, 5.0)  # ...once its thread serves it
     timer = threading.Timer(0.2, _thread.interrupt_main)
     timer.start()
     try:

@@ -63,7 +63,7 @@ def test_200_clients_of_a_server_in_this_process_with_a_256_limit(model):
 def test_the_load_command_raises_its_own_limit(make_server):
     server = make_server("selectors")
     done = run_with_soft_limit(f"""
-        from nbio_helpers.cli import main
+        from nbio_helpers.cli.main import main
         raise SystemExit(main(["load", "--port", "{server.address[1]}", "--clients", "300",
                                "--messages", "2"]))
     """)

@@ -1,4 +1,4 @@
-"""nbio_helpers.loop_view: asyncio's selector loop seen through a selector we hold."""
+"""nbio_helpers.lessons.loop_view: asyncio's selector loop seen through a selector we hold."""
 
 import selectors
 import socket
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from nbio_helpers.loop_view import (
+from nbio_helpers.lessons.loop_view import (
     InternalLayoutChanged,
     WatchedSelector,
     key_callbacks,

@@ -28,14 +28,14 @@ import time
 import pytest
 
 from nbio_helpers import FD_SETSIZE, MODELS, connect, recv_exactly, request
-from nbio_helpers.asyncio_demos import SlowCallServer, WatchedAsyncioServer
 from nbio_helpers.bench.servers import REFERENCES
-from nbio_helpers.classic import FLAWS, ClassicServer
 from nbio_helpers.connection import Connection
 from nbio_helpers.events import ACCEPT, CLOSE, EOF, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK
+from nbio_helpers.lessons.nb03 import FLAWS, ClassicServer
+from nbio_helpers.lessons.nb04 import AlwaysWritableSelectServer, HeartbeatSelectServer
+from nbio_helpers.lessons.nb05 import SlowCallServer, WatchedAsyncioServer
 from nbio_helpers.loop.pitfall import PausingEchoServer
 from nbio_helpers.models import SelectorsServer
-from nbio_helpers.select_demos import AlwaysWritableSelectServer, HeartbeatSelectServer
 from nbio_helpers.server import Server, wait_until
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("nothing_left_running")]

@@ -26,7 +26,7 @@ if sys.version_info < (3, 11):
     pytest.skip("nbgrader 0.9 needs Python 3.11 or newer", allow_module_level=True)
 nbgrader_api = pytest.importorskip("nbgrader.api", reason="nbgrader is not installed")
 
-from nbio_helpers.student import student_notebook  # noqa: E402
+from nbio_helpers.cli.student import student_notebook  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -1,6 +1,6 @@
 """Every notebook follows the series' template; the template checker itself catches violations.
 
-The rules live in :func:`nbio_helpers.notebook_tools.template_problems`. A sample notebook,
+The rules live in :func:`nbio_helpers.cli.notebook_tools.template_problems`. A sample notebook,
 built and executed here, follows every rule; each mutation of it breaks exactly one rule and
 must be reported, so this test can fail.
 """
@@ -18,8 +18,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from nbio_helpers import running_servers, start_server
-from nbio_helpers.notebook import finish, setup_notebook, show_source
-from nbio_helpers.notebook_tools import execute_notebook, template_problems, unexpected_errors
+from nbio_helpers.cli.notebook_tools import execute_notebook, template_problems, unexpected_errors
+from nbio_helpers.ui.notebook import finish, setup_notebook, show_source
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -77,7 +77,7 @@ def sample_notebook():
                 "**Prerequisites**: none.\n\n**Time**: 1 minute."
             ),
             new_code_cell(
-                "from nbio_helpers.notebook import setup_notebook, show_source, finish\n"
+                "from nbio_helpers.ui.notebook import setup_notebook, show_source, finish\n"
                 "setup_notebook()"
             ),
             new_markdown_cell("## A section\n\nConcept, then a live demo."),
@@ -230,7 +230,7 @@ VIOLATIONS = {
         "does not name the Objectives",
     ),
     "setup": (
-        set_source(1, "from nbio_helpers.notebook import finish"),
+        set_source(1, "from nbio_helpers.ui.notebook import finish"),
         "does not call setup_notebook()",
     ),
     "exercises": (set_source(8, "## Practice"), "no '## Exercises' section"),

@@ -21,7 +21,7 @@ from nbio_helpers.events import (
     WOULD_BLOCK,
     Event,
 )
-from nbio_helpers.plots import GIDS, plot_timeline
+from nbio_helpers.ui.plots import GIDS, plot_timeline
 
 T = 100.0  # an arbitrary time.monotonic() origin
 

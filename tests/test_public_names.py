@@ -1,7 +1,9 @@
 """Every module of the package says what it offers: ``__all__``, public names only (ruff's
 RUF022 keeps it sorted).
 
-And every name a notebook imports from a module is one that module offers.
+And every name a notebook imports from a module is one that module offers, from three
+places at most: the package (its public API), ``nbio_helpers.lessons.nbNN`` and
+``nbio_helpers.exercises.nbNN`` of the notebook's own number.
 """
 
 from __future__ import annotations
@@ -23,35 +25,11 @@ MODULES = sorted(
     for m in pkgutil.walk_packages(nbio_helpers.__path__, "nbio_helpers.")
     if not m.name.endswith(".__main__")
 )
-# Modules rewritten in parallel right now (issue 14): their __all__ comes with that work.
-PENDING = {
-    "nbio_helpers.backpressure",
-    "nbio_helpers.bench.load",
-    "nbio_helpers.bench.servers",
-    "nbio_helpers.clients",
-    "nbio_helpers.connection",
-    "nbio_helpers.exercises.nb04",
-    "nbio_helpers.exercises.nb05",
-    "nbio_helpers.framing",
-    "nbio_helpers.loop.transport",
-    "nbio_helpers.models.asyncio_model",
-    "nbio_helpers.models.blocking",
-    "nbio_helpers.models.polling",
-    "nbio_helpers.models.select_model",
-    "nbio_helpers.models.selectors_model",
-    "nbio_helpers.models.tasks_model",
-    "nbio_helpers.models.threads",
-    "nbio_helpers.registry",
-    "nbio_helpers.server",
-    "nbio_helpers.terminal",
-}
 
 
 @pytest.mark.parametrize("name", ["nbio_helpers", *MODULES])
 def test_the_module_lists_its_public_names(name):
     module = importlib.import_module(name)
-    if name in PENDING and not hasattr(module, "__all__"):
-        pytest.xfail("its __all__ comes with the work on that module")
     names = module.__all__
     assert isinstance(names, list)
     assert [n for n in names if n.startswith("_")] == []
@@ -92,8 +70,39 @@ def test_what_the_notebooks_import_is_offered():
         if hasattr(module, "__path__") and importlib.util.find_spec(f"{module_name}.{name}"):
             continue  # a submodule
         offered = getattr(module, "__all__", None)
-        if offered is None and module_name in PENDING:
-            continue
         if offered is None or name not in offered:
             missing.append(f"{notebook}: from {module_name} import {name}")
     assert missing == []
+
+
+def test_a_notebook_imports_from_three_places_at_most():
+    by_notebook: dict[str, set[str]] = {}
+    for notebook, module_name, _ in notebook_imports():
+        by_notebook.setdefault(notebook, set()).add(module_name)
+    assert set(by_notebook) >= {p.name for p in (ROOT / "notebooks").glob("0[1-6]_*.ipynb")}
+    for notebook, modules in by_notebook.items():
+        number = notebook[:2]
+        allowed = {
+            "nbio_helpers",
+            f"nbio_helpers.lessons.nb{number}",
+            f"nbio_helpers.exercises.nb{number}",
+        }
+        assert modules <= allowed, f"{notebook} imports from {sorted(modules - allowed)}"
+
+
+def test_importing_the_package_loads_no_plotting_or_widgets():
+    """The command line imports the package: matplotlib and ipywidgets wait until a notebook
+    asks for a plot or a widget (nbio_helpers.__getattr__; the plots import matplotlib when
+    they draw)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nbio_helpers; "
+        "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules)); "
+        "nbio_helpers.ClientConsole; print('ipywidgets' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["[]", "True"]

@@ -1,4 +1,4 @@
-"""nbio_helpers.readiness: level- against edge-triggered reports (epoll / kqueue), and the
+"""nbio_helpers.lessons.readiness: level- against edge-triggered reports (epoll / kqueue), and the
 counting selector behind notebook 05's "what registering costs"."""
 
 import collections
@@ -10,7 +10,7 @@ import pytest
 
 from nbio_helpers import SelectorsServer, request
 from nbio_helpers.events import CLOSE
-from nbio_helpers.readiness import NO_REPORT, CountingSelector, readiness_reports
+from nbio_helpers.lessons.readiness import NO_REPORT, CountingSelector, readiness_reports
 from nbio_helpers.server import wait_until
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,6 +1,6 @@
 """RefusalReport: one line per episode of turned-away clients, with counts (no clock, no server)."""
 
-from nbio_helpers.refusal_report import RefusalReport
+from nbio_helpers.cli.refusal_report import RefusalReport
 
 EMFILE = "out of descriptors (ulimit -n 64)"
 FDSET = "descriptor beyond select()'s FD_SETSIZE (1024)"

@@ -23,8 +23,8 @@ from nbio_helpers.measure import (
     poll_interval_sweep,
     spare_cores,
 )
+from nbio_helpers.measure.scaling import available_selectors, measure_scaling
 from nbio_helpers.models import PollingServer
-from nbio_helpers.scaling import available_selectors, measure_scaling
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

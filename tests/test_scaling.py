@@ -1,5 +1,5 @@
-"""nbio_helpers.scaling: the cost of one wait with N idle sockets (structure only, no timings;
-the slopes are asserted in test_relations.py)."""
+"""nbio_helpers.measure.scaling: the cost of one wait with N idle sockets (structure only, no
+timings; the slopes are asserted in test_relations.py)."""
 
 import os
 import selectors
@@ -10,11 +10,9 @@ matplotlib.use("Agg")
 
 import pytest
 
-from nbio_helpers import (
-    FD_SETSIZE,
-    scaling,
-)
-from nbio_helpers.scaling import (
+from nbio_helpers import FD_SETSIZE
+from nbio_helpers.measure import scaling
+from nbio_helpers.measure.scaling import (
     ScalingResult,
     available_selectors,
     fd_limit,

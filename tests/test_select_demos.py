@@ -8,18 +8,7 @@ import pytest
 
 from nbio_helpers import PollingServer, SelectServer, connect, request, run_load
 from nbio_helpers.events import RECV, SEND, WAKEUP, Event
-from nbio_helpers.measure import (
-    ComparisonRow,
-    IdleCost,
-    compare,
-    comparison_table,
-    idle_cost,
-    loop_rounds,
-    plot_comparison,
-)
-from nbio_helpers.measure.comparison import _model_spec
-from nbio_helpers.models.select_model import FD_SETSIZE
-from nbio_helpers.select_demos import (
+from nbio_helpers.lessons.nb04 import (
     ONE_WINS,
     AlwaysWritableSelectServer,
     HeartbeatSelectServer,
@@ -33,6 +22,17 @@ from nbio_helpers.select_demos import (
     select_on_high_descriptor,
     two_acceptors,
 )
+from nbio_helpers.measure import (
+    ComparisonRow,
+    IdleCost,
+    compare,
+    comparison_table,
+    idle_cost,
+    loop_rounds,
+    plot_comparison,
+)
+from nbio_helpers.measure.comparison import _model_spec
+from nbio_helpers.models.select_model import FD_SETSIZE
 from nbio_helpers.server import wait_until
 
 posix_only = pytest.mark.skipif(
@@ -171,7 +171,7 @@ def test_select_cost_follows_the_sockets_far_more_than_their_numbers(open_fds):
 def test_select_cost_is_not_shown_where_numbers_play_no_part(monkeypatch):
     import types
 
-    import nbio_helpers.select_demos as demos
+    import nbio_helpers.lessons.nb04 as demos
 
     monkeypatch.setattr(demos, "sys", types.SimpleNamespace(platform="win32"))
     cost = demos.select_cost_by_descriptor()

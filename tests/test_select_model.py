@@ -17,8 +17,8 @@ import types
 
 import pytest
 
-from nbio_helpers import select_demos
 from nbio_helpers.clients import connect, recv_exactly
+from nbio_helpers.lessons import nb04 as select_demos
 from nbio_helpers.models import select_model
 from nbio_helpers.server import wait_until
 

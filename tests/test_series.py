@@ -1,4 +1,4 @@
-"""nbio_helpers.series: every notebook links its neighbours and carries its metadata."""
+"""nbio_helpers.cli.series: every notebook links its neighbours and carries its metadata."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbio_helpers.series import (
+from nbio_helpers.cli.series import (
     LICENSE,
     NAV_MARK,
     navigation_text,

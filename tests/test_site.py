@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbio_helpers.site import (
+from nbio_helpers.cli.site import (
     ANSWER_NOTE,
     LIVE_NOTE,
     WIDGET_VIEW,
@@ -22,7 +22,7 @@ from nbio_helpers.site import (
     site_notebook,
     without_answers,
 )
-from nbio_helpers.student import student_notebook
+from nbio_helpers.cli.student import student_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.timeout(300)
@@ -114,7 +114,7 @@ def test_alt_text_comes_from_metadata_then_the_title_then_the_section():
 def site(tmp_path_factory):
     if importlib.util.find_spec("jupyter_book") is None:
         pytest.skip('needs the site extra: pip install -e ".[site]"')
-    from nbio_helpers.site import build_site
+    from nbio_helpers.cli.site import build_site
 
     out = tmp_path_factory.mktemp("site") / "html"
     index = build_site(NOTEBOOKS[0].parent, out)
@@ -179,7 +179,7 @@ def test_the_site_works_offline(site):
 def test_without_jupyter_book_the_command_says_what_to_install(monkeypatch, capsys, tmp_path):
     import importlib.util as util
 
-    from nbio_helpers.cli import main
+    from nbio_helpers.cli.main import main
 
     real = util.find_spec
     monkeypatch.setattr(
@@ -194,7 +194,7 @@ def test_without_jupyter_book_the_command_says_what_to_install(monkeypatch, caps
 def test_the_site_is_never_built_inside_the_notebooks_folder(monkeypatch, capsys):
     import importlib.util as util
 
-    from nbio_helpers.cli import main
+    from nbio_helpers.cli.main import main
 
     real = util.find_spec
     monkeypatch.setattr(

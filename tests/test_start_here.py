@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from nbio_helpers.notebook_tools import has_exercises, template_problems
+from nbio_helpers.cli.notebook_tools import has_exercises, template_problems
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 START = NOTEBOOKS / "00_start_here.ipynb"

@@ -1,10 +1,11 @@
-"""nbio_helpers.stats: the one percentile, the tail rule, the spread of trials (no sockets)."""
+"""nbio_helpers.measure.stats: the one percentile, the tail rule, the spread of trials (no
+sockets)."""
 
 import math
 
 import pytest
 
-from nbio_helpers.stats import BEYOND, Spread, Tail, percentile, tail, tail_name
+from nbio_helpers.measure.stats import BEYOND, Spread, Tail, percentile, tail, tail_name
 
 
 def test_percentile_is_nearest_rank():

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from test_notebook_template import NOTEBOOKS, NOTEBOOKS_DIR, sample_notebook
 
-from nbio_helpers.notebook_tools import execute_notebook, is_checker_cell, output_texts
-from nbio_helpers.student import (
+from nbio_helpers.cli.notebook_tools import execute_notebook, is_checker_cell, output_texts
+from nbio_helpers.cli.student import (
     ANSWER_HERE,
     InvalidNotebookError,
     SolutionMarkerError,

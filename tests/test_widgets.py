@@ -10,7 +10,7 @@ import pytest
 
 from nbio_helpers import connect
 from nbio_helpers.events import ACCEPT
-from nbio_helpers.widgets import ClientConsole, disconnect_all
+from nbio_helpers.ui.widgets import ClientConsole, disconnect_all
 
 
 def press_enter(console):
@@ -198,7 +198,7 @@ def test_disconnect_all_closes_every_connection(make_server, consoles):
 
 
 def test_finish_disconnects_every_console(make_server, consoles, capsys):
-    from nbio_helpers.notebook import finish
+    from nbio_helpers.ui.notebook import finish
 
     console = consoles(make_server("select"))
     assert console.submit("x") == "x -> X"

@@ -2,7 +2,7 @@
 
 import sys
 
-from .command import main
+from nbio_helpers.bench.command import main
 
 __all__: list[str] = []  # a command: nothing to import from here
 

@@ -11,12 +11,12 @@ import json
 import os
 import sys
 
-from ..cli_args import ArgumentType, seconds, whole_number
-from ..limits import raise_fd_limit
-from .report import format_report, json_ready
-from .runner import Settings, run_bench
-from .servers import SERVERS
-from .worker import LoadProcessError
+from nbio_helpers.bench.report import format_report, json_ready
+from nbio_helpers.bench.runner import Settings, run_bench
+from nbio_helpers.bench.servers import SERVERS
+from nbio_helpers.bench.worker import LoadProcessError
+from nbio_helpers.cli.args import ArgumentType, seconds, whole_number
+from nbio_helpers.limits import raise_fd_limit
 
 MAX_CLIENTS = 1000
 """Clients at once, at most: the servers' listen backlog is 1024, and the blocking model

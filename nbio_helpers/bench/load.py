@@ -20,10 +20,10 @@ import socket
 import statistics
 import time
 
-from ..connection import echo_upper
-from ..limits import raise_fd_limit
-from ..nonblocking import attempt
-from ..stats import tail
+from nbio_helpers.connection import echo_upper
+from nbio_helpers.limits import raise_fd_limit
+from nbio_helpers.measure.stats import tail
+from nbio_helpers.nonblocking import attempt
 
 BULK_BUFFER = 4 * 1024 * 1024
 """Socket buffer size of the loopback ceiling's single connection."""
@@ -57,7 +57,8 @@ def echo_load(
     """Run ``clients`` echo clients for ``warmup + duration`` seconds; count only the last
     ``duration``. Every echo is checked byte for byte. Returns plain numbers (JSON-able):
     ``messages_per_second``, ``median_latency_s``, ``tail_latency_s`` with its
-    ``tail_name`` (``p99``, ``p90`` or ``max``: see :mod:`nbio_helpers.stats`), ``errors``...
+    ``tail_name`` (``p99``, ``p90`` or ``max``: see :mod:`nbio_helpers.measure.stats`),
+    ``errors``...
     """
     message = (b"echo me, nbio! " * (size // 15 + 1))[:size]
     expected = echo_upper(message)
@@ -130,7 +131,7 @@ def echo_load(
         "bytes_per_second": done * size / elapsed if elapsed > 0 else 0.0,
         "clients_served": sum(1 for c in conns if c.done),
         "median_latency_s": statistics.median(latencies) if latencies else None,
-        # The tail under its true name (nbio_helpers.stats): p99 only with 1,000 echoes.
+        # The tail under its true name (nbio_helpers.measure.stats): p99 only with 1,000 echoes.
         "tail_latency_s": slowest.value if latencies else None,
         "tail_name": slowest.name,
         "errors": errors,
@@ -351,3 +352,13 @@ def bulk_send(host: str, port: int, seconds: float, buffer: int = BULK_BUFFER) -
             sock.sendall(chunk)
             sent += len(chunk)
     return {"sent": sent}
+
+
+__all__ = [
+    "BULK_BUFFER",
+    "bulk_send",
+    "echo_load",
+    "hold",
+    "sequential_echo",
+    "stratified_pauses",
+]

@@ -17,13 +17,13 @@ import socket
 import sys
 import time
 
-from ..limits import fd_limit, raise_fd_limit
-from ..measure import idle_cost
-from ..measure.process import ClientProcess
-from ..models import FD_SETSIZE
-from ..server import Server
-from .load import BULK_BUFFER
-from .servers import SERVERS
+from nbio_helpers.bench.load import BULK_BUFFER
+from nbio_helpers.bench.servers import SERVERS
+from nbio_helpers.limits import fd_limit, raise_fd_limit
+from nbio_helpers.measure import idle_cost
+from nbio_helpers.measure.process import ClientProcess
+from nbio_helpers.models import FD_SETSIZE
+from nbio_helpers.server import Server
 
 
 def loopback_ceiling(load: ClientProcess, seconds: float) -> dict:

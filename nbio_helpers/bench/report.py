@@ -10,8 +10,8 @@ from any run, or on numbers made up for a test::
 
 from __future__ import annotations
 
-from .load import BULK_BUFFER
-from .servers import REFERENCE
+from nbio_helpers.bench.load import BULK_BUFFER
+from nbio_helpers.bench.servers import REFERENCE
 
 IDLE_CPU_TARGET = 0.01
 """Idle CPU share (of one core) that the servers of IDLE_TARGET_SERVERS must stay under."""
@@ -30,7 +30,7 @@ LEGEND = [
     "of ceiling: echoed payload bytes/s (one way) over the loopback ceiling (one way);",
     "served: clients that got at least one echo (64 B run);",
     "p99 ms: of the 64 B echoes; '-' with fewer than 1,000 echoes, too few to name a p99 "
-    "(see nbio_helpers.stats);",
+    "(see nbio_helpers.measure.stats);",
 ]
 
 

@@ -18,11 +18,17 @@ import selectors
 import time
 from typing import Any
 
-from ..limits import fd_limit
-from ..measure.process import ClientProcess
-from .measurements import idle_cpu, loopback_ceiling, max_connections, select_refusal, throughput
-from .report import evaluate_targets, size_text
-from .servers import SERVERS
+from nbio_helpers.bench.measurements import (
+    idle_cpu,
+    loopback_ceiling,
+    max_connections,
+    select_refusal,
+    throughput,
+)
+from nbio_helpers.bench.report import evaluate_targets, size_text
+from nbio_helpers.bench.servers import SERVERS
+from nbio_helpers.limits import fd_limit
+from nbio_helpers.measure.process import ClientProcess
 
 SIZES = {"small": 64, "large": 64 * 1024}
 """The message sizes of the throughput runs, in bytes."""

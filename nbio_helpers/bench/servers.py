@@ -16,9 +16,9 @@ import functools
 import socketserver
 import threading
 
-from ..asyncio_clients import ClientTasks
-from ..models import MODELS
-from ..server import Server
+from nbio_helpers.bench.asyncio_clients import ClientTasks
+from nbio_helpers.models import MODELS
+from nbio_helpers.server import Server
 
 
 class AsyncioStreamsReference(Server):
@@ -29,7 +29,7 @@ class AsyncioStreamsReference(Server):
 
     Stopping with clients connected: since Python 3.12, ``async with server:`` waits on the
     way out until every client's connection is gone, so the clients are dropped first
-    (see :mod:`nbio_helpers.asyncio_clients`).
+    (see :mod:`nbio_helpers.bench.asyncio_clients`).
     """
 
     model = "ref-asyncio"
@@ -176,3 +176,13 @@ order (with its :data:`VARIANTS`), then the peers (:data:`REFERENCES`)."""
 
 REFERENCE = "ref-asyncio"
 """The peer every throughput is compared with."""
+
+
+__all__ = [
+    "REFERENCE",
+    "REFERENCES",
+    "SERVERS",
+    "VARIANTS",
+    "AsyncioStreamsReference",
+    "ThreadingTCPReference",
+]

@@ -32,9 +32,9 @@ import sys
 import threading
 from collections.abc import Callable
 
-from ..interrupts import interrupts_deferred
-from ..limits import fd_limit
-from .load import bulk_send, echo_load, hold, sequential_echo
+from nbio_helpers.bench.load import bulk_send, echo_load, hold, sequential_echo
+from nbio_helpers.interrupts import interrupts_deferred
+from nbio_helpers.limits import fd_limit
 
 WORKER_CODE = (
     "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "

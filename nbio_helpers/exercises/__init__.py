@@ -47,7 +47,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from .harness import (
+from nbio_helpers.exercises.harness import (
     RESTART_ADVICE,
     LearnerBaseException,
     LearnerStopped,
@@ -473,7 +473,7 @@ def temporary_server(model: str = "select", **options):
     notebook started, and it is stopped on exit; a stop that fails is not the learner's
     fault and is not raised.
     """
-    from ..models import start_server  # local: keeps importing the checkers light
+    from nbio_helpers.models import start_server  # local: keeps importing the checkers light
 
     options.setdefault("name", f"check-{model}-{next(_servers)}")
     server = start_server(model, **options)

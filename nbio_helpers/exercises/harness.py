@@ -372,7 +372,7 @@ class LearnerThread:
     """
 
     def __init__(self, target, *, name: str = "loop", sockets=()):
-        from ..cpu import ThreadCPU  # local: keeps importing the harness light
+        from nbio_helpers.cpu import ThreadCPU  # local: keeps importing the harness light
 
         self.target = target
         self.sockets = list(sockets)

@@ -31,7 +31,16 @@ import sys
 import threading
 import time
 
-from . import NotYet, Outcome, answer_of, checker, describe_exception, try_learner, zombies
+from nbio_helpers.exercises import (
+    NotYet,
+    Outcome,
+    answer_of,
+    checker,
+    describe_exception,
+    requires_exercise,
+    try_learner,
+    zombies,
+)
 
 CLOSE = "close"
 """In a :class:`ScriptedPeer` script: close the far end (the learner then reads ``b''``)."""
@@ -809,5 +818,6 @@ __all__ = [
     "WatchedSocket",
     "check_recv_exactly_timeout",
     "check_why_second_client_waited",
+    "requires_exercise",
     "run_learner",
 ]

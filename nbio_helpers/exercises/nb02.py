@@ -83,10 +83,10 @@ import sys
 import threading
 import time
 
-from ..clients import close_with_reset
-from . import NotYet, checker, describe_exception, judge, run_learner
-from .nb01 import ScriptedPeer
-from .watched import Calls, WatchedSocket, watch
+from nbio_helpers.clients import close_with_reset
+from nbio_helpers.exercises import NotYet, checker, describe_exception, judge, run_learner
+from nbio_helpers.exercises.nb01 import ScriptedPeer
+from nbio_helpers.exercises.watched import Calls, WatchedSocket, watch
 
 
 # ------------------------------------------------------------------------ shared pieces

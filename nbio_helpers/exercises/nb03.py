@@ -1,6 +1,6 @@
 """Checkers for notebook 03 (the polling loop): write two steps of the classic loop.
 
-The learner writes one step of :class:`~nbio_helpers.classic.ClassicLoop`. Each checker first
+The learner writes one step of :class:`~nbio_helpers.lessons.nb03.ClassicLoop`. Each checker first
 calls the learner's function directly, on sockets whose behaviour it controls (probes), which
 names a mistake precisely; then it runs the classic loop with the learner's step in place of
 its own, as a real server in a background thread, and proves the step with real clients.
@@ -69,17 +69,9 @@ import socket
 import statistics
 import time
 
-from ..classic import (
-    ClassicServer,
-    burst,
-    echo_payload,
-    half_close_sees_eof,
-    is_starved,
-    send_rounds,
-)
-from ..clients import connect, recv_exactly, run_load
-from ..events import ACCEPT, ACCEPT_WOULD_BLOCK, SEND
-from . import (
+from nbio_helpers.clients import connect, recv_exactly, run_load
+from nbio_helpers.events import ACCEPT, ACCEPT_WOULD_BLOCK, SEND
+from nbio_helpers.exercises import (
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
     LearnerBaseException,
@@ -93,6 +85,14 @@ from . import (
     stop_learner_code,
     try_learner,
     where,
+)
+from nbio_helpers.lessons.nb03 import (
+    ClassicServer,
+    burst,
+    echo_payload,
+    half_close_sees_eof,
+    is_starved,
+    send_rounds,
 )
 
 PAYLOAD = 1 << 20

@@ -62,10 +62,9 @@ import statistics
 import threading
 import time
 
-from ..clients import close_with_reset, connect, run_load, stream_echo
-from ..cpu import ThreadCPU
-from ..limits import OUT_OF_DESCRIPTORS, fd_limit
-from . import (
+from nbio_helpers.clients import close_with_reset, connect, run_load, stream_echo
+from nbio_helpers.cpu import ThreadCPU
+from nbio_helpers.exercises import (
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
     LearnerBaseException,
@@ -80,6 +79,7 @@ from . import (
     stop_learner_code,
     where,
 )
+from nbio_helpers.limits import OUT_OF_DESCRIPTORS, fd_limit
 
 ROUND_TIMEOUT = 0.05
 """The ``timeout`` the checker passes to the learner's ``select_round``."""
@@ -740,3 +740,28 @@ def check_prediction(question: str, prediction):
     if answer != right:
         raise NotYet(f"({answer}) is not what happens.", why)
     return f"({right}) — {why}"
+
+
+__all__ = [
+    "BIG_PAYLOAD",
+    "EARLY_ROUNDS",
+    "HALF_CLOSE_PAYLOAD",
+    "IDLE_CPU",
+    "IDLE_WINDOW",
+    "PROMPT_LATE",
+    "PROMPT_REPLY",
+    "PROMPT_REQUESTS",
+    "PROMPT_TIMEOUT",
+    "QUESTIONS",
+    "QUIET_PAYLOAD",
+    "RCVBUF",
+    "ROUND_TIMEOUT",
+    "SNDBUF",
+    "SPIN_ROUNDS",
+    "STUCK_AFTER",
+    "LearnerLoop",
+    "big_echo",
+    "check_prediction",
+    "check_select_round",
+    "wait_for",
+]

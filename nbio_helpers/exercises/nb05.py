@@ -58,10 +58,8 @@ import threading
 import time
 from typing import Any
 
-from ..clients import connect, recv_exactly, request
-from ..models import MODELS, SelectorsServer
-from ..server import ServerStopTimeout
-from . import (
+from nbio_helpers.clients import connect, recv_exactly, request
+from nbio_helpers.exercises import (
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
     LearnerBaseException,
@@ -76,6 +74,8 @@ from . import (
     try_learner,
     where,
 )
+from nbio_helpers.models import MODELS, SelectorsServer
+from nbio_helpers.server import ServerStopTimeout
 
 MODEL_NAMES = tuple(MODELS)
 """The names exercise 1 accepts: every model of :data:`nbio_helpers.models.MODELS`, in order
@@ -725,3 +725,22 @@ def _still_serving(server, log: _SelectLog) -> None:
         ) from None
     if reply != b"ARE YOU THERE?":
         raise NotYet(f"a new client got {reply!r} back", "keep the echo as it was.")
+
+
+__all__ = [
+    "ANSWER_WITHIN",
+    "CHATTY_EVERY",
+    "GRACE",
+    "IDLE_TIMEOUT",
+    "LATEST",
+    "LATE_REPLY",
+    "MODEL_NAMES",
+    "SCENARIOS",
+    "SPIN_CPU",
+    "SPIN_RATE",
+    "STOP_WITHIN",
+    "TOO_SOON",
+    "WAIT_FOR_CLOSE",
+    "check_idle_timeout",
+    "check_model_choices",
+]

@@ -96,9 +96,25 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..events import CLOSE, ERROR
-from ..framing import LineTooLong
-from ..loop.chat import (
+from nbio_helpers.events import CLOSE, ERROR
+from nbio_helpers.exercises import (
+    NOT_IMPLEMENTED_HINT,
+    NOT_IMPLEMENTED_MESSAGE,
+    LearnerBaseException,
+    LearnerStopped,
+    LearnerThread,
+    NotYet,
+    base_exception_failure,
+    checker,
+    describe_exception,
+    guarded,
+    requires_exercise,
+    run_learner,
+    stop_learner_code,
+    where,
+)
+from nbio_helpers.framing import LineTooLong
+from nbio_helpers.loop.chat import (
     ALONE,
     ASK_NAME,
     BAD_NAME,
@@ -113,27 +129,12 @@ from ..loop.chat import (
     WHO,
     error_line,
 )
-from ..loop.chat_asyncio import AsyncioChatServer
-from ..loop.chat_coroutines import CoroutineChatServer
-from ..loop.generators import GeneratorLoop
-from ..loop.record import LoopLog, RecordingSelector, recording
-from ..loop.talk import ChatClient
-from ..server import wait_until
-from . import (
-    NOT_IMPLEMENTED_HINT,
-    NOT_IMPLEMENTED_MESSAGE,
-    LearnerBaseException,
-    LearnerStopped,
-    LearnerThread,
-    NotYet,
-    base_exception_failure,
-    checker,
-    describe_exception,
-    guarded,
-    run_learner,
-    stop_learner_code,
-    where,
-)
+from nbio_helpers.loop.chat_asyncio import AsyncioChatServer
+from nbio_helpers.loop.chat_coroutines import CoroutineChatServer
+from nbio_helpers.loop.generators import GeneratorLoop
+from nbio_helpers.loop.record import LoopLog, RecordingSelector, recording
+from nbio_helpers.loop.talk import ChatClient
+from nbio_helpers.server import wait_until
 
 # ======================================================================= exercise 1
 FRAMER_LIMIT = 16
@@ -1995,6 +1996,7 @@ __all__ = [
     "check_framer",
     "check_timer_loop",
     "held_bytes",
+    "requires_exercise",
     "timeline_of",
     "try_on_asyncio",
 ]

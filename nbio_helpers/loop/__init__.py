@@ -28,16 +28,16 @@ Usage::
     server.stop()
 """
 
-from .chat_asyncio import AsyncioChatServer
-from .chat_callbacks import CallbackChatServer
-from .chat_coroutines import CoroutineChatServer
-from .chat_generators import GeneratorChatServer
-from .chat_timers import TimerChatServer
-from .coroutines import CancelledError, Future, Loop, Task
-from .generators import GeneratorLoop
-from .reactor import Reactor
-from .record import LoopLog, SelectCall, TaskRun
-from .timers import Timer, TimerLoop
+from nbio_helpers.loop.chat_asyncio import AsyncioChatServer
+from nbio_helpers.loop.chat_callbacks import CallbackChatServer
+from nbio_helpers.loop.chat_coroutines import CoroutineChatServer
+from nbio_helpers.loop.chat_generators import GeneratorChatServer
+from nbio_helpers.loop.chat_timers import TimerChatServer
+from nbio_helpers.loop.coroutines import CancelledError, Future, Loop, Task
+from nbio_helpers.loop.generators import GeneratorLoop
+from nbio_helpers.loop.reactor import Reactor
+from nbio_helpers.loop.record import LoopLog, SelectCall, TaskRun
+from nbio_helpers.loop.timers import Timer, TimerLoop
 
 CHAT_SERVERS = {
     "callbacks": CallbackChatServer,

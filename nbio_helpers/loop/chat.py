@@ -28,8 +28,8 @@ import collections
 import re
 from typing import Any
 
-from ..framing import LineFramer, LineTooLong
-from .transport import Transport
+from nbio_helpers.framing import LineFramer, LineTooLong
+from nbio_helpers.loop.transport import Transport
 
 ASK_NAME = "* welcome to nbio chat! what is your name?"
 BAD_NAME = "! a name is 1 to 16 letters, digits, '-' or '_': what is your name?"

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import collections
 
-from ..events import ACCEPT, CLOSE
-from ..framing import MAX_LINE, LineFramer, LineTooLong
-from ..server import Server
-from .chat import Room, decode, error_line
-from .chat_coroutines import chat
+from nbio_helpers.events import ACCEPT, CLOSE
+from nbio_helpers.framing import MAX_LINE, LineFramer, LineTooLong
+from nbio_helpers.loop.chat import Room, decode, error_line
+from nbio_helpers.loop.chat_coroutines import chat
+from nbio_helpers.server import Server
 
 
 class AsyncioClient:

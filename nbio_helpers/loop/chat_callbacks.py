@@ -8,11 +8,11 @@ over ``on_readable``, ``on_line``, ``got_name`` and ``got_message``.
 
 from __future__ import annotations
 
-from ..connection import accept_all
-from ..framing import LineTooLong
-from .chat import LineClient, Room, error_line
-from .reactor import Reactor
-from .servers import LoopServer
+from nbio_helpers.connection import accept_all
+from nbio_helpers.framing import LineTooLong
+from nbio_helpers.loop.chat import LineClient, Room, error_line
+from nbio_helpers.loop.reactor import Reactor
+from nbio_helpers.loop.servers import LoopServer
 
 
 class CallbackConnection(LineClient):

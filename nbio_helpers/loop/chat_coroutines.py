@@ -8,11 +8,11 @@ The same ``chat()`` also runs, unchanged, on asyncio (step 5: :mod:`.chat_asynci
 
 from __future__ import annotations
 
-from ..connection import accept_all
-from ..framing import LineTooLong
-from .chat import LineClient, Room, error_line
-from .coroutines import Loop
-from .servers import LoopServer
+from nbio_helpers.connection import accept_all
+from nbio_helpers.framing import LineTooLong
+from nbio_helpers.loop.chat import LineClient, Room, error_line
+from nbio_helpers.loop.coroutines import Loop
+from nbio_helpers.loop.servers import LoopServer
 
 
 async def chat(room, client):

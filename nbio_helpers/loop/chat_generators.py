@@ -9,11 +9,11 @@ stopped.
 
 from __future__ import annotations
 
-from ..connection import accept_all
-from ..framing import LineTooLong
-from .chat import LineClient, Room, error_line
-from .generators import GeneratorLoop
-from .servers import LoopServer
+from nbio_helpers.connection import accept_all
+from nbio_helpers.framing import LineTooLong
+from nbio_helpers.loop.chat import LineClient, Room, error_line
+from nbio_helpers.loop.generators import GeneratorLoop
+from nbio_helpers.loop.servers import LoopServer
 
 
 def chat(room, client):

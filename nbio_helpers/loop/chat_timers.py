@@ -8,8 +8,8 @@ in ``select()`` until the earliest of their deadlines.
 
 from __future__ import annotations
 
-from .chat_generators import GeneratorChatServer
-from .timers import TimerLoop
+from nbio_helpers.loop.chat_generators import GeneratorChatServer
+from nbio_helpers.loop.timers import TimerLoop
 
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds a client may stay silent on this step's server (5 minutes) unless told otherwise."""

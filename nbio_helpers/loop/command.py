@@ -16,11 +16,11 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..cli import add_address_arguments, ignore_stop_signals, stop_signals
-from ..cli_args import seconds, whole_number
-from ..framing import MAX_LINE
-from ..terminal import format_address
-from . import CHAT_SERVERS
+from nbio_helpers.cli.args import seconds, whole_number
+from nbio_helpers.cli.main import add_address_arguments, ignore_stop_signals, stop_signals
+from nbio_helpers.cli.terminal import format_address
+from nbio_helpers.framing import MAX_LINE
+from nbio_helpers.loop import CHAT_SERVERS
 
 
 def configure_parser(parser) -> None:

@@ -8,7 +8,7 @@ Waiting for a socket, a timer or another task is waiting for a :class:`Future`.
 
 from __future__ import annotations
 
-from .timers import TimerLoop
+from nbio_helpers.loop.timers import TimerLoop
 
 
 class CancelledError(BaseException):

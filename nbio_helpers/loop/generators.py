@@ -7,7 +7,7 @@ top to bottom, however many turns of the loop it takes.
 
 from __future__ import annotations
 
-from .reactor import Reactor
+from nbio_helpers.loop.reactor import Reactor
 
 
 class GeneratorLoop(Reactor):

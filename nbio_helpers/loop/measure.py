@@ -17,7 +17,7 @@ stops what it starts::
 measurement there). :func:`blocking_call_latency` needs what that load does not have: clients
 that send at a steady pace and the send time of every message (for the plot); its clients,
 :func:`echo_clients`, run in a process of their own. Percentiles, the tail rule and the spread
-of rounds are those of :mod:`nbio_helpers.stats`, the one definition of the series.
+of rounds are those of :mod:`nbio_helpers.measure.stats`, the one definition of the series.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import threading
 import time
 from typing import Any
 
-from .. import stats
-from ..clients import connect, recv_exactly
-from ..limits import raise_fd_limit
-from ..models import MODELS
-from ..stats import Spread, percentile, tail
-from .pitfall import PAUSE_COMMAND, PausingEchoServer
+from nbio_helpers.clients import connect, recv_exactly
+from nbio_helpers.limits import raise_fd_limit
+from nbio_helpers.loop.pitfall import PAUSE_COMMAND, PausingEchoServer
+from nbio_helpers.measure import stats
+from nbio_helpers.measure.stats import Spread, percentile, tail
+from nbio_helpers.models import MODELS
 
 LOOP_MODELS = ("tasks", "asyncio", "selectors")
 """Our loop, asyncio's, and the plain selectors loop, compared by :func:`compare_loops`."""
@@ -45,7 +45,7 @@ LOOP_MODELS = ("tasks", "asyncio", "selectors")
 # --------------------------------------------------------------- the separate client process
 def _client_script() -> str:
     """The client process's program: :func:`echo_clients`, which needs only the standard
-    library and :mod:`nbio_helpers.stats` (loaded from its file alone, which imports nothing
+    library and :mod:`nbio_helpers.measure.stats` (loaded from its file alone, which imports nothing
     from the package), so that the process starts in milliseconds (importing the package,
     asyncio included, would take a good part of a second)."""
     import inspect
@@ -80,7 +80,8 @@ def echo_clients(
     seconds after the previous one was sent. Runs wherever it is called: use
     :func:`load_from_another_process` to run it in a separate process. Returns plain numbers
     (seconds): ``completed``, ``messages_per_second``, ``median``, ``tail`` and its
-    ``tail_name`` (``p99``, ``p90`` or ``max``, by the tail rule of :mod:`nbio_helpers.stats`),
+    ``tail_name`` (``p99``, ``p90`` or ``max``, by the tail rule of
+    :mod:`nbio_helpers.measure.stats`),
     ``max``, ``over_100ms``; with ``samples``, also ``[(sent_at, latency, client)]`` (times from
     the start of the window) for a plot.
     """
@@ -191,7 +192,7 @@ class LoopFigures:
     latencies: list[float] = dataclasses.field(default_factory=list, repr=False)
 
     def spread(self, name: str) -> Spread:
-        """``throughput``, ``median`` or ``p90`` as a :class:`~nbio_helpers.stats.Spread`:
+        """``throughput``, ``median`` or ``p90`` as a :class:`~nbio_helpers.measure.stats.Spread`:
         the pooled figure (every echo of every round; throughput = all messages over all
         measured seconds) and the lowest and highest round. Without pooled data (a row made
         by hand), the value is the median of the rounds."""
@@ -208,7 +209,7 @@ class LoopFigures:
 
 def p90_or_nan(latencies: list[float]) -> float:
     """The p90 of ``latencies``, or nan when there are too few to name one (fewer than 100:
-    the tail rule of :mod:`nbio_helpers.stats`)."""
+    the tail rule of :mod:`nbio_helpers.measure.stats`)."""
     return percentile(latencies, 0.9) if stats.tail_name(len(latencies)) != "max" else math.nan
 
 
@@ -244,8 +245,8 @@ def compare_loops(
     One :class:`LoopFigures` per model, in the order given. About
     ``(warmup + seconds + 0.1) * rounds * len(models)`` seconds.
     """
-    from ..measure import client_process
-    from ..measure.quiet import gc_paused
+    from nbio_helpers.measure import client_process
+    from nbio_helpers.measure.quiet import gc_paused
 
     process = process or client_process()
     figures = {m: LoopFigures(m, [], [], [], True) for m in models}
@@ -335,7 +336,7 @@ def idle_memory_of(model: str, count: int, timeout: float = 60.0) -> dict:
     "seconds", "note"}``; ``connections`` may be fewer than ``count`` when the descriptor
     limit is too low (``note`` says so).
     """
-    from ..bench.worker import LoadProcess
+    from nbio_helpers.bench.worker import LoadProcess
 
     started = time.monotonic()
     note = ""

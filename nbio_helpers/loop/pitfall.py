@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from ..connection import echo_upper
-from ..models.tasks_model import TasksServer
+from nbio_helpers.connection import echo_upper
+from nbio_helpers.models.tasks_model import TasksServer
 
 PAUSE_COMMAND = b"!pause"
 

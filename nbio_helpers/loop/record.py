@@ -30,8 +30,8 @@ import time
 import types
 from typing import NamedTuple
 
-from ..events import WAKEUP, EventLog
-from .coroutines import Future, Task
+from nbio_helpers.events import WAKEUP, EventLog
+from nbio_helpers.loop.coroutines import Future, Task
 
 
 class SelectCall(NamedTuple):

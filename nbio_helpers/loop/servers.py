@@ -16,12 +16,12 @@ from __future__ import annotations
 import selectors
 import types
 
-from ..events import ERROR
-from ..framing import MAX_LINE
-from ..server import Server
-from .coroutines import Task
-from .reactor import Reactor
-from .record import LoopLog, RecordingSelector, recording
+from nbio_helpers.events import ERROR
+from nbio_helpers.framing import MAX_LINE
+from nbio_helpers.loop.coroutines import Task
+from nbio_helpers.loop.reactor import Reactor
+from nbio_helpers.loop.record import LoopLog, RecordingSelector, recording
+from nbio_helpers.server import Server
 
 
 class LoopServer(Server):

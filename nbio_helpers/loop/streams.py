@@ -19,13 +19,13 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from ..events import EOF, PAUSE, RECV, RESUME
-from .coroutines import Future
-from .transport import Transport
+from nbio_helpers.events import EOF, PAUSE, RECV, RESUME
+from nbio_helpers.loop.coroutines import Future
+from nbio_helpers.loop.transport import Transport
 
 if TYPE_CHECKING:
-    from .coroutines import Loop
-    from .servers import LoopServer
+    from nbio_helpers.loop.coroutines import Loop
+    from nbio_helpers.loop.servers import LoopServer
 
 
 class Stream:

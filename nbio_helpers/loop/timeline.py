@@ -25,7 +25,7 @@ milliseconds from ``t0`` (default: the first record). :func:`select_rows` gives 
 
 from __future__ import annotations
 
-from .record import LoopLog, SelectCall, TaskRun
+from nbio_helpers.loop.record import LoopLog, SelectCall, TaskRun
 
 GIDS = {
     "asleep": "nbio-loop-asleep",  # select() sleeping

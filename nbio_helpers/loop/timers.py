@@ -13,7 +13,7 @@ import heapq
 import itertools
 import time
 
-from .generators import GeneratorLoop
+from nbio_helpers.loop.generators import GeneratorLoop
 
 _order = itertools.count()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from ..events import SEND, SEND_WOULD_BLOCK
+from nbio_helpers.events import SEND, SEND_WOULD_BLOCK
 
 
 class Transport:
@@ -139,3 +139,8 @@ class Transport:
             pass
         self.loop.remove_reader(self.sock)
         self.server.close_connection(self.sock, self.id, self.reason)
+
+
+__all__ = [
+    "Transport",
+]

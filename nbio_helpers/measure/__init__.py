@@ -5,8 +5,8 @@ Every latency and throughput figure is measured by clients in a separate process
 with the server's thread and distort exactly what is being compared. The servers stay in
 background threads of the kernel. CPU shares are fractions of one core (1.0 = one core
 fully busy) of the server's own threads (:mod:`nbio_helpers.cpu`); times are in seconds.
-Figures from repeated trials come with their range (:class:`~nbio_helpers.stats.Spread`);
-the slow end of a distribution is named by the tail rule of :mod:`nbio_helpers.stats`
+Figures from repeated trials come with their range (:class:`~nbio_helpers.measure.stats.Spread`);
+the slow end of a distribution is named by the tail rule of :mod:`nbio_helpers.measure.stats`
 (p99 only with 1,000 samples, p90 with 100, else "max").
 
 =====================================  ================================================
@@ -21,7 +21,7 @@ every model compared (04, 05, bench)   :func:`compare`, :func:`comparison_table`
 what holds on any machine (04, 05)     :func:`comparison_relations`,
                                        :func:`print_relations` (:mod:`.relations`)
 the busy loop and its neighbours (03)  :func:`neighbour_slowdown` (:mod:`.gil`)
-how waits scale with N (05)            :mod:`nbio_helpers.scaling`
+how waits scale with N (05)            :mod:`nbio_helpers.measure.scaling`
 =====================================  ================================================
 
 ::
@@ -40,8 +40,7 @@ Deprecated names, kept while notebooks 03-05 use them: the sweep rows' ``"p99"``
 below 1,000 samples), and :class:`IdleCost`'s ``cpu_share`` and ``wakeups_per_second``.
 """
 
-from ..stats import BEYOND, Spread, Tail, percentile, tail, tail_name
-from .comparison import (
+from nbio_helpers.measure.comparison import (
     PARTS,
     VARIANTS,
     ComparisonRow,
@@ -50,18 +49,26 @@ from .comparison import (
     comparison_table,
     plot_comparison,
 )
-from .gil import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
-from .idle import HeldClients, IdleCost, idle_clients, idle_cost, idle_cost_held, loop_rounds
-from .latency import LatencyStats, Throughput, latency_stats, throughput
-from .process import (
+from nbio_helpers.measure.gil import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
+from nbio_helpers.measure.idle import (
+    HeldClients,
+    IdleCost,
+    idle_clients,
+    idle_cost,
+    idle_cost_held,
+    loop_rounds,
+)
+from nbio_helpers.measure.latency import LatencyStats, Throughput, latency_stats, throughput
+from nbio_helpers.measure.process import (
     ClientProcess,
     ClientProcessError,
     client_process,
     running_client_processes,
     stop_client_processes,
 )
-from .relations import Relation, comparison_relations, print_relations
-from .sweep import plot_tradeoff, poll_interval_sweep, spacing_for
+from nbio_helpers.measure.relations import Relation, comparison_relations, print_relations
+from nbio_helpers.measure.stats import BEYOND, Spread, Tail, percentile, tail, tail_name
+from nbio_helpers.measure.sweep import plot_tradeoff, poll_interval_sweep, spacing_for
 
 __all__ = [
     "BEYOND",

@@ -29,13 +29,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..limits import raise_fd_limit
-from ..stats import Spread
-from .idle import idle_clients as _silent_clients
-from .idle import idle_cost_held
-from .latency import latency_stats, throughput
-from .process import client_process
-from .sweep import spacing_for
+from nbio_helpers.limits import raise_fd_limit
+from nbio_helpers.measure.idle import idle_clients as _silent_clients
+from nbio_helpers.measure.idle import idle_cost_held
+from nbio_helpers.measure.latency import latency_stats, throughput
+from nbio_helpers.measure.process import client_process
+from nbio_helpers.measure.stats import Spread
+from nbio_helpers.measure.sweep import spacing_for
 
 __all__ = [
     "PARTS",
@@ -60,7 +60,7 @@ def comparison_models(models=None) -> list[tuple[str, str, dict]]:
     """``(label, model, options)`` for every model of ``models`` (default: ``MODELS``),
     in teaching order, each model of :data:`VARIANTS` once per variant."""
     if models is None:
-        from ..models import MODELS  # at call time: a model registered later joins too
+        from nbio_helpers.models import MODELS  # at call time: a model registered later joins too
 
         models = list(MODELS)
     specs = []
@@ -101,7 +101,7 @@ class ComparisonRow:
     median_latency: float = math.nan  # one client, sequential requests
     median_range: tuple = (math.nan, math.nan)
     tail_latency: float = math.nan  # the slow end under its true name:
-    tail_name: str = "max"  # "p90" with 100+ requests (nbio_helpers.stats)
+    tail_name: str = "max"  # "p90" with 100+ requests (nbio_helpers.measure.stats)
     latency_samples: int = 0
     throughput: float = math.nan  # messages per second under the concurrent load
     throughput_range: tuple = (math.nan, math.nan)
@@ -156,7 +156,7 @@ def compare(
         Silent clients, and the length and number of idle CPU windows.
     requests, trials:
         Sequential requests per trial, and trials, for the latency: 3 x 34 gives 102
-        samples, enough to name a p90 (:mod:`nbio_helpers.stats`). The pauses between
+        samples, enough to name a p90 (:mod:`nbio_helpers.measure.stats`). The pauses between
         requests span a model's ``interval`` option, so sleeping pollers are caught at every
         phase.
     size:
@@ -176,7 +176,7 @@ def compare(
     returning. With the defaults and the seven models, about 4 s (the 10 ms sleeper's
     latency alone is 1 s: 102 requests of about 10 ms); ``connections=1050`` adds about 2 s.
     """
-    from ..models import MODELS
+    from nbio_helpers.models import MODELS
 
     unknown = set(parts) - set(PARTS)
     if unknown:

@@ -28,9 +28,9 @@ import os
 import statistics
 import time
 
-from ..stats import Spread
-from .idle import loop_rounds
-from .quiet import gc_paused
+from nbio_helpers.measure.idle import loop_rounds
+from nbio_helpers.measure.quiet import gc_paused
+from nbio_helpers.measure.stats import Spread
 
 __all__ = ["WORKLOADS", "NeighbourSlowdown", "neighbour_slowdown"]
 
@@ -73,7 +73,7 @@ class NeighbourSlowdown:
 
 
 def _default_busy_server():
-    from ..models.polling import PollingServer
+    from nbio_helpers.models.polling import PollingServer
 
     return PollingServer(interval=0, record_events=False, name="neighbour-busy")
 

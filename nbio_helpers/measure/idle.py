@@ -26,11 +26,11 @@ import dataclasses
 import math
 import time
 
-from ..events import ACCEPT, ACCEPT_WOULD_BLOCK, WAKEUP, WOULD_BLOCK
-from ..limits import ensure_fd_room
-from ..stats import Spread
-from .process import client_process
-from .quiet import gc_paused
+from nbio_helpers.events import ACCEPT, ACCEPT_WOULD_BLOCK, WAKEUP, WOULD_BLOCK
+from nbio_helpers.limits import ensure_fd_room
+from nbio_helpers.measure.process import client_process
+from nbio_helpers.measure.quiet import gc_paused
+from nbio_helpers.measure.stats import Spread
 
 __all__ = ["HeldClients", "IdleCost", "idle_clients", "idle_cost", "idle_cost_held", "loop_rounds"]
 

@@ -21,9 +21,9 @@ import math
 import statistics
 import time
 
-from ..stats import Spread, tail
-from .process import client_process
-from .quiet import gc_paused
+from nbio_helpers.measure.process import client_process
+from nbio_helpers.measure.quiet import gc_paused
+from nbio_helpers.measure.stats import Spread, tail
 
 __all__ = ["LatencyStats", "Throughput", "latency_stats", "throughput"]
 
@@ -40,7 +40,7 @@ class LatencyStats:
     """Request latencies measured by :func:`latency_stats`, in seconds.
 
     ``samples`` holds every completed round trip, trial after trial, in the order made. The
-    slow end is reported under its true name (:func:`nbio_helpers.stats.tail`): ``tail`` is
+    slow end is reported under its true name (:func:`nbio_helpers.measure.stats.tail`): ``tail`` is
     the p99 with 1,000 samples or more, the p90 with 100 or more, else the maximum
     (``tail_name`` says which).
     """

@@ -34,7 +34,7 @@ import atexit
 import builtins
 import threading
 
-from ..bench.worker import LoadProcess, LoadProcessError
+from nbio_helpers.bench.worker import LoadProcess, LoadProcessError
 
 __all__ = [
     "ClientProcess",

@@ -48,7 +48,9 @@ __all__ = [
 def waiting_models() -> tuple[str, ...]:
     """Models whose loop sleeps in the kernel (select, epoll, kqueue) until a socket is
     ready: those that declare ``waits_for_readiness``, in teaching order."""
-    from ..models import MODELS  # at call time: importing this module loads no server code
+    from nbio_helpers.models import (
+        MODELS,  # at call time: importing this module loads no server code
+    )
 
     return tuple(name for name, cls in MODELS.items() if cls.waits_for_readiness)
 

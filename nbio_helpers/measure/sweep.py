@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import math
 
-from ..stats import Spread
-from .idle import idle_clients, idle_cost_held
-from .latency import latency_stats
-from .process import client_process
+from nbio_helpers.measure.idle import idle_clients, idle_cost_held
+from nbio_helpers.measure.latency import latency_stats
+from nbio_helpers.measure.process import client_process
+from nbio_helpers.measure.stats import Spread
 
 __all__ = ["plot_tradeoff", "poll_interval_sweep", "spacing_for"]
 
 
 def _default_polling_server(interval: float):
-    from ..models.polling import PollingServer  # local: models import clients, not measure
+    from nbio_helpers.models.polling import (
+        PollingServer,  # local: models import clients, not measure
+    )
 
     return PollingServer(interval=interval, record_events=False)
 
@@ -100,7 +102,7 @@ def poll_interval_sweep(
         * ``cpu_theory``: ``c / (c + interval)``;
         * ``median``, ``median_low``, ``median_high`` (seconds: pooled median, and the range
           of the trials' medians), ``tail`` and ``tail_name`` (``p90`` or ``max``, see
-          :mod:`nbio_helpers.stats`), ``mean``, ``samples`` (completed requests);
+          :mod:`nbio_helpers.measure.stats`), ``mean``, ``samples`` (completed requests);
         * ``theory``: ``interval / 2``, the expected median wait;
         * ``p99``: deprecated, the p99 where 1,000 samples support one, else ``nan``.
     """

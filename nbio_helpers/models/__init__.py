@@ -20,14 +20,14 @@ import inspect
 import pkgutil
 from typing import Any
 
-from ..server import Server
-from .asyncio_model import AsyncioServer
-from .blocking import BlockingServer
-from .polling import PollingServer
-from .select_model import FD_SETSIZE, SelectServer
-from .selectors_model import SelectorsServer
-from .tasks_model import TasksServer
-from .threads import ThreadsServer
+from nbio_helpers.models.asyncio_model import AsyncioServer
+from nbio_helpers.models.blocking import BlockingServer
+from nbio_helpers.models.polling import PollingServer
+from nbio_helpers.models.select_model import FD_SETSIZE, SelectServer
+from nbio_helpers.models.selectors_model import SelectorsServer
+from nbio_helpers.models.tasks_model import TasksServer
+from nbio_helpers.models.threads import ThreadsServer
+from nbio_helpers.server import Server
 
 
 def _find_models() -> dict[str, type[Server]]:

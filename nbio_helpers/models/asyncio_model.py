@@ -19,9 +19,9 @@ import asyncio
 import socket
 from typing import Any
 
-from ..connection import accept_all, echo_upper
-from ..events import ACCEPT, CLOSE, EOF, RECV, SEND
-from ..server import Server
+from nbio_helpers.connection import accept_all, echo_upper
+from nbio_helpers.events import ACCEPT, CLOSE, EOF, RECV, SEND
+from nbio_helpers.server import Server
 
 DROP_SIZE = 256 * 1024
 """How many bytes one read takes when dropping what a client sends after a graceful stop."""
@@ -168,3 +168,9 @@ async def _end_politely(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         writer.write_eof()  # sent once the transport's buffer is
     while await reader.read(DROP_SIZE):
         pass
+
+
+__all__ = [
+    "DROP_SIZE",
+    "AsyncioServer",
+]

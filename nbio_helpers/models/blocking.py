@@ -9,9 +9,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from ..connection import accept_all, echo_upper
-from ..events import EOF, RECV, SEND
-from ..server import Server
+from nbio_helpers.connection import accept_all, echo_upper
+from nbio_helpers.events import EOF, RECV, SEND
+from nbio_helpers.server import Server
 
 
 class BlockingServer(Server):
@@ -57,3 +57,8 @@ class BlockingServer(Server):
             reason = f"{type(exc).__name__}" if not self.stopping else "server stopping"
         finally:
             self.close_connection(sock, cid, reason)
+
+
+__all__ = [
+    "BlockingServer",
+]

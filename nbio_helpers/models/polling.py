@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..connection import Connection, accept_all, close_finished
-from ..events import ACCEPT_WOULD_BLOCK, WAKEUP
-from ..server import Server
+from nbio_helpers.connection import Connection, accept_all, close_finished
+from nbio_helpers.events import ACCEPT_WOULD_BLOCK, WAKEUP
+from nbio_helpers.server import Server
 
 
 class PollingServer(Server):
@@ -50,3 +50,8 @@ class PollingServer(Server):
             if self.interval:
                 self.sleep(self.interval)  # like time.sleep(), but stop() cuts it short
                 self.events.record(WAKEUP)
+
+
+__all__ = [
+    "PollingServer",
+]

@@ -11,9 +11,9 @@ import select
 import sys
 from typing import Any
 
-from ..connection import Connection, accept_all, close_finished
-from ..events import WAKEUP
-from ..server import Server
+from nbio_helpers.connection import Connection, accept_all, close_finished
+from nbio_helpers.events import WAKEUP
+from nbio_helpers.server import Server
 
 # select() takes descriptors below FD_SETSIZE on POSIX; on Windows it takes at most 512 sockets.
 FD_SETSIZE = 1024
@@ -78,3 +78,10 @@ class SelectServer(Server):
             self.count_refusal(why)
             conn.close(reason)
         return fits
+
+
+__all__ = [
+    "FD_SETSIZE",
+    "WINDOWS_SELECT_LIMIT",
+    "SelectServer",
+]

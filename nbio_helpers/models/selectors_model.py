@@ -11,10 +11,10 @@ import selectors
 import sys
 from typing import Any
 
-from ..connection import Connection, accept_all
-from ..events import WAKEUP
-from ..server import Server
-from .select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT
+from nbio_helpers.connection import Connection, accept_all
+from nbio_helpers.events import WAKEUP
+from nbio_helpers.models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT
+from nbio_helpers.server import Server
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
@@ -107,3 +107,10 @@ class SelectorsServer(Server):
         wanted = (READ if conn.wants_read else 0) | (WRITE if conn.wants_write else 0)
         if wanted != key.events:
             sel.modify(conn.sock, wanted, data=conn)
+
+
+__all__ = [
+    "READ",
+    "WRITE",
+    "SelectorsServer",
+]

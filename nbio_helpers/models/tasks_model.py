@@ -8,10 +8,10 @@ one blocks. Backpressure: ``await stream.drain()`` (the water marks of the other
 
 from __future__ import annotations
 
-from ..connection import accept_all, echo_upper
-from ..loop.coroutines import Loop
-from ..loop.servers import LoopServer
-from ..loop.streams import Stream
+from nbio_helpers.connection import accept_all, echo_upper
+from nbio_helpers.loop.coroutines import Loop
+from nbio_helpers.loop.servers import LoopServer
+from nbio_helpers.loop.streams import Stream
 
 
 class TasksServer(LoopServer):
@@ -46,3 +46,8 @@ class TasksServer(LoopServer):
                 await stream.drain()  # waits while the client reads too slowly
         finally:
             stream.close()
+
+
+__all__ = [
+    "TasksServer",
+]

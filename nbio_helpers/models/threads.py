@@ -9,9 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 
-from ..connection import accept_all, echo_upper
-from ..events import EOF, ERROR, RECV, SEND
-from ..server import Server
+from nbio_helpers.connection import accept_all, echo_upper
+from nbio_helpers.events import EOF, ERROR, RECV, SEND
+from nbio_helpers.server import Server
 
 
 class ThreadsServer(Server):
@@ -68,3 +68,8 @@ class ThreadsServer(Server):
         finally:
             self.close_connection(sock, cid, reason)
             self.cpu.exit()
+
+
+__all__ = [
+    "ThreadsServer",
+]

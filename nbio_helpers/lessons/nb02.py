@@ -2,7 +2,7 @@
 
 Notebook 02 fills a connection's buffers and asks where the bytes are::
 
-    from nbio_helpers.buffers import socket_queues
+    from nbio_helpers.lessons.nb02 import socket_queues
     socket_queues(theirs)     # SocketQueues(unread=18432, unsent=0, unacknowledged=0)
     socket_queues(ours)       # SocketQueues(unread=0, unsent=21504, unacknowledged=9216)
 

@@ -28,10 +28,10 @@ import dataclasses
 import socket
 import time
 
-from .addresses import address_family
-from .connection import echo_upper
-from .events import PAUSE, RECV, RESUME, SEND
-from .nonblocking import READ, WRITE, Readiness
+from nbio_helpers.addresses import address_family
+from nbio_helpers.connection import echo_upper
+from nbio_helpers.events import PAUSE, RECV, RESUME, SEND
+from nbio_helpers.nonblocking import READ, WRITE, Readiness
 
 PATTERN = b"a fast client that never reads. "
 
@@ -343,3 +343,14 @@ def plot_backpressure(
     ax_free.set_title("without backpressure:\nit holds what the client sends", fontsize=10)
     fig.suptitle("One connection's output buffer (grey: the client reads nothing)", y=1.07)
     return fig
+
+
+__all__ = [
+    "PATTERN",
+    "BufferSeries",
+    "Flooder",
+    "buffer_series",
+    "level_at",
+    "plot_backpressure",
+    "plot_buffer",
+]

@@ -13,7 +13,7 @@ From Python::
 What the pages hold:
 
 * the student edition's text and code: solutions removed by
-  :func:`nbio_helpers.student.student_notebook` (no ``BEGIN SOLUTION``, no solution code);
+  :func:`nbio_helpers.cli.student.student_notebook` (no ``BEGIN SOLUTION``, no solution code);
 * the instructor notebooks' stored outputs (plots, tables, checker verdicts), except those of
   the cells whose solution was removed (they could show it);
 * no cell tagged ``answer`` (one that shows the package's own solution after an exercise's
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import nbformat
 
-from .student import notebooks_in, student_notebook
+from nbio_helpers.cli.student import notebooks_in, student_notebook
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -342,7 +342,7 @@ def configure_parser(parser) -> None:
 
 def run(args) -> int:
     """Build the site; print where its first page is. Exit 0, or 1 with a message."""
-    from .student import default_source
+    from nbio_helpers.cli.student import default_source
 
     source = Path(args.source) if args.source else default_source()
     try:

@@ -365,7 +365,7 @@ def configure_parser(parser) -> None:
     parser.add_argument(
         "paths", nargs="*", help="notebooks or folders (default: every notebook in ./notebooks)"
     )
-    from .cli_args import seconds
+    from nbio_helpers.cli.args import seconds
 
     parser.add_argument(
         "--timeout",

@@ -19,7 +19,7 @@
 Usage::
 
     from nbio_helpers.measure import idle_cost
-    from nbio_helpers.select_demos import AlwaysWritableSelectServer
+    from nbio_helpers.lessons.nb04 import AlwaysWritableSelectServer
     with AlwaysWritableSelectServer() as server:
         idle_cost(server, clients=10, seconds=0.5)   # cpu ≈ 1.0, rounds_per_second ≈ 100,000
 
@@ -43,13 +43,24 @@ import threading
 import time
 from collections.abc import Iterable
 
-from .clients import close_with_reset, connect, recv_exactly, request, run_load
-from .connection import Connection, accept_all, close_finished
-from .events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
-from .limits import fd_limit_raised
-from .models import MODELS
-from .models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
-from .server import wait_until
+from nbio_helpers.clients import close_with_reset, connect, recv_exactly, request, run_load
+from nbio_helpers.connection import Connection, accept_all, close_finished
+from nbio_helpers.events import ACCEPT, CLOSE, RECV, SEND, WAKEUP
+from nbio_helpers.limits import fd_limit_raised
+
+# ---- what notebook 04 also uses, from where it lives (so the notebook imports from here)
+from nbio_helpers.measure import (
+    compare,
+    comparison_relations,
+    comparison_table,
+    idle_cost,
+    plot_comparison,
+    print_relations,
+    spare_cores,
+)
+from nbio_helpers.models import MODELS
+from nbio_helpers.models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT, SelectServer
+from nbio_helpers.server import wait_until
 
 MiB = 1024 * 1024
 
@@ -536,13 +547,20 @@ __all__ = [
     "LimitDemo",
     "PartialSendReport",
     "ResetBeforeAccept",
+    "compare",
+    "comparison_relations",
+    "comparison_table",
     "count_partial_sends",
     "high_descriptor_client",
+    "idle_cost",
     "low_descriptors_taken",
     "partial_send_report",
+    "plot_comparison",
+    "print_relations",
     "reset_before_accept",
     "select_cost_by_descriptor",
     "select_on_high_descriptor",
     "serve_ready",
+    "spare_cores",
     "two_acceptors",
 ]

@@ -47,9 +47,9 @@ import selectors
 import socket
 import time
 
-from .addresses import address_family
-from .clients import connect, recv_exactly, stream_echo
-from .events import (
+from nbio_helpers.addresses import address_family
+from nbio_helpers.clients import connect, recv_exactly, stream_echo
+from nbio_helpers.events import (
     ACCEPT,
     ACCEPT_WOULD_BLOCK,
     CLOSE,
@@ -60,8 +60,20 @@ from .events import (
     SEND_WOULD_BLOCK,
     WOULD_BLOCK,
 )
-from .nonblocking import attempt
-from .server import Server, wait_until
+
+# ---- what notebook 03 also uses, from where it lives (so the notebook imports from here)
+from nbio_helpers.measure import (
+    idle_cost,
+    latency_stats,
+    neighbour_slowdown,
+    plot_tradeoff,
+    poll_interval_sweep,
+    spare_cores,
+)
+from nbio_helpers.measure.rounds import round_cost_after
+from nbio_helpers.nonblocking import attempt
+from nbio_helpers.server import Server, wait_until
+from nbio_helpers.ui.explorer import PollIntervalExplorer
 
 MAX_PAUSE = 1.0
 """Longest allowed pause. The loop sleeps with ``time.sleep`` in its own thread, where nothing
@@ -559,15 +571,23 @@ __all__ = [
     "EchoOutcome",
     "MisusedAppend",
     "NeverCloses",
+    "PollIntervalExplorer",
     "SendErrorsKill",
     "ServesOnlyWhenIdle",
     "TracedConn",
     "burst",
     "echo_payload",
     "half_close_sees_eof",
+    "idle_cost",
     "is_starved",
+    "latency_stats",
     "leave_before_reply",
     "leave_silently",
+    "neighbour_slowdown",
+    "plot_tradeoff",
+    "poll_interval_sweep",
+    "round_cost_after",
     "send_rounds",
+    "spare_cores",
     "wait_while_arriving",
 ]

@@ -34,9 +34,9 @@ import socket
 
 import ipywidgets as widgets
 
-from . import registry
-from .clients import connect, recv_exactly
-from .server import Server, ServerStoppedError
+from nbio_helpers import registry
+from nbio_helpers.clients import connect, recv_exactly
+from nbio_helpers.server import Server, ServerStoppedError
 
 REPLACED = "this console was replaced by a newer one for the same server: use that one"
 

@@ -30,9 +30,9 @@ import socket
 import sys
 import time
 
-from .addresses import format_address
-from .clients import connect
-from .nonblocking import READ, WRITE, Readiness, attempt
+from nbio_helpers.addresses import format_address
+from nbio_helpers.clients import connect
+from nbio_helpers.nonblocking import READ, WRITE, Readiness, attempt
 
 PROMPT = "> "
 CHUNK = 64 * 1024
@@ -232,3 +232,13 @@ def connection_problem(exc: OSError) -> str:
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "timed out"
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+__all__ = [
+    "CHUNK",
+    "END_OF_INPUT",
+    "PROMPT",
+    "EchoSession",
+    "connection_problem",
+    "terminal_client",
+]

@@ -2,7 +2,7 @@
 
 Setup cell::
 
-    from nbio_helpers.notebook import setup_notebook, show_source, finish
+    from nbio_helpers.ui.notebook import setup_notebook, show_source, finish
     setup_notebook()
 
 Show the loop that the tests run (not a copy of it)::
@@ -22,8 +22,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .measure.process import running_client_processes, stop_client_processes
-from .registry import disconnect_clients, running_servers, stop_all
+from nbio_helpers.measure.process import running_client_processes, stop_client_processes
+from nbio_helpers.registry import disconnect_clients, running_servers, stop_all
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType  # the names rcParams accepts

@@ -5,7 +5,7 @@ what has arrived from the kernel's receive buffer into the program (phase 2). Ph
 phase 2 in any timing of a whole call; :func:`copy_time` removes phase 1: it puts the bytes
 in the receive buffer first, then times one ``recv()`` that finds them all there::
 
-    from nbio_helpers.copying import copy_time
+    from nbio_helpers.lessons.nb01 import copy_time
     timing = copy_time(64 * 1024)          # 21 runs
     timing.median, timing.low, timing.high  # seconds: median, min, max
     timing.bytes_per_second

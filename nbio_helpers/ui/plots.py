@@ -41,7 +41,7 @@ import collections
 import math
 from collections.abc import Iterable
 
-from .events import (
+from nbio_helpers.events import (
     ACCEPT,
     ACCEPT_WOULD_BLOCK,
     CLOSE,

@@ -30,7 +30,7 @@ import threading
 
 import ipywidgets as widgets
 
-from .measure import plot_tradeoff, poll_interval_sweep
+from nbio_helpers.measure import plot_tradeoff, poll_interval_sweep
 
 _threads = itertools.count(1)
 

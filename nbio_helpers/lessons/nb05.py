@@ -21,17 +21,50 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .connection import echo_upper
-from .events import ACCEPT, EOF, PAUSE, RECV, RESUME, SEND
-from .models.asyncio_model import AsyncioServer
+from nbio_helpers.connection import echo_upper
+from nbio_helpers.events import ACCEPT, EOF, PAUSE, RECV, RESUME, SEND
+
+# ---- what notebook 05 also uses, from where it lives (so the notebook imports from here)
+from nbio_helpers.lessons.backpressure import Flooder, buffer_series, plot_backpressure
+from nbio_helpers.lessons.loop_view import WatchedSelector, key_callbacks, selector_loop
+from nbio_helpers.lessons.readiness import CountingSelector, readiness_reports
+from nbio_helpers.measure import (
+    compare,
+    comparison_relations,
+    comparison_table,
+    plot_comparison,
+    print_relations,
+    spare_cores,
+)
+from nbio_helpers.measure.scaling import available_selectors, measure_scaling, plot_scaling
+from nbio_helpers.models.asyncio_model import AsyncioServer
+from nbio_helpers.models.selectors_model import READ
 
 __all__ = [
     "PING",
+    "READ",
+    "CountingSelector",
+    "Flooder",
     "SlowCallServer",
     "WatchedAsyncioServer",
+    "WatchedSelector",
+    "available_selectors",
+    "buffer_series",
+    "compare",
+    "comparison_relations",
+    "comparison_table",
     "freeze_probe",
+    "key_callbacks",
+    "measure_scaling",
     "pinger",
+    "plot_backpressure",
+    "plot_comparison",
+    "plot_scaling",
+    "print_relations",
+    "readiness_reports",
+    "selector_loop",
     "slow_request",
+    "spare_cores",
 ]
 
 

@@ -6,7 +6,7 @@ metadata carries its title, authors and licence (the text of the notebooks is CC
 ``LICENSE-notebooks``). Both are derived from the notebooks themselves, so a maintainer who
 adds or renames a notebook runs::
 
-    python -c "from nbio_helpers.series import update_series; update_series('notebooks')"
+    python -c "from nbio_helpers.cli.series import update_series; update_series('notebooks')"
 
 and ``tests/test_notebook_template.py`` checks that the result is what is committed
 (:func:`series_problems`).

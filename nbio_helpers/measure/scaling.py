@@ -56,10 +56,10 @@ import statistics
 import sys
 import time
 
-from .limits import fd_limit, raise_fd_limit  # noqa: F401 - both stay importable from here
-from .measure.quiet import gc_paused
-from .models import FD_SETSIZE
-from .models.select_model import WINDOWS_SELECT_LIMIT
+from nbio_helpers.limits import fd_limit, raise_fd_limit  # noqa: F401 - both stay importable from here
+from nbio_helpers.measure.quiet import gc_paused
+from nbio_helpers.models import FD_SETSIZE
+from nbio_helpers.models.select_model import WINDOWS_SELECT_LIMIT
 
 __all__ = [
     "ScalingResult",

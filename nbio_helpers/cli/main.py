@@ -34,15 +34,15 @@ import threading
 import time
 import warnings
 
-from . import __version__
-from .cli_args import PORT, SERVER_PORT, host, seconds, whole_number
-from .clients import LoadResult, run_load
-from .events import RECV
-from .limits import raise_fd_limit
-from .models import MODELS, start_server
-from .output_guard import guarded_output
-from .refusal_report import RefusalReport
-from .terminal import connection_problem, format_address, terminal_client
+from nbio_helpers import __version__
+from nbio_helpers.cli.args import PORT, SERVER_PORT, host, seconds, whole_number
+from nbio_helpers.cli.output_guard import guarded_output
+from nbio_helpers.cli.refusal_report import RefusalReport
+from nbio_helpers.cli.terminal import connection_problem, format_address, terminal_client
+from nbio_helpers.clients import LoadResult, run_load
+from nbio_helpers.events import RECV
+from nbio_helpers.limits import raise_fd_limit
+from nbio_helpers.models import MODELS, start_server
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -50,11 +50,17 @@ DEFAULT_GRACE = 1.0
 
 OPTIONAL_COMMANDS = {
     # command: (module, one-line help)
-    "student-edition": ("nbio_helpers.student", "write the student edition (solutions removed)"),
-    "execute-notebooks": ("nbio_helpers.notebook_tools", "re-execute notebooks in a fresh kernel"),
+    "student-edition": (
+        "nbio_helpers.cli.student",
+        "write the student edition (solutions removed)",
+    ),
+    "execute-notebooks": (
+        "nbio_helpers.cli.notebook_tools",
+        "re-execute notebooks in a fresh kernel",
+    ),
     "bench": ("nbio_helpers.bench", "measure every server model side by side"),
     "chat": ("nbio_helpers.loop.command", "a line chat server for classroom demos (nc clients)"),
-    "site": ("nbio_helpers.site", "build the series' website (needs the [site] extra)"),
+    "site": ("nbio_helpers.cli.site", "build the series' website (needs the [site] extra)"),
 }
 """Commands whose code lives in another module; absent if that module is not installed."""
 
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Never a traceback for what is not a bug: bad arguments exit 2 with a usage line, Ctrl-C
     exits 130 with one line, output that cannot be written ends quietly (see
-    :mod:`nbio_helpers.output_guard`).
+    :mod:`nbio_helpers.cli.output_guard`).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = _prog()
@@ -272,7 +278,7 @@ def run_serve(args) -> int:
 
 
 def run_client(args) -> int:
-    """``client``: the terminal client (see :mod:`nbio_helpers.terminal`)."""
+    """``client``: the terminal client (see :mod:`nbio_helpers.cli.terminal`)."""
     return terminal_client((args.host, args.port), timeout=args.timeout)
 
 
