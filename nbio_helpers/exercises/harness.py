@@ -306,13 +306,14 @@ def unblock(sockets) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def stop_learner_code(idents=None, *, sockets=(), timeout: float = STOP_TIMEOUT) -> dict[int, str]:
+def stop_learner_code(idents=None, *, sockets=(), timeout: float | None = None) -> dict[int, str]:
     """Stop the learner calls running in threads ``idents`` (default: all of them).
 
     First unblocks ``sockets``, then raises :class:`LearnerStopped` in each thread still
     running learner code, again and again, until the call has ended or ``timeout`` seconds
-    have passed. Zombies already known are not tried again. Returns ``{ident: where}`` of the
-    calls that could not be stopped (they become zombies).
+    (default: :data:`STOP_TIMEOUT`, read at each call) have passed. Zombies already known are
+    not tried again. Returns ``{ident: where}`` of the calls that could not be stopped (they
+    become zombies).
     """
     known = zombies()
     with _lock:
@@ -324,7 +325,7 @@ def stop_learner_code(idents=None, *, sockets=(), timeout: float = STOP_TIMEOUT)
         return {}
     places = {ident: where(ident) or "" for ident in targets}
     unblock(sockets)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (STOP_TIMEOUT if timeout is None else timeout)
     pause = 0.002
     while True:
         with _lock:
