@@ -28,7 +28,7 @@ import time
 import pytest
 
 from nbio_helpers import FD_SETSIZE, MODELS, connect, recv_exactly, request
-from nbio_helpers.bench.servers import REFERENCES
+from nbio_helpers.bench.servers import REFERENCES, ThreadingTCPReference
 from nbio_helpers.connection import Connection
 from nbio_helpers.events import ACCEPT, CLOSE, EOF, PAUSE, RECV, RESUME, SEND, SEND_WOULD_BLOCK
 from nbio_helpers.lessons.nb03 import FLAWS, ClassicServer
@@ -97,7 +97,14 @@ CASES = cases()
 
 
 def params(cases_: list[Case]) -> list:
-    return [pytest.param(case, id=case.id) for case in cases_]
+    """The cases as parameters; the bench's socketserver peer is slow (``slow`` marker):
+    its ``serve_forever()`` notices ``shutdown()`` only at its next poll, up to 0.5 s later."""
+    return [
+        pytest.param(
+            case, id=case.id, marks=[pytest.mark.slow] if case.cls is ThreadingTCPReference else []
+        )
+        for case in cases_
+    ]
 
 
 @pytest.fixture
