@@ -543,6 +543,12 @@ class Server:
         return self._stopped
 
     @property
+    def thread(self) -> threading.Thread | None:
+        """The thread that runs :meth:`serve` (None before :meth:`start`): for a checker that
+        times, locates or stops the code a learner wrote into ``serve()``."""
+        return self._thread
+
+    @property
     def running(self) -> bool:
         """True while the loop's thread is alive."""
         return self._thread is not None and self._thread.is_alive()

@@ -19,10 +19,10 @@ from nbio_helpers.exercises.nb01 import ScriptedPeer
 from nbio_helpers.exercises.nb02 import (
     SMALL_BUFFER,
     SPIN_ATTEMPTS,
-    _never_read,
     check_recv_nonblocking,
     check_send_all_nonblocking,
     fill_buffers,
+    never_read,
     payload,
 )
 from nbio_helpers.exercises.watched import WatchedSocket, watch
@@ -576,7 +576,7 @@ def test_a_spin_that_never_touches_the_socket_shows_in_the_cpu():
                     raise TimeoutError("too slow") from None
 
     with pytest.raises(NotYet) as failure:
-        _never_read(send_spins_on_the_clock)
+        never_read(send_spins_on_the_clock)
     assert "it spins instead of waiting for room" in failure.value.message
 
 
@@ -608,7 +608,7 @@ def test_never_read_fails_a_function_that_returns_early():
             pass
 
     with pytest.raises(NotYet) as failure:
-        _never_read(send_once_quietly)
+        never_read(send_once_quietly)
     assert "could not all be sent" in failure.value.message
     assert "raise TimeoutError" in failure.value.hint
 
@@ -619,7 +619,7 @@ def test_never_read_fails_a_function_that_gives_up_at_once():
         raise TimeoutError("no room")
 
     with pytest.raises(NotYet) as failure:
-        _never_read(give_up)
+        never_read(give_up)
     assert "gave up after only" in failure.value.message
     assert "'not now', not 'never'" in failure.value.hint
 

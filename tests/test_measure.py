@@ -28,8 +28,8 @@ from nbio_helpers.measure import (
     spare_cores,
     throughput,
 )
-from nbio_helpers.measure.idle import _next_round, loop_rounds
-from nbio_helpers.measure.sweep import _auto_requests, spacing_for
+from nbio_helpers.measure.idle import loop_rounds, next_round
+from nbio_helpers.measure.sweep import auto_requests, spacing_for
 from nbio_helpers.server import wait_until
 
 
@@ -218,10 +218,10 @@ def test_windows_over_a_sleeping_loop_start_on_a_round():
     with PollingServer(interval=0.005, record_events=False) as server:
         assert wait_until(lambda: loop_rounds(server) >= 3, 5)
         before = loop_rounds(server)
-        assert _next_round(server, 0.005) is True
+        assert next_round(server, 0.005) is True
         assert loop_rounds(server) > before
     with SelectServer(record_events=False) as server:  # goes round only when woken
-        assert _next_round(server, 0.01) is False
+        assert next_round(server, 0.01) is False
 
 
 # --------------------------------------------------------------------------- sweep
@@ -280,10 +280,10 @@ def test_poll_interval_sweep_with_another_server():
 
 
 def test_auto_requests_fit_the_budget():
-    assert _auto_requests(0, 0.5) == 100
-    assert _auto_requests(0.01, 0.5) == 50
-    assert _auto_requests(0.01, 0.3, trials=3) == 10
-    assert _auto_requests(1.0, 0.5) == 5
+    assert auto_requests(0, 0.5) == 100
+    assert auto_requests(0.01, 0.5) == 50
+    assert auto_requests(0.01, 0.3, trials=3) == 10
+    assert auto_requests(1.0, 0.5) == 5
 
 
 # ---------------------------------------------------------------------------- plot

@@ -31,7 +31,7 @@ from nbio_helpers.measure import (
     loop_rounds,
     plot_comparison,
 )
-from nbio_helpers.measure.comparison import _model_spec
+from nbio_helpers.measure.comparison import model_spec
 from nbio_helpers.models.select_model import FD_SETSIZE
 from nbio_helpers.server import wait_until
 
@@ -242,14 +242,14 @@ def test_selectors_server_serves_a_high_descriptor():
 
 # ---------------------------------------------------------------- comparison
 def test_model_specs():
-    assert _model_spec("select") == ("select", "select", {})
-    assert _model_spec(("polling", {"interval": 0.01})) == (
+    assert model_spec("select") == ("select", "select", {})
+    assert model_spec(("polling", {"interval": 0.01})) == (
         "polling interval=0.01",
         "polling",
         {"interval": 0.01},
     )
-    assert _model_spec(("busy", "polling", {"interval": 0})) == ("busy", "polling", {"interval": 0})
-    assert _model_spec(AlwaysWritableSelectServer)[0] == "select-always-write"
+    assert model_spec(("busy", "polling", {"interval": 0})) == ("busy", "polling", {"interval": 0})
+    assert model_spec(AlwaysWritableSelectServer)[0] == "select-always-write"
 
 
 @pytest.mark.slow

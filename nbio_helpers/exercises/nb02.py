@@ -572,7 +572,7 @@ def check_send_all_nonblocking(send_all_nonblocking):
             "pass the function itself: check_send_all_nonblocking(send_all_nonblocking).",
         )
     _big_send(send_all_nonblocking)
-    _never_read(send_all_nonblocking)
+    never_read(send_all_nonblocking)
     trickled = ""
     if sys.platform != "win32":  # Winsock takes a whole send() once there is any room
         _trickle(send_all_nonblocking)
@@ -760,7 +760,7 @@ def _timed_out(fn, run: Run, situation: str, data_size: int, hint: str) -> None:
         )
 
 
-def _never_read(fn) -> None:
+def never_read(fn) -> None:
     data = payload()
     situation = "the peer never read and the buffers were already full"
     name = getattr(fn, "__name__", "your function")
@@ -879,6 +879,7 @@ __all__ = [
     "check_recv_nonblocking",
     "check_send_all_nonblocking",
     "fill_buffers",
+    "never_read",
     "payload",
     "reset",
 ]

@@ -316,7 +316,7 @@ def _learner_server(step: str, **options):
         yield server
     finally:
         # Its error is reported by _raise_loop_error; a stuck step is stopped by the harness.
-        thread = server._thread
+        thread = server.thread
         with contextlib.suppress(Exception, LearnerStopped):
             server.stop(timeout=STUCK_AFTER)
         if server.running and thread is not None:
@@ -325,8 +325,8 @@ def _learner_server(step: str, **options):
 
 def _raise_if_stuck(server, step: str) -> None:
     """Fail if the learner's step has been running for more than :data:`STUCK_AFTER` s."""
-    if running_for(server._thread) > STUCK_AFTER:
-        place = where(server._thread)
+    if running_for(server.thread) > STUCK_AFTER:
+        place = where(server.thread)
         raise NotYet(
             f"{step}() did not return within {STUCK_AFTER:g} s"
             + (f": it was still running {place}" if place else ""),

@@ -407,8 +407,8 @@ def check_idle_timeout(server_class):
             f"starting the server raised {describe_exception(started.error)}",
             "keep the __init__ that calls super().__init__(*args, **kwargs).",
         )
-    if server._thread is not None:
-        server._thread.name = "learner-" + server._thread.name.removeprefix("nbio-")
+    if server.thread is not None:
+        server.thread.name = "learner-" + server.thread.name.removeprefix("nbio-")
     try:
         _check_alive(server)
         _first_echo(server, log)
@@ -430,16 +430,16 @@ def _stop_quietly(server) -> None:
     with contextlib.suppress(Exception, LearnerStopped):
         server.stop(timeout=STOP_WITHIN)
     if server.running:
-        stop_learner_code([server._thread.ident])
+        stop_learner_code([server.thread.ident])
 
 
 def _stop_server(server) -> None:
     """Stop the learner's server; fail if its loop died, or did not stop when asked."""
-    place = where(server._thread) if server._thread is not None else None
+    place = where(server.thread) if server.thread is not None else None
     try:
         server.stop(timeout=STOP_WITHIN)
     except ServerStopTimeout:
-        stop_learner_code([server._thread.ident])
+        stop_learner_code([server.thread.ident])
         raise NotYet(
             f"your server did not stop within {STOP_WITHIN:g} s of stop()"
             + (f": serve() was still running {place}" if place else ""),
@@ -519,7 +519,7 @@ def _first_echo(server, log: _SelectLog) -> None:
             "close a connection only when now - its last activity > idle_timeout.",
         )
     if len(got) < 5:
-        place = where(server._thread) if server._thread is not None else None
+        place = where(server.thread) if server.thread is not None else None
         raise NotYet(
             f"your server did not answer a client within {ANSWER_WITHIN:g} s"
             + (f": serve() was still running {place}" if place else ""),

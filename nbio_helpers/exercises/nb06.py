@@ -1975,7 +1975,7 @@ def try_on_asyncio(handler) -> list[str]:
         # A step that never gave the loop back is stopped first (asyncio's Task takes the
         # exception as the handler's failure and its loop goes on), then the server: stop()
         # wakes the loop through its socketpair, which a stop() that timed out would close.
-        thread = server._thread  # Server has no public name for its loop's thread yet
+        thread = server.thread
         if thread is not None:
             stop_learner_code([thread.ident])
         with contextlib.suppress(Exception):

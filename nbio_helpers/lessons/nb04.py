@@ -66,6 +66,8 @@ MiB = 1024 * 1024
 
 
 # --------------------------------------------------------------------------- select loops
+# Deliberate teaching copy: the body of SelectServer.serve, which notebook 04 shows inline
+# (the loop is the lesson); the variants below share it, so that each shows only its change.
 def serve_ready(server: SelectServer, readable: list, writable: list, connections: list) -> list:
     """Serve what ``select()`` reported ready, exactly as :class:`SelectServer` does.
 

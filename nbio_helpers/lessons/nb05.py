@@ -91,6 +91,8 @@ class WatchedAsyncioServer(AsyncioServer):
         """The most bytes the transport's buffer held after a ``write()`` (0 before any)."""
         return max((size for _, size in self.pending_output), default=0)
 
+    # Deliberate teaching copy of AsyncioServer.handle, with the PAUSE/RESUME notes added:
+    # notebook 05 shows the two side by side.
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Echo one client, as AsyncioServer does, noting when ``drain()`` must wait."""
         cid = self.new_conn_id()
@@ -148,6 +150,8 @@ class SlowCallServer(AsyncioServer):
         """Stands for a call into a library that blocks (a database driver, say)."""
         time.sleep(self.block)
 
+    # Deliberate teaching copy of AsyncioServer.handle, with the slow call added: notebook 05
+    # shows it to point at the one line that stalls the loop.
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Echo one client; a message starting with ``b"slow"`` first makes the slow call."""
         cid = self.new_conn_id()

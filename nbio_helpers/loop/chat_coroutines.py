@@ -15,6 +15,8 @@ from nbio_helpers.loop.coroutines import Loop
 from nbio_helpers.loop.servers import LoopServer
 
 
+# Deliberate teaching copy of chat_generators.chat, with `await` for `yield from`: notebook 06
+# prints the difference between the two.
 async def chat(room, client):
     """One client's conversation (a coroutine): a name first, then messages."""
     room.welcome(client)

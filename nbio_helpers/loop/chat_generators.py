@@ -16,6 +16,8 @@ from nbio_helpers.loop.generators import GeneratorLoop
 from nbio_helpers.loop.servers import LoopServer
 
 
+# Deliberate teaching copy of chat_coroutines.chat, with `yield from` for `await`: notebook 06
+# prints the difference between the two.
 def chat(room, client):
     """One client's conversation (a generator task): a name first, then messages."""
     room.welcome(client)

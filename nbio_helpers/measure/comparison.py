@@ -44,6 +44,7 @@ __all__ = [
     "compare",
     "comparison_models",
     "comparison_table",
+    "model_spec",
     "plot_comparison",
 ]
 
@@ -70,7 +71,7 @@ def comparison_models(models=None) -> list[tuple[str, str, dict]]:
     return specs
 
 
-def _model_spec(spec) -> tuple[str, str | type, dict]:
+def model_spec(spec) -> tuple[str, str | type, dict]:
     """Normalise a model spec to ``(label, model name or Server class, options)``."""
     if isinstance(spec, (str, type)):
         spec = (spec, {})
@@ -182,7 +183,7 @@ def compare(
     if unknown:
         raise ValueError(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
     process = process or client_process()
-    specs = [_model_spec(s) for s in (comparison_models() if models is None else models)]
+    specs = [model_spec(s) for s in (comparison_models() if models is None else models)]
     probe = connections if "connections" in parts else 0
     if probe:
         raise_fd_limit(probe + 300)

@@ -32,7 +32,15 @@ from nbio_helpers.measure.process import client_process
 from nbio_helpers.measure.quiet import gc_paused
 from nbio_helpers.measure.stats import Spread
 
-__all__ = ["HeldClients", "IdleCost", "idle_clients", "idle_cost", "idle_cost_held", "loop_rounds"]
+__all__ = [
+    "HeldClients",
+    "IdleCost",
+    "idle_clients",
+    "idle_cost",
+    "idle_cost_held",
+    "loop_rounds",
+    "next_round",
+]
 
 
 def loop_rounds(server) -> int:
@@ -192,7 +200,7 @@ def _round_period(server) -> float | None:
     return period if period >= 0.0005 else None
 
 
-def _next_round(server, period: float) -> bool:
+def next_round(server, period: float) -> bool:
     """Return just after the loop starts a new round: True; False if none came within
     three periods (at most 0.25 s): the loop is not going round by itself."""
     start = loop_rounds(server)
@@ -209,12 +217,12 @@ def _measure_windows(server, seconds: float, repeat: int) -> list[tuple[_Counter
     period = _round_period(server)
     windows = []
     for _ in range(repeat):
-        if period and not _next_round(server, period):
+        if period and not next_round(server, period):
             period = None  # e.g. a select loop woken by the accepts, idle since
         before = _Counters(server)
         # This thread only sleeps: it takes no CPU and no GIL from the server.
         time.sleep(max(0.0, seconds - period / 2) if period else seconds)
-        if period and not _next_round(server, period):
+        if period and not next_round(server, period):
             period = None
         windows.append((before, _Counters(server)))
     return windows

@@ -29,7 +29,7 @@ from nbio_helpers.measure.latency import latency_stats
 from nbio_helpers.measure.process import client_process
 from nbio_helpers.measure.stats import Spread
 
-__all__ = ["plot_tradeoff", "poll_interval_sweep", "spacing_for"]
+__all__ = ["auto_requests", "plot_tradeoff", "poll_interval_sweep", "spacing_for"]
 
 
 def _default_polling_server(interval: float):
@@ -46,7 +46,7 @@ def spacing_for(interval: float) -> tuple[float, float]:
     return (0.0, max(0.0005, interval))
 
 
-def _auto_requests(interval: float, budget: float, trials: int = 1) -> int:
+def auto_requests(interval: float, budget: float, trials: int = 1) -> int:
     # A request costs about one period (random pause + wait): fit them in the budget.
     return int(min(100, max(5, round(budget / trials / max(interval, 0.0005)))))
 
@@ -110,7 +110,7 @@ def poll_interval_sweep(
     process = process or client_process()
     results = []
     for interval in intervals:
-        n = requests or _auto_requests(interval, latency_budget, trials)
+        n = requests or auto_requests(interval, latency_budget, trials)
         window = max(seconds / repeat, 3 * interval)
         with (
             make_server(interval) as server,

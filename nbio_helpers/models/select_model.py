@@ -60,28 +60,37 @@ class SelectServer(Server):
     def fits_in_select(self, conn: Connection, connections: list[Connection]) -> bool:
         """Refuse (close) a connection that ``select()`` could not watch; the others carry on.
 
-        Linux and macOS: its descriptor number must be below FD_SETSIZE (1024). Windows:
-        ``select()`` takes at most 512 sockets per list, and rlist holds the listener, the
-        waker and every connection, so there must be room for this one too. Call it once per
-        new connection, with the connections admitted so far (earlier ones of the same burst
-        of accepts included).
+        Call it once per new connection, with the connections admitted so far (earlier ones
+        of the same burst of accepts included): rlist holds the listener, the waker and
+        every one of them (see :func:`admit_to_select`).
         """
-        if sys.platform == "win32":
-            fits = len(connections) + 3 <= WINDOWS_SELECT_LIMIT  # listener, waker, this one
-            why = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
-            reason = why
-        else:
-            fits = conn.fileno() < FD_SETSIZE
-            why = f"descriptor beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
-            reason = f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit"
-        if not fits:
-            self.count_refusal(why)
-            conn.close(reason)
-        return fits
+        return admit_to_select(self, conn, watched=len(connections) + 2)
+
+
+def admit_to_select(server: Server, conn: Connection, watched: int) -> bool:
+    """Refuse (close, and count as one of ``server``'s refusals) a connection that
+    ``select()`` could not watch besides the ``watched`` sockets in its lists; True for the
+    others.
+
+    Linux and macOS: its descriptor number must be below FD_SETSIZE (1024). Windows:
+    ``select()`` takes at most 512 sockets per list, so there must be room for this one.
+    """
+    if sys.platform == "win32":
+        fits = watched + 1 <= WINDOWS_SELECT_LIMIT
+        why = reason = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
+    else:
+        fits = conn.fileno() < FD_SETSIZE
+        why = f"descriptor beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
+        reason = f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit"
+    if not fits:
+        server.count_refusal(why)
+        conn.close(reason)
+    return fits
 
 
 __all__ = [
     "FD_SETSIZE",
     "WINDOWS_SELECT_LIMIT",
     "SelectServer",
+    "admit_to_select",
 ]

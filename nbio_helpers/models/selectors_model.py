@@ -8,12 +8,11 @@ state travels in ``SelectorKey.data``.
 from __future__ import annotations
 
 import selectors
-import sys
 from typing import Any
 
 from nbio_helpers.connection import Connection, accept_all
 from nbio_helpers.events import WAKEUP
-from nbio_helpers.models.select_model import FD_SETSIZE, WINDOWS_SELECT_LIMIT
+from nbio_helpers.models.select_model import admit_to_select
 from nbio_helpers.server import Server
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -76,17 +75,7 @@ class SelectorsServer(Server):
         """
         if not isinstance(sel, selectors.SelectSelector):
             return True
-        if sys.platform == "win32":
-            fits = len(sel.get_map()) + 1 <= WINDOWS_SELECT_LIMIT
-            why = reason = f"select() takes {WINDOWS_SELECT_LIMIT} sockets at most on Windows"
-        else:
-            fits = conn.fileno() < FD_SETSIZE
-            why = f"descriptor beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
-            reason = f"descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE limit"
-        if not fits:
-            self.count_refusal(why)
-            conn.close(reason)
-        return fits
+        return admit_to_select(self, conn, watched=len(sel.get_map()))
 
     def serve_connection(
         self, sel: selectors.BaseSelector, key: selectors.SelectorKey, mask: int
