@@ -275,3 +275,18 @@ def nbgrader_course(tmp_path_factory):
     from test_nbgrader_roundtrip import WRONG, round_trip
 
     return round_trip(tmp_path_factory.mktemp("course"), list(WRONG))
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_left_running(request):
+    """A test must not leave an asyncio event loop marked as running in its thread: the next
+    test that runs a loop there would fail ("another loop is running"). The browser tests
+    are the exception while their module runs: Playwright's sync API keeps its loop running
+    in the main thread until its (module-scoped) fixture closes it."""
+    import asyncio
+
+    yield
+    if "browser" in request.fixturenames:
+        return
+    leaked = asyncio.events._get_running_loop()
+    assert leaked is None, f"an event loop is left running in this thread: {leaked!r}"

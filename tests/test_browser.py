@@ -60,9 +60,13 @@ def artifacts():
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (the system binary), launched once per session."""
+    """Headless Chromium (the system binary), launched once for this module.
+
+    Module-scoped, not session-scoped: while Playwright's sync API is open, its event loop
+    counts as running in the main thread, and a later test that runs an asyncio loop there
+    would fail ("Cannot run the event loop while another loop is running")."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -82,7 +86,7 @@ def browser():
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory, artifacts):
     """JupyterLab on 127.0.0.1 serving a temporary copy of the notebooks; always shut down."""
     with JupyterLab(
@@ -91,7 +95,7 @@ def lab(tmp_path_factory, artifacts):
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_page(browser):
     """The JupyterLab page the notebooks run in one after the other (see LabPage)."""
     shared = LabPage(browser)

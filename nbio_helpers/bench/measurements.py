@@ -78,17 +78,9 @@ def echo_with_cpu(
     Returns its result, the CPU seconds the server's threads used meanwhile, and the wall
     seconds the whole call took.
     """
-    host, port = server.address
     cpu0, t0 = server.cpu.total(), time.perf_counter()
-    result = load.request(
-        "echo_load",
-        timeout=warmup + seconds + 60,
-        host=host,
-        port=port,
-        clients=clients,
-        size=size,
-        warmup=warmup,
-        duration=seconds,
+    result = load.echo_load(
+        server.address, clients=clients, size=size, warmup=warmup, seconds=seconds, slack=50
     )
     return result, server.cpu.total() - cpu0, time.perf_counter() - t0
 

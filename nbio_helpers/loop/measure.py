@@ -255,17 +255,13 @@ def compare_loops(
             with MODELS[model](
                 name=f"compare-loops-{model}", record_events=False, backlog=max(128, clients + 10)
             ) as server:
-                host, port = server.address
                 with gc_paused():
-                    run = process.request(
-                        "echo_load",
-                        timeout=warmup + seconds + 40,
-                        host=host,
-                        port=port,
+                    run = process.echo_load(
+                        server.address,
                         clients=clients,
                         size=size,
                         warmup=warmup,
-                        duration=seconds,
+                        seconds=seconds,
                         keep_latencies=True,
                     )
             latencies = run["latencies_s"]

@@ -228,17 +228,14 @@ def throughput(
     for _ in range(trials):
         with gc_paused():
             cpu0, t0 = (cpu.total() if cpu else math.nan), time.perf_counter()
-            run = process.request(
-                "echo_load",
-                timeout=warmup + seconds + timeout + 30,
-                host=host,
-                port=port,
+            run = process.echo_load(
+                (host, port),
                 clients=clients,
                 size=size,
                 warmup=warmup,
-                duration=seconds,
-                connect_timeout=timeout,
+                seconds=seconds,
                 keep_latencies=True,
+                connect_timeout=timeout,
             )
             wall = time.perf_counter() - t0
         shares.append((cpu.total() - cpu0) / wall if cpu else math.nan)

@@ -96,6 +96,37 @@ class ClientProcess(LoadProcess):
         """True while the process runs and has not been closed."""
         return not self._retired and self.proc is not None and self.proc.poll() is None
 
+    def echo_load(
+        self,
+        address: tuple[str, int],
+        *,
+        clients: int,
+        size: int,
+        warmup: float,
+        seconds: float,
+        keep_latencies: bool = False,
+        connect_timeout: float = 10.0,
+        slack: float = 30.0,
+    ) -> dict:
+        """``clients`` echo clients against ``address`` for ``warmup + seconds``, in the
+        client process (:func:`nbio_helpers.bench.load.echo_load`; only the last ``seconds``
+        count). Returns its reply; waits at most ``warmup + seconds + connect_timeout +
+        slack`` seconds for it. ``keep_latencies``: the reply has every echo's latency too.
+        """
+        host, port = address
+        return self.request(
+            "echo_load",
+            timeout=warmup + seconds + connect_timeout + slack,
+            host=host,
+            port=port,
+            clients=clients,
+            size=size,
+            warmup=warmup,
+            duration=seconds,
+            connect_timeout=connect_timeout,
+            keep_latencies=keep_latencies,
+        )
+
     def request(self, cmd: str, *, timeout: float, **args) -> dict:
         """Run ``cmd`` in the client process and return its reply (a dict).
 
