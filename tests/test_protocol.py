@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import types
 
 import pytest
@@ -57,29 +56,24 @@ def test_water_mark_defaults_are_asyncios(high, low, expected):
 
 @pytest.mark.parametrize(("high", "low"), [(None, None), (1000, None), (None, 100), (100, 7)])
 def test_water_marks_match_what_an_asyncio_transport_does(high, low):
-    """The same defaults as CPython's own transports: asked of a real one (in a thread of its
-    own, whose event loop is this test's alone)."""
+    """The same defaults as CPython's own transports: asked of a real one."""
+    loop = asyncio.new_event_loop()
     a, b = socket.socketpair()
-
-    async def limits():
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
-        transport.set_write_buffer_limits(high=high, low=low)
-        result = transport.get_write_buffer_limits()  # (low, high)
-        transport.close()
-        await asyncio.sleep(0)
-        return result
-
-    results = []
     try:
-        runner = threading.Thread(target=lambda: results.append(asyncio.run(limits())))
-        runner.start()
-        runner.join(10)
-        assert not runner.is_alive() and len(results) == 1
+
+        async def limits():
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+            transport.set_write_buffer_limits(high=high, low=low)
+            result = transport.get_write_buffer_limits()  # (low, high)
+            transport.close()
+            await asyncio.sleep(0)
+            return result
+
+        low_water, high_water = loop.run_until_complete(limits())
     finally:
+        loop.close()
         a.close()
         b.close()
-    low_water, high_water = results[0]
     marks = WaterMarks(high, low)
     assert (marks.high, marks.low) == (high_water, low_water)
 

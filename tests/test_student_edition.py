@@ -113,6 +113,16 @@ def test_outputs_counts_and_widget_state_are_cleared():
     assert nb.cells[3].outputs  # the instructor's notebook is not modified
 
 
+def student_edition(*args: str) -> subprocess.CompletedProcess:
+    """``python -m nbio_helpers student-edition ARGS...``, finished (text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nbio_helpers", "student-edition", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_refuses_to_write_into_the_source_folder(tmp_path):
     nbformat.write(sample_notebook(), tmp_path / "00_sample.ipynb")
     for target in (tmp_path, tmp_path / "student", tmp_path / "." / "x" / ".."):
@@ -145,20 +155,7 @@ def test_an_invalid_source_notebook_is_named(tmp_path, content):
     with pytest.raises(InvalidNotebookError, match=r"01_bad\.ipynb is not a valid notebook"):
         write_student_edition(source, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbio_helpers",
-            "student-edition",
-            str(tmp_path / "out"),
-            "--source",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = student_edition(str(tmp_path / "out"), "--source", str(source))
     assert done.returncode == 1
     assert "01_bad.ipynb is not a valid notebook" in done.stderr
     assert "Traceback" not in done.stderr
@@ -174,68 +171,15 @@ def test_command_line(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     nbformat.write(sample_notebook(), source / "00_sample.ipynb")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbio_helpers",
-            "student-edition",
-            str(tmp_path / "out"),
-            "--source",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = student_edition(str(tmp_path / "out"), "--source", str(source))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "00_sample.ipynb").exists()
     assert "1 student notebook(s)" in done.stdout
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbio_helpers",
-            "student-edition",
-            str(source),
-            "--source",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = student_edition(str(source), "--source", str(source))
     assert refused.returncode == 1 and "refusing" in refused.stderr
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbio_helpers",
-            "student-edition",
-            str(tmp_path / "out"),
-            "--source",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = student_edition(str(tmp_path / "out"), "--source", str(source))
     assert again.returncode == 1 and "--force" in again.stderr and "Traceback" not in again.stderr
-    forced = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbio_helpers",
-            "student-edition",
-            str(tmp_path / "out"),
-            "--source",
-            str(source),
-            "--force",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    forced = student_edition(str(tmp_path / "out"), "--source", str(source), "--force")
     assert forced.returncode == 0, forced.stderr
 
 
