@@ -31,7 +31,7 @@ from nbio_helpers.bench import (
 )
 from nbio_helpers.server import wait_until
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(60)]
 
 REFERENCES = [AsyncioStreamsReference, ThreadingTCPReference]
 

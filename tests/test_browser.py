@@ -36,7 +36,7 @@ from browser_support import (
     notebooks_dir,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.alone, pytest.mark.browser]
 
 NOTEBOOKS = notebook_paths()
 NO_NOTEBOOKS = pytest.param(

@@ -27,7 +27,7 @@ def within(value, low, high) -> bool:
     return low - slack <= value <= high + slack
 
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(60)]
 
 
 def test_every_model_with_the_polling_variants():

@@ -12,6 +12,8 @@ import pytest
 
 from nbio_helpers.measure import ComparisonRow, Relation, comparison_relations, print_relations
 
+pytestmark = pytest.mark.alone  # measures: runs alone under pytest -n
+
 NOTEBOOK_04 = [
     "every echo of the load came back intact",
     "busy polling goes round thousands of times a second with nothing to do, and burns a core "

@@ -14,6 +14,8 @@ import pytest
 from nbio_helpers.lessons import nb01 as copying
 from nbio_helpers.lessons.nb01 import MAX_SIZE, CopyTiming, copy_time, fits
 
+pytestmark = pytest.mark.alone  # measures: runs alone under pytest -n
+
 
 @pytest.mark.parametrize("size", [1, 14, 64 * 1024, MAX_SIZE])
 def test_copy_time_measures_the_given_size(size):

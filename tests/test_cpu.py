@@ -34,6 +34,7 @@ from nbio_helpers.clients import run_load
 from nbio_helpers.cpu import PSUTIL, SELF_REPORTED, THREAD_CLOCK, ThreadCPU, cpu_share
 
 pytestmark = [
+    pytest.mark.alone,
     pytest.mark.timeout(60),
     pytest.mark.skipif(
         not hasattr(time, "pthread_getcpuclockid"), reason="compares with the thread clock (Linux)"

@@ -12,7 +12,7 @@ import pytest
 from nbio_helpers import SelectServer, running_servers
 from nbio_helpers.ui.explorer import PollIntervalExplorer
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(30)]
 
 
 def fast_explorer(**options):

@@ -6,7 +6,7 @@ import pytest
 from nbio_helpers import running_servers
 from nbio_helpers.measure import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(60)]
 
 
 @pytest.mark.parametrize("work", list(WORKLOADS))

@@ -28,7 +28,11 @@ from nbio_helpers.loop.measure import (
     plot_blocking_call,
 )
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("nothing_left_running")]
+pytestmark = [
+    pytest.mark.alone,
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("nothing_left_running"),
+]
 
 
 def test_p90_only_with_enough_echoes():

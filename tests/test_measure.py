@@ -40,7 +40,7 @@ def within(value, low, high) -> bool:
     return low - slack <= value <= high + slack
 
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(30)]
 
 
 # ------------------------------------------------------------------------- latency

@@ -26,7 +26,7 @@ from nbio_helpers.measure import (
 from nbio_helpers.measure.scaling import available_selectors, measure_scaling
 from nbio_helpers.models import PollingServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.alone, pytest.mark.slow, pytest.mark.timeout(120)]
 
 INTERVALS = [0, 0.0001, 0.001, 0.01, 0.05]
 SHORTEST = 0.05 if sys.platform == "win32" else 0.001  # Windows: the timer tick

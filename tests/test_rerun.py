@@ -15,6 +15,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 PROBE = """\
 import os, threading
+
+pytestmark = pytest.mark.alone  # measures: runs alone under pytest -n
 print(threading.active_count(), len(os.listdir('/proc/self/fd')))
 """
 

@@ -9,7 +9,7 @@ import pytest
 
 from nbio_helpers.measure.rounds import round_cost_after
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(30)]
 
 
 def test_every_setting_measured_within_budget():

@@ -22,7 +22,7 @@ from nbio_helpers.measure.scaling import (
     raise_fd_limit,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.alone, pytest.mark.timeout(60)]
 
 
 def open_fds() -> int | None:

@@ -35,6 +35,8 @@ from nbio_helpers.measure.comparison import model_spec
 from nbio_helpers.models.select_model import FD_SETSIZE
 from nbio_helpers.server import wait_until
 
+pytestmark = pytest.mark.alone  # measures: runs alone under pytest -n
+
 posix_only = pytest.mark.skipif(
     sys.platform == "win32", reason="descriptor numbers: POSIX select() only"
 )

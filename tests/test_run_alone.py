@@ -1,0 +1,116 @@
+"""Under pytest -n, a test marked ``alone`` runs while no other test runs (tests/run_alone.py).
+
+A small suite runs in a pytest subprocess with two xdist workers. Each of its tests writes
+when it started and ended (``time.monotonic()``: on Linux and macOS one clock for every
+process). With the lock, no ``alone`` test overlaps any other test, while the other tests do
+overlap each other (the workers did run side by side); without it (the same suite, the hooks
+left out), an ``alone`` test overlaps another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("xdist")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+TESTS = Path(__file__).resolve().parent
+
+SUITE = """
+import json, os, time
+from pathlib import Path
+
+import pytest
+
+LOG = Path(os.environ["RUN_ALONE_LOG"])
+
+
+def record(name, work):
+    start = time.monotonic()
+    work()
+    with open(LOG / f"{name}.json", "w") as f:
+        json.dump([start, time.monotonic()], f)
+
+
+def busy(seconds):
+    return lambda: time.sleep(seconds)
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_shared_one(n):
+    record(f"shared-one-{n}", busy(0.1))
+
+
+@pytest.mark.alone
+@pytest.mark.parametrize("n", range(3))
+def test_alone(n):
+    record(f"alone-{n}", busy(0.15))
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_shared_two(n):
+    record(f"shared-two-{n}", busy(0.1))
+"""
+
+WITH_HOOKS = """
+from run_alone import pytest_collection_modifyitems, pytest_configure, pytest_runtest_protocol
+"""
+WITHOUT_HOOKS = """
+def pytest_configure(config):
+    config.addinivalue_line("markers", "alone: (the hooks are left out)")
+"""
+
+
+def run_suite(folder: Path, conftest: str) -> dict[str, tuple[float, float]]:
+    """Run SUITE with two workers; each test's (start, end)."""
+    (folder / "conftest.py").write_text(conftest)
+    (folder / "test_suite.py").write_text(SUITE)
+    (folder / "pytest.ini").write_text("[pytest]\n")  # not the project's configuration
+    log = folder / "log"
+    log.mkdir()
+    env = {
+        **os.environ,
+        "RUN_ALONE_LOG": str(log),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # xdist only (-p xdist): quicker to start
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider", "-n", "2"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {p.stem: tuple(json.loads(p.read_text())) for p in log.glob("*.json")}
+
+
+def overlaps(times: dict[str, tuple[float, float]], first: str) -> list[tuple[str, str]]:
+    """Each (test whose name starts with ``first``, other test) pair whose runs overlapped."""
+    return [
+        (a, b)
+        for a, (a0, a1) in times.items()
+        if a.startswith(first)
+        for b, (b0, b1) in times.items()
+        if b != a and b0 < a1 and a0 < b1
+    ]
+
+
+def test_an_alone_test_overlaps_no_other(tmp_path):
+    times = run_suite(tmp_path, WITH_HOOKS)
+    assert len(times) == 15, sorted(times)
+    assert overlaps(times, "shared"), "the workers never ran two tests side by side"
+    assert overlaps(times, "alone") == []
+
+
+def test_without_the_lock_they_would_overlap(tmp_path):
+    times = run_suite(tmp_path, WITHOUT_HOOKS)
+    assert len(times) == 15, sorted(times)
+    assert overlaps(times, "alone"), "the suite cannot tell: its alone tests met no other"
