@@ -259,13 +259,9 @@ def pair():
     b.close()
 
 
-@pytest.fixture(scope="session")
-def nbgrader_course(tmp_path_factory):
-    """The nbgrader round trip of every notebook with exercises, run once per session:
-    ``{notebook name: result}`` (see ``test_nbgrader_roundtrip.round_trip``), or ``None``
-    where nbgrader cannot run (Python 3.10, or not installed). ``test_nbgrader_roundtrip``
-    checks the scores; ``test_student_edition`` checks the unsolved submission's run, which
-    is the student edition executed (the same cells), instead of executing it again."""
+def _nbgrader_round_trip(tmp_path_factory, students):
+    """``test_nbgrader_roundtrip.round_trip`` of every notebook with exercises, for these
+    students; ``None`` where nbgrader cannot run (Python 3.10, or not installed)."""
     if sys.version_info < (3, 11):
         return None
     try:
@@ -274,7 +270,24 @@ def nbgrader_course(tmp_path_factory):
         return None
     from test_nbgrader_roundtrip import WRONG, round_trip
 
-    return round_trip(tmp_path_factory.mktemp("course"), list(WRONG))
+    return round_trip(tmp_path_factory.mktemp("course"), list(WRONG), students)
+
+
+@pytest.fixture(scope="session")
+def nbgrader_course(tmp_path_factory):
+    """The nbgrader round trip of the unsolved release of every notebook with exercises,
+    run once per session: ``{notebook name: result}`` (see
+    ``test_nbgrader_roundtrip.round_trip``), or ``None`` where nbgrader cannot run.
+    ``test_nbgrader_roundtrip`` checks the scores; ``test_student_edition`` checks the run,
+    which is the student edition executed (the same cells), instead of executing it again.
+    A test that uses it runs alone under ``pytest -n`` (tests/run_alone.py)."""
+    return _nbgrader_round_trip(tmp_path_factory, ("unsolved",))
+
+
+@pytest.fixture(scope="session")
+def nbgrader_graded(tmp_path_factory):
+    """The same round trip, of the solved and the wrong submissions (their scores)."""
+    return _nbgrader_round_trip(tmp_path_factory, ("solved", "wrong"))
 
 
 @pytest.fixture(autouse=True)

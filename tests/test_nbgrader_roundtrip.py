@@ -1,11 +1,22 @@
 """The whole nbgrader round trip, with the real nbgrader, for every notebook.
 
-One course folder is made in a temporary directory, with one assignment per notebook: the
+A course folder is made in a temporary directory, with one assignment per notebook: the
 instructor notebook goes into ``source/``, ``nbgrader generate_assignment`` releases them
-all, and one ``nbgrader autograde`` grades three submissions of each: the unsolved release
-(0 points), the release with the reference solutions pasted back (full points), and the
-release with one typical wrong answer (that task's points lost, the others kept). The
-release must also be what ``student-edition`` writes.
+all, and one ``nbgrader autograde`` grades the submissions of each. Three submissions of
+each notebook are graded: the unsolved release (0 points), the release with the reference
+solutions pasted back (full points), and the release with one typical wrong answer (that
+task's points lost, the others kept). The release must also be what ``student-edition``
+writes.
+
+Two courses, one fixture each (tests/conftest.py), so that ``pytest -n`` can grade them
+side by side with other tests:
+
+* ``nbgrader_course``: the unsolved submissions. tests/test_student_edition.py checks that
+  no cell but a checker raised in them, so they run alone (tests/run_alone.py): the
+  notebooks assert what they measure;
+* ``nbgrader_graded``: the solved and the wrong ones, whose scores are all that is checked.
+  The checkers time and measure the learner's code with margins meant for a learner's busy
+  laptop, so these need no machine to themselves.
 
 nbgrader 0.9 needs Python 3.11+ (and JupyterLab 4.2+): skipped elsewhere, or if it is not
 installed (it is in the ``test`` extra).
@@ -139,12 +150,16 @@ def submit(course: Path, student: str, assignment: str, name: str, nb) -> None:
     nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-def round_trip(course: Path, names: list[str]) -> dict:
+STUDENTS = ("unsolved", "solved", "wrong")
+
+
+def round_trip(course: Path, names: list[str], students=STUDENTS) -> dict:
     """One course with one assignment per notebook in ``names``: release each, then grade
-    every submission of every assignment in one ``nbgrader autograde`` (one gradebook, one
-    nbgrader start, as a course of several assignments is graded). Returns, per notebook,
-    the three submissions' scores, the points in all, those of the broken task, the release,
-    and the path of the unsolved submission as nbgrader executed it (``unsolved_run``).
+    the ``students``' submissions (of :data:`STUDENTS`) of every assignment in one
+    ``nbgrader autograde`` (one gradebook, one nbgrader start, as a course of several
+    assignments is graded). Returns, per notebook, those submissions' ``scores``, the points
+    in all, those of the broken task, the release, and the path of the unsolved submission
+    as nbgrader executed it (``unsolved_run``).
     """
     (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course)))
     results = {}
@@ -165,8 +180,9 @@ def round_trip(course: Path, names: list[str]) -> dict:
         wrong = nbformat.from_dict(solved)
         broken, source, worth = WRONG[name]
         cells_by_id(wrong)[broken].source = source
-        for student, nb in (("unsolved", release), ("solved", solved), ("wrong", wrong)):
-            submit(course, student, assignment, name, nb)
+        submissions = {"unsolved": release, "solved": solved, "wrong": wrong}
+        for student in students:
+            submit(course, student, assignment, name, submissions[student])
         results[name] = {
             "total": points_of(instructor),
             "worth": worth,
@@ -180,24 +196,29 @@ def round_trip(course: Path, names: list[str]) -> dict:
             assignment = name.split("_")[0]
             result["scores"] = {
                 student: gb.find_submission_notebook(name, assignment, student).score
-                for student in ("unsolved", "solved", "wrong")
+                for student in students
             }
     return results
 
 
 @pytest.mark.parametrize("name", list(WRONG))
-def test_nbgrader_round_trip(nbgrader_course, name):
-    result = nbgrader_course[name]  # conftest: round_trip() of every notebook, once
-    scores, total = result["scores"], result["total"]
-    assert total > 0
-    assert scores["unsolved"] == 0, scores
-    assert scores["solved"] == total, scores
-    assert scores["wrong"] == total - result["worth"], scores
+def test_nbgrader_scores_an_unsolved_release_zero(nbgrader_course, name):
+    result = nbgrader_course[name]  # conftest: the unsolved submissions' course, once
+    assert result["total"] > 0
+    assert result["scores"] == {"unsolved": 0}, result["scores"]
 
     # nbgrader's release and the project's student edition give the same cells.
     ours = student_notebook(nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4))
     theirs = result["release"]
     assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_nbgrader_scores_right_and_wrong_answers(nbgrader_graded, name):
+    result = nbgrader_graded[name]  # conftest: the solved and wrong submissions' course, once
+    scores, total = result["scores"], result["total"]
+    assert scores["solved"] == total, scores
+    assert scores["wrong"] == total - result["worth"], scores
 
 
 if __name__ == "__main__":  # pragma: no cover - prints the scores for the report

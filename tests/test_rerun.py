@@ -11,12 +11,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.alone  # executes notebooks, which assert what they measure
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 PROBE = """\
 import os, threading
-
-pytestmark = pytest.mark.alone  # measures: runs alone under pytest -n
 print(threading.active_count(), len(os.listdir('/proc/self/fd')))
 """
 
