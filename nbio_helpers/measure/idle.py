@@ -81,30 +81,18 @@ def idle_clients(
     Yields a :class:`HeldClients`; the connections are closed on exit.
     """
     process = process or client_process()
-    host, port = server.address[:2]
+    address = server.address[0], server.address[1]
     ensure_fd_room(clients)  # the server's ends are in this process (macOS allows 256)
-    with process.lock:
+    with process.lock:  # no other thread's request in between: the accepts are these clients'
         accepted_before = server.events.count(ACCEPT)
-        held = process.request(
-            "hold",
-            timeout=timeout + 30,
-            host=host,
-            port=port,
-            count=clients,
-            check=False,
-            within=timeout,
-        )
-        try:
+        with process.held(
+            address, clients, timeout=timeout + 30, check=False, within=timeout
+        ) as held:
             opened = held.get("opened", 0)
             accepted = _wait_for_accepts(server, accepted_before, opened, timeout, stall)
             # Never more than were opened: an accept of someone else's connection in the
             # meantime (another client of the same server) is not a silent client.
             yield HeldClients(opened, min(accepted, opened), tuple(held.get("errors", ())))
-        finally:
-            # Not after an interrupt that ended the process: the interrupt must show, not
-            # this (the next request starts a new process, without the connections).
-            if process.alive:
-                process.request("release", timeout=timeout + 30)
 
 
 def _wait_for_accepts(server, before: int, wanted: int, timeout: float, stall: float) -> int:
