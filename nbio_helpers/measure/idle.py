@@ -241,6 +241,14 @@ def _pooled(windows, rounds_counted: bool, clients: int, measured: int) -> IdleC
     )
 
 
+def _check_windows(seconds: float, repeat: int, attempts: int) -> None:
+    if attempts < 1 or repeat < 1 or not seconds > 0:
+        raise ValueError(
+            f"attempts and repeat must be >= 1 and seconds > 0, not attempts={attempts!r}, "
+            f"repeat={repeat!r}, seconds={seconds!r}"
+        )
+
+
 def idle_cost(
     server,
     clients: int = 10,
@@ -286,8 +294,7 @@ def idle_cost(
     ...     idle_cost(server, seconds=0.3, repeat=3, attempts=3, retry_below=0.8).cpu
     0.99
     """
-    if attempts < 1 or repeat < 1 or seconds <= 0:
-        raise ValueError("attempts and repeat must be >= 1 and seconds > 0")
+    _check_windows(seconds, repeat, attempts)  # now, before any client connects
     with idle_clients(server, clients, process=process, stall=settle) as held:
         return idle_cost_held(
             server, held, seconds, repeat=repeat, attempts=attempts, retry_below=retry_below
@@ -305,6 +312,7 @@ def idle_cost_held(
 ) -> IdleCost:
     """:func:`idle_cost`, inside an :func:`idle_clients` block that the caller holds (to
     measure more with the same clients connected: the sweep, the comparison)."""
+    _check_windows(seconds, repeat, attempts)
     best = None
     measured = 0
     for _ in range(attempts):
@@ -316,6 +324,5 @@ def idle_cost_held(
             best = cost
         if not cost.cpu < retry_below:  # enough (or nan: unsupported, no point retrying)
             break
-    if best is None:
-        raise ValueError(f"attempts must be at least 1, not {attempts}")
+    assert best is not None  # attempts >= 1
     return dataclasses.replace(best, windows=measured, opened=held.opened, errors=held.errors)
