@@ -187,7 +187,13 @@ def compare(
     if unknown:
         raise ValueError(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
     # The load's parameters are checked now, before any server starts.
-    load = EchoLoad(load_clients, size, warmup, load_seconds, connect_timeout=timeout)
+    load = EchoLoad(
+        clients=load_clients,
+        size=size,
+        warmup=warmup,
+        seconds=load_seconds,
+        connect_timeout=timeout,
+    )
     process = process or client_process()
     specs = [model_spec(s) for s in (comparison_models() if models is None else models)]
     probe = connections if "connections" in parts else 0

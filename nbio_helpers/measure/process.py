@@ -7,6 +7,9 @@ separate process, :class:`ClientProcess`, started on first use and reused::
 
     process = client_process()           # the shared one: started now, or the running one
     process.request("latency", timeout=10, host=host, port=port, requests=20)
+    process.echo_load((host, port), EchoLoad(clients=20))   # see measure.echo.measure_load
+    with process.held((host, port), 100, timeout=30, check=False):
+        ...                              # 100 connections held open meanwhile
     stop_client_processes()              # what notebook.finish() does; nothing is left
 
 Rules:
