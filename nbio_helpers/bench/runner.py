@@ -61,7 +61,7 @@ class Settings:
 
     def echo_load(self, size: int) -> EchoLoad:
         """The throughput runs' load for messages of ``size`` bytes."""
-        return EchoLoad(self.clients, size, self.warmup, self.seconds)
+        return EchoLoad(clients=self.clients, size=size, warmup=self.warmup, seconds=self.seconds)
 
     def as_dict(self) -> dict:
         return dict(vars(self))
