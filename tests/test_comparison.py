@@ -65,6 +65,13 @@ def test_only_the_parts_asked_for():
         compare(["select"], parts=("speed",))
 
 
+def test_bad_idle_windows_get_a_clear_error():
+    with pytest.raises(ValueError, match="repeat must be >= 1"):
+        compare(["select"], parts=("idle",), idle_clients=1, idle_repeat=0)
+    with pytest.raises(ValueError, match="EchoLoad clients"):
+        compare(["select"], parts=("load",), load_clients=0)
+
+
 @pytest.mark.slow
 def test_every_part_on_a_small_run():
     before = set(running_servers())

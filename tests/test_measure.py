@@ -1,6 +1,7 @@
 """nbio_helpers.measure: idle cost, latency, throughput, sweep and trade-off plot, measured
 from the client process. Structure only: no timed assertions (see test_relations.py)."""
 
+import dataclasses
 import math
 import socket
 import threading
@@ -14,6 +15,7 @@ import pytest
 from nbio_helpers import AsyncioServer, PollingServer, SelectServer, running_servers
 from nbio_helpers.events import ACCEPT, EOF
 from nbio_helpers.measure import (
+    EchoLoad,
     HeldClients,
     IdleCost,
     LatencyStats,
@@ -143,6 +145,41 @@ def test_throughput_from_another_process():
     assert result.clients_served == 4
     assert result.cpu >= 0 and result.median_latency <= result.tail_latency
     assert result.tail_name in ("p99", "p90", "max")
+
+
+def test_an_echo_load_checks_its_fields():
+    load = EchoLoad()
+    assert (load.clients, load.size, load.warmup, load.seconds) == (20, 64, 0.05, 0.2)
+    assert load.duration == pytest.approx(0.25)
+    for bad in (
+        {"clients": 0},
+        {"clients": 2.0},
+        {"clients": True},
+        {"size": 0},
+        {"warmup": -0.1},
+        {"warmup": math.nan},
+        {"seconds": 0},
+        {"connect_timeout": 0},
+    ):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"EchoLoad {name} must be"):
+            EchoLoad(**bad)
+        with pytest.raises(ValueError, match=f"EchoLoad {name} must be"):
+            dataclasses.replace(load, **bad)  # a changed copy is checked again
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        load.clients = 3  # type: ignore[misc]
+
+
+def test_throughput_takes_an_echo_load_or_its_fields():
+    with SelectServer() as server:
+        result = throughput(server, EchoLoad(clients=2, seconds=0.02, warmup=0.0))
+        assert result.ok and (result.clients, result.size) == (2, 64)
+        result = throughput(server, EchoLoad(clients=2), size=16, seconds=0.02, warmup=0.0)
+        assert result.ok and (result.clients, result.size) == (2, 16)
+        with pytest.raises(ValueError, match="EchoLoad clients"):
+            throughput(server, clients=0)
+        with pytest.raises(TypeError):
+            throughput(server, clients=2, rate=5)  # not a field of an EchoLoad
 
 
 def test_throughput_of_an_address_has_no_cpu():

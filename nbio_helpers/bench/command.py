@@ -15,7 +15,7 @@ from nbio_helpers.bench.report import format_report, json_ready
 from nbio_helpers.bench.runner import Settings, run_bench
 from nbio_helpers.bench.servers import SERVERS
 from nbio_helpers.bench.worker import LoadProcessError
-from nbio_helpers.cli.args import ArgumentType, seconds, whole_number
+from nbio_helpers.cli.args import ArgumentParser, ArgumentType, seconds, whole_number
 from nbio_helpers.limits import raise_fd_limit
 
 MAX_CLIENTS = 1000
@@ -133,7 +133,7 @@ def _progress(text: str) -> None:
 
 def main(argv=None) -> int:
     """Entry point without the package CLI: ``python -m nbio_helpers.bench``."""
-    parser = argparse.ArgumentParser(prog="python -m nbio_helpers bench")
+    parser = ArgumentParser(prog="python -m nbio_helpers bench")
     configure_parser(parser)
     return run(parser.parse_args(argv))
 

@@ -21,6 +21,7 @@ from nbio_helpers.bench.load import BULK_BUFFER
 from nbio_helpers.bench.servers import SERVERS
 from nbio_helpers.limits import fd_limit, raise_fd_limit
 from nbio_helpers.measure import idle_cost
+from nbio_helpers.measure.echo import EchoLoad, measure_load
 from nbio_helpers.measure.process import ClientProcess
 from nbio_helpers.models import FD_SETSIZE
 from nbio_helpers.server import Server
@@ -70,32 +71,16 @@ def idle_cpu(
     }
 
 
-def echo_with_cpu(
-    server: Server, load: ClientProcess, clients: int, size: int, warmup: float, seconds: float
-) -> tuple[dict, float, float]:
-    """The load process's ``echo_load`` against ``server``.
-
-    Returns its result, the CPU seconds the server's threads used meanwhile, and the wall
-    seconds the whole call took.
+def throughput(server: Server, load: ClientProcess, echo: EchoLoad) -> dict:
+    """The load process's echo load ``echo`` against ``server``
+    (:func:`nbio_helpers.measure.echo.measure_load`): its result, plus the server's CPU
+    time per echoed message (``cpu_us_per_message``), which, unlike throughput, hardly
+    depends on what else the machine is doing.
     """
-    cpu0, t0 = server.cpu.total(), time.perf_counter()
-    result = load.echo_load(
-        server.address, clients=clients, size=size, warmup=warmup, seconds=seconds, slack=50
-    )
-    return result, server.cpu.total() - cpu0, time.perf_counter() - t0
-
-
-def throughput(
-    server: Server, load: ClientProcess, clients: int, size: int, warmup: float, seconds: float
-) -> dict:
-    """Echo throughput of ``clients`` clients sending ``size``-byte messages (load process).
-
-    Also the server's CPU time per echoed message (``cpu_us_per_message``): unlike
-    throughput, it hardly depends on what else the machine is doing.
-    """
-    result, cpu, _ = echo_with_cpu(server, load, clients, size, warmup, seconds)
+    run = measure_load(server, echo, process=load, slack=50)
+    result = run.reply
     result["cpu_us_per_message"] = (
-        cpu / result["all_messages"] * 1e6 if result.get("all_messages") else None
+        run.cpu_seconds / result["all_messages"] * 1e6 if result.get("all_messages") else None
     )
     return result
 
@@ -105,13 +90,8 @@ def held_echoes(
 ) -> dict:
     """``count`` concurrent connections to ``server``, each echoing its own message at the
     same time, then closed (see :func:`.load.hold` for ``options`` and the result)."""
-    host, port = server.address
-    with load.lock:
-        result = load.request(
-            "hold", timeout=timeout, host=host, port=port, count=count, check=True, **options
-        )
-        load.request("release", timeout=60)
-    return result
+    with load.held(server.address, count, timeout=timeout, check=True, **options) as result:
+        return result
 
 
 def max_connections(load: ClientProcess, model: str, count: int) -> dict:
@@ -139,7 +119,6 @@ def select_refusal(load: ClientProcess, beyond: int) -> dict:
 
 
 __all__ = [
-    "echo_with_cpu",
     "held_echoes",
     "idle_cpu",
     "loopback_ceiling",

@@ -28,6 +28,7 @@ from nbio_helpers.bench.measurements import (
 from nbio_helpers.bench.report import evaluate_targets, size_text
 from nbio_helpers.bench.servers import SERVERS
 from nbio_helpers.limits import fd_limit
+from nbio_helpers.measure.echo import EchoLoad
 from nbio_helpers.measure.process import ClientProcess
 
 SIZES = {"small": 64, "large": 64 * 1024}
@@ -57,6 +58,10 @@ class Settings:
         self.connections = connections if connections is not None else (300 if quick else 5000)
         self.select_beyond = 50 if quick else 100
         self.servers = list(servers) if servers else list(SERVERS)
+
+    def echo_load(self, size: int) -> EchoLoad:
+        """The throughput runs' load for messages of ``size`` bytes."""
+        return EchoLoad(clients=self.clients, size=size, warmup=self.warmup, seconds=self.seconds)
 
     def as_dict(self) -> dict:
         return dict(vars(self))
@@ -115,14 +120,7 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
                             + (f", round {round_ + 1}" if settings.rounds > 1 else "")
                         )
                         rounds[name][label].append(
-                            throughput(
-                                server,
-                                load,
-                                settings.clients,
-                                size,
-                                settings.warmup,
-                                settings.seconds,
-                            )
+                            throughput(server, load, settings.echo_load(size))
                         )
         for name in names:
             results["servers"][name] = {

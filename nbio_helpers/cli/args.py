@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -140,4 +141,28 @@ SERVER_PORT = whole_number(1, 65535, "the server's port")
 """A port to connect to (port 0 cannot be connected to)."""
 
 
-__all__ = ["PORT", "SERVER_PORT", "ArgumentType", "host", "seconds", "whole_number"]
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that refuses ``--option=--`` as it refuses any bad value.
+
+    Before Python 3.13, argparse takes the ``--`` of ``--grace=--`` for its "end of options"
+    marker and gives the option an empty list, without calling its ``type=`` (so that no
+    check runs and the command later fails on a list where it expected a number).
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        for arg in sys.argv[1:] if args is None else args:
+            option, equals, value = arg.partition("=")
+            if equals and value == "--" and option.startswith("-"):
+                self.error(f"argument {option}: expected a value, not '--'")
+        return super().parse_known_args(args, namespace)
+
+
+__all__ = [
+    "PORT",
+    "SERVER_PORT",
+    "ArgumentParser",
+    "ArgumentType",
+    "host",
+    "seconds",
+    "whole_number",
+]

@@ -35,7 +35,7 @@ import time
 import warnings
 
 from nbio_helpers import __version__
-from nbio_helpers.cli.args import PORT, SERVER_PORT, host, seconds, whole_number
+from nbio_helpers.cli.args import PORT, SERVER_PORT, ArgumentParser, host, seconds, whole_number
 from nbio_helpers.cli.output_guard import guarded_output
 from nbio_helpers.cli.refusal_report import RefusalReport
 from nbio_helpers.cli.terminal import connection_problem, format_address, terminal_client
@@ -108,7 +108,7 @@ def _prog() -> str:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser. An optional command's module is imported only when ``argv``
     asks for that command, so that ``serve`` starts fast."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=_prog(),
         description=f"Echo servers (every byte back upper-cased) in {len(MODELS)} IO "
         "models, a terminal client, a load generator and a chat server.",

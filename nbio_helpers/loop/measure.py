@@ -13,7 +13,7 @@ stops what it starts::
     plot_blocking_call(blocked, polite)
 
 :func:`compare_loops` drives the load from the series' shared client process
-(:mod:`nbio_helpers.measure`: its ``echo_load``, with the automatic GC paused as for every
+(:func:`nbio_helpers.measure.echo.measure_load`, with the automatic GC paused as for every
 measurement there). :func:`blocking_call_latency` needs what that load does not have: clients
 that send at a steady pace and the send time of every message (for the plot); its clients,
 :func:`echo_clients`, run in a process of their own. Percentiles, the tail rule and the spread
@@ -35,6 +35,8 @@ from nbio_helpers.clients import connect, recv_exactly
 from nbio_helpers.limits import raise_fd_limit
 from nbio_helpers.loop.pitfall import PAUSE_COMMAND, PausingEchoServer
 from nbio_helpers.measure import stats
+from nbio_helpers.measure.echo import EchoLoad, measure_load
+from nbio_helpers.measure.process import ClientProcess
 from nbio_helpers.measure.stats import Spread, percentile, tail
 from nbio_helpers.models import MODELS
 
@@ -213,15 +215,17 @@ def p90_or_nan(latencies: list[float]) -> float:
     return percentile(latencies, 0.9) if stats.tail_name(len(latencies)) != "max" else math.nan
 
 
+LOOP_LOAD = EchoLoad(clients=50, size=64, warmup=0.2, seconds=0.5)
+""":func:`compare_loops`' load: 50 clients echoing 64 bytes, 0.2 s of warm-up, 0.5 s measured."""
+
+
 def compare_loops(
     models=LOOP_MODELS,
+    load: EchoLoad = LOOP_LOAD,
     *,
     rounds: int = 3,
-    clients: int = 50,
-    size: int = 64,
-    warmup: float = 0.2,
-    seconds: float = 0.5,
-    process=None,
+    process: ClientProcess | None = None,
+    **changes,
 ) -> list[LoopFigures]:
     """The same load on each model, ``rounds`` times (the order reversed every other round,
     so none is always first).
@@ -230,40 +234,32 @@ def compare_loops(
     ----------
     models:
         Names in ``MODELS`` (default: ``tasks``, ``asyncio``, ``selectors``).
+    load:
+        The :class:`~nbio_helpers.measure.echo.EchoLoad` (concurrent clients, each sending
+        its next message as soon as its echo is back, every echo checked); default
+        :data:`LOOP_LOAD`.
     rounds:
         Each model is measured once per round.
-    clients, size:
-        ``clients`` concurrent clients echoing ``size``-byte messages, each sending its next
-        message as soon as its echo is back (every echo checked byte for byte).
-    warmup, seconds:
-        Each measurement lasts ``warmup + seconds``; only the last ``seconds`` count.
     process:
         The client process (default: the shared one of :mod:`nbio_helpers.measure`).
+    changes:
+        Fields of ``load`` to change: ``compare_loops(rounds=1, warmup=0.1, seconds=0.3)``.
 
     Returns
     -------
     One :class:`LoopFigures` per model, in the order given. About
-    ``(warmup + seconds + 0.1) * rounds * len(models)`` seconds.
+    ``(load.duration + 0.1) * rounds * len(models)`` seconds.
     """
-    from nbio_helpers.measure import client_process
-    from nbio_helpers.measure.quiet import gc_paused
-
-    process = process or client_process()
+    load = dataclasses.replace(load, **changes)
     figures = {m: LoopFigures(m, [], [], [], True) for m in models}
     for round_ in range(rounds):
         for model in models if round_ % 2 == 0 else models[::-1]:
             with MODELS[model](
-                name=f"compare-loops-{model}", record_events=False, backlog=max(128, clients + 10)
+                name=f"compare-loops-{model}",
+                record_events=False,
+                backlog=max(128, load.clients + 10),
             ) as server:
-                with gc_paused():
-                    run = process.echo_load(
-                        server.address,
-                        clients=clients,
-                        size=size,
-                        warmup=warmup,
-                        seconds=seconds,
-                        keep_latencies=True,
-                    )
+                run = measure_load(server, load, process=process, keep_latencies=True).reply
             latencies = run["latencies_s"]
             row = figures[model]
             row.throughput.append(run["messages_per_second"])
@@ -534,6 +530,7 @@ def plot_blocking_call(blocked: dict, cooperative: dict, title: str | None = Non
 
 
 __all__ = [
+    "LOOP_LOAD",
     "LOOP_MODELS",
     "LoopFigures",
     "blocking_call_latency",

@@ -142,6 +142,12 @@ def plot_loop_timeline(
         ax.add_collection(artist)
         return artist
 
+    def marks(xs, y, gid, **style):
+        """A marker at each of ``xs`` on the row at ``y``, the whole set tagged ``gid``."""
+        artist = ax.scatter(xs, [y] * len(xs), **style)
+        artist.set_gid(gid)
+        return artist
+
     # The select() row: asleep (a bar per call), or only looking (select(0): a tick).
     slept = [c for c in selects if c.timeout != 0]
     looked = [c for c in selects if c.timeout == 0]
@@ -169,16 +175,16 @@ def plot_loop_timeline(
                 clip_on=True,
             )
     if looked:
-        artist = ax.scatter(
+        marks(
             [ms(c.start) for c in looked],
-            [0] * len(looked),
+            0,
+            GIDS["nosleep"],
             marker="|",
             s=90,
             color=_NOSLEEP,
             linewidths=1.0,
             zorder=3,
         )
-        artist.set_gid(GIDS["nosleep"])
     # What each finite timeout allowed beyond the moment the call returned: a line on to
     # where it would have ended (its deadline: the earliest timer's).
     unused = [
@@ -198,16 +204,16 @@ def plot_loop_timeline(
         artist.set_gid(GIDS["unused"])
     deadlines = [ms(c.start + c.timeout) for c in slept if c.timeout is not None]
     if deadlines:
-        caps = ax.scatter(
+        marks(
             deadlines,
-            [_TIMEOUT_Y] * len(deadlines),
+            _TIMEOUT_Y,
+            GIDS["deadline"],
             marker="|",
             s=70,
             color=_TIMEOUT,
             linewidths=1.2,
             zorder=2,
         )
-        caps.set_gid(GIDS["deadline"])
     woke = [c for c in selects if c.ready]
     spent = [c for c in slept if not c.ready and c.timeout is not None]
     for calls, marker, color, key in (
@@ -215,16 +221,16 @@ def plot_loop_timeline(
         (spent, "x", _EXPIRED, "expired"),
     ):
         if calls:
-            artist = ax.scatter(
+            marks(
                 [ms(c.end) for c in calls],
-                [-0.5] * len(calls),
+                -0.5,
+                GIDS[key],
                 marker=marker,
                 s=26,
                 color=color,
                 zorder=3,
                 linewidths=1.4,
             )
-            artist.set_gid(GIDS[key])
     if 0 < len(woke) + len(spent) <= 40:  # why it woke, down to the tasks that then ran
         ax.vlines(
             [ms(c.end) for c in (*woke, *spent)],

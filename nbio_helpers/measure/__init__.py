@@ -14,7 +14,9 @@ figure                                 function (module)
 =====================================  ================================================
 CPU and loop rounds of an idle server  :func:`idle_cost` (:mod:`.idle`)
 latency of sequential requests         :func:`latency_stats` (:mod:`.latency`)
-throughput under concurrent clients    :func:`throughput` (:mod:`.latency`)
+throughput under concurrent clients    :func:`throughput` (:mod:`.latency`), the load it
+                                       runs: :class:`EchoLoad`, :func:`measure_load`
+                                       (:mod:`.echo`)
 the polling trade-off (notebook 03)    :func:`poll_interval_sweep`, :func:`plot_tradeoff`
 every model compared (04, 05, bench)   :func:`compare`, :func:`comparison_table`,
                                        :func:`plot_comparison` (:mod:`.comparison`)
@@ -49,6 +51,7 @@ from nbio_helpers.measure.comparison import (
     comparison_table,
     plot_comparison,
 )
+from nbio_helpers.measure.echo import EchoLoad, LoadRun, measure_load
 from nbio_helpers.measure.gil import WORKLOADS, NeighbourSlowdown, neighbour_slowdown
 from nbio_helpers.measure.idle import (
     HeldClients,
@@ -78,9 +81,11 @@ __all__ = [
     "ClientProcess",
     "ClientProcessError",
     "ComparisonRow",
+    "EchoLoad",
     "HeldClients",
     "IdleCost",
     "LatencyStats",
+    "LoadRun",
     "NeighbourSlowdown",
     "Relation",
     "Spread",
@@ -96,6 +101,7 @@ __all__ = [
     "idle_cost_held",
     "latency_stats",
     "loop_rounds",
+    "measure_load",
     "neighbour_slowdown",
     "percentile",
     "plot_comparison",

@@ -30,6 +30,7 @@ import dataclasses
 import math
 
 from nbio_helpers.limits import raise_fd_limit
+from nbio_helpers.measure.echo import EchoLoad
 from nbio_helpers.measure.idle import idle_clients as _silent_clients
 from nbio_helpers.measure.idle import idle_cost_held
 from nbio_helpers.measure.latency import latency_stats, throughput
@@ -163,11 +164,14 @@ def compare(
     size:
         Bytes per request and per load message.
     load_clients, load_seconds, load_trials, warmup:
-        Concurrent clients, measured seconds (after ``warmup``) and runs of the load.
+        Concurrent clients, measured seconds (after ``warmup``) and runs of the load: the
+        :class:`~.echo.EchoLoad` ``(load_clients, size, warmup, load_seconds)``, run
+        ``load_trials`` times by :func:`~.latency.throughput`.
     connections:
         Concurrent connections to try (``"connections"`` part; 0 = skip it).
     timeout:
-        Bound on each latency measurement and each connection probe, in seconds.
+        Bound on each latency measurement and each connection probe, and on each load
+        client's connect, in seconds.
     process:
         The :class:`~.process.ClientProcess` to measure from (default: the shared one).
 
@@ -182,6 +186,14 @@ def compare(
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    # The load's parameters are checked now, before any server starts.
+    load = EchoLoad(
+        clients=load_clients,
+        size=size,
+        warmup=warmup,
+        seconds=load_seconds,
+        connect_timeout=timeout,
+    )
     process = process or client_process()
     specs = [model_spec(s) for s in (comparison_models() if models is None else models)]
     probe = connections if "connections" in parts else 0
@@ -214,39 +226,22 @@ def compare(
                 row.tail_latency, row.tail_name = lat.tail, lat.tail_name
                 row.latency_samples = lat.count
             if "load" in parts:
-                load = throughput(
-                    server,
-                    load_clients,
-                    load_seconds,
-                    size,
-                    warmup=warmup,
-                    trials=load_trials,
-                    timeout=timeout,
-                    process=process,
-                )
-                row.throughput, row.throughput_range = (
-                    load.messages_per_second,
-                    _range(load.spread),
-                )
-                row.loaded_cpu, row.loaded_cpu_range = load.cpu, _range(load.cpu_spread)
-                row.load_ok = load.ok
+                run = throughput(server, load, trials=load_trials, process=process)
+                row.throughput, row.throughput_range = run.messages_per_second, _range(run.spread)
+                row.loaded_cpu, row.loaded_cpu_range = run.cpu, _range(run.cpu_spread)
+                row.load_ok = run.ok
             if probe:
-                host, port = server.address
-                with process.lock:
-                    held = process.request(
-                        "hold",
-                        timeout=timeout + 60,
-                        host=host,
-                        port=port,
-                        count=probe,
-                        check=True,
-                        within=timeout,
-                        connect_timeout=1.0,
-                        reply_within=timeout,
-                        stall=0.5,
-                    )
-                    process.request("release", timeout=30)
-                row.max_connections, row.tried = held["echoed_ok"], held["opened"]
+                with process.held(
+                    server.address,
+                    probe,
+                    timeout=timeout + 60,
+                    check=True,
+                    within=timeout,
+                    connect_timeout=1.0,
+                    reply_within=timeout,
+                    stall=0.5,
+                ) as held:
+                    row.max_connections, row.tried = held["echoed_ok"], held["opened"]
         rows.append(row)
     return rows
 

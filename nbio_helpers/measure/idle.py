@@ -81,30 +81,18 @@ def idle_clients(
     Yields a :class:`HeldClients`; the connections are closed on exit.
     """
     process = process or client_process()
-    host, port = server.address[:2]
+    address = server.address[0], server.address[1]
     ensure_fd_room(clients)  # the server's ends are in this process (macOS allows 256)
-    with process.lock:
+    with process.lock:  # no other thread's request in between: the accepts are these clients'
         accepted_before = server.events.count(ACCEPT)
-        held = process.request(
-            "hold",
-            timeout=timeout + 30,
-            host=host,
-            port=port,
-            count=clients,
-            check=False,
-            within=timeout,
-        )
-        try:
+        with process.held(
+            address, clients, timeout=timeout + 30, check=False, within=timeout
+        ) as held:
             opened = held.get("opened", 0)
             accepted = _wait_for_accepts(server, accepted_before, opened, timeout, stall)
             # Never more than were opened: an accept of someone else's connection in the
             # meantime (another client of the same server) is not a silent client.
             yield HeldClients(opened, min(accepted, opened), tuple(held.get("errors", ())))
-        finally:
-            # Not after an interrupt that ended the process: the interrupt must show, not
-            # this (the next request starts a new process, without the connections).
-            if process.alive:
-                process.request("release", timeout=timeout + 30)
 
 
 def _wait_for_accepts(server, before: int, wanted: int, timeout: float, stall: float) -> int:
@@ -253,6 +241,14 @@ def _pooled(windows, rounds_counted: bool, clients: int, measured: int) -> IdleC
     )
 
 
+def _check_windows(seconds: float, repeat: int, attempts: int) -> None:
+    if attempts < 1 or repeat < 1 or not seconds > 0:
+        raise ValueError(
+            f"attempts and repeat must be >= 1 and seconds > 0, not attempts={attempts!r}, "
+            f"repeat={repeat!r}, seconds={seconds!r}"
+        )
+
+
 def idle_cost(
     server,
     clients: int = 10,
@@ -298,8 +294,7 @@ def idle_cost(
     ...     idle_cost(server, seconds=0.3, repeat=3, attempts=3, retry_below=0.8).cpu
     0.99
     """
-    if attempts < 1 or repeat < 1 or seconds <= 0:
-        raise ValueError("attempts and repeat must be >= 1 and seconds > 0")
+    _check_windows(seconds, repeat, attempts)  # now, before any client connects
     with idle_clients(server, clients, process=process, stall=settle) as held:
         return idle_cost_held(
             server, held, seconds, repeat=repeat, attempts=attempts, retry_below=retry_below
@@ -317,6 +312,7 @@ def idle_cost_held(
 ) -> IdleCost:
     """:func:`idle_cost`, inside an :func:`idle_clients` block that the caller holds (to
     measure more with the same clients connected: the sweep, the comparison)."""
+    _check_windows(seconds, repeat, attempts)
     best = None
     measured = 0
     for _ in range(attempts):
@@ -328,6 +324,5 @@ def idle_cost_held(
             best = cost
         if not cost.cpu < retry_below:  # enough (or nan: unsupported, no point retrying)
             break
-    if best is None:
-        raise ValueError(f"attempts must be at least 1, not {attempts}")
+    assert best is not None  # attempts >= 1
     return dataclasses.replace(best, windows=measured, opened=held.opened, errors=held.errors)

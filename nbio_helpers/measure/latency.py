@@ -6,7 +6,7 @@
         lat = latency_stats(server, requests=50, trials=3)   # sequential requests
         lat.median, lat.tail_name, lat.tail                  # seconds; 'p90' from 100 samples
         lat.spread                                           # each trial's median, and range
-        load = throughput(server, clients=20, seconds=0.2, trials=3)
+        load = throughput(server, clients=20, seconds=0.2, trials=3)   # an EchoLoad's fields
         load.messages_per_second, load.cpu, load.ok          # msg/s, server CPU, every echo ok
 
 Both run their clients in the client process (:mod:`.process`), never in this one: a
@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-import time
 
-from nbio_helpers.measure.process import client_process
+from nbio_helpers.measure.echo import EchoLoad, measure_load
+from nbio_helpers.measure.process import ClientProcess, client_process
 from nbio_helpers.measure.quiet import gc_paused
 from nbio_helpers.measure.stats import Spread, tail
 
@@ -205,41 +205,27 @@ class Throughput:
 
 def throughput(
     target,
-    clients: int = 20,
-    seconds: float = 0.2,
-    size: int = 64,
+    load: EchoLoad | None = None,
     *,
-    warmup: float = 0.05,
     trials: int = 1,
-    timeout: float = 10.0,
-    process=None,
+    process: ClientProcess | None = None,
+    **changes,
 ) -> Throughput:
-    """``clients`` concurrent clients (in the client process) echo ``size``-byte messages,
-    each sending its next message as soon as its echo is back, for ``warmup + seconds``;
-    only the last ``seconds`` count. Repeated ``trials`` times; every echo is checked.
+    """Run ``load`` (an :class:`~.echo.EchoLoad`: concurrent clients echoing as fast as
+    their echoes come back; default ``EchoLoad()``) ``trials`` times from the client
+    process; every echo is checked.
 
-    Pass the server itself (not its address) to also get its CPU share meanwhile.
-    Returns a :class:`Throughput`.
+    ``changes`` are fields of the load to change, so that ``throughput(server, clients=20,
+    seconds=0.2)`` means ``throughput(server, EchoLoad(clients=20, seconds=0.2))``. Pass
+    the server itself (not its address) to also get its CPU share meanwhile. Returns a
+    :class:`Throughput`.
     """
-    host, port = _address(target)
-    process = process or client_process()
-    cpu = getattr(target, "cpu", None)
+    load = dataclasses.replace(load or EchoLoad(), **changes)
     runs, shares = [], []
     for _ in range(trials):
-        with gc_paused():
-            cpu0, t0 = (cpu.total() if cpu else math.nan), time.perf_counter()
-            run = process.echo_load(
-                (host, port),
-                clients=clients,
-                size=size,
-                warmup=warmup,
-                seconds=seconds,
-                keep_latencies=True,
-                connect_timeout=timeout,
-            )
-            wall = time.perf_counter() - t0
-        shares.append((cpu.total() - cpu0) / wall if cpu else math.nan)
-        runs.append(run)
+        run = measure_load(target, load, process=process, keep_latencies=True)
+        runs.append(run.reply)
+        shares.append(run.cpu_share)
     latencies = [s for run in runs for s in run["latencies_s"]]
     measured = sum(run["seconds"] for run in runs)
     done = sum(run["messages"] for run in runs)
@@ -247,8 +233,8 @@ def throughput(
     slow = tail(latencies)
     share = statistics.fmean(shares)
     return Throughput(
-        clients=clients,
-        size=size,
+        clients=load.clients,
+        size=load.size,
         messages_per_second=rate,
         spread=Spread.of([run["messages_per_second"] for run in runs], pooled=rate),
         median_latency=statistics.median(latencies) if latencies else math.nan,

@@ -7,6 +7,9 @@ separate process, :class:`ClientProcess`, started on first use and reused::
 
     process = client_process()           # the shared one: started now, or the running one
     process.request("latency", timeout=10, host=host, port=port, requests=20)
+    process.echo_load((host, port), EchoLoad(clients=20))   # see measure.echo.measure_load
+    with process.held((host, port), 100, timeout=30, check=False):
+        ...                              # 100 connections held open meanwhile
     stop_client_processes()              # what notebook.finish() does; nothing is left
 
 Rules:
@@ -32,9 +35,14 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import contextlib
 import threading
+from typing import TYPE_CHECKING
 
 from nbio_helpers.bench.worker import LoadProcess, LoadProcessError
+
+if TYPE_CHECKING:
+    from nbio_helpers.measure.echo import EchoLoad
 
 __all__ = [
     "ClientProcess",
@@ -99,33 +107,53 @@ class ClientProcess(LoadProcess):
     def echo_load(
         self,
         address: tuple[str, int],
+        load: EchoLoad,
         *,
-        clients: int,
-        size: int,
-        warmup: float,
-        seconds: float,
         keep_latencies: bool = False,
-        connect_timeout: float = 10.0,
         slack: float = 30.0,
     ) -> dict:
-        """``clients`` echo clients against ``address`` for ``warmup + seconds``, in the
-        client process (:func:`nbio_helpers.bench.load.echo_load`; only the last ``seconds``
-        count). Returns its reply; waits at most ``warmup + seconds + connect_timeout +
-        slack`` seconds for it. ``keep_latencies``: the reply has every echo's latency too.
+        """Run ``load`` (an :class:`~.echo.EchoLoad`) against ``address`` in the client
+        process (:func:`nbio_helpers.bench.load.echo_load`) and return its reply; wait at
+        most ``load.duration + load.connect_timeout + slack`` seconds for it.
+        ``keep_latencies``: the reply has every echo's latency too. To measure with it, use
+        :func:`~.echo.measure_load` (the GC paused, the server's CPU time read around it).
         """
         host, port = address
         return self.request(
             "echo_load",
-            timeout=warmup + seconds + connect_timeout + slack,
+            timeout=load.duration + load.connect_timeout + slack,
             host=host,
             port=port,
-            clients=clients,
-            size=size,
-            warmup=warmup,
-            duration=seconds,
-            connect_timeout=connect_timeout,
+            clients=load.clients,
+            size=load.size,
+            warmup=load.warmup,
+            duration=load.seconds,
+            connect_timeout=load.connect_timeout,
             keep_latencies=keep_latencies,
         )
+
+    @contextlib.contextmanager
+    def held(self, address: tuple[str, int], count: int, *, timeout: float, **options):
+        """Hold ``count`` connections to ``address`` open in the client process for the
+        ``with`` block, which yields :func:`nbio_helpers.bench.load.hold`'s reply (``options``
+        are its own: ``check``, ``within``, ``connect_timeout``, ``reply_within``,
+        ``stall``). Waits at most ``timeout`` seconds for them; they are closed on exit.
+
+        The process's lock is held throughout, so that no other request (another thread's)
+        runs while the connections are open.
+        """
+        host, port = address
+        with self.lock:
+            reply = self.request(
+                "hold", timeout=timeout, host=host, port=port, count=count, **options
+            )
+            try:
+                yield reply
+            finally:
+                # Not after an interrupt that ended the process: the interrupt must show, not
+                # this (the next request starts a new process, without the connections).
+                if self.alive:
+                    self.request("release", timeout=timeout)
 
     def request(self, cmd: str, *, timeout: float, **args) -> dict:
         """Run ``cmd`` in the client process and return its reply (a dict).
