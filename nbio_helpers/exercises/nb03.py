@@ -117,7 +117,7 @@ REPLY_WAIT = 1.0
 """Seconds a client waits for a reply before the checker says the loop is frozen."""
 
 BURST_CLIENTS = 8
-BURST_PAUSE = 0.02
+BURST_INTERVAL = 0.02
 WAITING = 3
 """Clients waiting to be accepted in the accept_new probe."""
 
@@ -835,7 +835,9 @@ def check_send_pending(send_pending):
                 "that said goodbye only once it has nothing pending.",
             )
 
-    with _learner_server("send_pending", send_pending=send_pending, pause=BURST_PAUSE) as server:
+    with _learner_server(
+        "send_pending", send_pending=send_pending, interval=BURST_INTERVAL
+    ) as server:
         delays = burst(server.address, BURST_CLIENTS, timeout=3.0)
         _raise_loop_error(server, "send_pending")
     if delays[-1] == float("inf"):
