@@ -2,8 +2,10 @@
 
 * :func:`loopback_ceiling` — bytes per second through one loopback connection: no server can
   echo faster than this machine moves bytes;
-* :func:`idle_cpu` — a server's CPU share with silent clients connected;
-* :func:`throughput` — echo throughput under many concurrent clients, and CPU per message;
+* :func:`idle_cost_entry` — a server's CPU share with silent clients connected
+  (:func:`nbio_helpers.measure.idle_cost`, as the report's entry);
+* :func:`throughput_entry` — echo throughput under many concurrent clients, and CPU per
+  message, as the report's entry;
 * :func:`max_connections` — how many concurrent connections a model holds, every echo checked;
 * :func:`select_refusal` — the ``select`` model refusing descriptors beyond FD_SETSIZE.
 
@@ -52,7 +54,7 @@ def loopback_ceiling(load: ClientProcess, seconds: float) -> dict:
     }
 
 
-def idle_cpu(
+def idle_cost_entry(
     server: Server, load: ClientProcess, clients: int, settle: float, seconds: float
 ) -> dict:
     """CPU share of the server's threads while ``clients`` silent clients stay connected.
@@ -85,7 +87,7 @@ def echo_with_cpu(
     return result, server.cpu.total() - cpu0, time.perf_counter() - t0
 
 
-def throughput(
+def throughput_entry(
     server: Server, load: ClientProcess, clients: int, size: int, warmup: float, seconds: float
 ) -> dict:
     """Echo throughput of ``clients`` clients sending ``size``-byte messages (load process).
@@ -141,9 +143,9 @@ def select_refusal(load: ClientProcess, beyond: int) -> dict:
 __all__ = [
     "echo_with_cpu",
     "held_echoes",
-    "idle_cpu",
+    "idle_cost_entry",
     "loopback_ceiling",
     "max_connections",
     "select_refusal",
-    "throughput",
+    "throughput_entry",
 ]
