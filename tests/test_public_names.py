@@ -159,39 +159,35 @@ def private_uses_in_tests() -> set[tuple[str, str, int]]:
     for path in sorted((ROOT / "tests").glob("*.py")):
         if path.name == pathlib.Path(__file__).name:
             continue  # this file names private names as data
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        own = {
-            n.attr
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
-        } | {
-            n.name
-            for n in ast.walk(tree)
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-        }
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nbio_helpers"):
-                names = [a.name for a in node.names if _private(a.name)]
-                names += [p for p in (node.module or "").split(".") if _private(p)]
+        own: set[str] = set()  # what the test file itself defines or assigns
+        read: list[tuple[str, int, bool]] = []  # (name, line, read as self._name)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "nbio_helpers"
+            ):
+                parts = [a.name for a in node.names] + (node.module or "").split(".")
+                read += [(p, node.lineno, False) for p in parts if _private(p)]
             elif isinstance(node, ast.Import):
-                names = [
-                    p
-                    for a in node.names
-                    if a.name.startswith("nbio_helpers")
-                    for p in a.name.split(".")
-                    if _private(p)
-                ]
+                for alias in node.names:
+                    if alias.name.startswith("nbio_helpers"):
+                        parts = alias.name.split(".")
+                        read += [(p, node.lineno, False) for p in parts if _private(p)]
             elif isinstance(node, ast.Attribute) and node.attr in package:
+                if isinstance(node.ctx, ast.Store):
+                    own.add(node.attr)
                 mine = isinstance(node.value, ast.Name) and node.value.id == "self"
-                if not (mine and node.attr in own):
-                    names = [node.attr]
+                read.append((node.attr, node.lineno, mine))
             elif isinstance(node, ast.Constant) and node.value in package:
-                names = [node.value]
-            found |= {(path.name, name, node.lineno) for name in names}
+                read.append((node.value, node.lineno, False))
+        found |= {
+            (path.name, name, line) for name, line, mine in read if not (mine and name in own)
+        }
     return found
 
 
+@pytest.mark.slow  # parses the package and every test file: about 0.5 s
 def test_the_tests_use_public_names_only():
     uses = private_uses_in_tests()
     assert {(f, n) for f, n, _ in uses} >= set(PRIVATE_USES_ALLOWED)  # each entry still needed
