@@ -23,10 +23,12 @@ The thread clock method is exact; the others lag by at most one loop turn.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 try:  # optional: how Windows is measured
     import psutil
@@ -37,8 +39,6 @@ THREAD_CLOCK = "thread clock"
 PSUTIL = "psutil"
 SELF_REPORTED = "self-reported"
 
-_HAS_PTHREAD_CLOCK = hasattr(time, "pthread_getcpuclockid")
-_psutil_ids_match: bool | None = None  # found out once, on first use
 _self_reporting: weakref.WeakSet[ThreadCPU] = weakref.WeakSet()
 
 
@@ -49,24 +49,25 @@ def _report_after_gc(phase: str, info: dict) -> None:
         cpu.sample()
 
 
-def _psutil_knows_native_ids() -> bool:
-    """True if psutil's thread ids are the native ids (Linux, Windows; not macOS)."""
-    global _psutil_ids_match
-    if _psutil_ids_match is None:
-        try:
-            ids = {t.id for t in psutil.Process().threads()}
-        except (psutil.Error, OSError):
-            ids = set()
-        _psutil_ids_match = threading.get_native_id() in ids
-    return _psutil_ids_match
+@functools.cache
+def psutil_knows_native_ids() -> bool:
+    """True if psutil's thread ids are the native ids (Linux, Windows; not macOS).
+
+    Found out once per process; ``psutil_knows_native_ids.cache_clear()`` makes the next
+    call find out again (a test that replaces ``psutil.Process`` does)."""
+    try:
+        ids = {t.id for t in psutil.Process().threads()}
+    except (psutil.Error, OSError):
+        ids = set()
+    return threading.get_native_id() in ids
 
 
 def measuring_method() -> str:
     """How this platform measures a thread's CPU: one of ``"thread clock"``, ``"psutil"``,
     ``"self-reported"`` (see the module's docstring)."""
-    if _HAS_PTHREAD_CLOCK:
+    if hasattr(time, "pthread_getcpuclockid"):
         return THREAD_CLOCK
-    if psutil is not None and _psutil_knows_native_ids():
+    if psutil is not None and psutil_knows_native_ids():
         return PSUTIL
     return SELF_REPORTED
 
@@ -142,14 +143,32 @@ class ThreadCPU:
             if self._live.pop(threading.get_ident(), None) is not None:
                 self._finished += used
 
-    def total(self) -> float:
-        """CPU seconds used so far by every thread that entered (live and finished)."""
+    @property
+    def live_threads(self) -> int:
+        """How many threads are counted now (entered, not yet exited)."""
+        with self._lock:
+            return len(self._live)
+
+    def total(self, clock: Callable[[int], float] | None = None) -> float:
+        """CPU seconds used so far by every thread that entered (live and finished).
+
+        Parameters
+        ----------
+        clock:
+            If given, how to read a live thread's CPU seconds, from its
+            ``threading.get_ident()``, instead of :attr:`method` (finished threads count
+            with what they used at :meth:`exit`): to compare a method with another, as the
+            tests compare each with the Linux thread clock.
+        """
         # Under the lock: a thread cannot finish exit() meanwhile, so it is still alive while
         # its clock is read (reading the clock of an ended thread is undefined).
         with self._lock:
             live = list(self._live.values())
             total = self._finished
-            if self.method == THREAD_CLOCK:
+            if clock is not None:
+                for thread in live:
+                    total += clock(thread.ident)
+            elif self.method == THREAD_CLOCK:
                 for thread in live:
                     total += _thread_clock(thread)
             elif self.method == PSUTIL:
@@ -187,4 +206,12 @@ def cpu_share(cpu: ThreadCPU, seconds: float, wait=time.sleep) -> float:
     return (c1 - c0) / (t1 - t0)
 
 
-__all__ = ["PSUTIL", "SELF_REPORTED", "THREAD_CLOCK", "ThreadCPU", "cpu_share", "measuring_method"]
+__all__ = [
+    "PSUTIL",
+    "SELF_REPORTED",
+    "THREAD_CLOCK",
+    "ThreadCPU",
+    "cpu_share",
+    "measuring_method",
+    "psutil_knows_native_ids",
+]

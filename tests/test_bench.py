@@ -335,11 +335,11 @@ def test_echo_load_names_its_tail_by_the_rule():
 
 
 def test_idle_cpu_of_the_bench_is_the_one_idle_measurement():
-    from nbio_helpers.bench import idle_cpu
+    from nbio_helpers.bench import idle_cost_entry
     from nbio_helpers.measure import ClientProcess
 
     with ClientProcess() as load, SERVERS["select"][0]() as server:
-        idle = idle_cpu(server, load, clients=5, settle=0.1, seconds=0.05)
+        idle = idle_cost_entry(server, load, clients=5, settle=0.1, seconds=0.05)
     assert idle["clients"] == idle["accepted"] == 5
     assert idle["cpu_share"] >= 0 and idle["rounds_per_second"] == 0 and idle["errors"] == []
 

@@ -36,10 +36,10 @@ def start():
 
 # ------------------------------------------------------------------ the correct loop
 def test_options_are_checked():
-    with pytest.raises(ValueError, match="pause"):
-        C.ClassicServer(pause=5)
-    with pytest.raises(ValueError, match="pause"):
-        C.ClassicServer(pause=-1)
+    with pytest.raises(ValueError, match="interval"):
+        C.ClassicServer(interval=5)
+    with pytest.raises(ValueError, match="interval"):
+        C.ClassicServer(interval=-1)
 
 
 def test_flaws_table_is_one_subclass_per_flaw_in_loop_order():
@@ -102,8 +102,8 @@ def test_loop_records_through_traced_sockets(start):
     assert server.events.total_bytes(SEND) == 3
 
 
-def test_pause_delays_replies_but_stop_still_works(start):
-    server = start(pause=0.2)
+def test_interval_delays_replies_but_stop_still_works(start):
+    server = start(interval=0.2)
     assert request(server.address, b"slow") == b"SLOW"
     server.stop()
     assert not server.running
@@ -121,11 +121,11 @@ def test_no_socket_left_open_and_no_resource_warning(start):
 
 # ------------------------------------------------------------------------ the flaws
 def test_serves_when_idle_makes_arrivals_delay_everyone(start):
-    pause = 0.02
-    flawed = C.wait_while_arriving(start(C.ServesOnlyWhenIdle, pause=pause), newcomers=10)
-    fixed = C.wait_while_arriving(start(pause=pause), newcomers=10)
-    assert flawed > 5 * pause, flawed  # about one round per newcomer first
-    assert fixed < 4 * pause, fixed  # accepted together, served that round
+    interval = 0.02
+    flawed = C.wait_while_arriving(start(C.ServesOnlyWhenIdle, interval=interval), newcomers=10)
+    fixed = C.wait_while_arriving(start(interval=interval), newcomers=10)
+    assert flawed > 5 * interval, flawed  # about one round per newcomer first
+    assert fixed < 4 * interval, fixed  # accepted together, served that round
 
 
 @pytest.mark.slow
@@ -188,7 +188,7 @@ def test_never_closed_holds_descriptors_and_withholds_eof(start):
 
 @pytest.mark.parametrize("name", list(C.FLAWS))
 def test_every_flawed_server_stops_cleanly_when_idle(name):
-    server = C.FLAWS[name](pause=0.01).start()
+    server = C.FLAWS[name](interval=0.01).start()
     if name == "misused_append":
         with pytest.raises(ConnectionError):  # closed unanswered, by design
             request(server.address, b"ok", timeout=2)

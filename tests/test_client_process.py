@@ -180,14 +180,15 @@ def test_an_interrupted_request_shows_the_interrupt_and_retires_the_process(monk
 
 def test_an_interrupted_idle_measurement_releases_its_clients(monkeypatch):
     from nbio_helpers.events import EOF
-    from nbio_helpers.measure import idle, idle_cost
+    from nbio_helpers.measure import idle_cost
     from nbio_helpers.server import wait_until
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(idle, "_measure_windows", interrupted)
     with SelectServer() as server:
+        # Ctrl-C in the measurement's first reading, with the clients connected.
+        monkeypatch.setattr(server.cpu, "total", interrupted)
         with pytest.raises(KeyboardInterrupt):
             idle_cost(server, clients=3, seconds=0.01)
         assert wait_until(lambda: server.events.count(EOF) == 3, 5)  # released
@@ -196,13 +197,13 @@ def test_an_interrupted_idle_measurement_releases_its_clients(monkeypatch):
 
 def test_an_interrupt_that_ends_the_process_is_not_masked(monkeypatch):
     # Ctrl-C in Jupyter reaches the whole process group: the client process ends too.
-    from nbio_helpers.measure import idle, idle_cost
+    from nbio_helpers.measure import idle_cost
 
     def interrupted(*args):
         client_process().kill()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(idle, "_measure_windows", interrupted)
     with SelectServer() as server:
+        monkeypatch.setattr(server.cpu, "total", interrupted)  # in the first reading
         with pytest.raises(KeyboardInterrupt):
             idle_cost(server, clients=2, seconds=0.01)

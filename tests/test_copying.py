@@ -82,8 +82,8 @@ def test_a_short_recv_is_not_counted_and_a_persistent_one_is_an_error(monkeypatc
         shorting.setblocking(False)
         return sender, shorting
 
-    real_pair = copying._buffered_pair
-    monkeypatch.setattr(copying, "_buffered_pair", pair)
+    real_pair = copying.buffered_pair
+    monkeypatch.setattr(copying, "buffered_pair", pair)
     with pytest.raises(RuntimeError, match="kept returning fewer bytes"):
         copy_time(1000, repeats=3)
     assert calls["timed"] == 4  # 3 repeats tolerated, the 4th short one fails

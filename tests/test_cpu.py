@@ -57,10 +57,7 @@ FakeThread = namedtuple("FakeThread", "id user_time system_time")
 
 def clock_total(cpu: ThreadCPU) -> float:
     """What the thread-clock method reads for ``cpu``'s threads right now (the reference)."""
-    with cpu._lock:
-        return cpu._finished + sum(
-            time.clock_gettime(REAL_CLOCK_ID(t.ident)) for t in cpu._live.values()
-        )
+    return cpu.total(clock=lambda ident: time.clock_gettime(REAL_CLOCK_ID(ident)))
 
 
 class MacPsutilProcess:
@@ -77,18 +74,23 @@ class MacPsutilProcess:
 
 
 @pytest.fixture
-def simulated_macos(monkeypatch):
-    monkeypatch.delattr(time, "pthread_getcpuclockid")
-    monkeypatch.setattr(cpu_module, "_HAS_PTHREAD_CLOCK", hasattr(time, "pthread_getcpuclockid"))
-    monkeypatch.setattr(cpu_module.psutil, "Process", MacPsutilProcess)
-    monkeypatch.setattr(cpu_module, "_psutil_ids_match", None)  # found out again, here
+def ids_found_out_again():
+    """psutil's ids are checked again here, and again after the test (it may replace
+    ``psutil.Process``)."""
+    cpu_module.psutil_knows_native_ids.cache_clear()
+    yield
+    cpu_module.psutil_knows_native_ids.cache_clear()
 
 
 @pytest.fixture
-def simulated_windows(monkeypatch):
+def simulated_macos(monkeypatch, ids_found_out_again):
     monkeypatch.delattr(time, "pthread_getcpuclockid")
-    monkeypatch.setattr(cpu_module, "_HAS_PTHREAD_CLOCK", False)
-    monkeypatch.setattr(cpu_module, "_psutil_ids_match", None)  # Linux psutil: real ids
+    monkeypatch.setattr(psutil, "Process", MacPsutilProcess)
+
+
+@pytest.fixture
+def simulated_windows(monkeypatch, ids_found_out_again):
+    monkeypatch.delattr(time, "pthread_getcpuclockid")  # Linux psutil: the real ids
 
 
 @pytest.fixture
@@ -127,7 +129,7 @@ def reading(cpu: ThreadCPU):
     sys.setswitchinterval(5.0)
     try:
         before = clock_total(cpu)
-        threads = len(cpu._live)
+        threads = cpu.live_threads
         value = cpu.total()
         after = clock_total(cpu)
     finally:
@@ -234,7 +236,7 @@ def test_the_threads_model_total_after_stop_is_the_clock_total(simulated_macos, 
     before_stop = clock_total(server.cpu)
     server.stop()
     assert server.cpu.total() >= before_stop - TOLERANCE
-    assert not server.cpu._live  # every worker and the loop reported at exit
+    assert server.cpu.live_threads == 0  # every worker and the loop reported at exit
 
 
 def test_a_thread_that_never_samples_is_counted_at_exit(simulated_macos):
@@ -264,10 +266,17 @@ def test_a_thread_that_never_samples_is_counted_at_exit(simulated_macos):
 
 
 def test_total_is_never_nan_when_psutil_does_not_list_a_thread(simulated_windows, monkeypatch):
+    class ListsNoThread:
+        def __init__(self, *args):
+            pass
+
+        def threads(self):
+            return []
+
     cpu = ThreadCPU()
     cpu.enter()
     try:
-        monkeypatch.setattr(cpu_module, "_psutil_thread_times", dict)
+        monkeypatch.setattr(psutil, "Process", ListsNoThread)
         assert cpu.total() >= 0 and not math.isnan(cpu.total())
     finally:
         cpu.exit()
@@ -282,9 +291,14 @@ def test_sample_is_a_no_op_for_threads_not_entered(simulated_macos):
 def test_psutil_is_read_once_per_total(simulated_windows, monkeypatch):
     """With 100 threads the psutil method made 100 Process.threads() calls per total()."""
     calls = []
-    real = cpu_module._psutil_thread_times
-    monkeypatch.setattr(cpu_module, "_psutil_thread_times", lambda: calls.append(1) or real())
-    cpu = ThreadCPU()
+
+    class Counting(REAL_PROCESS):
+        def threads(self):
+            calls.append(1)
+            return super().threads()
+
+    cpu = ThreadCPU()  # its method is found out first (one Process.threads() call, not counted)
+    monkeypatch.setattr(psutil, "Process", Counting)
     release = threading.Event()
     entered = threading.Barrier(51)
 

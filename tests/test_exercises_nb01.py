@@ -50,7 +50,7 @@ import pytest
 from nbio_helpers.exercises import FAIL_PREFIX, NOT_IMPLEMENTED_MESSAGE, PASS_PREFIX
 from nbio_helpers.exercises.nb01 import (
     CHOICES,
-    CLOSE,
+    HANG_UP,
     RESET,
     RIGHT_CHOICE,
     ScriptedPeer,
@@ -666,7 +666,7 @@ def test_hanging_learner_does_not_leave_a_blocked_thread():
 # ---------------------------------------------------------------- the peers and the socket
 @pytest.mark.timeout(10)
 def test_scripted_peer_follows_its_script():
-    with ScriptedPeer([b"ab", 0.01, b"cd", CLOSE]) as peer:
+    with ScriptedPeer([b"ab", 0.01, b"cd", HANG_UP]) as peer:
         peer.sock.settimeout(2.0)
         got = b""
         while True:

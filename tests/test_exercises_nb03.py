@@ -567,12 +567,12 @@ def test_a_sleeping_step_is_caught_by_the_live_loop_too():
 
 
 def _without_probes(nb03, fn):
-    saved = nb03._probe_send_pending
-    nb03._probe_send_pending = lambda fn: None
+    saved = nb03.probe_send_pending
+    nb03.probe_send_pending = lambda fn: None
     try:
         return check_send_pending.verdict(fn)
     finally:
-        nb03._probe_send_pending = saved
+        nb03.probe_send_pending = saved
 
 
 @pytest.mark.slow
@@ -624,12 +624,12 @@ def test_a_quiet_client_freezing_the_loop_is_caught_by_the_live_loop_too():
     """The accepted sockets left blocking, seen by the real server alone (probes skipped)."""
     from nbio_helpers.exercises import nb03
 
-    saved = nb03._probe_accept_new, nb03._probe_catch_all
-    nb03._probe_accept_new = nb03._probe_catch_all = lambda fn: None
+    saved = nb03.probe_accept_new, nb03.probe_catch_all
+    nb03.probe_accept_new = nb03.probe_catch_all = lambda fn: None
     try:
         verdict = check_accept_new.verdict(leaves_blocking)
     finally:
-        nb03._probe_accept_new, nb03._probe_catch_all = saved
+        nb03.probe_accept_new, nb03.probe_catch_all = saved
     assert not verdict.passed and "blocking mode" in verdict.text, verdict.text
 
 

@@ -335,7 +335,7 @@ def test_closed_after_is_counted_from_the_connection_not_from_the_checkers_pause
         time.sleep(0.1)  # the checker's pause before it watches
         closer = threading.Timer(0.1, peer.close)
         closer.start()
-        after = nb05._closed_by_server(ours, 2.0, types.SimpleNamespace(running=True), since=since)
+        after = nb05.closed_by_server(ours, 2.0, types.SimpleNamespace(running=True), since=since)
         closer.join(2)
     finally:
         ours.close()

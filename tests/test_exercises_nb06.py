@@ -545,7 +545,7 @@ def test_a_loop_that_is_not_a_generator_loop():
 
 
 def live(cls):
-    loop = nb06._LiveLoop(cls, nb06._Calls())
+    loop = nb06.LiveLoop(cls, nb06.LearnerCalls())
     loop.runner.start()
     return loop
 
@@ -555,7 +555,7 @@ def test_the_live_check_catches_a_loop_that_spins_while_a_timer_is_far_away():
     loop = live(timer_loop(timeout=zero_with_timers))
     try:
         with pytest.raises(nb06.NotYet) as failure:
-            nb06._idle_check(loop)
+            nb06.idle_check(loop)
     finally:
         loop.stop()
     assert "it spins" in failure.value.message and "timeout 0" in failure.value.message
@@ -570,7 +570,7 @@ def test_the_live_check_catches_late_timers():
     loop = live(timer_loop(timeout=late))
     try:
         with pytest.raises(nb06.NotYet) as failure:
-            nb06._on_time_check(loop)
+            nb06.on_time_check(loop)
     finally:
         loop.stop()
     assert "ms late (median; 50 ms allowed)" in failure.value.message
@@ -580,8 +580,8 @@ def test_the_live_check_catches_late_timers():
 def test_the_live_check_measures_a_sleeping_loop():
     loop = live(MyTimerLoop)
     try:
-        calls = nb06._idle_check(loop)
-        late = nb06._on_time_check(loop)
+        calls = nb06.idle_check(loop)
+        late = nb06.on_time_check(loop)
     finally:
         loop.stop()
     assert calls <= 3

@@ -132,7 +132,7 @@ def test_own_points_are_ringed_over_the_reference(monkeypatch):
     explorer.points.append(
         {"interval": 0.005, "cpu": 0.01, "median": 2.6e-3, "p99": 5e-3, "theory": 2.5e-3}
     )
-    explorer._redraw()
+    explorer.redraw()
     ax = drawn[-1].axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "your measurements" in legend

@@ -55,7 +55,7 @@ def test_context_manager_stops_and_closes_everything(model):
     assert not server.running
     assert_closed(server.listener)
     assert_closed(server.waker)
-    assert not server._open, "accepted sockets left open"
+    assert server.open_connections() == 0, "accepted sockets left open"
     with client:
         client.settimeout(5)
         try:
@@ -187,7 +187,7 @@ def test_exception_inside_a_running_loop(nonblocking_model, monkeypatch):
     with pytest.raises(ValueError, match="bug in on_readable"):
         server.stop()
     assert isinstance(server.error, ValueError)
-    assert not server._open
+    assert server.open_connections() == 0
 
 
 def test_stop_timeout_when_the_loop_ignores_stop():
@@ -205,7 +205,7 @@ def test_stop_timeout_when_the_loop_ignores_stop():
             server.stop(timeout=0.05)
     finally:
         release.set()
-        server._thread.join(5)
+        server.thread.join(5)
     assert not server.running
 
 

@@ -392,7 +392,9 @@ def test_cancel_before_the_first_step():
     task = loop.create_task(never())
     task.cancel()
     assert run_until(loop, task.done)
-    assert isinstance(task._exception, CancelledError) and not started
+    with pytest.raises(CancelledError):
+        task.result()
+    assert not started
     loop.close()
 
 

@@ -511,7 +511,7 @@ def test_a_module_in_the_models_package_is_all_it_takes(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
     monkeypatch.delitem(sys.modules, "nbio_helpers.models.extra_model", raising=False)
     try:
-        found = models._find_models()
+        found = models.find_models()
     finally:
         sys.modules.pop("nbio_helpers.models.extra_model", None)
     assert list(found) == [
@@ -533,7 +533,7 @@ def test_a_subclass_defined_elsewhere_is_not_a_model():
         model = "mine"
         taught_in = (5, 9)
 
-    assert "mine" not in models._find_models()
+    assert "mine" not in models.find_models()
     with pytest.raises(ValueError, match="choose one of: blocking, threads, polling, select"):
         models.start_server("mine")
 
@@ -550,7 +550,7 @@ def test_two_models_of_one_name_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
     try:
         with pytest.raises(TypeError, match="two models are named 'select'"):
-            models._find_models()
+            models.find_models()
     finally:
         sys.modules.pop("nbio_helpers.models.twin_model", None)
 

@@ -106,3 +106,117 @@ def test_importing_the_package_loads_no_plotting_or_widgets():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out == ["[]", "True"]
+
+
+# ------------------------------------------------------------------ tests use public names
+def _private(name: str) -> bool:
+    """``_name``, not a dunder, nor an IPython-style ``_repr_html_`` protocol name."""
+    return name.startswith("_") and not name.startswith("__") and not name.endswith("_")
+
+
+def _private_names_of_the_package() -> set[str]:
+    """Every private name the package defines: functions, classes, module and class
+    variables, attributes it assigns (``self._open = ...``), ``__slots__`` entries."""
+    names: set[str] = set()
+    for path in (ROOT / "nbio_helpers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)  # __slots__ = ("_x",), setattr(self, "_x", ...)
+    return {n for n in names if _private(n) and n.isidentifier()}
+
+
+# (test file, private name): why no public name can do. Keep it short.
+PRIVATE_USES_ALLOWED = {
+    # A learner call that missed its _leave (an asynchronous exception landing between
+    # _enter and the try that runs it) in a thread that ended, whose ident a later thread
+    # gets: no public call makes either happen on demand, so the test writes that state.
+    **dict.fromkeys(
+        [("test_exercises_base.py", n) for n in ("_enter", "_lock", "_running", "_Call")],
+        "exercises.harness: the state of a missed _leave",
+    ),
+    # The test interrupts Server.stop() before and after each of its steps. The steps are
+    # private on purpose: the one stop rule is not for a model to override.
+    **dict.fromkeys(
+        [("test_interrupts.py", n) for n in ("_shut_down_all", "_wake", "_close_all")],
+        "Server.stop(): the steps of the one stop rule",
+    ),
+}
+
+
+def private_uses_in_tests() -> set[tuple[str, str, int]]:
+    """``(file, name, line)`` for each private name of the package a test file imports,
+    reads or patches (``x._name``, ``"_name"`` as in ``setattr(x, "_name", ...)``,
+    ``from nbio_helpers... import _name``). A test's own ``self._name``, or a name the
+    test file itself defines, is its own business."""
+    package = _private_names_of_the_package()
+    found = set()
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        if path.name == pathlib.Path(__file__).name:
+            continue  # this file names private names as data
+        own: set[str] = set()  # what the test file itself defines or assigns
+        read: list[tuple[str, int, bool]] = []  # (name, line, read as self._name)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "nbio_helpers"
+            ):
+                parts = [a.name for a in node.names] + (node.module or "").split(".")
+                read += [(p, node.lineno, False) for p in parts if _private(p)]
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("nbio_helpers"):
+                        parts = alias.name.split(".")
+                        read += [(p, node.lineno, False) for p in parts if _private(p)]
+            elif isinstance(node, ast.Attribute) and node.attr in package:
+                if isinstance(node.ctx, ast.Store):
+                    own.add(node.attr)
+                mine = isinstance(node.value, ast.Name) and node.value.id == "self"
+                read.append((node.attr, node.lineno, mine))
+            elif isinstance(node, ast.Constant) and node.value in package:
+                read.append((node.value, node.lineno, False))
+        found |= {
+            (path.name, name, line) for name, line, mine in read if not (mine and name in own)
+        }
+    return found
+
+
+@pytest.mark.slow  # parses the package and every test file: about 0.5 s
+def test_the_tests_use_public_names_only():
+    uses = private_uses_in_tests()
+    assert {(f, n) for f, n, _ in uses} >= set(PRIVATE_USES_ALLOWED)  # each entry still needed
+    unexplained = sorted(u for u in uses if u[:2] not in PRIVATE_USES_ALLOWED)
+    assert unexplained == [], "tests reach into private names of nbio_helpers"
+
+
+def test_the_private_use_check_finds_each_kind_of_use(tmp_path, monkeypatch):
+    (tmp_path / "nbio_helpers").mkdir()
+    (tmp_path / "nbio_helpers" / "m.py").write_text(
+        "_flag = 1\ndef _helper(): pass\n"
+        "class C:\n    def __init__(self):\n        self._open = {}\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(
+        "from nbio_helpers.m import _helper, C\n"
+        "import nbio_helpers._hidden\n"
+        "def test(monkeypatch):\n"
+        "    monkeypatch.setattr(m, '_flag', 2)\n"
+        "    assert not C()._open\n"
+        "class Mine:\n"
+        "    def __init__(self):\n        self._flag = 0\n"
+        "    def f(self):\n        return self._flag, self._open, sock._closed\n"
+    )
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    assert sorted(n for _, n, _ in private_uses_in_tests()) == [
+        "_flag",  # the string in setattr; self._flag is the test class's own
+        "_helper",
+        "_hidden",
+        "_open",
+        "_open",  # self._open, not assigned by the test file: a subclass reading ours
+    ]

@@ -93,7 +93,7 @@ def test_the_ready_socket_is_reached_last():
     idle = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
     try:
         highest = max(s.fileno() for s in idle + [a, b])
-        ready = scaling._high_active(a, highest)
+        ready = scaling.duplicate_above(a, highest)
         if os.name != "nt":
             assert ready.fileno() > highest
         ready.close()

@@ -60,7 +60,7 @@ class Serve:
             self.err.append(line)
             self.lines.put(line)
 
-    def wait_for(self, pattern: str, timeout: float = 20) -> str:
+    def wait_for_line(self, pattern: str, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -118,7 +118,7 @@ def test_sigint_under_load_sends_back_every_byte_read(model, serve):
         took = time.monotonic() - signalled
     finally:
         clients.join(15)
-    line = server.wait_for(r"^stopped")
+    line = server.wait_for_line(r"^stopped")
     assert code == 0, server.err
     read = int(re.search(r"([\d,]+) bytes read", line).group(1).replace(",", ""))
     assert line == f"stopped: {read:,} bytes read from clients, every reply sent\n", line
@@ -135,7 +135,7 @@ def test_a_second_sigint_stops_at_once(serve):
         idle.sendall(b"x")
         assert idle.recv(1) == b"X"
         server.proc.send_signal(signal.SIGINT)
-        server.wait_for(
+        server.wait_for_line(
             r"^stopping: no new clients; finishing 1 connection\(s\) for up to "
             r"30 s \(Ctrl-C again to stop at once\)"
         )
@@ -143,7 +143,7 @@ def test_a_second_sigint_stops_at_once(serve):
         server.proc.send_signal(signal.SIGINT)
         assert server.wait_exit() == 130
         assert time.monotonic() - started < 10
-    server.wait_for(r"^stopped at once \(1 bytes read from clients\)")
+    server.wait_for_line(r"^stopped at once \(1 bytes read from clients\)")
     assert not any("Traceback" in line for line in server.err)
 
 
@@ -152,7 +152,7 @@ def test_sigterm_is_a_graceful_stop_too(serve):
     server = serve("--model", "selectors")
     server.proc.send_signal(signal.SIGTERM)
     assert server.wait_exit() == 0
-    server.wait_for(r"^stopped: 0 bytes read from clients, every reply sent")
+    server.wait_for_line(r"^stopped: 0 bytes read from clients, every reply sent")
 
 
 # ------------------------------------------------------------------ turned-away clients
@@ -189,7 +189,7 @@ def test_clients_turned_away_out_of_descriptors_are_reported_once(model, serve):
     try:
         assert outcome["no reply"] == 0, outcome  # nobody left hanging
         assert outcome["closed"] > 0, outcome  # the shortage really happened
-        line = server.wait_for(r"^turned away")
+        line = server.wait_for_line(r"^turned away")
         assert line == (
             f"turned away {outcome['closed']} clients: out of descriptors (ulimit -n 64)\n"
         )
@@ -210,7 +210,7 @@ def test_select_refusals_beyond_fd_setsize_are_reported(serve):
         socks, outcome = hold(server.address, 1100)
         try:
             assert outcome["no reply"] == 0 and outcome["closed"] > 0, outcome
-            line = server.wait_for(r"^turned away")
+            line = server.wait_for_line(r"^turned away")
             assert line == (
                 f"turned away {outcome['closed']} clients: descriptor beyond "
                 "select()'s FD_SETSIZE (1024)\n"
@@ -227,5 +227,5 @@ def test_grace_0_stops_at_once(serve):
     server = serve("--model", "select", "--grace", "0")
     server.proc.send_signal(signal.SIGINT)
     assert server.wait_exit() == 0
-    server.wait_for(r"^stopped at once \(0 bytes read from clients\)")
+    server.wait_for_line(r"^stopped at once \(0 bytes read from clients\)")
     assert not any(line.startswith("stopping") for line in server.err)

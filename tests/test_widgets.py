@@ -120,7 +120,7 @@ def test_running_the_console_cell_again_replaces_the_console(make_server, consol
     assert first.submit("one") == "one -> ONE"
     second = consoles(server.address if target == "address" else server, timeout=1)
     assert second.submit("two") == "two -> TWO"
-    assert first.is_replaced and first._sock is None
+    assert first.is_replaced and first.connection is None
     assert first.text.disabled and first.send_button.disabled
     assert first.submit("three").startswith("three -> not sent: this console was replaced")
     assert second.submit("four") == "four -> FOUR"
@@ -143,7 +143,7 @@ def test_busy_blocking_server_times_out_in_the_widget(make_server, consoles):
         console = consoles(server.address, timeout=0.3)
         line = console.submit("me too")
         assert line.startswith("me too -> no reply within 0.3 s")
-        assert console._sock is None  # a late reply must not be read by the next send
+        assert console.connection is None  # a late reply must not be read by the next send
 
 
 @pytest.mark.timeout(20)
@@ -190,9 +190,9 @@ def test_disconnect_all_closes_every_connection(make_server, consoles):
     first, second = consoles(server, name="first"), consoles(server, name="second")
     first.submit("a")
     second.submit("b")
-    socks = [first._sock, second._sock]
+    socks = [first.connection, second.connection]
     disconnect_all()
-    assert first._sock is None and second._sock is None
+    assert first.connection is None and second.connection is None
     assert all(s.fileno() == -1 for s in socks)
     assert first.submit("c") == "c -> C"  # opens a new one
 
@@ -202,7 +202,7 @@ def test_finish_disconnects_every_console(make_server, consoles, capsys):
 
     console = consoles(make_server("select"))
     assert console.submit("x") == "x -> X"
-    sock = console._sock
+    sock = console.connection
     finish()
-    assert console._sock is None and sock.fileno() == -1
+    assert console.connection is None and sock.fileno() == -1
     assert capsys.readouterr().out == "servers running: none\nnbio threads alive: 0\n"

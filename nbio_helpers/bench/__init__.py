@@ -46,11 +46,11 @@ _EXPORTS = {
     ".command": ("configure_parser", "main", "run"),
     ".load": ("BULK_BUFFER", "bulk_send", "echo_load", "hold", "sequential_echo"),
     ".measurements": (
-        "idle_cpu",
+        "idle_cost_entry",
         "loopback_ceiling",
         "max_connections",
         "select_refusal",
-        "throughput",
+        "throughput_entry",
     ),
     ".report": ("IDLE_CPU_TARGET", "IDLE_TARGET_SERVERS", "evaluate_targets", "format_report"),
     ".runner": ("SIZES", "Settings", "machine_info", "run_bench"),

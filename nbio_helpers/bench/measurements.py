@@ -2,8 +2,10 @@
 
 * :func:`loopback_ceiling` — bytes per second through one loopback connection: no server can
   echo faster than this machine moves bytes;
-* :func:`idle_cpu` — a server's CPU share with silent clients connected;
-* :func:`throughput` — echo throughput under many concurrent clients, and CPU per message;
+* :func:`idle_cost_entry` — a server's CPU share with silent clients connected
+  (:func:`nbio_helpers.measure.idle_cost`, as the report's entry);
+* :func:`throughput_entry` — echo throughput under many concurrent clients, and CPU per
+  message, as the report's entry;
 * :func:`max_connections` — how many concurrent connections a model holds, every echo checked;
 * :func:`select_refusal` — the ``select`` model refusing descriptors beyond FD_SETSIZE.
 
@@ -53,7 +55,7 @@ def loopback_ceiling(load: ClientProcess, seconds: float) -> dict:
     }
 
 
-def idle_cpu(
+def idle_cost_entry(
     server: Server, load: ClientProcess, clients: int, settle: float, seconds: float
 ) -> dict:
     """CPU share of the server's threads while ``clients`` silent clients stay connected.
@@ -71,7 +73,7 @@ def idle_cpu(
     }
 
 
-def throughput(server: Server, load: ClientProcess, echo: EchoLoad) -> dict:
+def throughput_entry(server: Server, load: ClientProcess, echo: EchoLoad) -> dict:
     """The load process's echo load ``echo`` against ``server``
     (:func:`nbio_helpers.measure.echo.measure_load`): its result, plus the server's CPU
     time per echoed message (``cpu_us_per_message``), which, unlike throughput, hardly
@@ -120,9 +122,9 @@ def select_refusal(load: ClientProcess, beyond: int) -> dict:
 
 __all__ = [
     "held_echoes",
-    "idle_cpu",
+    "idle_cost_entry",
     "loopback_ceiling",
     "max_connections",
     "select_refusal",
-    "throughput",
+    "throughput_entry",
 ]

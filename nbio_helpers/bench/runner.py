@@ -19,11 +19,11 @@ import time
 from typing import Any
 
 from nbio_helpers.bench.measurements import (
-    idle_cpu,
+    idle_cost_entry,
     loopback_ceiling,
     max_connections,
     select_refusal,
-    throughput,
+    throughput_entry,
 )
 from nbio_helpers.bench.report import evaluate_targets, size_text
 from nbio_helpers.bench.servers import SERVERS
@@ -107,7 +107,7 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
                 with SERVERS[name][0]() as server:
                     if round_ == 0:
                         note(f"{name}: idle CPU, {settings.clients} silent clients")
-                        idle[name] = idle_cpu(
+                        idle[name] = idle_cost_entry(
                             server,
                             load,
                             settings.clients,
@@ -120,7 +120,7 @@ def run_bench(settings: Settings, progress=lambda text: None) -> dict:
                             + (f", round {round_ + 1}" if settings.rounds > 1 else "")
                         )
                         rounds[name][label].append(
-                            throughput(server, load, settings.echo_load(size))
+                            throughput_entry(server, load, settings.echo_load(size))
                         )
         for name in names:
             results["servers"][name] = {

@@ -42,7 +42,7 @@ from nbio_helpers.exercises import (
     zombies,
 )
 
-CLOSE = "close"
+HANG_UP = "hang up"
 """In a :class:`ScriptedPeer` script: close the far end (the learner then reads ``b''``)."""
 
 RESET = "reset"
@@ -107,13 +107,13 @@ class WatchedSocket(socket.socket):
 class ScriptedPeer:
     """A real TCP connection on 127.0.0.1 whose far end follows a script, in a thread.
 
-    Script items: ``bytes`` are sent, a number is a pause in seconds, :data:`CLOSE` closes
+    Script items: ``bytes`` are sent, a number is a pause in seconds, :data:`HANG_UP` closes
     the far end, :data:`RESET` aborts the connection from it (:meth:`reset`). After the
     script the far end stays open and silent (a stalled peer) until the ``with`` block ends.
     Leaving the block ends the script at once, shuts down and closes both ends (which also
     frees a learner's call still blocked on :attr:`sock`)::
 
-        with ScriptedPeer([b"ab", 0.05, b"cd", CLOSE]) as peer:
+        with ScriptedPeer([b"ab", 0.05, b"cd", HANG_UP]) as peer:
             peer.sock.recv(10)          # b'ab'; the learner's end: blocking, no timeout
 
         with ScriptedPeer() as peer:
@@ -174,7 +174,7 @@ class ScriptedPeer:
             for step in self.script:
                 if self.stopping.is_set():
                     return
-                if step == CLOSE:
+                if step == HANG_UP:
                     self.far.close()
                     return
                 if step == RESET:
@@ -549,7 +549,7 @@ def _early_close(fn) -> None:
     n = len(MESSAGE)
     run = _run(
         fn,
-        [b"cut", CLOSE],
+        [b"cut", HANG_UP],
         n,
         2.0,
         limit=4.0,
@@ -810,7 +810,7 @@ def _short(value, limit: int = 40) -> str:
 
 __all__ = [
     "CHOICES",
-    "CLOSE",
+    "HANG_UP",
     "RESET",
     "RIGHT_CHOICE",
     "Outcome",

@@ -537,7 +537,7 @@ class SlowReader:
             self.last_progress = time.monotonic()
             self._stop.wait(self.pause)
 
-    def wait_for(self, size: int, quiet: float = 0.5, limit: float = 10.0) -> int:
+    def wait_received(self, size: int, quiet: float = 0.5, limit: float = 10.0) -> int:
         """Wait until ``size`` bytes came, or nothing came for ``quiet`` s; return the count."""
         deadline = time.monotonic() + limit
         while len(self.received) < size and time.monotonic() < deadline:
@@ -658,7 +658,7 @@ def _big_send(fn) -> None:
                 situation=situation,
                 give_up=lambda: reader.stalled(STALL),
             )
-            count = reader.wait_for(len(data))
+            count = reader.wait_received(len(data))
         finally:
             reader.stop()
         if run.error is not None:

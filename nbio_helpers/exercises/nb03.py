@@ -117,7 +117,7 @@ REPLY_WAIT = 1.0
 """Seconds a client waits for a reply before the checker says the loop is frozen."""
 
 BURST_CLIENTS = 8
-BURST_PAUSE = 0.02
+BURST_INTERVAL = 0.02
 WAITING = 3
 """Clients waiting to be accepted in the accept_new probe."""
 
@@ -467,7 +467,7 @@ SEND_PROBE = {
 }
 
 
-def _probe_send_pending(send_pending) -> None:
+def probe_send_pending(send_pending) -> None:
     """Call the learner's ``send_pending`` on sockets whose ``send()`` we script; raise
     :class:`NotYet` naming the first rule it breaks."""
     with _probe_sockets({k: v[0] for k, v in SEND_PROBE.items()}) as socks:
@@ -617,7 +617,7 @@ def _judge_send_probe(socks, wlist, error) -> None:
             )
 
 
-def _probe_accept_new(accept_new) -> None:
+def probe_accept_new(accept_new) -> None:
     """Call the learner's ``accept_new`` on a listener with nobody waiting, with
     :data:`WAITING` clients waiting, and with an ``accept()`` that raises a bug."""
     with socket.create_server(("127.0.0.1", 0)) as empty:
@@ -711,7 +711,9 @@ class _BuggyListener(socket.socket):
         raise TypeError("an error that is not an OSError (raised by the checker)")
 
 
-def _probe_catch_all(accept_new) -> None:
+def probe_catch_all(accept_new) -> None:
+    """Call the learner's ``accept_new`` on a listener whose ``accept()`` raises a bug
+    (a ``TypeError``); raise :class:`NotYet` if the learner's code hides it."""
     real = socket.create_server(("127.0.0.1", 0))
     with _BuggyListener(real.family, real.type, real.proto, fileno=real.detach()) as buggy:
         buggy.setblocking(False)
@@ -767,7 +769,7 @@ def _served_beside_stragglers(server, requests: int = 20) -> tuple[list[float], 
 @checker
 def check_send_pending(send_pending):
     """Check ``send_pending(wlist)`` against every rule of exercise 1 (module docstring)."""
-    _probe_send_pending(send_pending)
+    probe_send_pending(send_pending)
 
     with _learner_server("send_pending", send_pending=send_pending, sndbuf=SNDBUF) as server:
         delays, per_call = _served_beside_stragglers(server)
@@ -833,7 +835,9 @@ def check_send_pending(send_pending):
                 "that said goodbye only once it has nothing pending.",
             )
 
-    with _learner_server("send_pending", send_pending=send_pending, pause=BURST_PAUSE) as server:
+    with _learner_server(
+        "send_pending", send_pending=send_pending, interval=BURST_INTERVAL
+    ) as server:
         delays = burst(server.address, BURST_CLIENTS, timeout=3.0)
         _raise_loop_error(server, "send_pending")
     if delays[-1] == float("inf"):
@@ -856,8 +860,8 @@ def check_send_pending(send_pending):
 @checker
 def check_accept_new(accept_new):
     """Check ``accept_new(listener)`` against every rule of exercise 2 (module docstring)."""
-    _probe_accept_new(accept_new)
-    _probe_catch_all(accept_new)
+    probe_accept_new(accept_new)
+    probe_catch_all(accept_new)
 
     with _learner_server("accept_new", accept_new=accept_new) as server:
         starved = is_starved(server, wait=REPLY_WAIT)
@@ -883,4 +887,11 @@ def check_accept_new(accept_new):
     return "a quiet client no longer freezes anyone, and 20 clients at once were all served"
 
 
-__all__ = ["LearnerClassicServer", "check_accept_new", "check_send_pending"]
+__all__ = [
+    "LearnerClassicServer",
+    "check_accept_new",
+    "check_send_pending",
+    "probe_accept_new",
+    "probe_catch_all",
+    "probe_send_pending",
+]

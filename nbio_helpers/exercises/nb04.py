@@ -80,6 +80,7 @@ from nbio_helpers.exercises import (
     where,
 )
 from nbio_helpers.limits import OUT_OF_DESCRIPTORS, fd_limit
+from nbio_helpers.server import wait_until
 
 ROUND_TIMEOUT = 0.05
 """The ``timeout`` the checker passes to the learner's ``select_round``."""
@@ -254,16 +255,6 @@ class LearnerLoop:
         return ended
 
 
-def wait_for(predicate, timeout: float) -> bool:
-    """Check ``predicate()`` every few ms until true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def big_echo(address, payload: bytes, timeout: float = 15.0, stall: float = 2.0) -> bytes:
     """Send ``payload`` while reading the echo; return what came back.
 
@@ -373,7 +364,7 @@ def _spins(rounds: int, cpu: float, what: str) -> NotYet:
 def _idle_rounds(loop: LearnerLoop) -> None:
     idle = [connect(loop.address, timeout=3.0) for _ in range(10)]
     try:
-        if not wait_for(lambda: len(loop.outbufs) >= 10 or loop.error or loop.stuck(), 3.0):
+        if not wait_until(lambda: len(loop.outbufs) >= 10 or loop.error or loop.stuck(), 3.0):
             loop.raise_if_failed()
             raise NotYet(
                 "10 clients connected but the loop did not accept them all in 3 s",
@@ -414,7 +405,7 @@ def _prompt_replies(loop: LearnerLoop) -> None:
     delays, late = [], 0
     try:
         with connect(loop.address, timeout=3.0) as sock:
-            if not wait_for(lambda: len(loop.outbufs) >= 1 or loop.error or loop.stuck(), 3.0):
+            if not wait_until(lambda: len(loop.outbufs) >= 1 or loop.error or loop.stuck(), 3.0):
                 loop.raise_if_failed()
             for i in range(PROMPT_REQUESTS):
                 time.sleep(random.uniform(0.0, 0.02))  # not in step with the loop's rounds
@@ -499,7 +490,7 @@ def _quiet_client(loop: LearnerLoop) -> None:
                 break
         # Then it reads a little (room in the server's send buffer: writable again, with far
         # more pending than fits), and stops reading again.
-        wait_for(
+        wait_until(
             lambda: loop.error or loop.stuck() or sum(map(len, loop.outbufs.values())) >= sent // 2,
             1.0,
         )
@@ -543,7 +534,7 @@ def _quiet_client(loop: LearnerLoop) -> None:
         loop.raise_if_failed()
     finally:
         close_with_reset(quiet)
-    if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
+    if not wait_until(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         loop.raise_if_failed()
         raise NotYet(
             f"a client reset its connection with replies pending, and 2 s later "
@@ -560,7 +551,7 @@ def _quiet_client(loop: LearnerLoop) -> None:
 
 
 def _no_leak(loop: LearnerLoop, closed: int) -> None:
-    if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
+    if not wait_until(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         loop.raise_if_failed()
         raise NotYet(
             f"{closed} client(s) closed, but {len(loop.outbufs)} socket(s) are still "
@@ -581,7 +572,7 @@ def _hundred_clients(loop: LearnerLoop) -> None:
             f"right (first problem: {first})",
             "serve every socket select() reported, not only the first one.",
         )
-    if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
+    if not wait_until(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         raise NotYet(
             f"{len(loop.outbufs)} of 100 finished clients are still in outbufs: "
             "the connections leak",
@@ -612,7 +603,7 @@ def _big_payload(loop: LearnerLoop) -> None:
 
 def _half_close(loop: LearnerLoop) -> None:
     """A client sends 4 MiB, says it is done (shutdown SHUT_WR), waits, then reads."""
-    if not wait_for(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
+    if not wait_until(lambda: not loop.outbufs or loop.error or loop.stuck(), 2.0):
         loop.raise_if_failed()
     payload = bytes(range(97, 123)) * (HALF_CLOSE_PAYLOAD // 26)
     sock = _small_window_client(loop.address)
@@ -629,7 +620,7 @@ def _half_close(loop: LearnerLoop) -> None:
                 "once its buffer is empty.",
             ) from None
         # b'' reaches the loop: a right loop puts the client into finished
-        wait_for(lambda: loop.finished or not loop.outbufs or loop.error or loop.stuck(), 2.0)
+        wait_until(lambda: loop.finished or not loop.outbufs or loop.error or loop.stuck(), 2.0)
         rounds, cpu = _count(loop, IDLE_WINDOW)  # the client reads nothing meanwhile
         loop.raise_if_failed()
         got, ended = bytearray(), False
@@ -683,7 +674,7 @@ def _half_close(loop: LearnerLoop) -> None:
             "once the buffer of a client in finished is empty, close it and delete it "
             "from outbufs and from finished (step 4).",
         )
-    if not wait_for(
+    if not wait_until(
         lambda: (not loop.outbufs and not loop.finished) or loop.error or loop.stuck(), 2.0
     ):
         loop.raise_if_failed()
@@ -763,5 +754,4 @@ __all__ = [
     "big_echo",
     "check_prediction",
     "check_select_round",
-    "wait_for",
 ]

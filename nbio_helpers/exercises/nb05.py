@@ -310,7 +310,7 @@ def _watched_selector_class(log: _SelectLog):
     return CheckersSelector
 
 
-def _closed_by_server(
+def closed_by_server(
     sock: socket.socket, within: float, server, since: float | None = None
 ) -> float | None:
     """Seconds from ``since`` (a ``time.monotonic()`` value: when ``sock`` connected; default
@@ -563,7 +563,7 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
     with connect(server.address, timeout=3.0) as idle:
         connected = time.monotonic()
         chatty.start()
-        after = _closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
+        after = closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
         chatty.join(seconds + 5)
     _check_alive(server)
     if after is not None and after < TOO_SOON:
@@ -615,7 +615,7 @@ def _idle_alone(server, log: _SelectLog) -> None:
         time.sleep(0.05)  # after this pause (accepted and registered by now)
         log.reset()
         c0, t0 = server.cpu.total(), time.perf_counter()
-        after = _closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
+        after = closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
         cpu = (server.cpu.total() - c0) / (time.perf_counter() - t0)
         rate = log.rate()
         with log.lock:
@@ -743,4 +743,5 @@ __all__ = [
     "WAIT_FOR_CLOSE",
     "check_idle_timeout",
     "check_model_choices",
+    "closed_by_server",
 ]

@@ -637,7 +637,7 @@ HEAP_HINT = (
 )
 
 
-class _Calls:
+class LearnerCalls:
     """Which of the learner's methods each thread is in, and since when."""
 
     def __init__(self):
@@ -667,7 +667,7 @@ class _Calls:
         return None
 
 
-def _timer_loop(cls, calls: _Calls, selector=None):
+def _timer_loop(cls, calls: LearnerCalls, selector=None):
     """Build the learner's loop (in the calling learner thread) with its methods wrapped."""
     loop = cls(selector)
     if not isinstance(loop, GeneratorLoop):
@@ -700,7 +700,7 @@ class _Clock:
         return self.now
 
 
-def _run_timer_scenario(scenario, cls, calls: _Calls, what: str):
+def _run_timer_scenario(scenario, cls, calls: LearnerCalls, what: str):
     """Run one of the checker's scenarios (which calls the learner's methods) in a learner
     thread; turn what went wrong into a NotYet."""
     stuck = []
@@ -1029,11 +1029,11 @@ def _run_timers_checks(cls, calls):
         _loop_close(loop)
 
 
-class _LiveLoop:
+class LiveLoop:
     """The learner's loop running ``run_forever()`` in a learner thread, with a waker through
     which the checker hands it jobs, and a recording selector (select() calls, timeouts)."""
 
-    def __init__(self, cls, calls: _Calls):
+    def __init__(self, cls, calls: LearnerCalls):
         self.calls = calls
         self.log = LoopLog()
         self.jobs: collections.deque = collections.deque()
@@ -1127,15 +1127,15 @@ def check_timer_loop(loop_class):
             f"expected a class, got {type(loop_class).__name__}",
             "pass the class itself: check_timer_loop(MyTimerLoop).",
         )
-    calls = _Calls()
+    calls = LearnerCalls()
     _run_timer_scenario(_timeout_checks, loop_class, calls, "timeout() and call_later()")
     _run_timer_scenario(_run_timers_checks, loop_class, calls, "run_timers()")
 
-    live = _LiveLoop(loop_class, calls)
+    live = LiveLoop(loop_class, calls)
     try:
         live.runner.start()
-        _idle_check(live)
-        _on_time_check(live)
+        idle_check(live)
+        on_time_check(live)
         live.raise_if_failed()
     finally:
         live.stop()
@@ -1147,7 +1147,9 @@ def check_timer_loop(loop_class):
     )
 
 
-def _idle_check(live: _LiveLoop) -> int:
+def idle_check(live: LiveLoop) -> int:
+    """With one timer half a second away, the running loop must sleep in ``select()``:
+    raise :class:`NotYet` if it spins or burns CPU; return its ``select()`` calls."""
     ready = threading.Event()
     holder = {}
 
@@ -1187,7 +1189,10 @@ def _idle_check(live: _LiveLoop) -> int:
     return calls
 
 
-def _on_time_check(live: _LiveLoop) -> float:
+def on_time_check(live: LiveLoop) -> float:
+    """Timers and a sleeping task on the running loop must fire on time: raise
+    :class:`NotYet` if one fires early, or late by more than :data:`TIMER_TOLERANCE`
+    (median); return that median lateness in seconds."""
     delays = (0.06, 0.015, 0.045, 0.09, 0.03, 0.075)
     fired: list = []
     slept: list = []
@@ -1992,10 +1997,14 @@ __all__ = [
     "FRAMER_LIMIT",
     "IDLE_TIMEOUT",
     "TIMER_TOLERANCE",
+    "LearnerCalls",
+    "LiveLoop",
     "check_chat_handler",
     "check_framer",
     "check_timer_loop",
     "held_bytes",
+    "idle_check",
+    "on_time_check",
     "requires_exercise",
     "timeline_of",
     "try_on_asyncio",

@@ -43,18 +43,23 @@ class Flooder:
     ----------
     address:
         ``(host, port)`` of an echo server.
-    buffer_size:
-        ``SO_SNDBUF``/``SO_RCVBUF`` of the client's socket (small buffers fill sooner).
+    sock_buffer_size:
+        ``SO_SNDBUF``/``SO_RCVBUF`` of the client's socket (small buffers fill sooner), as
+        the server's ``sock_buffer_size`` sets them on its side.
     chunk:
         Bytes per ``send()``.
     """
 
     def __init__(
-        self, address, buffer_size: int = 64 * 1024, chunk: int = 64 * 1024, timeout: float = 5.0
+        self,
+        address,
+        sock_buffer_size: int = 64 * 1024,
+        chunk: int = 64 * 1024,
+        timeout: float = 5.0,
     ):
         self.sock = socket.socket(address_family(address[0]))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock_buffer_size)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sock_buffer_size)
         self.sock.settimeout(timeout)
         self.sock.connect(address)
         self.sock.setblocking(False)

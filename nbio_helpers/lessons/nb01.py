@@ -28,7 +28,7 @@ receive buffer, and Linux caps the buffer a program may ask for at ``net.core.rm
 offers the sender only a part as window (``man 7 tcp``, ``tcp_adv_win_scale``: as little
 as half)."""
 
-__all__ = ["MAX_SIZE", "CopyTiming", "copy_time", "fits"]
+__all__ = ["MAX_SIZE", "CopyTiming", "buffered_pair", "copy_time", "fits"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +89,7 @@ def copy_time(size: int, repeats: int = 21, timeout: float = 5.0) -> CopyTiming:
         raise ValueError(f"size must be an int from 1 to {MAX_SIZE:,} bytes, not {size!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int of at least 1, not {repeats!r}")
-    sender, receiver = _buffered_pair(size, timeout)
+    sender, receiver = buffered_pair(size, timeout)
     data = b"x" * size
     times: list[float] = []
     short = 0
@@ -114,9 +114,12 @@ def copy_time(size: int, repeats: int = 21, timeout: float = 5.0) -> CopyTiming:
     return CopyTiming(size, repeats, statistics.median(times), min(times), max(times))
 
 
-def _buffered_pair(size: int, timeout: float) -> tuple[socket.socket, socket.socket]:
-    """(sender, receiver) on 127.0.0.1; the receiver is non-blocking, its receive buffer
-    large enough for ``size`` unread bytes (raises ValueError if the system refuses)."""
+def buffered_pair(size: int, timeout: float) -> tuple[socket.socket, socket.socket]:
+    """A connected ``(sender, receiver)`` pair on 127.0.0.1, as :func:`copy_time` times
+    it: the receiver is non-blocking, its receive buffer large enough for ``size`` unread
+    bytes; ``timeout`` is the sender's, and bounds the accept.
+
+    Raises ValueError if the system refuses such a buffer."""
     wanted = 4 * MAX_SIZE
     with socket.create_server(("127.0.0.1", 0)) as listener:
         # Set on the listener, before the connection exists: the accepted socket inherits

@@ -75,9 +75,10 @@ from nbio_helpers.nonblocking import attempt
 from nbio_helpers.server import Server, wait_until
 from nbio_helpers.ui.explorer import PollIntervalExplorer
 
-MAX_PAUSE = 1.0
-"""Longest allowed pause. The loop sleeps with ``time.sleep`` in its own thread, where nothing
-can cut the sleep short (signals are handled in the main thread only): ``stop()`` waits it out."""
+MAX_INTERVAL = 1.0
+"""Longest allowed ``interval``. The loop sleeps with ``time.sleep`` in its own thread, where
+nothing can cut the sleep short (signals are handled in the main thread only): ``stop()`` waits
+it out."""
 
 
 # ------------------------------------------------------------------------ the loop
@@ -86,7 +87,7 @@ class ClassicLoop:
 
     ``rlist``: the clients, each asked ``recv()`` once per round. ``wlist``: the replies still
     to send, as ``[sock, bytes]`` pairs. ``done``: clients that have finished sending, closed
-    once their last reply is out. Needs ``listener``, ``stopping``, ``pause`` and ``accept()``
+    once their last reply is out. Needs ``listener``, ``stopping``, ``interval`` and ``accept()``
     (see :class:`ClassicServer`).
     """
 
@@ -94,8 +95,8 @@ class ClassicLoop:
         self.listener.setblocking(False)
         while not self.stopping:
             self.one_round()
-            if self.pause:
-                time.sleep(self.pause)  # the article's way to spare the CPU
+            if self.interval:
+                time.sleep(self.interval)  # the article's way to spare the CPU
 
     def one_round(self):
         self.rlist += self.accept_new()  # everyone waiting to connect...
@@ -219,8 +220,9 @@ class ClassicServer(ClassicLoop, Server):
 
     Parameters
     ----------
-    pause:
-        Seconds of ``time.sleep`` between rounds (0 = busy polling). At most :data:`MAX_PAUSE`.
+    interval:
+        Seconds of ``time.sleep`` between rounds (0 = busy polling), as
+        :class:`~nbio_helpers.PollingServer`'s. At most :data:`MAX_INTERVAL`.
     sndbuf:
         If set, SO_SNDBUF of every accepted socket (bytes): small buffers make partial sends.
     Other parameters: those of :class:`~nbio_helpers.server.Server`.
@@ -241,11 +243,11 @@ class ClassicServer(ClassicLoop, Server):
     summary = "the article's design, its flaws fixed"
     """What goes wrong, in one line (for a table in a notebook)."""
 
-    def __init__(self, *args, pause: float = 0.0, sndbuf: int | None = None, **kwargs):
+    def __init__(self, *args, interval: float = 0.0, sndbuf: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if not 0 <= pause <= MAX_PAUSE:
-            raise ValueError(f"pause must be between 0 and {MAX_PAUSE} s, not {pause!r}")
-        self.pause = pause
+        if not 0 <= interval <= MAX_INTERVAL:
+            raise ValueError(f"interval must be between 0 and {MAX_INTERVAL} s, not {interval!r}")
+        self.interval = interval
         self.sndbuf = sndbuf
         self.rlist: list[socket.socket] = []
         self.wlist: list[list] = []
@@ -563,7 +565,7 @@ def send_rounds(events) -> int:
 
 __all__ = [
     "FLAWS",
-    "MAX_PAUSE",
+    "MAX_INTERVAL",
     "BlockingAccepted",
     "ClassicLoop",
     "ClassicServer",

@@ -39,7 +39,7 @@ Every function here is bounded in time and stops what it starts; :func:`stop_cli
 (called by ``notebook.finish()``) stops the client process.
 
 Deprecated names, kept while notebooks 03-05 use them: the sweep rows' ``"p99"`` key (``nan``
-below 1,000 samples), and :class:`IdleCost`'s ``cpu_share`` and ``wakeups_per_second``.
+below 1,000 samples), and :class:`IdleCost`'s ``wakeups_per_second``.
 """
 
 from nbio_helpers.measure.comparison import (

@@ -151,11 +151,6 @@ class IdleCost:
         return self.cpu / rate if rate > 0 else math.nan
 
     @property
-    def cpu_share(self) -> float:
-        """Deprecated name of :attr:`cpu`."""
-        return self.cpu
-
-    @property
     def wakeups_per_second(self) -> float:
         """Deprecated name of :attr:`rounds_per_second` (0 where ``nan``)."""
         rate = self.rounds_per_second

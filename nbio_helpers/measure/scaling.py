@@ -64,6 +64,7 @@ from nbio_helpers.models.select_model import WINDOWS_SELECT_LIMIT
 __all__ = [
     "ScalingResult",
     "available_selectors",
+    "duplicate_above",
     "fit_slope",
     "measure_scaling",
     "plot_scaling",
@@ -203,9 +204,10 @@ def _per_call(sel, timeout: float, budget: float, clock=time.thread_time) -> lis
     return samples
 
 
-def _high_active(active_r: socket.socket, above: int) -> socket.socket:
+def duplicate_above(active_r: socket.socket, above: int) -> socket.socket:
     """A duplicate of ``active_r`` at the lowest free descriptor above ``above`` (POSIX), so
-    that ``select()`` reaches it last; ``active_r`` itself elsewhere."""
+    that ``select()`` reaches it last; ``active_r`` itself elsewhere (Windows, which has no
+    ``fcntl``): close it if it is not ``active_r``."""
     try:
         import fcntl
     except ImportError:
@@ -276,7 +278,7 @@ def measure_scaling(
             try:
                 idle = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
                 highest = max([base_r.fileno(), base_w.fileno()] + [s.fileno() for s in idle])
-                active = _high_active(base_r, highest)
+                active = duplicate_above(base_r, highest)
                 plans, at_limit = [], False
                 for name in names:
                     why = _select_cannot_take(name, idle + [active])

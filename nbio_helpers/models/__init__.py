@@ -30,8 +30,17 @@ from nbio_helpers.models.threads import ThreadsServer
 from nbio_helpers.server import Server
 
 
-def _find_models() -> dict[str, type[Server]]:
-    """Model name -> class, for every model of this package, in teaching order."""
+def find_models() -> dict[str, type[Server]]:
+    """Model name -> class, for every model of this package, in teaching order: each
+    ``Server`` subclass with a ``model`` and a ``taught_in`` of its own, defined in a module
+    of this package (:data:`MODELS` is what it found at import; a test that adds a module
+    calls it again).
+
+    Raises
+    ------
+    TypeError
+        Two models have the same name.
+    """
     found: dict[str, type[Server]] = {}
     for info in pkgutil.iter_modules(__path__, f"{__name__}."):
         module = importlib.import_module(info.name)
@@ -53,7 +62,7 @@ def _find_models() -> dict[str, type[Server]]:
     return dict(sorted(found.items(), key=lambda item: (item[1].taught_in, item[0])))
 
 
-MODELS: dict[str, type[Server]] = _find_models()
+MODELS: dict[str, type[Server]] = find_models()
 """Model name -> server class, in the order the series teaches them (``taught_in``)."""
 
 
@@ -105,6 +114,7 @@ __all__ = [
     "SelectorsServer",
     "TasksServer",
     "ThreadsServer",
+    "find_models",
     "models_with",
     "start_server",
 ]

@@ -115,7 +115,7 @@ class PollIntervalExplorer(widgets.VBox):
         self.clear_button.on_click(lambda _button: self.clear())
         self.busy.observe(lambda change: setattr(self.slider, "disabled", change["new"]), "value")
         if self.reference:
-            self._redraw()
+            self.redraw()
             self.status.value = self._note(
                 "the dots are the sweep above: choose an interval, then Measure to add your own"
             )
@@ -180,7 +180,7 @@ class PollIntervalExplorer(widgets.VBox):
         """Forget every measured point (the ``reference`` points stay) and redraw."""
         self.points = []
         if self.reference:
-            self._redraw()
+            self.redraw()
         else:
             self.output.outputs = ()
         self.status.value = self._note("cleared: choose an interval, then Measure")
@@ -210,7 +210,7 @@ class PollIntervalExplorer(widgets.VBox):
             make_server=self.make_server,
         )[0]
         self.points.append(point)
-        self._redraw()
+        self.redraw()
         self.status.value = self._note(
             f"{_label(interval)}: CPU {point['cpu']:.1%} of a core, median latency "
             f"{point['median'] * 1e3:.3g} ms (theory {point['theory'] * 1e3:.3g} ms), "
@@ -218,7 +218,9 @@ class PollIntervalExplorer(widgets.VBox):
         )
         return point
 
-    def _redraw(self) -> None:
+    def redraw(self) -> None:
+        """Draw :attr:`points` (and the reference sweep) again in the plot below the
+        slider; a measurement does it by itself."""
         # A Figure without pyplot: drawing from a thread must not show up in a cell's output.
         from matplotlib.figure import Figure
 

@@ -110,6 +110,12 @@ class ClientConsole(widgets.VBox):
             pass
         return self._last_address
 
+    @property
+    def connection(self) -> socket.socket | None:
+        """The socket to the server, kept from one send to the next (None before the first
+        send, and after :meth:`disconnect`)."""
+        return self._sock
+
     def submit(self, message: str | None = None) -> str:
         """Send ``message`` (default: the text box's value, which is then cleared).
 
