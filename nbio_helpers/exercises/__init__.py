@@ -369,6 +369,21 @@ def judge(
     return outcome
 
 
+def judge_error(error: BaseException, name: str, *, prefix: str = "") -> None:
+    """Raise :class:`NotYet` for what no check accepts in an exception that ended learner
+    code (a loop of the checker's that died, say): the stub (``NotImplementedError``), and a
+    ``BaseException`` that is not an ``Exception``, bare or wrapped in
+    :class:`LearnerBaseException` (``f"{prefix}{name} raised KeyboardInterrupt"``, with a hint
+    saying why not). Returns for any other exception, for the checker to judge."""
+    if isinstance(error, NotImplementedError):
+        raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+    if isinstance(error, LearnerBaseException):
+        error = error.original
+    if not isinstance(error, Exception):
+        message, hint = base_exception_failure(name, error)
+        raise NotYet(prefix + message, hint)
+
+
 def try_learner(
     fn,
     *args,
@@ -512,6 +527,7 @@ __all__ = [
     "grading",
     "guarded",
     "judge",
+    "judge_error",
     "not_yet",
     "report",
     "requires_exercise",
