@@ -161,6 +161,10 @@ class LearnerLoop:
         """True if the current ``select_round()`` call has run for more than STUCK_AFTER s."""
         return self.runner.running_for() > STUCK_AFTER
 
+    @property
+    def alive(self) -> bool:
+        return self.runner.alive
+
     def where(self) -> str:
         """Where the learner's code is running now ("line 4 of your cell: `...`"), or ""."""
         return self.runner.where() or ""

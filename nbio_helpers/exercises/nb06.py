@@ -1066,38 +1066,21 @@ def _run_timers_checks(cls, calls):
             )
 
 
-class _LiveLoop:
-    """The learner's loop running ``run_forever()`` in a learner thread, with a waker through
-    which the checker hands it jobs, and a recording selector (select() calls, timeouts)."""
+class _DrivenLoop:
+    """The learner's ``loop``, to run ``run_forever()`` in a learner thread (``runner``, not
+    started yet), with a waker through which the checker hands it jobs (:meth:`run`).
+    ``sockets``: more sockets of the checker's that the loop may block on."""
 
-    def __init__(self, cls, calls: _Calls):
-        self.calls = calls
-        self.log = LoopLog()
+    def __init__(self, loop, name: str, sockets=()):
+        self.loop = loop
         self.jobs: collections.deque = collections.deque()
         self.waker_r, self.waker_w = socket.socketpair()
         self.waker_r.setblocking(False)
-        made = run_learner(
-            lambda: _timer_loop(
-                cls, calls, RecordingSelector(selectors.DefaultSelector(), self.log)
-            ),
-            limit=2.0,
-            name=cls.__name__,
-        )
-        if made.error is not None or made.value is None:
-            self.close_sockets()
-            if isinstance(made.error, NotYet):
-                raise made.error
-            judge(made, f"{cls.__name__}()", limit=2.0, hang_hint="keep __init__ as it was given.")
-            outcome = "returned None" if made.error is None else "raised"
-            if made.error is not None:
-                outcome += f" {describe_exception(made.error)}"
-            raise NotYet(f"{cls.__name__}() {outcome}", "keep __init__ as it was given.")
-        self.loop = made.value  # the learner's loop
-        self.loop.add_reader(self.waker_r, self._woken)
+        loop.add_reader(self.waker_r, self._woken)
         self.runner = LearnerThread(
-            guarded(self.loop.run_forever, name="run_forever"),
-            name="timer-loop",
-            sockets=[self.waker_r],
+            guarded(loop.run_forever, name="run_forever"),
+            name=name,
+            sockets=[self.waker_r, *sockets],
         )
 
     def _woken(self) -> None:
@@ -1111,6 +1094,45 @@ class _LiveLoop:
         self.jobs.append(job)
         with contextlib.suppress(OSError):
             self.waker_w.send(b"\0")
+
+    def stop(self, join: float = 0.5) -> bool:
+        """Ask the loop to stop, give it a second, then stop the learner's code in it (after
+        ``join`` more seconds); close its selector and the waker. Returns True if the loop
+        did not stop when asked."""
+        self.run(self.loop.stop)
+        self.runner.thread.join(1.0)
+        had_to_stop = self.runner.thread.is_alive()
+        self.runner.stop(join=join)
+        _loop_close(self.loop)
+        self.waker_r.close()
+        self.waker_w.close()
+        return had_to_stop
+
+
+class _LiveLoop(_DrivenLoop):
+    """The learner's timer loop, built in a learner thread with its methods wrapped
+    (:func:`_timer_loop`) and a recording selector (``log``: select() calls, timeouts), to
+    run ``run_forever()`` in a learner thread."""
+
+    def __init__(self, cls, calls: _Calls):
+        self.calls = calls
+        self.log = LoopLog()
+        made = run_learner(
+            lambda: _timer_loop(
+                cls, calls, RecordingSelector(selectors.DefaultSelector(), self.log)
+            ),
+            limit=2.0,
+            name=cls.__name__,
+        )
+        if made.error is not None or made.value is None:
+            if isinstance(made.error, NotYet):
+                raise made.error
+            judge(made, f"{cls.__name__}()", limit=2.0, hang_hint="keep __init__ as it was given.")
+            outcome = "returned None" if made.error is None else "raised"
+            if made.error is not None:
+                outcome += f" {describe_exception(made.error)}"
+            raise NotYet(f"{cls.__name__}() {outcome}", "keep __init__ as it was given.")
+        super().__init__(made.value, "timer-loop")
 
     def wait(self, predicate, timeout: float) -> bool:
         """Wait until ``predicate()``; fail at once if the loop died or is stuck."""
@@ -1139,17 +1161,6 @@ class _LiveLoop:
             raise NotYet(
                 "your loop's run_forever() returned by itself", "keep run_once() as given."
             )
-
-    def stop(self) -> None:
-        self.run(self.loop.stop)
-        self.runner.thread.join(1.0)
-        self.runner.stop(join=0.5)
-        _loop_close(self.loop)
-        self.close_sockets()
-
-    def close_sockets(self) -> None:
-        self.waker_r.close()
-        self.waker_w.close()
 
 
 @checker
@@ -1304,17 +1315,8 @@ def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
         )
         return log
     loop = made.value
-    waker_r, waker_w = socket.socketpair()
     ours, peer = socket.socketpair()
-    for sock in (waker_r, ours):
-        sock.setblocking(False)
-    jobs: collections.deque = collections.deque()
-
-    def woken():
-        with contextlib.suppress(BlockingIOError):
-            waker_r.recv(4096)
-        while jobs:
-            jobs.popleft()()
+    ours.setblocking(False)
 
     def sleeper():
         yield "sleep", 0.12
@@ -1331,28 +1333,19 @@ def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
         loop.spawn(sleeper())
         loop.spawn(reader())
 
-    loop.add_reader(waker_r, woken)
-    runner = LearnerThread(
-        guarded(loop.run_forever, name="run_forever"), name="timeline", sockets=[waker_r, ours]
-    ).start()
+    driven = _DrivenLoop(loop, "timeline", sockets=[ours])
+    runner = driven.runner.start()
     try:
-        jobs.append(scene)
-        waker_w.send(b"\0")
+        driven.run(scene)
         start = time.monotonic()
         for at in (0.03, 0.09, seconds):
             time.sleep(max(0.0, start + at - time.monotonic()))
             if at < seconds:
                 peer.send(b"ping")
-        jobs.append(loop.stop)
-        with contextlib.suppress(OSError):
-            waker_w.send(b"\0")
-        runner.thread.join(1.0)
     finally:
-        had_to_stop = runner.thread.is_alive()
-        runner.stop(join=0.2)
-        _loop_close(loop)
-        for sock in (waker_r, waker_w, ours, peer):
-            sock.close()
+        had_to_stop = driven.stop(join=0.2)
+        ours.close()
+        peer.close()
     if isinstance(runner.error, NotImplementedError):
         raise NotImplementedError(loop_class.__name__)
     if runner.error is not None and not isinstance(runner.error, LearnerStopped):
