@@ -62,7 +62,7 @@ import threading
 import time
 
 from nbio_helpers.clients import close_with_reset, connect, run_load, stream_echo
-from nbio_helpers.exercises import (
+from nbio_helpers.exercises import (  # most of them in nb05's too: shared names, not logic
     LearnerThread,
     NotYet,
     answer_of,

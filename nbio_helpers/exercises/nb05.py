@@ -59,7 +59,7 @@ import time
 from typing import Any
 
 from nbio_helpers.clients import connect, recv_exactly, request
-from nbio_helpers.exercises import (
+from nbio_helpers.exercises import (  # most of them in nb04's too: shared names, not logic
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
     LearnerStopped,
