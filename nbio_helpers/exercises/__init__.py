@@ -369,6 +369,21 @@ def judge(
     return outcome
 
 
+def judge_error(error: BaseException, name: str, *, prefix: str = "") -> None:
+    """Raise :class:`NotYet` for what no check accepts in an exception that ended learner
+    code (a loop of the checker's that died, say): the stub (``NotImplementedError``), and a
+    ``BaseException`` that is not an ``Exception``, bare or wrapped in
+    :class:`LearnerBaseException` (``f"{prefix}{name} raised KeyboardInterrupt"``, with a hint
+    saying why not). Returns for any other exception, for the checker to judge."""
+    if isinstance(error, NotImplementedError):
+        raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+    if isinstance(error, LearnerBaseException):
+        error = error.original
+    if not isinstance(error, Exception):
+        message, hint = base_exception_failure(name, error)
+        raise NotYet(prefix + message, hint)
+
+
 def try_learner(
     fn,
     *args,
@@ -403,33 +418,17 @@ def try_learner(
     return judge(outcome, label, limit=limit, hang_hint=hang_hint, allow_close=allow_close)
 
 
-def call_learner(
-    fn,
-    *args,
-    timeout: float = DEFAULT_TIMEOUT,
-    hang_hint: str | None = None,
-    name: str | None = None,
-    sockets=(),
-    allow_close: bool = False,
-    **kwargs,
-):
+def call_learner(fn, *args, timeout: float = DEFAULT_TIMEOUT, **kwargs):
     """Call the learner's ``fn(*args, **kwargs)`` under the harness; return its result.
 
-    Like :func:`try_learner`, and an ``Exception`` raised by ``fn`` is a failure too
-    (``NotYet("fn() raised KeyError: ...")``). Nothing else escapes.
+    Like :func:`try_learner`, with ``timeout`` for its ``limit`` (its other keywords,
+    ``hang_hint``, ``name``, ``sockets``, ``allow_close`` and ``give_up``, are its own too), and
+    an ``Exception`` raised by ``fn`` is a failure as well (``NotYet("fn() raised KeyError:
+    ...")``). Nothing else escapes.
     """
-    outcome = try_learner(
-        fn,
-        *args,
-        limit=timeout,
-        hang_hint=hang_hint,
-        name=name,
-        sockets=sockets,
-        allow_close=allow_close,
-        **kwargs,
-    )
+    outcome = try_learner(fn, *args, limit=timeout, **kwargs)
     if outcome.error is not None:
-        label = name or getattr(fn, "__name__", "function")
+        label = kwargs.get("name") or getattr(fn, "__name__", "function")
         raise NotYet(
             f"{label}() raised {describe_exception(outcome.error)}",
             "read the error message, fix the function, run its cell again.",
@@ -512,6 +511,7 @@ __all__ = [
     "grading",
     "guarded",
     "judge",
+    "judge_error",
     "not_yet",
     "report",
     "requires_exercise",

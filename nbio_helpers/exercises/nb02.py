@@ -74,6 +74,7 @@ once, or with ``timeout=20`` while the reader reads; returning without ``Timeout
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -121,6 +122,11 @@ def _mode_untouched(sock: WatchedSocket, name: str, situation: str, hint: str) -
     _still_nonblocking(sock, name)
 
 
+def _name_of(fn) -> str:
+    """How verdicts name the learner's function."""
+    return getattr(fn, "__name__", "your function")
+
+
 @dataclasses.dataclass
 class Run:
     """One call of the learner's function: the harness's outcome, plus what it did."""
@@ -143,7 +149,7 @@ def _run(fn, *args, limit: float, hang_hint, give_up=None) -> Run:
     look at what the call did: its CPU, the watched socket's calls). Raises :class:`NotYet`
     for what no check accepts (:func:`~nbio_helpers.exercises.judge`).
     """
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     used = {}
 
     def measured(*call_args):
@@ -227,7 +233,7 @@ def _one_recv(sock: WatchedSocket, name: str, situation: str) -> None:
 def _call_recv(fn, sock: WatchedSocket, situation: str, state: str) -> Run:
     sock.calls = Calls()
     run = _run(fn, sock, limit=RECV_LIMIT, hang_hint=_recv_hang_hint(sock, state))
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     _mode_untouched(
         sock,
         name,
@@ -238,6 +244,12 @@ def _call_recv(fn, sock: WatchedSocket, situation: str, state: str) -> Run:
     )
     _one_recv(sock, name, situation)
     return run
+
+
+def _no_error(fn, run: Run, situation: str, hint: str) -> None:
+    """Fail with ``hint`` if the call raised."""
+    if run.error is not None:
+        raise NotYet(f"{situation}, {_name_of(fn)}() raised {describe_exception(run.error)}", hint)
 
 
 @checker
@@ -306,7 +318,7 @@ def _wait_buffered(sock: WatchedSocket, size: int, timeout: float = 2.0) -> None
 
 def _expect_not_yet(fn, sock: WatchedSocket, situation: str) -> None:
     situation = f"when {situation}"
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     for _ in range(3):  # a busy machine can delay one quick call, not three in a row
         run = _call_recv(fn, sock, situation, "not yet")
         if isinstance(run.error, BlockingIOError):
@@ -315,11 +327,7 @@ def _expect_not_yet(fn, sock: WatchedSocket, situation: str) -> None:
                 "catch it: `except BlockingIOError: return None` — on a non-blocking "
                 "socket it only means 'no data yet, try later'.",
             )
-        if run.error is not None:
-            raise NotYet(
-                f"{situation}, {name}() raised {describe_exception(run.error)}",
-                "catch BlockingIOError (no data yet) and return None.",
-            )
+        _no_error(fn, run, situation, "catch BlockingIOError (no data yet) and return None.")
         if run.value == b"":
             raise NotYet(
                 f"{situation}, {name}() returned b''",
@@ -343,12 +351,8 @@ def _expect_not_yet(fn, sock: WatchedSocket, situation: str) -> None:
 
 def _expect_data(fn, sock: WatchedSocket, expected: bytes, situation: str) -> None:
     run = _call_recv(fn, sock, situation, "data")
-    name = getattr(fn, "__name__", "your function")
-    if run.error is not None:
-        raise NotYet(
-            f"{situation}, {name}() raised {describe_exception(run.error)}",
-            "return what sock.recv(65536) returns when it returns.",
-        )
+    name = _name_of(fn)
+    _no_error(fn, run, situation, "return what sock.recv(65536) returns when it returns.")
     value = run.value
     if isinstance(value, (bytes, bytearray)) and bytes(value) != expected:
         asked = sock.calls.recv[0] if sock.calls.recv else None
@@ -372,12 +376,10 @@ def _expect_data(fn, sock: WatchedSocket, expected: bytes, situation: str) -> No
 
 def _expect_finished(fn, sock: WatchedSocket, situation: str) -> None:
     run = _call_recv(fn, sock, situation, "finished")
-    name = getattr(fn, "__name__", "your function")
-    if run.error is not None:
-        raise NotYet(
-            f"{situation}, {name}() raised {describe_exception(run.error)}",
-            "once the peer has finished sending, recv() returns b'': return it.",
-        )
+    name = _name_of(fn)
+    _no_error(
+        fn, run, situation, "once the peer has finished sending, recv() returns b'': return it."
+    )
     if run.value != b"":
         raise NotYet(
             f"{situation}, {name}() returned {_short(run.value)} instead of b''",
@@ -388,7 +390,7 @@ def _expect_finished(fn, sock: WatchedSocket, situation: str) -> None:
 
 def _still_usable(fn, sock: WatchedSocket, peer: ScriptedPeer) -> None:
     """After b'', the connection is still open one way: the caller may send its answer."""
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     try:
         sock.sendall(b"last words")
         peer.far.settimeout(2.0)
@@ -408,7 +410,7 @@ def _expect_reset(fn, sock: WatchedSocket) -> None:
     """After the peer reset the connection, ``fn(sock)`` must let ConnectionResetError out."""
     situation = "after the peer reset the connection"
     run = _call_recv(fn, sock, situation, "reset")
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     if isinstance(run.error, ConnectionResetError):
         return
     if run.error is not None:
@@ -472,6 +474,9 @@ RESET_DELAY = 0.1
 """Seconds after the learner's call starts (the buffers full) at which the peer aborts."""
 
 RESET_TIMEOUT = 3.0
+
+SEND_GRACE = 2.5
+"""Seconds past the learner's own ``timeout`` before the checker gives up on a call."""
 
 SEND_HANG_HINT = (
     "wait for room with select.select([], [sock], [], time_left): never without "
@@ -584,9 +589,17 @@ def check_send_all_nonblocking(send_all_nonblocking):
     )
 
 
+@contextlib.contextmanager
+def _small_buffers():
+    """A :class:`~nbio_helpers.exercises.nb01.ScriptedPeer` with :data:`SMALL_BUFFER` on both
+    sides; yields ``(peer, sock)``, ``sock`` its learner's end, watched."""
+    with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
+        yield peer, watch(peer)
+
+
 def _send_rules(fn, sock: WatchedSocket, situation: str) -> None:
     """No sendall(), no mode that waits, still non-blocking (rules 4)."""
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     if sock.calls.sendall:
         raise NotYet(
             f"{situation}, {name}() called sendall()",
@@ -610,18 +623,20 @@ def _send(
     data: bytes,
     timeout: float,
     *,
-    limit: float,
     hang_hint,
     situation: str,
+    limit: float | None = None,
     give_up=None,
 ) -> Run:
+    """Call ``fn(sock, data, timeout)``: the checker gives up ``limit`` seconds after the
+    start (default: :data:`SEND_GRACE` after the learner's own ``timeout``)."""
     sock.calls = Calls()
     run = _run(
         fn,
         sock,
         data,
         timeout,
-        limit=limit,
+        limit=timeout + SEND_GRACE if limit is None else limit,
         give_up=give_up,
         hang_hint=lambda run: _send_hang_hint(sock, run, hang_hint),
     )
@@ -644,8 +659,7 @@ def _send_hang_hint(sock: WatchedSocket, run: Run, hint: str) -> str:
 def _big_send(fn) -> None:
     data = payload()
     situation = f"sending {len(data):,} bytes to a slow reader"
-    with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
-        sock = watch(peer)
+    with _small_buffers() as (peer, sock):
         reader = SlowReader(peer.far)
         try:
             run = _send(
@@ -664,7 +678,7 @@ def _big_send(fn) -> None:
         if run.error is not None:
             _explain_send_error(run.error, count, len(data), fn)
         got = bytes(reader.received)
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     if len(got) < len(data):
         raise NotYet(
             f"{name}() returned, but the reader received only {len(got):,} of "
@@ -687,7 +701,7 @@ def _big_send(fn) -> None:
 
 
 def _explain_send_error(error: BaseException, count: int | None, size: int, fn) -> None:
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     if isinstance(error, BlockingIOError):
         arrived = "" if count is None else f" after {count:,} of {size:,} bytes had arrived"
         raise NotYet(
@@ -729,7 +743,7 @@ def fill_buffers(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> int:
 
 def _timed_out(fn, run: Run, situation: str, data_size: int, hint: str) -> None:
     """The call must have raised TimeoutError, after about SEND_TIMEOUT."""
-    name = getattr(fn, "__name__", "your function")
+    name = _name_of(fn)
     if run.error is None:
         raise NotYet(
             f"{situation}, so the {data_size:,} bytes could not all be sent; "
@@ -763,16 +777,14 @@ def _timed_out(fn, run: Run, situation: str, data_size: int, hint: str) -> None:
 def never_read(fn) -> None:
     data = payload()
     situation = "the peer never read and the buffers were already full"
-    name = getattr(fn, "__name__", "your function")
-    with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
-        sock = watch(peer)
+    name = _name_of(fn)
+    with _small_buffers() as (_, sock):
         fill_buffers(sock)  # the far end never reads: no room is left
         run = _send(
             fn,
             sock,
             data,
             SEND_TIMEOUT,
-            limit=SEND_TIMEOUT + 2.5,
             hang_hint=SEND_HANG_HINT,
             situation=situation,
         )
@@ -801,8 +813,7 @@ def _trickle(fn) -> None:
         f"the peer read {TRICKLE_SIZE // 1024} KiB every {TRICKLE_PAUSE:g} s "
         f"(too slow for {len(data):,} bytes in {SEND_TIMEOUT:g} s)"
     )
-    with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
-        sock = watch(peer)
+    with _small_buffers() as (peer, sock):
         reader = SlowReader(peer.far, pause=TRICKLE_PAUSE, size=TRICKLE_SIZE)
         try:
             run = _send(
@@ -810,7 +821,6 @@ def _trickle(fn) -> None:
                 sock,
                 data,
                 SEND_TIMEOUT,
-                limit=SEND_TIMEOUT + 2.5,
                 hang_hint=DEADLINE_HINT,
                 situation=situation,
             )
@@ -830,9 +840,8 @@ def _trickle(fn) -> None:
 def _reset_midway(fn) -> None:
     data = payload()
     situation = "the peer reset the connection while the buffers were full"
-    name = getattr(fn, "__name__", "your function")
-    with ScriptedPeer(sndbuf=SMALL_BUFFER, rcvbuf=SMALL_BUFFER) as peer:
-        sock = watch(peer)
+    name = _name_of(fn)
+    with _small_buffers() as (peer, sock):
         fill_buffers(sock)  # no room: the learner's function is waiting...
         aborter = threading.Timer(RESET_DELAY, reset, [peer])  # ...when the reset comes
         aborter.name = "check-reset"
@@ -843,7 +852,6 @@ def _reset_midway(fn) -> None:
                 sock,
                 data,
                 RESET_TIMEOUT,
-                limit=RESET_TIMEOUT + 2.5,
                 hang_hint=SEND_HANG_HINT,
                 situation=situation,
             )

@@ -72,15 +72,12 @@ import time
 from nbio_helpers.clients import connect, recv_exactly, run_load
 from nbio_helpers.events import ACCEPT, ACCEPT_WOULD_BLOCK, SEND
 from nbio_helpers.exercises import (
-    NOT_IMPLEMENTED_HINT,
-    NOT_IMPLEMENTED_MESSAGE,
-    LearnerBaseException,
     LearnerStopped,
     NotYet,
-    base_exception_failure,
     checker,
     describe_exception,
     guarded,
+    judge_error,
     running_for,
     stop_learner_code,
     try_learner,
@@ -274,19 +271,10 @@ class LearnerClassicServer(ClassicServer):
             with contextlib.suppress(OSError):
                 if self.listener is not None and not self.listener_mode:
                     self.listener_mode = _mode(self.listener)
-        if not isinstance(new, list) or not all(isinstance(s, socket.socket) for s in new):
+        problem = _not_a_list_of_sockets(new)
+        if problem:
             _close_found(new)  # the loop dies next: leave no socket open
-        if not isinstance(new, list):
-            raise WrongReturn(
-                f"accept_new() returned a {type(new).__name__}, not a list of sockets",
-                "return a list of the sockets accepted: [] when nobody is waiting.",
-            )
-        odd = [item for item in new if not isinstance(item, socket.socket)]
-        if odd:
-            raise WrongReturn(
-                f"accept_new() returned a list of {type(odd[0]).__name__}, not of sockets",
-                PAIR_HINT,
-            )
+            raise WrongReturn(*problem)
         self.events.record(ACCEPT_WOULD_BLOCK)  # one per round, as the classic loop does
         # Python's own mode: on macOS and Windows the descriptor may be non-blocking anyway
         # (inherited from the listener), so a freeze alone would miss the mistake there.
@@ -351,11 +339,7 @@ def _raise_loop_error(server, step: str, ignore=()) -> None:
     error = server.error
     if error is None or isinstance(error, (ignore, LearnerStopped)):
         return
-    if isinstance(error, LearnerBaseException):
-        message, hint = base_exception_failure(f"{step}()", error.original)
-        raise NotYet(f"the server loop died: {message}", hint)
-    if isinstance(error, NotImplementedError):
-        raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+    judge_error(error, f"{step}()", prefix="the server loop died: ")
     if isinstance(error, WrongReturn):
         raise NotYet(str(error), error.hint)
     if isinstance(error, BlockingIOError):
@@ -666,17 +650,26 @@ def probe_accept_new(accept_new) -> None:
         _judge_accepted(got, listener)
 
 
-def _judge_accepted(got, listener) -> None:
+def _not_a_list_of_sockets(got) -> tuple[str, str] | None:
+    """(message, hint) if what ``accept_new()`` returned is not a list of sockets."""
     if not isinstance(got, list):
-        raise NotYet(
+        return (
             f"accept_new() returned a {type(got).__name__}, not a list of sockets",
             "return a list of the sockets accepted: [] when nobody is waiting.",
         )
     odd = [item for item in got if not isinstance(item, socket.socket)]
     if odd:
-        raise NotYet(
-            f"accept_new() returned a list of {type(odd[0]).__name__}, not of sockets", PAIR_HINT
+        return (
+            f"accept_new() returned a list of {type(odd[0]).__name__}, not of sockets",
+            PAIR_HINT,
         )
+    return None
+
+
+def _judge_accepted(got, listener) -> None:
+    problem = _not_a_list_of_sockets(got)
+    if problem:
+        raise NotYet(*problem)
     if len(got) < WAITING:
         raise NotYet(
             f"with {WAITING} clients waiting, accept_new() returned "

@@ -55,7 +55,6 @@ gets a verdict naming the error (``raise_if_failed``).
 
 from __future__ import annotations
 
-import itertools
 import random
 import socket
 import statistics
@@ -63,21 +62,15 @@ import threading
 import time
 
 from nbio_helpers.clients import close_with_reset, connect, run_load, stream_echo
-from nbio_helpers.cpu import ThreadCPU
-from nbio_helpers.exercises import (
-    NOT_IMPLEMENTED_HINT,
-    NOT_IMPLEMENTED_MESSAGE,
-    LearnerBaseException,
-    LearnerStopped,
+from nbio_helpers.exercises import (  # most of them in nb05's too: shared names, not logic
+    LearnerThread,
     NotYet,
     answer_of,
-    base_exception_failure,
     checker,
     describe_exception,
     guarded,
-    running_for,
+    judge_error,
     stop_learner_code,
-    where,
 )
 from nbio_helpers.limits import OUT_OF_DESCRIPTORS, fd_limit
 from nbio_helpers.server import wait_until
@@ -120,17 +113,16 @@ BIG_PAYLOAD = 8 * 1024 * 1024
 HALF_CLOSE_PAYLOAD = 4 * 1024 * 1024
 QUIET_PAYLOAD = 4 * 1024 * 1024
 
-_loops = itertools.count(1)
-
 
 class LearnerLoop:
-    """Runs ``select_round(listener, outbufs, finished, timeout)`` again and again in a thread.
+    """Runs ``select_round(listener, outbufs, finished, timeout)`` again and again in a
+    :class:`~nbio_helpers.exercises.harness.LearnerThread` (``runner``, named
+    ``learner-select-loop-…``: ``cpu`` is its CPU, ``error`` what ended it).
 
     The listener has a small send buffer, inherited by accepted sockets, so that big replies
-    need several ``send()`` calls. ``rounds`` counts completed calls, ``cpu`` the thread's CPU;
-    ``timeout`` is what the next call is given (the checker changes it between stages).
-    The thread is named ``learner-…`` so that a learner's loop that hangs is not mistaken for
-    a server of the package; :meth:`stop` still does everything it can to end it.
+    need several ``send()`` calls. ``rounds`` counts completed calls; ``timeout`` is what the
+    next call is given (the checker changes it between stages). :meth:`stop` does everything
+    it can to end a learner's loop that hangs.
     """
 
     def __init__(self, select_round, sndbuf: int = SNDBUF):
@@ -143,42 +135,40 @@ class LearnerLoop:
         self.finished: set = set()
         self.timeout = ROUND_TIMEOUT
         self.rounds = 0
-        self.error: BaseException | None = None
-        self.cpu = ThreadCPU()
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, daemon=True, name=f"learner-select-loop-{next(_loops)}"
-        )
+        self.runner = LearnerThread(self._rounds, name="select-loop")
+        self.cpu = self.runner.cpu
+
+    def _rounds(self) -> None:
+        while not self._stop.is_set():
+            self.select_round(self.listener, self.outbufs, self.finished, self.timeout)
+            self.rounds += 1
+            self.cpu.sample()  # where CPU time is self-reported (macOS)
 
     def start(self) -> LearnerLoop:
-        self._thread.start()
+        self.runner.start()
         return self
 
-    def _run(self) -> None:
-        self.cpu.enter()
-        try:
-            while not self._stop.is_set():
-                self.select_round(self.listener, self.outbufs, self.finished, self.timeout)
-                self.rounds += 1
-                self.cpu.sample()  # where CPU time is self-reported (macOS)
-        except LearnerStopped:  # stopped by the harness: reported as stuck, or not at all
-            pass
-        except BaseException as exc:  # the checker reports it; the thread just ends
-            self.error = exc
-        finally:
-            self.cpu.exit()
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the learner's loop (a ``BaseException`` as it was raised), if anything."""
+        return self.runner.error
+
+    @error.setter
+    def error(self, error: BaseException | None) -> None:
+        self.runner.error = error
 
     def stuck(self) -> bool:
         """True if the current ``select_round()`` call has run for more than STUCK_AFTER s."""
-        return running_for(self._thread) > STUCK_AFTER
+        return self.runner.running_for() > STUCK_AFTER
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self.runner.alive
 
     def where(self) -> str:
         """Where the learner's code is running now ("line 4 of your cell: `...`"), or ""."""
-        return where(self._thread) or ""
+        return self.runner.where() or ""
 
     def raise_if_failed(self) -> None:
         """Turn an exception that ended the learner's loop, or a round that does not end,
@@ -202,10 +192,7 @@ class LearnerLoop:
             )
         if self.error is None:
             return
-        if isinstance(self.error, LearnerBaseException):
-            raise NotYet(*base_exception_failure("select_round()", self.error.original))
-        if isinstance(self.error, NotImplementedError):
-            raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+        judge_error(self.error, "select_round()")
         if isinstance(self.error, OSError) and self.error.errno in OUT_OF_DESCRIPTORS:
             raise NotYet(
                 f"this process ran out of file descriptors (soft limit {fd_limit()}) "
@@ -231,8 +218,8 @@ class LearnerLoop:
     def stop(self) -> bool:
         """End the loop and close every socket. Returns False if the thread would not end."""
         self._stop.set()
-        self._thread.join(1.0)
-        if self._thread.is_alive():
+        self.runner.thread.join(1.0)
+        if self.runner.thread.is_alive():
             # A select() without timeout wakes up for a new client; a blocked send() or recv()
             # for a shutdown socket.
             try:
@@ -244,11 +231,11 @@ class LearnerLoop:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            self._thread.join(1.0)
-        if self._thread.is_alive():  # still in the learner's code: the harness stops it
-            stop_learner_code([self._thread.ident], sockets=[self.listener, *self.outbufs])
-            self._thread.join(0.5)
-        ended = not self._thread.is_alive()
+            self.runner.thread.join(1.0)
+        if self.runner.thread.is_alive():  # still in the learner's code: the harness stops it
+            stop_learner_code([self.runner.thread.ident], sockets=[self.listener, *self.outbufs])
+            self.runner.thread.join(0.5)
+        ended = not self.runner.thread.is_alive()
         for sock in list(self.outbufs):
             sock.close()
         self.listener.close()
@@ -308,31 +295,12 @@ def check_select_round(select_round):
 
 
 def _first_echo(loop: LearnerLoop) -> None:
-    got = b""
     try:
         with connect(loop.address, timeout=3.0) as sock:
             sock.sendall(b"hello")
-            sock.settimeout(0.05)  # short waits, to notice at once if the loop has crashed
-            deadline = time.monotonic() + 3.0
-            while (
-                len(got) < 5
-                and loop.error is None
-                and time.monotonic() < deadline
-                and not loop.stuck()
-            ):
-                try:
-                    chunk = sock.recv(5 - len(got))
-                except TimeoutError:
-                    continue
-                if not chunk:
-                    break
-                got += chunk
+            got = _receive(sock, 5, 3.0, lambda: loop.error is not None or loop.stuck())
     except OSError as exc:
-        loop.raise_if_failed()
-        raise NotYet(
-            f"a client could not talk to your server ({describe_exception(exc)})",
-            "accept() when the listener is readable, and make the new socket non-blocking.",
-        ) from None
+        raise _could_not_talk(loop, exc) from None
     loop.raise_if_failed()
     if got != b"HELLO":
         raise NotYet(
@@ -341,6 +309,32 @@ def _first_echo(loop: LearnerLoop) -> None:
             "listener is readable; recv() from a readable client, upper-case the "
             "data and append it to outbufs[sock]; send it when the socket is writable.",
         )
+
+
+def _receive(sock: socket.socket, size: int, within: float, failed) -> bytes:
+    """Read up to ``size`` bytes in short waits (to notice at once if the loop has crashed),
+    for at most ``within`` seconds, until the server closes or ``failed()`` is true."""
+    sock.settimeout(0.05)
+    got, deadline = b"", time.monotonic() + within
+    while len(got) < size and time.monotonic() < deadline and not failed():
+        try:
+            chunk = sock.recv(size - len(got))
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def _could_not_talk(loop: LearnerLoop, exc: OSError) -> NotYet:
+    """What to raise when a client's socket call failed: the loop's own failure if it has
+    one, else that the client could not talk to it."""
+    loop.raise_if_failed()
+    return NotYet(
+        f"a client could not talk to your server ({describe_exception(exc)})",
+        "accept() when the listener is readable, and make the new socket non-blocking.",
+    )
 
 
 def _count(loop: LearnerLoop, window: float) -> tuple[int, float]:
@@ -437,11 +431,7 @@ def _prompt_replies(loop: LearnerLoop) -> None:
                     if late >= PROMPT_LATE:
                         break
     except OSError as exc:
-        loop.raise_if_failed()
-        raise NotYet(
-            f"a client could not talk to your server ({describe_exception(exc)})",
-            "accept() when the listener is readable, and make the new socket non-blocking.",
-        ) from None
+        raise _could_not_talk(loop, exc) from None
     finally:
         loop.timeout = ROUND_TIMEOUT
     loop.raise_if_failed()
@@ -506,16 +496,7 @@ def _quiet_client(loop: LearnerLoop) -> None:
         try:
             with connect(loop.address, timeout=3.0) as other:
                 other.sendall(b"are you there?")
-                other.settimeout(0.05)
-                got, deadline = b"", time.monotonic() + 2.0
-                while len(got) < 14 and time.monotonic() < deadline and loop.error is None:
-                    try:
-                        data = other.recv(14 - len(got))
-                    except TimeoutError:
-                        continue
-                    if not data:
-                        break
-                    got += data
+                got = _receive(other, 14, 2.0, lambda: loop.error is not None)
         except OSError:
             got = b""
         if got != b"ARE YOU THERE?":

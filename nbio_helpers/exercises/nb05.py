@@ -59,17 +59,16 @@ import time
 from typing import Any
 
 from nbio_helpers.clients import connect, recv_exactly, request
-from nbio_helpers.exercises import (
+from nbio_helpers.exercises import (  # most of them in nb04's too: shared names, not logic
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
-    LearnerBaseException,
     LearnerStopped,
     NotYet,
     answer_of,
-    base_exception_failure,
     checker,
     describe_exception,
     guarded,
+    judge_error,
     stop_learner_code,
     try_learner,
     where,
@@ -453,11 +452,7 @@ def _stop_server(server) -> None:
 
 
 def _raise_for_loop(exc: BaseException):
-    if isinstance(exc, LearnerBaseException):
-        message, hint = base_exception_failure("serve()", exc.original)
-        raise NotYet(f"your loop died: {message}", hint)
-    if isinstance(exc, NotImplementedError):
-        raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
+    judge_error(exc, "serve()", prefix="your loop died: ")
     if isinstance(exc, KeyError) and "registered" in str(exc):
         raise NotYet(
             "your loop crashed: a new connection's descriptor was still registered in "

@@ -100,7 +100,6 @@ from nbio_helpers.events import CLOSE, ERROR
 from nbio_helpers.exercises import (
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
-    LearnerBaseException,
     LearnerStopped,
     LearnerThread,
     NotYet,
@@ -108,6 +107,8 @@ from nbio_helpers.exercises import (
     checker,
     describe_exception,
     guarded,
+    judge,
+    judge_error,
     requires_exercise,
     run_learner,
     stop_learner_code,
@@ -201,7 +202,7 @@ def _make_framer(cls, max_line: int | None):
     args = () if max_line is None else (max_line,)
     label = f"{getattr(cls, '__name__', 'MyFramer')}({'' if max_line is None else max_line})"
     outcome = run_learner(cls, *args, limit=2.0, name=label)
-    _judge_call(outcome, label, "keep the __init__ as it was given.")
+    judge(outcome, label, limit=2.0, hang_hint="keep the __init__ as it was given.")
     if outcome.error is not None:
         raise NotYet(
             f"{label} raised {describe_exception(outcome.error)}",
@@ -211,19 +212,6 @@ def _make_framer(cls, max_line: int | None):
     if not callable(getattr(framer, "feed", None)):
         raise NotYet(f"{label} has no feed() method", "keep the feed(self, data) method.")
     return framer
-
-
-def _judge_call(outcome, label: str, hang_hint: str) -> None:
-    if isinstance(outcome.error, NotImplementedError):
-        raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
-    if outcome.base_error is not None:
-        raise NotYet(*base_exception_failure(label, outcome.base_error))
-    if outcome.timed_out:
-        raise NotYet(
-            f"{label} did not return within 2 s"
-            + (f": it was still running {outcome.where}" if outcome.where else ""),
-            hang_hint,
-        )
 
 
 def _lines_of(out, chunk) -> list:
@@ -261,7 +249,7 @@ def _feed(framer, chunks, what: str, *, expect_error: bool = False):
     the bytes held after each feed."""
     trace: list = []
     outcome = run_learner(_feed_all, framer, chunks, trace, limit=2.0, name="feed")
-    _judge_call(outcome, f"feed() ({what})", FEED_HANG_HINT)
+    judge(outcome, f"feed() ({what})", limit=2.0, hang_hint=FEED_HANG_HINT)
     outputs = [_lines_of(out, chunk) for (out, _), chunk in zip(trace, chunks)]
     held = [h for _, h in trace]
     error = outcome.error
@@ -488,6 +476,27 @@ def _too_long(error, limit: int, what: str) -> None:
     )
 
 
+def _expect_too_long(
+    framer_class,
+    limit: int,
+    data: bytes,
+    *,
+    what: str,
+    accepted: tuple[str, str],
+    feeding: str | None = None,
+) -> None:
+    """``data`` fed at once to a new framer (``max_line=limit``) must raise
+    ``LineTooLong(limit)`` (:func:`_too_long` says ``what`` it was). ``accepted``: the
+    (message, hint) if it did not raise; ``feeding``: what :func:`_feed` calls the call
+    (default ``what``)."""
+    _, error, _ = _feed(
+        _make_framer(framer_class, limit), [data], feeding or what, expect_error=True
+    )
+    if error is None:
+        raise NotYet(*accepted)
+    _too_long(error, limit, what)
+
+
 def _check_limit(framer_class, limit: int) -> None:
     exact = b"x" * limit
     chunks = [bytes([b]) for b in exact + b"\r\n"]
@@ -522,27 +531,24 @@ def _check_limit(framer_class, limit: int) -> None:
         )
 
     over = b"y" * (limit + 1)
-    outputs, error, _ = _feed(
-        _make_framer(framer_class, limit),
-        [over + b"\n"],
-        f"a line of max_line + 1 = {limit + 1} bytes",
-        expect_error=True,
+    _expect_too_long(
+        framer_class,
+        limit,
+        over + b"\n",
+        feeding=f"a line of max_line + 1 = {limit + 1} bytes",
+        what=f"a line of {limit + 1} bytes",
+        accepted=(f"a line of {limit + 1} bytes (max_line={limit}) was accepted", LIMIT_HINT),
     )
-    if error is None:
-        raise NotYet(f"a line of {limit + 1} bytes (max_line={limit}) was accepted", LIMIT_HINT)
-    _too_long(error, limit, f"a line of {limit + 1} bytes")
-    outputs, error, _ = _feed(
-        _make_framer(framer_class, limit),
-        [over + b"\r\n"],
-        f"a line of {limit + 1} bytes and \\r\\n",
-        expect_error=True,
-    )
-    if error is None:
-        raise NotYet(
+    _expect_too_long(
+        framer_class,
+        limit,
+        over + b"\r\n",
+        what=f"a line of {limit + 1} bytes and \\r\\n",
+        accepted=(
             f"a line of {limit + 1} bytes followed by \\r\\n (max_line={limit}) was accepted",
             "remove the \\r before you measure the line: len(line) > self.max_line is too long.",
-        )
-    _too_long(error, limit, f"a line of {limit + 1} bytes and \\r\\n")
+        ),
+    )
 
     endless = [b"z" * 8] * 64
     must_by = (limit + 2 + 7) // 8  # the feed that makes the partial max_line + 2
@@ -700,6 +706,36 @@ class _Clock:
         return self.now
 
 
+class _Step:
+    """What a check on the checker's clock is doing now: ``step("timeout() with ...")``."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __call__(self, text: str) -> None:
+        self.text = text
+
+
+@contextlib.contextmanager
+def _on_checker_clock(cls, calls: LearnerCalls):
+    """For a check that runs in a learner thread: the learner's loop, built there
+    (:func:`_timer_loop`), on a :class:`_Clock` of the checker's. Yields ``(loop, clock,
+    step)``; an exception other than a :class:`_Failed` that escapes the block carries, as
+    ``doing``, the text of the last ``step(...)`` (:func:`_run_timer_scenario` names it).
+    The loop's selector is closed at the end."""
+    loop = _timer_loop(cls, calls)
+    clock = loop.time = _Clock()
+    step = _Step()
+    try:
+        yield loop, clock, step
+    except Exception as exc:
+        if not isinstance(exc, _Failed):
+            setattr(exc, "doing", step.text)  # noqa: B010 - any exception: read with getattr
+        raise
+    finally:
+        _loop_close(loop)
+
+
 def _run_timer_scenario(scenario, cls, calls: LearnerCalls, what: str):
     """Run one of the checker's scenarios (which calls the learner's methods) in a learner
     thread; turn what went wrong into a NotYet."""
@@ -725,14 +761,10 @@ def _run_timer_scenario(scenario, cls, calls: LearnerCalls, what: str):
     if outcome.base_error is not None:
         raise NotYet(*base_exception_failure(f"your loop ({what})", outcome.base_error))
     error = outcome.error
-    if isinstance(error, LearnerBaseException):
-        raise NotYet(
-            *base_exception_failure(f"{getattr(error, 'doing', what)}: your code", error.original)
-        )
+    if error is not None:
+        judge_error(error, f"{getattr(error, 'doing', what)}: your code")
     if isinstance(error, NotYet):
         raise error
-    if isinstance(error, NotImplementedError):
-        raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
     if isinstance(error, _Failed):
         raise error.not_yet()
     if error is not None:
@@ -772,11 +804,8 @@ def _timer_error(error: BaseException, doing: str) -> NotYet:
 
 def _timeout_checks(cls, calls):
     """Runs in a learner thread: ``timeout()`` and ``call_later()`` on the checker's clock."""
-    loop = _timer_loop(cls, calls)
-    clock = loop.time = _Clock()
-    step = ""
-    try:
-        step = "timeout() with no timer and nothing ready"
+    with _on_checker_clock(cls, calls) as (loop, clock, step):
+        step("timeout() with no timer and nothing ready")
         got = loop.timeout()
         if got == 0:
             raise _Failed(
@@ -790,7 +819,7 @@ def _timeout_checks(cls, calls):
                 f"with no timer and no callback ready, timeout() returned {got!r}, expected None",
                 "None: there is nothing to wait for but sockets.",
             )
-        step = "timeout() with a callback ready (call_soon)"
+        step("timeout() with a callback ready (call_soon)")
         loop.call_soon(lambda: None)
         got = loop.timeout()
         loop.ready.clear()
@@ -802,57 +831,77 @@ def _timeout_checks(cls, calls):
                 "next turn: timeout() is 0 while self.ready is not empty, or they "
                 "would wait for the next socket event.",
             )
-        step = "call_later(2.5, ...)"
+        step("call_later(2.5, ...)")
         first = loop.call_later(2.5, lambda: None)
         if not callable(getattr(first, "cancel", None)):
             raise _Failed(
                 f"call_later() returned {type(first).__name__}, not the Timer",
                 "return the Timer you pushed on the heap: whoever set it may cancel() it.",
             )
-        step = "timeout() with one timer due in 2.5 s"
+        step("timeout() with one timer due in 2.5 s")
         got = loop.timeout()
         _expect_timeout(got, 2.5, "with one timer due in 2.5 s")
         clock.now += 1.0
-        step = "timeout() 1 s later"
-        got = loop.timeout()
-        if isinstance(got, (int, float)) and abs(got - 2.5) < 1e-6:
-            raise _Failed(
-                "1 s after call_later(2.5, ...), timeout() still returned 2.5",
-                "keep the deadline in the Timer (self.time() + delay), and return "
-                "deadline - self.time(): the time left, not the delay as given.",
-            )
-        _expect_timeout(got, 1.5, "1 s after call_later(2.5, ...)")
-        step = "call_later() of three more timers"
+        step("timeout() 1 s later")
+        _expect_timeout(
+            loop.timeout(),
+            1.5,
+            "1 s after call_later(2.5, ...)",
+            mistakes={
+                2.5: (
+                    "1 s after call_later(2.5, ...), timeout() still returned 2.5",
+                    "keep the deadline in the Timer (self.time() + delay), and return "
+                    "deadline - self.time(): the time left, not the delay as given.",
+                )
+            },
+        )
+        step("call_later() of three more timers")
         loop.call_later(5.0, lambda: None)
         soonest = loop.call_later(0.5, lambda: None)
         loop.call_later(3.0, lambda: None)
-        step = "timeout() with four timers"
-        got = loop.timeout()
-        if isinstance(got, (int, float)) and abs(got - 1.5) < 1e-6:
-            raise _Failed(
-                "with timers due in 1.5, 5, 0.5 and 3 s (set in that order), "
-                "timeout() returned 1.5: the first one set, not the earliest",
-                HEAP_HINT,
-            )
-        if isinstance(got, (int, float)) and (abs(got - 5.0) < 1e-6 or abs(got - 3.0) < 1e-6):
-            raise _Failed(
-                f"with timers due in 1.5, 5, 0.5 and 3 s, timeout() returned "
-                f"{got:g}: the earliest is due in 0.5 s",
-                "the loop must wake up for the earliest deadline (the smallest), "
-                "self.timers[0] of a heap, not the latest or the last one set.",
-            )
-        _expect_timeout(got, 0.5, "with timers due in 1.5, 5, 0.5 and 3 s")
-        step = "timeout() once the earliest timer was cancelled"
+        step("timeout() with four timers")
+        not_the_earliest = (
+            "the loop must wake up for the earliest deadline (the smallest), "
+            "self.timers[0] of a heap, not the latest or the last one set."
+        )
+        _expect_timeout(
+            loop.timeout(),
+            0.5,
+            "with timers due in 1.5, 5, 0.5 and 3 s",
+            mistakes={
+                1.5: (
+                    "with timers due in 1.5, 5, 0.5 and 3 s (set in that order), "
+                    "timeout() returned 1.5: the first one set, not the earliest",
+                    HEAP_HINT,
+                ),
+                5.0: (
+                    "with timers due in 1.5, 5, 0.5 and 3 s, timeout() returned 5: the "
+                    "earliest is due in 0.5 s",
+                    not_the_earliest,
+                ),
+                3.0: (
+                    "with timers due in 1.5, 5, 0.5 and 3 s, timeout() returned 3: the "
+                    "earliest is due in 0.5 s",
+                    not_the_earliest,
+                ),
+            },
+        )
+        step("timeout() once the earliest timer was cancelled")
         soonest.cancel()
-        got = loop.timeout()
-        if isinstance(got, (int, float)) and abs(got - 0.5) < 1e-6:
-            raise _Failed(
-                "the earliest timer was cancelled, and timeout() still returned the time until it",
-                "a cancelled timer does not count: pop cancelled timers off the top "
-                "of the heap (timer.cancelled) before you look at self.timers[0].",
-            )
-        _expect_timeout(got, 1.5, "with the earliest timer cancelled")
-        step = "timeout() with every timer overdue"
+        _expect_timeout(
+            loop.timeout(),
+            1.5,
+            "with the earliest timer cancelled",
+            mistakes={
+                0.5: (
+                    "the earliest timer was cancelled, and timeout() still returned the "
+                    "time until it",
+                    "a cancelled timer does not count: pop cancelled timers off the top "
+                    "of the heap (timer.cancelled) before you look at self.timers[0].",
+                )
+            },
+        )
+        step("timeout() with every timer overdue")
         clock.now += 100.0
         got = loop.timeout()
         if isinstance(got, (int, float)) and got < 0:
@@ -867,31 +916,28 @@ def _timeout_checks(cls, calls):
                 f"with timers already overdue, timeout() returned {got!r}, expected 0",
                 "the time until the earliest deadline, max(0, ...).",
             )
-        step = "timeout() with only cancelled timers left"
-        fresh = _timer_loop(cls, calls)
-        try:
-            fresh.time = _Clock()
+        step("timeout() with only cancelled timers left")
+        with _on_checker_clock(cls, calls) as (fresh, _, _):
             a, b = fresh.call_later(1.0, lambda: None), fresh.call_later(2.0, lambda: None)
             a.cancel()
             b.cancel()
             got = fresh.timeout()
-        finally:
-            _loop_close(fresh)
         if got is not None:
             raise _Failed(
                 f"with only cancelled timers left, timeout() returned {got!r}, expected None",
                 "cancelled timers do not count: with none left, "
                 "return None, as with no timer at all.",
             )
-    except Exception as exc:
-        if not isinstance(exc, _Failed):
-            setattr(exc, "doing", step)  # noqa: B010 - any exception: read with getattr
-        raise
-    finally:
-        _loop_close(loop)
 
 
-def _expect_timeout(got, want: float, when: str) -> None:
+def _expect_timeout(
+    got, want: float, when: str, mistakes: dict[float, tuple[str, str]] | None = None
+) -> None:
+    """Fail unless ``got``, what ``timeout()`` returned ``when``, is ``want`` seconds.
+    ``mistakes`` maps a typical wrong value to its (message, hint), tried first."""
+    for wrong, (message, hint) in (mistakes or {}).items():
+        if isinstance(got, (int, float)) and abs(got - wrong) < 1e-6:
+            raise _Failed(message, hint)
     if got is None:
         raise _Failed(
             f"{when}, timeout() returned None",
@@ -919,12 +965,9 @@ def _expect_timeout(got, want: float, when: str) -> None:
 
 def _run_timers_checks(cls, calls):
     """Runs in a learner thread: ``run_timers()`` on the checker's clock."""
-    loop = _timer_loop(cls, calls)
-    clock = loop.time = _Clock()
     fired: list[str] = []
-    step = ""
-    try:
-        step = "call_later() of six timers, two with the same deadline"
+    with _on_checker_clock(cls, calls) as (loop, clock, step):
+        step("call_later() of six timers, two with the same deadline")
 
         def note(name):  # a callback of its own each
             return lambda: fired.append(name)
@@ -936,7 +979,7 @@ def _run_timers_checks(cls, calls):
         cancelled = loop.call_later(2.0, note("x"))
         loop.call_later(10.0, note("later"))
         cancelled.cancel()
-        step = "run_timers() before any deadline"
+        step("run_timers() before any deadline")
         clock.now += 0.9
         loop.run_timers()
         if fired:
@@ -945,7 +988,7 @@ def _run_timers_checks(cls, calls):
                 f"{fired[0]!r}'s callback: it fired early",
                 "a timer is due only once its deadline has come: timer.when <= self.time().",
             )
-        step = "run_timers() once five deadlines have passed"
+        step("run_timers() once five deadlines have passed")
         clock.now += 5.1
         loop.run_timers()
         if "x" in fired:
@@ -985,18 +1028,18 @@ def _run_timers_checks(cls, calls):
                 f"first ({', '.join(want)})",
                 HEAP_HINT,
             )
-        step = "run_timers() again, nothing new due"
+        step("run_timers() again, nothing new due")
         loop.run_timers()
         if len(fired) != len(want):
             raise _Failed(
                 "run_timers() called a timer a second time",
                 "take each due timer off the heap (heapq.heappop) before calling it.",
             )
-        step = "timeout() after run_timers()"
+        step("timeout() after run_timers()")
         got = loop.timeout()
         _expect_timeout(got, 4.0, "with one timer left, due in 4 s")
 
-        step = "a timer whose callback sets a timer with delay 0"
+        step("a timer whose callback sets a timer with delay 0")
         again: list[str] = []
 
         def repeat():
@@ -1005,7 +1048,7 @@ def _run_timers_checks(cls, calls):
 
         loop.call_later(1.0, repeat)
         clock.now += 1.5
-        step = "run_timers() with a callback that sets a timer with delay 0"
+        step("run_timers() with a callback that sets a timer with delay 0")
         loop.run_timers()
         if len(again) != 1:
             raise _Failed(
@@ -1014,53 +1057,30 @@ def _run_timers_checks(cls, calls):
                 TIMER_HANG_HINTS["run_timers"],
             )
         clock.now += 0.001
-        step = "run_timers() on the next turn"
+        step("run_timers() on the next turn")
         loop.run_timers()
         if len(again) != 2:
             raise _Failed(
                 "a timer set with delay 0 by a callback did not fire on the next turn",
                 "a timer with delay 0 is due at once: on the next run_timers() it must fire.",
             )
-    except Exception as exc:
-        if not isinstance(exc, _Failed):
-            setattr(exc, "doing", step)  # noqa: B010 - any exception: read with getattr
-        raise
-    finally:
-        _loop_close(loop)
 
 
-class LiveLoop:
-    """The learner's loop running ``run_forever()`` in a learner thread, with a waker through
-    which the checker hands it jobs, and a recording selector (select() calls, timeouts)."""
+class _DrivenLoop:
+    """The learner's ``loop``, to run ``run_forever()`` in a learner thread (``runner``, not
+    started yet), with a waker through which the checker hands it jobs (:meth:`run`).
+    ``sockets``: more sockets of the checker's that the loop may block on."""
 
-    def __init__(self, cls, calls: LearnerCalls):
-        self.calls = calls
-        self.log = LoopLog()
+    def __init__(self, loop, name: str, sockets=()):
+        self.loop = loop
         self.jobs: collections.deque = collections.deque()
         self.waker_r, self.waker_w = socket.socketpair()
         self.waker_r.setblocking(False)
-        made = run_learner(
-            lambda: _timer_loop(
-                cls, calls, RecordingSelector(selectors.DefaultSelector(), self.log)
-            ),
-            limit=2.0,
-            name=cls.__name__,
-        )
-        if made.error is not None or made.value is None:
-            self.close_sockets()
-            if isinstance(made.error, NotYet):
-                raise made.error
-            _judge_call(made, f"{cls.__name__}()", "keep __init__ as it was given.")
-            outcome = "returned None" if made.error is None else "raised"
-            if made.error is not None:
-                outcome += f" {describe_exception(made.error)}"
-            raise NotYet(f"{cls.__name__}() {outcome}", "keep __init__ as it was given.")
-        self.loop = made.value  # the learner's loop
-        self.loop.add_reader(self.waker_r, self._woken)
+        loop.add_reader(self.waker_r, self._woken)
         self.runner = LearnerThread(
-            guarded(self.loop.run_forever, name="run_forever"),
-            name="timer-loop",
-            sockets=[self.waker_r],
+            guarded(loop.run_forever, name="run_forever"),
+            name=name,
+            sockets=[self.waker_r, *sockets],
         )
 
     def _woken(self) -> None:
@@ -1074,6 +1094,45 @@ class LiveLoop:
         self.jobs.append(job)
         with contextlib.suppress(OSError):
             self.waker_w.send(b"\0")
+
+    def stop(self, join: float = 0.5) -> bool:
+        """Ask the loop to stop, give it a second, then stop the learner's code in it (after
+        ``join`` more seconds); close its selector and the waker. Returns True if the loop
+        did not stop when asked."""
+        self.run(self.loop.stop)
+        self.runner.thread.join(1.0)
+        had_to_stop = self.runner.thread.is_alive()
+        self.runner.stop(join=join)
+        _loop_close(self.loop)
+        self.waker_r.close()
+        self.waker_w.close()
+        return had_to_stop
+
+
+class LiveLoop(_DrivenLoop):
+    """The learner's timer loop, built in a learner thread with its methods wrapped
+    (:func:`_timer_loop`) and a recording selector (``log``: select() calls, timeouts), to
+    run ``run_forever()`` in a learner thread."""
+
+    def __init__(self, cls, calls: LearnerCalls):
+        self.calls = calls
+        self.log = LoopLog()
+        made = run_learner(
+            lambda: _timer_loop(
+                cls, calls, RecordingSelector(selectors.DefaultSelector(), self.log)
+            ),
+            limit=2.0,
+            name=cls.__name__,
+        )
+        if made.error is not None or made.value is None:
+            if isinstance(made.error, NotYet):
+                raise made.error
+            judge(made, f"{cls.__name__}()", limit=2.0, hang_hint="keep __init__ as it was given.")
+            outcome = "returned None" if made.error is None else "raised"
+            if made.error is not None:
+                outcome += f" {describe_exception(made.error)}"
+            raise NotYet(f"{cls.__name__}() {outcome}", "keep __init__ as it was given.")
+        super().__init__(made.value, "timer-loop")
 
     def wait(self, predicate, timeout: float) -> bool:
         """Wait until ``predicate()``; fail at once if the loop died or is stuck."""
@@ -1096,26 +1155,12 @@ class LiveLoop:
             )
         error = self.runner.error
         if error is not None and not isinstance(error, LearnerStopped):
-            if isinstance(error, NotImplementedError):
-                raise NotYet(NOT_IMPLEMENTED_MESSAGE, NOT_IMPLEMENTED_HINT)
-            if not isinstance(error, Exception):
-                raise NotYet(*base_exception_failure("your loop", error))
+            judge_error(error, "your loop")
             raise _timer_error(error, "your loop stopped: run_forever() raised")
         if not self.runner.alive:
             raise NotYet(
                 "your loop's run_forever() returned by itself", "keep run_once() as given."
             )
-
-    def stop(self) -> None:
-        self.run(self.loop.stop)
-        self.runner.thread.join(1.0)
-        self.runner.stop(join=0.5)
-        _loop_close(self.loop)
-        self.close_sockets()
-
-    def close_sockets(self) -> None:
-        self.waker_r.close()
-        self.waker_w.close()
 
 
 @checker
@@ -1275,17 +1320,8 @@ def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
         )
         return log
     loop = made.value
-    waker_r, waker_w = socket.socketpair()
     ours, peer = socket.socketpair()
-    for sock in (waker_r, ours):
-        sock.setblocking(False)
-    jobs: collections.deque = collections.deque()
-
-    def woken():
-        with contextlib.suppress(BlockingIOError):
-            waker_r.recv(4096)
-        while jobs:
-            jobs.popleft()()
+    ours.setblocking(False)
 
     def sleeper():
         yield "sleep", 0.12
@@ -1302,28 +1338,19 @@ def timeline_of(loop_class, seconds: float = 0.25) -> LoopLog:
         loop.spawn(sleeper())
         loop.spawn(reader())
 
-    loop.add_reader(waker_r, woken)
-    runner = LearnerThread(
-        guarded(loop.run_forever, name="run_forever"), name="timeline", sockets=[waker_r, ours]
-    ).start()
+    driven = _DrivenLoop(loop, "timeline", sockets=[ours])
+    runner = driven.runner.start()
     try:
-        jobs.append(scene)
-        waker_w.send(b"\0")
+        driven.run(scene)
         start = time.monotonic()
         for at in (0.03, 0.09, seconds):
             time.sleep(max(0.0, start + at - time.monotonic()))
             if at < seconds:
                 peer.send(b"ping")
-        jobs.append(loop.stop)
-        with contextlib.suppress(OSError):
-            waker_w.send(b"\0")
-        runner.thread.join(1.0)
     finally:
-        had_to_stop = runner.thread.is_alive()
-        runner.stop(join=0.2)
-        _loop_close(loop)
-        for sock in (waker_r, waker_w, ours, peer):
-            sock.close()
+        had_to_stop = driven.stop(join=0.2)
+        ours.close()
+        peer.close()
     if isinstance(runner.error, NotImplementedError):
         raise NotImplementedError(loop_class.__name__)
     if runner.error is not None and not isinstance(runner.error, LearnerStopped):
@@ -1712,26 +1739,26 @@ def check_chat_handler(handler):
             f"my_chat is {kind}, not a coroutine function",
             "write async def my_chat(room, client): and await client.readline().",
         )
-    with _handler_server(handler) as (server, watch):
-        talk = _Talk(server, watch)
-        try:
-            _conversation(talk)
-            _raise_for_handler(server, watch, settle=0.0)
-        finally:
-            talk.close()
-    with _handler_server(handler, idle_timeout=IDLE_TIMEOUT) as (server, watch):
-        talk = _Talk(server, watch)
-        try:
-            _idle_conversation(talk)
-            _raise_for_handler(server, watch, settle=0.0)
-        finally:
-            talk.close()
+    _talk_with(handler, _conversation)
+    _talk_with(handler, _idle_conversation, idle_timeout=IDLE_TIMEOUT)
     return (
         "names asked again until good, lines passed on, /who and /quit answered, a client "
         f"typing byte by byte and {CROWD} joining at once served, leaving noticed however "
         "it happened (gone mid-line, /quit, an over-long line, an idle timeout), and the "
         "loop never blocked"
     )
+
+
+def _talk_with(handler, conversation, **server_options) -> None:
+    """Run ``conversation(talk)`` against a new server (:func:`_handler_server`) that runs
+    ``handler``, then fail if the handler failed or blocked the loop meanwhile."""
+    with _handler_server(handler, **server_options) as (server, watch):
+        talk = _Talk(server, watch)
+        try:
+            conversation(talk)
+            _raise_for_handler(server, watch, settle=0.0)
+        finally:
+            talk.close()
 
 
 def _conversation(talk: _Talk) -> None:

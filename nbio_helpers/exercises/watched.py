@@ -37,6 +37,47 @@ class Calls:
     """Each ``setblocking(True)`` / ``settimeout(t)`` (None or t > 0), as written."""
 
 
+# Each wrapper looks its method up by name when called: socket.socket has no recvmsg and no
+# sendmsg on Windows.
+def _noting_size(name: str):
+    """``socket.socket``'s method ``name(bufsize, ...)``, noting ``bufsize`` in ``calls.recv``."""
+
+    def noting(self, bufsize, *args):
+        self.calls.recv.append(bufsize)
+        return getattr(socket.socket, name)(self, bufsize, *args)
+
+    noting.__name__ = name
+    return noting
+
+
+def _noting_buffer_size(name: str):
+    """``socket.socket``'s method ``name(buffer, nbytes=0, ...)``, noting in ``calls.recv``
+    the size it may receive (``nbytes``, or the whole buffer)."""
+
+    def noting(self, buffer, nbytes=0, *args):
+        self.calls.recv.append(nbytes or len(memoryview(buffer)))
+        return getattr(socket.socket, name)(self, buffer, nbytes, *args)
+
+    noting.__name__ = name
+    return noting
+
+
+def _counting(name: str):
+    """``socket.socket``'s method ``name``, counting its calls in ``calls.send`` and the
+    ``BlockingIOError`` it raises in ``calls.would_block``."""
+
+    def counting(self, *args):
+        self.calls.send += 1
+        try:
+            return getattr(socket.socket, name)(self, *args)
+        except BlockingIOError:
+            self.calls.would_block += 1
+            raise
+
+    counting.__name__ = name
+    return counting
+
+
 class WatchedSocket(socket.socket):
     """A real socket that notes, in :attr:`calls`, the calls the exercises' rules are about.
 
@@ -49,44 +90,15 @@ class WatchedSocket(socket.socket):
         super().__init__(*args, **kwargs)
         self.calls = Calls()
 
-    # recv family: note the size asked for
-    def recv(self, bufsize, *args):
-        self.calls.recv.append(bufsize)
-        return super().recv(bufsize, *args)
-
-    def recv_into(self, buffer, nbytes=0, *args):
-        self.calls.recv.append(nbytes or len(memoryview(buffer)))
-        return super().recv_into(buffer, nbytes, *args)
-
-    def recvfrom(self, bufsize, *args):
-        self.calls.recv.append(bufsize)
-        return super().recvfrom(bufsize, *args)
-
-    def recvfrom_into(self, buffer, nbytes=0, *args):
-        self.calls.recv.append(nbytes or len(memoryview(buffer)))
-        return super().recvfrom_into(buffer, nbytes, *args)
-
-    def recvmsg(self, bufsize, *args):
-        self.calls.recv.append(bufsize)
-        return super().recvmsg(bufsize, *args)
-
-    # send family: count the calls and the BlockingIOErrors
-    def _sent(self, method, *args):
-        self.calls.send += 1
-        try:
-            return method(*args)
-        except BlockingIOError:
-            self.calls.would_block += 1
-            raise
-
-    def send(self, *args):
-        return self._sent(super().send, *args)
-
-    def sendto(self, *args):
-        return self._sent(super().sendto, *args)
-
-    def sendmsg(self, *args):
-        return self._sent(super().sendmsg, *args)
+    # recv family: note the size asked for; send family: count the calls and BlockingIOErrors
+    recv = _noting_size("recv")
+    recvfrom = _noting_size("recvfrom")
+    recvmsg = _noting_size("recvmsg")
+    recv_into = _noting_buffer_size("recv_into")
+    recvfrom_into = _noting_buffer_size("recvfrom_into")
+    send = _counting("send")
+    sendto = _counting("sendto")
+    sendmsg = _counting("sendmsg")
 
     def sendall(self, *args):
         self.calls.sendall += 1
