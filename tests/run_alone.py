@@ -18,9 +18,13 @@ that keeps starting shared tests would keep the other waiting). The lock is take
 the test's whole protocol (setup, call, teardown), outside pytest-timeout's timer, so
 time spent waiting does not count against a test's timeout.
 
-Under ``--dist loadgroup``, the tests that must share a worker are grouped too: a notebook's
-cells (they share its kernel), and the tests that share a fixture of module or session scope
-(made once per worker: the nbgrader courses, JupyterLab, the website).
+pyproject.toml asks for ``--dist loadfile``: each file's tests run in one worker, in order.
+A notebook's cells need that (they share its kernel), and so do the tests that share a
+fixture of module or session scope, which is made once per worker: JupyterLab, the website,
+and the nbgrader courses, each used by one file only (``nbgrader_course`` by
+test_student_edition.py, ``nbgrader_graded`` by test_nbgrader_roundtrip.py). With pytest 9.2
+and xdist 3.8, ``--dist loadgroup`` did not keep an ``xdist_group`` together (tried: xdist
+renames the test ids through an attribute that this pytest no longer reads).
 
 Without xdist (plain ``pytest``, one process) nothing is locked: tests run one at a time.
 Windows has no shared file locks (``msvcrt.locking`` only locks exclusively), so there every
@@ -50,49 +54,10 @@ def pytest_configure(config):
     )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.suffix == ".ipynb" or "nbgrader_course" in getattr(item, "fixturenames", ()):
             item.add_marker(MARKER)
-    for item, group in _groups(items).items():
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
-def _groups(items) -> dict:
-    """Which tests must run in the same worker (``--dist loadgroup``), one after another:
-    the cells of one notebook (they share its kernel), and the tests that share a fixture
-    of module or session scope (it is made once per worker: the nbgrader courses, the
-    browser's JupyterLab, the website). Returns ``{item: group name}`` for those."""
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    keys = {}
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            keys[item] = [f"notebook {item.path.name}"]
-            continue
-        info = getattr(item, "_fixtureinfo", None)  # pytest's: what the test requests
-        shared = []
-        for name, defs in info.name2fixturedefs.items() if info else ():
-            fixture = defs[-1]
-            if fixture.scope != "function" and _defined_in_tests(fixture.func):
-                where = "" if fixture.scope == "session" else item.path.name + " "
-                shared.append(f"fixture {where}{name}")
-        if shared:
-            keys[item] = shared
-            for other in shared[1:]:
-                parent[root(other)] = root(shared[0])
-    return {item: root(names[0]) for item, names in keys.items()}
-
-
-def _defined_in_tests(func) -> bool:
-    """A fixture of this project's tests (not one of pytest's or a plugin's)."""
-    return Path(func.__code__.co_filename).resolve().parent == Path(__file__).resolve().parent
 
 
 def _lock_dir() -> Path | None:

@@ -117,13 +117,13 @@ def test_every_run_installs_its_python_and_runs_its_commands(tmp_path):
     assert installs["py312"] == ["pip install -q -e .[test]"]
     assert installs["constraints"] == ["pip install -q -e .[test] -c constraints.txt"]
 
-    # the full run: the lint step first, in its venv, then `pytest` itself (the whole suite)
+    # the full run: the lint step first, in its venv, then the README's `pytest -n auto`
     full = [c for c in calls_of(calls, "full") if not c.startswith("pip")]
     assert full == [
         "ruff check .",
         "ruff format --check .",
         "mypy",
-        "pytest -p no:cacheprovider --durations=30",
+        "pytest -p no:cacheprovider -n auto --durations=30",
     ]
     # every other Python: the fast tests, then the notebooks
     fast = FAST.replace("pytest ", "pytest -p no:cacheprovider ", 1).replace('"', "")

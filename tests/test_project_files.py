@@ -182,3 +182,10 @@ def test_the_workflow_lints_as_ci_does_and_every_check_runs():
     assert "LINT=('ruff check .' 'ruff format --check .' 'mypy')" in read(".ci/run")
     # a finding in one check does not hide the others' findings
     assert all(step.get("if") == "always()" for step in steps[2:])
+
+
+def test_ci_runs_the_readmes_test_command():
+    readme = read("README.md")
+    command = readme.split("Run the tests", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    assert command.strip() == "pytest -n auto"
+    assert f"[full]='{command.strip()} --durations=30'" in read(".ci/run")

@@ -306,3 +306,22 @@ def test_student_edition_checkers_fail_cleanly(editions, name, nbgrader_course):
     assert "✅ Well done" not in everything
     last = [c for c in student.cells if c.cell_type == "code"][-1]
     assert "servers running: none" in "".join(t for o in last.outputs for t in output_texts(o))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # may wait for nbgrader_course (all the notebooks)
+@pytest.mark.parametrize(
+    "name", [p.stem for p in NOTEBOOKS if "### BEGIN SOLUTION" in p.read_text(encoding="utf-8")]
+)
+def test_nbgrader_scores_an_unsolved_release_zero_and_releases_the_student_edition(
+    nbgrader_course, name
+):
+    if nbgrader_course is None:
+        pytest.skip("nbgrader 0.9 needs Python 3.11 or newer, and the test extra")
+    assert name in nbgrader_course, f"{name} has exercises: add it to test_nbgrader_roundtrip.WRONG"
+    result = nbgrader_course[name]  # conftest: the unsolved submissions' course, once
+    assert result["total"] > 0
+    assert result["scores"] == {"unsolved": 0}, result["scores"]
+    # nbgrader's release and the project's student edition give the same cells.
+    ours = student_notebook(nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4))
+    assert [c.source for c in ours.cells] == [c.source for c in result["release"].cells]
