@@ -21,12 +21,31 @@ import selectors
 import socket
 import statistics
 import time
+from typing import TypeVar
 
 from nbio_helpers.addresses import address_family
 from nbio_helpers.connection import echo_upper
 from nbio_helpers.limits import ensure_fd_room
 from nbio_helpers.measure.stats import Tail, tail
 from nbio_helpers.nonblocking import READ, WRITE, Readiness, attempt
+
+_Owner = TypeVar("_Owner", bound="OwnsSocket")
+
+
+class OwnsSocket:
+    """For a client class that holds one socket in ``self.sock``: ``close()`` closes it,
+    and ``with client:`` closes it at the end of the block, whatever happened in it."""
+
+    sock: socket.socket
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self: _Owner) -> _Owner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def connect(address, timeout: float = 5.0) -> socket.socket:
@@ -364,6 +383,7 @@ def close_with_reset(sock: socket.socket) -> None:
 
 __all__ = [
     "LoadResult",
+    "OwnsSocket",
     "close_with_reset",
     "connect",
     "recv_exactly",

@@ -369,3 +369,27 @@ def test_execute_notebooks_fails_on_an_unexpected_error(tmp_path):
     assert done.returncode == 1
     assert "ZeroDivisionError" in done.stdout and "not rewritten" in done.stdout
     assert path.read_text() == before
+
+
+def test_consecutive_prints_are_stored_as_one_output_per_stream():
+    from nbio_helpers.cli.notebook_tools import coalesce_streams
+
+    out = nbformat.v4.new_output
+    cell = nbformat.v4.new_code_cell("print('a'); print('b')")
+    cell.outputs = [
+        out("stream", name="stdout", text="the next recv() returned:"),
+        out("stream", name="stdout", text=[" b'X'\n"]),
+        out("stream", name="stderr", text="warning\n"),
+        out("stream", name="stdout", text="after\n"),
+        out("execute_result", data={"text/plain": "1"}, execution_count=1),
+        out("stream", name="stdout", text="last\n"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    coalesce_streams(nb)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in cell.outputs] == [
+        ("stream", "stdout", "the next recv() returned: b'X'\n"),
+        ("stream", "stderr", "warning\n"),
+        ("stream", "stdout", "after\n"),
+        ("execute_result", None, None),
+        ("stream", "stdout", "last\n"),
+    ]

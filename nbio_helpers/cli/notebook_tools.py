@@ -357,6 +357,28 @@ def execute_notebook(nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERN
         resources={"metadata": {"path": str(cwd)}},
     )
     client.execute()
+    coalesce_streams(nb)
+    return nb
+
+
+def coalesce_streams(nb):
+    """Merge each cell's consecutive ``stream`` outputs of the same name (stdout, stderr)
+    into one, in place. How a cell's printing is cut into outputs depends on when the
+    kernel flushed it; merged, the stored outputs are the same from run to run."""
+    for cell in code_cells(nb):
+        merged: list = []
+        for output in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (
+                last is not None
+                and output.get("output_type") == "stream" == last.get("output_type")
+                and output.get("name") == last.get("name")
+            ):
+                last["text"] = _text(last["text"]) + _text(output["text"])
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
     return nb
 
 
@@ -439,6 +461,7 @@ __all__ = [
     "GRADED_CELL",
     "KERNEL_NAME",
     "VOLATILE",
+    "coalesce_streams",
     "code_cells",
     "configure_parser",
     "default_notebooks_dir",

@@ -29,6 +29,7 @@ import socket
 import time
 
 from nbio_helpers.addresses import address_family
+from nbio_helpers.clients import OwnsSocket
 from nbio_helpers.connection import echo_upper
 from nbio_helpers.events import PAUSE, RECV, RESUME, SEND
 from nbio_helpers.nonblocking import READ, WRITE, Readiness
@@ -36,7 +37,7 @@ from nbio_helpers.nonblocking import READ, WRITE, Readiness
 PATTERN = b"a fast client that never reads. "
 
 
-class Flooder:
+class Flooder(OwnsSocket):
     """A client that sends as fast as the connection takes, and reads nothing until told to.
 
     Parameters
@@ -118,15 +119,6 @@ class Flooder:
                     self.echo_ok = False
                 self.received += len(data)
         return self.received
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> Flooder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 @dataclasses.dataclass

@@ -183,27 +183,26 @@ class TracedConn(socket.socket):
         self.server = server
         self.cid = server.track(self)
 
-    def recv(self, bufsize, flags=0):
+    def _traced(self, call, would_block: str, *args):
+        """``call(*args)``; a ``BlockingIOError`` is recorded as ``would_block``, any other
+        ``OSError`` as an ERROR naming the call; both are raised again."""
         try:
-            data = super().recv(bufsize, flags)
+            return call(*args)
         except BlockingIOError:
-            self.server.events.record(WOULD_BLOCK, self.cid)
+            self.server.events.record(would_block, self.cid)
             raise
         except OSError as exc:
-            self.server.events.record(ERROR, self.cid, detail=f"recv: {type(exc).__name__}")
+            detail = f"{call.__name__}: {type(exc).__name__}"
+            self.server.events.record(ERROR, self.cid, detail=detail)
             raise
+
+    def recv(self, bufsize, flags=0):
+        data = self._traced(super().recv, WOULD_BLOCK, bufsize, flags)
         self.server.events.record(RECV if data else EOF, self.cid, len(data))
         return data
 
     def send(self, data, flags=0):
-        try:
-            sent = super().send(data, flags)
-        except BlockingIOError:
-            self.server.events.record(SEND_WOULD_BLOCK, self.cid)
-            raise
-        except OSError as exc:
-            self.server.events.record(ERROR, self.cid, detail=f"send: {type(exc).__name__}")
-            raise
+        sent = self._traced(super().send, SEND_WOULD_BLOCK, data, flags)
         partial = f"partial: {sent} of {len(data)}" if sent < len(data) else ""
         self.server.events.record(SEND, self.cid, sent, detail=partial)
         return sent

@@ -14,8 +14,10 @@ from __future__ import annotations
 import socket
 import time
 
+from nbio_helpers.clients import OwnsSocket
 
-class ChatClient:
+
+class ChatClient(OwnsSocket):
     """One connection to a chat server of :mod:`nbio_helpers.loop`.
 
     Parameters
@@ -80,15 +82,6 @@ class ChatClient:
         self.line()
         self.say(name)
         return self.line()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> ChatClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 __all__ = ["ChatClient"]
