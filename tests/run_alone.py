@@ -16,7 +16,10 @@ running tests to end and the others wait for it. A turnstile in front of the loc
 ``alone`` test waiting for it go before tests that arrive after it (without one, a worker
 that keeps starting shared tests would keep the other waiting). The lock is taken around
 the test's whole protocol (setup, call, teardown), outside pytest-timeout's timer, so
-time spent waiting does not count against a test's timeout.
+time spent waiting does not count against a test's timeout. A worker whose next test is
+``alone`` too keeps the exclusive lock (a notebook's cells, a file of measuring tests run
+as one block); a shared hold is given back after every test, so an ``alone`` test waits
+for one test at the most in each other worker.
 
 pyproject.toml asks for ``--dist loadfile``: each file's tests run in one worker, in order.
 A notebook's cells need that (they share its kernel), and so do the tests that share a
@@ -34,7 +37,6 @@ test holds the lock exclusively: the workers take turns, and the run is as fair 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -70,51 +72,75 @@ def _lock_dir() -> Path | None:
     return folder
 
 
-@contextlib.contextmanager
-def _held(folder: Path, exclusive: bool):
-    """Hold this run's lock, exclusively or shared, for the duration of the ``with``."""
-    if os.name != "posix":
-        with _held_on_windows(folder):
-            yield
-        return
-    import fcntl
+class _RunLock:
+    """This worker's hold on the run's lock: ``hold(exclusive)``, ``release()``."""
 
-    with open(folder / "turnstile", "a") as turnstile, open(folder / "tests", "a") as tests:
-        fcntl.flock(turnstile, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(tests, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        finally:
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
-        try:
-            yield
-        finally:
-            fcntl.flock(tests, fcntl.LOCK_UN)
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.held: str | None = None  # None, "shared" or "exclusive"
+        self.turnstile = open(folder / "turnstile", "a")  # noqa: SIM115 - the worker's life
+        self.tests = open(folder / "tests", "a+b")  # noqa: SIM115
+
+    def hold(self, exclusive: bool) -> None:
+        wanted = "exclusive" if exclusive else "shared"
+        if self.held == wanted:
+            return
+        self.release()
+        if os.name == "posix":
+            import fcntl
+
+            fcntl.flock(self.turnstile, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self.tests, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+        else:  # Windows: msvcrt.locking has exclusive locks only
+            import msvcrt
+
+            self.tests.seek(0)  # it locks bytes from the current position
+            while True:
+                try:  # LK_LOCK retries for 10 s, then raises OSError: try again
+                    msvcrt.locking(self.tests.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+        self.held = wanted
+
+    def release(self) -> None:
+        if self.held is None:
+            return
+        if os.name == "posix":
+            import fcntl
+
+            fcntl.flock(self.tests, fcntl.LOCK_UN)
+        else:
+            import msvcrt
+
+            self.tests.seek(0)
+            msvcrt.locking(self.tests.fileno(), msvcrt.LK_UNLCK, 1)
+        self.held = None
 
 
-@contextlib.contextmanager
-def _held_on_windows(folder: Path):
-    import msvcrt
+_lock: _RunLock | None = None
 
-    with open(folder / "tests", "a+b") as tests:
-        tests.seek(0)  # msvcrt.locking locks bytes from the current position
-        while True:
-            try:  # LK_LOCK retries for 10 s, then raises OSError: try again
-                msvcrt.locking(tests.fileno(), msvcrt.LK_LOCK, 1)
-                break
-            except OSError:
-                continue
-        try:
-            yield
-        finally:
-            tests.seek(0)
-            msvcrt.locking(tests.fileno(), msvcrt.LK_UNLCK, 1)
+
+def _alone(item) -> bool:
+    return item is not None and item.get_closest_marker(MARKER) is not None
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
+    global _lock
     folder = _lock_dir()
     if folder is None:  # not under xdist: one test at a time anyway
         yield
         return
-    with _held(folder, exclusive=item.get_closest_marker(MARKER) is not None):
-        yield
+    if _lock is None:
+        _lock = _RunLock(folder)
+    _lock.hold(exclusive=_alone(item))
+    yield
+    # An alone test followed by another (a notebook's next cell, the next measuring test of
+    # its file) keeps the lock: handing it over between them would make each wait for a
+    # test of the other worker's to end.
+    if not (_alone(item) and _alone(nextitem)):
+        _lock.release()
