@@ -29,7 +29,9 @@ test_student_edition.py, ``nbgrader_graded`` by test_nbgrader_roundtrip.py). Wit
 and xdist 3.8, ``--dist loadgroup`` did not keep an ``xdist_group`` together (tried: xdist
 renames the test ids through an attribute that this pytest no longer reads).
 
-Without xdist (plain ``pytest``, one process) nothing is locked: tests run one at a time.
+Without xdist (plain ``pytest``, one process) nothing is locked: tests run one at a time;
+unless ``NBIO_TEST_LOCK_DIR`` names a folder: then every pytest process that has it shares
+one lock there, so that runs on several Pythons can go side by side (.ci/run does that).
 Windows has no shared file locks (``msvcrt.locking`` only locks exclusively), so there every
 test holds the lock exclusively: the workers take turns, and the run is as fair as a plain
 ``pytest``, though no faster.
@@ -60,15 +62,52 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.suffix == ".ipynb" or "nbgrader_course" in getattr(item, "fixturenames", ()):
             item.add_marker(MARKER)
+    items[:] = _in_running_order(items)
+
+
+def _in_running_order(items) -> list:
+    """The files in the order that keeps the workers busy: first the files with no
+    ``alone`` test, the one that grades with nbgrader first (one fixture of about two
+    minutes) and then the others, most slow tests first; then the files with ``alone``
+    tests, and the notebooks last. An ``alone`` test started next to a long shared one
+    would wait for it, idle; at the end, with every shared test done, the alone ones run one
+    after the other. Each file's tests keep their order. (``--dist loadfile`` hands the
+    files out in this order; every worker collects, so the order must not be random.)"""
+    files: dict = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+
+    def rank(path):
+        tests = files[path]
+        if path.suffix == ".ipynb":
+            return (3, 0)
+        if any(_alone(t) for t in tests):
+            return (2, 0)
+        if any("nbgrader_graded" in getattr(t, "fixturenames", ()) for t in tests):
+            return (0, 0)
+        return (1, -sum(t.get_closest_marker("slow") is not None for t in tests))
+
+    ordered = sorted(files, key=rank)  # sorted() is stable: ties keep collection order
+    return [item for path in ordered for item in files[path]]
+
+
+LOCK_DIR_VARIABLE = "NBIO_TEST_LOCK_DIR"
+"""A folder named in this environment variable holds the lock of every pytest process that
+has it, with or without xdist: .ci/run sets it for the runs it runs side by side."""
 
 
 def _lock_dir() -> Path | None:
-    """The folder of this run's lock files, shared by its workers; None without xdist."""
+    """The folder of the lock files: ``$NBIO_TEST_LOCK_DIR``, or one for this run's xdist
+    workers; None for a plain pytest run (nothing to share the machine with)."""
+    shared = os.environ.get(LOCK_DIR_VARIABLE)
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if not run or not os.environ.get("PYTEST_XDIST_WORKER"):
+    if shared:
+        folder = Path(shared)
+    elif run and os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = Path(tempfile.gettempdir()) / f"nbio-pytest-{run}"
+    else:
         return None
-    folder = Path(tempfile.gettempdir()) / f"nbio-pytest-{run}"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -132,7 +171,7 @@ def _alone(item) -> bool:
 def pytest_runtest_protocol(item, nextitem):
     global _lock
     folder = _lock_dir()
-    if folder is None:  # not under xdist: one test at a time anyway
+    if folder is None:  # a plain pytest run: one test at a time anyway
         yield
         return
     if _lock is None:

@@ -31,11 +31,15 @@ pytestmark = [
 ]
 
 # One stand-in for every program: its name ($0) says what it plays. It logs each call as
-# "<venv or tool> <args> | limit=<soft descriptor limit>" and answers as the real one would.
+# "<venv or tool> <args> | limit=<soft descriptor limit> | lock=<$NBIO_TEST_LOCK_DIR>" and
+# answers as the real one would.
 STAND_IN = r"""#!/usr/bin/env bash
 me=$(basename "$0")
 venv=$(basename "$(dirname "$(dirname "$0")")")
-log() { local line="$*"; echo "${line% } | limit=$(ulimit -Sn)" >> "$FAKE_LOG"; }
+log() {
+    local line="$*"
+    echo "${line% } | limit=$(ulimit -Sn) | lock=${NBIO_TEST_LOCK_DIR:-}" >> "$FAKE_LOG"
+}
 case $me in
     pyenv)
         case $1 in
@@ -95,7 +99,13 @@ def calls_of(calls, venv):
 
 
 def limit_of(calls, venv):
-    return {c.split(" | limit=")[1] for c in calls if c.startswith(f"{venv} pytest")}
+    return {
+        c.split(" | limit=")[1].split(" | ")[0] for c in calls if c.startswith(f"{venv} pytest")
+    }
+
+
+def lock_of(calls, venv):
+    return {c.split(" | lock=")[1] for c in calls if c.startswith(f"{venv} pytest")}
 
 
 def test_every_run_installs_its_python_and_runs_its_commands(tmp_path):
@@ -135,11 +145,15 @@ def test_every_run_installs_its_python_and_runs_its_commands(tmp_path):
     # macOS's default descriptor limit where the issue asks for it, not elsewhere
     assert limit_of(calls, "oldest") == limit_of(calls, "py312") == {"256"}
     assert "256" not in limit_of(calls, "full") | limit_of(calls, "constraints")
-    # lint before any test, and the runs one after the other in the table's order
+    # lint before any test; the full run first, alone; then the other three side by side,
+    # each with its commands in order (above), all sharing one lock folder
     order = [c.split(" | ")[0] for c in calls if " pip " not in c and not c.startswith("venv")]
     assert order.index("full mypy") < min(i for i, c in enumerate(order) if " pytest " in c)
     runs = [c.split()[0] for c in order if " pytest " in c]
-    assert runs == ["full", "oldest", "oldest", "py312", "py312", "constraints", "constraints"]
+    assert runs[0] == "full" and sorted(runs[1:]) == sorted(["oldest", "py312", "constraints"] * 2)
+    assert lock_of(calls, "full") == {""}
+    locks = lock_of(calls, "oldest") | lock_of(calls, "py312") | lock_of(calls, "constraints")
+    assert len(locks) == 1 and locks.pop().endswith("/test-lock")
 
     table = done.stdout.split("==================== summary ====================")[1]
     for step, python in [

@@ -34,7 +34,7 @@ LOG = Path(os.environ["RUN_ALONE_LOG"])
 def record(name, work):
     start = time.monotonic()
     work()
-    with open(LOG / f"{name}.json", "w") as f:
+    with open(LOG / f"{os.environ.get('RUN_ALONE_PREFIX', '')}{name}.json", "w") as f:
         json.dump([start, time.monotonic()], f)
 
 
@@ -75,7 +75,7 @@ def run_suite(folder: Path, conftest: str) -> dict[str, tuple[float, float]]:
     log = folder / "log"
     log.mkdir()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "NBIO_TEST_LOCK_DIR"},  # its own lock
         "RUN_ALONE_LOG": str(log),
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # xdist only (-p xdist): quicker to start
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
@@ -114,3 +114,37 @@ def test_without_the_lock_they_would_overlap(tmp_path):
     times = run_suite(tmp_path, WITHOUT_HOOKS)
     assert len(times) == 15, sorted(times)
     assert overlaps(times, "alone"), "the suite cannot tell: its alone tests met no other"
+
+
+def test_two_plain_runs_that_share_a_lock_folder_keep_alone_tests_alone(tmp_path):
+    # .ci/run's runs on several Pythons at once: plain pytest processes, one lock folder.
+    (tmp_path / "conftest.py").write_text(WITH_HOOKS)
+    (tmp_path / "test_suite.py").write_text(SUITE)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    log = tmp_path / "log"
+    log.mkdir()
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "RUN_ALONE_LOG": str(log),
+                "RUN_ALONE_PREFIX": prefix,
+                "NBIO_TEST_LOCK_DIR": str(tmp_path / "lock"),
+                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for prefix in ("a-", "b-")
+    ]
+    for run in runs:
+        out, _ = run.communicate(timeout=100)
+        assert run.returncode == 0, out
+    times = {p.stem: tuple(json.loads(p.read_text())) for p in log.glob("*.json")}
+    assert len(times) == 30, sorted(times)
+    assert overlaps(times, "a-shared"), "the two runs never ran side by side"
+    assert overlaps(times, "a-alone") == [] and overlaps(times, "b-alone") == []
