@@ -303,11 +303,3 @@ def no_event_loop_left_running(request):
         return
     leaked = asyncio.events._get_running_loop()
     assert leaked is None, f"an event loop is left running in this thread: {leaked!r}"
-
-
-# Under pytest -n (xdist), the tests that measure run while no other test runs.
-from run_alone import (  # noqa: E402,F401 (hooks: pytest finds them by name)
-    pytest_collection_modifyitems,
-    pytest_configure,
-    pytest_runtest_protocol,
-)

@@ -88,6 +88,7 @@ def run_ci(tmp_path, pythons="3.10.13 3.11.7 3.12.1 3.13.0", findings=""):
         "NBIO_CI_DIR": str(tmp_path / "ci"),
     }
     env.pop("PYENV_VERSION", None)
+    env.pop("NBIO_TEST_LOCK_DIR", None)  # set when this test runs in .ci/run's side-by-side runs
     done = subprocess.run(
         ["bash", str(CI)], env=env, capture_output=True, text=True, timeout=50, cwd=tmp_path
     )

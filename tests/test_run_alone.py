@@ -148,3 +148,39 @@ def test_two_plain_runs_that_share_a_lock_folder_keep_alone_tests_alone(tmp_path
     assert len(times) == 30, sorted(times)
     assert overlaps(times, "a-shared"), "the two runs never ran side by side"
     assert overlaps(times, "a-alone") == [] and overlaps(times, "b-alone") == []
+
+
+PROBE_PLUGIN = """
+import os, sys, pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item):
+    lock = getattr(sys.modules.get("tests.run_alone"), "_lock", None)
+    with open(os.environ["LOCK_PROBE_LOG"], "a") as f:
+        f.write(f"{item.path.suffix} {getattr(lock, 'held', None)}\\n")
+"""
+
+
+def test_notebook_cells_and_tests_hold_the_lock_in_this_project(tmp_path):
+    # A conftest.py is asked only about the items below its folder: the hooks must reach the
+    # notebooks' cells too (the top-level conftest.py registers them for every item).
+    (tmp_path / "lock_probe.py").write_text(PROBE_PLUGIN)
+    log = tmp_path / "held.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "lock_probe"]
+        + ["notebooks/00_start_here.ipynb", "tests/test_stats.py"],
+        cwd=TESTS.parent,
+        env={
+            **os.environ,
+            "NBIO_TEST_LOCK_DIR": str(tmp_path / "lock"),
+            "LOCK_PROBE_LOG": str(log),
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    held = log.read_text().split("\n")
+    assert {line for line in held if line.startswith(".ipynb")} == {".ipynb exclusive"}
+    assert {line for line in held if line.startswith(".py")} == {".py shared"}
