@@ -155,7 +155,7 @@ import os, sys, pytest
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_call(item):
-    lock = getattr(sys.modules.get("tests.run_alone"), "_lock", None)
+    lock = getattr(sys.modules.get("nbio_run_alone"), "_lock", None)
     with open(os.environ["LOCK_PROBE_LOG"], "a") as f:
         f.write(f"{item.path.suffix} {getattr(lock, 'held', None)}\\n")
 """
