@@ -10,6 +10,7 @@ import sys
 import threading
 
 import pytest
+
 from conftest import CLI
 
 pytestmark = [
