@@ -67,6 +67,14 @@ def pytest_configure(config):
 """
 
 
+def suite_env(path: Path, **variables: str) -> dict:
+    """This environment without a lock folder of its own, ``path`` first on PYTHONPATH, and
+    ``variables``."""
+    env = {k: v for k, v in os.environ.items() if k != "NBIO_TEST_LOCK_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")])
+    return {**env, **variables}
+
+
 def run_suite(folder: Path, conftest: str) -> dict[str, tuple[float, float]]:
     """Run SUITE with two workers; each test's (start, end)."""
     (folder / "conftest.py").write_text(conftest)
@@ -74,12 +82,11 @@ def run_suite(folder: Path, conftest: str) -> dict[str, tuple[float, float]]:
     (folder / "pytest.ini").write_text("[pytest]\n")  # not the project's configuration
     log = folder / "log"
     log.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "NBIO_TEST_LOCK_DIR"},  # its own lock
-        "RUN_ALONE_LOG": str(log),
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # xdist only (-p xdist): quicker to start
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = suite_env(
+        TESTS,
+        RUN_ALONE_LOG=str(log),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # xdist only (-p xdist): quicker to start
+    )
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider", "-n", "2"],
         cwd=folder,
@@ -127,14 +134,13 @@ def test_two_plain_runs_that_share_a_lock_folder_keep_alone_tests_alone(tmp_path
         subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
             cwd=tmp_path,
-            env={
-                **os.environ,
-                "RUN_ALONE_LOG": str(log),
-                "RUN_ALONE_PREFIX": prefix,
-                "NBIO_TEST_LOCK_DIR": str(tmp_path / "lock"),
-                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-            },
+            env=suite_env(
+                TESTS,
+                RUN_ALONE_LOG=str(log),
+                RUN_ALONE_PREFIX=prefix,
+                NBIO_TEST_LOCK_DIR=str(tmp_path / "lock"),
+                PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -170,12 +176,7 @@ def test_notebook_cells_and_tests_hold_the_lock_in_this_project(tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "lock_probe"]
         + ["notebooks/00_start_here.ipynb", "tests/test_stats.py"],
         cwd=TESTS.parent,
-        env={
-            **os.environ,
-            "NBIO_TEST_LOCK_DIR": str(tmp_path / "lock"),
-            "LOCK_PROBE_LOG": str(log),
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-        },
+        env=suite_env(tmp_path, NBIO_TEST_LOCK_DIR=str(tmp_path / "lock"), LOCK_PROBE_LOG=str(log)),
         capture_output=True,
         text=True,
         timeout=100,
