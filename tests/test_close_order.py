@@ -14,6 +14,7 @@ selector (polling, ``select()``) must never serve a connection they closed, nor 
 
 from __future__ import annotations
 
+import errno
 import selectors
 import socket
 import struct
@@ -131,11 +132,19 @@ def echo_and_close(address) -> None:
         assert sock.recv(64)
 
 
-def half_close_with_a_reply_pending(address) -> None:
+def half_close_with_a_reply_pending(address, chat: bool = False) -> None:
     payload = b"x" * 300_000
     with socket.create_connection(address, timeout=5) as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as error:
+            # A chat server's "line too long" and its reset can come before the half-close
+            # (the shutdown() then fails with ENOTCONN): a way to end too, not the point here.
+            # An echo server has no reason to reset.
+            reset = isinstance(error, ConnectionError) or error.errno == errno.ENOTCONN
+            if not (chat and reset):
+                raise
         _recv_until_eof(sock)
 
 
@@ -157,11 +166,14 @@ def vanish_with_a_reply_pending(address) -> None:
 CLIENTS = (echo_and_close, half_close_with_a_reply_pending, reset, vanish_with_a_reply_pending)
 
 
-def exercise(server) -> None:
+def exercise(server, chat: bool = False) -> None:
     """Every kind of client in turn, each finished before the next; then one left open
-    (with input) for a graceful stop to end."""
+    (with input) for a graceful stop to end. ``chat``: the server is a chat server."""
     for client in CLIENTS:
-        client(server.address)
+        if client is half_close_with_a_reply_pending:
+            client(server.address, chat=chat)
+        else:
+            client(server.address)
     assert wait_until(lambda: server.events.count(CLOSE) >= len(CLIENTS), timeout=10)
     with socket.create_connection(server.address, timeout=5) as sock:
         sock.sendall(b"still here\n")
@@ -186,7 +198,7 @@ def test_every_model_unregisters_then_closes(violations, model):
 def test_every_loop_of_notebook_06_unregisters_then_closes(violations, step):
     server = CHAT_SERVERS[step](name=f"close-order-{step}").start()
     try:
-        exercise(server)
+        exercise(server, chat=True)
     finally:
         server.stop()
     assert violations.found == []
