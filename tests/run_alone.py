@@ -21,7 +21,11 @@ time spent waiting does not count against a test's timeout. A worker whose next 
 as one block); a shared hold is given back after every test, so an ``alone`` test waits
 for one test at the most in each other worker.
 
-pyproject.toml asks for ``--dist loadfile``: each file's tests run in one worker, in order.
+pyproject.toml asks for ``--dist loadfile``: each file's tests run in one worker, in order;
+and for ``--no-loadscope-reorder``: the files go out in the order of ``_in_running_order``
+(pytest-xdist 3.8 otherwise sorts them by their number of tests, which put the measuring
+files among the first: found in a profile of the full run, where one worker sat idle for a
+third of it).
 A notebook's cells need that (they share its kernel), and so do the tests that share a
 fixture of module or session scope, which is made once per worker: JupyterLab, the website,
 and the nbgrader courses, each used by one file only (``nbgrader_course`` by
@@ -71,8 +75,9 @@ def _in_running_order(items) -> list:
     minutes) and then the others, most slow tests first; then the files with ``alone``
     tests, and the notebooks last. An ``alone`` test started next to a long shared one
     would wait for it, idle; at the end, with every shared test done, the alone ones run one
-    after the other. Each file's tests keep their order. (``--dist loadfile`` hands the
-    files out in this order; every worker collects, so the order must not be random.)"""
+    after the other. Each file's tests keep their order. (``--dist loadfile
+    --no-loadscope-reorder`` hands the files out in this order; every worker collects, so
+    the order must not be random.)"""
     files: dict = {}
     for item in items:
         files.setdefault(item.path, []).append(item)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ pytest.importorskip("xdist")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 TESTS = Path(__file__).resolve().parent
+PROJECT = TESTS.parent
 
 SUITE = """
 import json, os, time
@@ -185,3 +188,79 @@ def test_notebook_cells_and_tests_hold_the_lock_in_this_project(tmp_path):
     held = log.read_text().split("\n")
     assert {line for line in held if line.startswith(".ipynb")} == {".ipynb exclusive"}
     assert {line for line in held if line.startswith(".py")} == {".py shared"}
+
+
+def xdist_options() -> list[str]:
+    """The project's own xdist options, from pyproject.toml's ``addopts``."""
+    addopts = re.search(r'^addopts = "(.*)"$', (PROJECT / "pyproject.toml").read_text(), re.M)
+    words = shlex.split(addopts.group(1))
+    options = [w for w in words if w in ("--dist", "--no-loadscope-reorder")]
+    if "--dist" in options:
+        options.insert(options.index("--dist") + 1, words[words.index("--dist") + 1])
+    return options
+
+
+ORDER_SUITE = {
+    # Collected first and the largest file, as a file of measuring tests often is: xdist 3.8
+    # sorts files by their number of tests unless told not to, and would hand it out first.
+    "test_a_measures.py": """
+import pytest
+from test_b_waits import record
+
+@pytest.mark.alone
+@pytest.mark.parametrize("n", range(8))
+def test_alone(n):
+    record(f"alone-{n}")
+""",
+    "test_b_waits.py": """
+import json, os, time
+from pathlib import Path
+
+import pytest
+
+def record(name):
+    start = time.monotonic()
+    time.sleep(0.1)
+    (Path(os.environ["RUN_ALONE_LOG"]) / f"{name}.json").write_text(json.dumps([start, 0]))
+
+@pytest.mark.parametrize("n", range(2))
+def test_shared_b(n):
+    record(f"shared-b-{n}")
+""",
+    "test_c_waits.py": """
+import pytest
+from test_b_waits import record
+
+@pytest.mark.parametrize("n", range(2))
+def test_shared_c(n):
+    record(f"shared-c-{n}")
+""",
+}
+
+
+def test_with_the_projects_options_the_alone_files_go_out_last(tmp_path):
+    # With every shared file handed out before the first alone one, the alone tests run at
+    # the end, one after the other, instead of each waiting, idle, for the other worker.
+    options = xdist_options()
+    assert "--dist" in options
+    for name, text in ORDER_SUITE.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "conftest.py").write_text(WITH_HOOKS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    log = tmp_path / "log"
+    log.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider"]
+        + ["-n", "2", *options],
+        cwd=tmp_path,
+        env=suite_env(TESTS, RUN_ALONE_LOG=str(log), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    started = {p.stem: json.loads(p.read_text())[0] for p in log.glob("*.json")}
+    assert len(started) == 12, sorted(started)
+    first_alone = min(t for name, t in started.items() if name.startswith("alone"))
+    last_shared = max(t for name, t in started.items() if name.startswith("shared"))
+    assert last_shared < first_alone, sorted(started, key=started.get)
