@@ -395,6 +395,13 @@ def monotonic_call_later(self, delay, callback, *args):
     return timer
 
 
+def monotonic_timeout(self):
+    if self.ready:
+        return 0
+    live = [t for t in self.timers if not t.cancelled]
+    return max(0, min(t.when for t in live) - time.monotonic()) if live else None
+
+
 def no_tie_breaker(self, delay, callback, *args):
     timer = Timer(self.time() + delay, 0, callback, args)  # every order 0
     heapq.heappush(self.timers, timer)
@@ -529,6 +536,17 @@ def test_a_sorted_list_is_slow_but_right():
 )
 def test_wrong_timer_loops_are_rejected_with_their_hint(methods, hints):
     rejected(check_timer_loop, timer_loop(**methods), *hints)
+
+
+@pytest.mark.parametrize("uptime", [5.0, 999.0, 1_000_002.0, 3e7])
+def test_the_system_clock_is_named_whatever_the_machines_uptime(monkeypatch, uptime):
+    # time.monotonic() counts from the boot on Linux: on a machine up for minutes it is
+    # small. A learner's deadline on it must still be named as such, not as a spinning loop.
+    real = time.monotonic
+    offset = real() - uptime
+    monkeypatch.setattr(time, "monotonic", lambda: real() - offset)
+    for wrong in ({"call_later": monotonic_call_later}, {"timeout": monotonic_timeout}):
+        rejected(check_timer_loop, timer_loop(**wrong), "self.time()", "not time.monotonic()")
 
 
 def test_tuples_on_the_heap_are_rejected():

@@ -696,11 +696,18 @@ def _loop_close(loop) -> None:
         loop.selector.close()
 
 
+CLOCK_AHEAD = 1_000_000.0
+"""Seconds the checker's clock starts ahead of ``time.monotonic()``: far enough that a loop
+reading the system's clock instead is caught whatever the machine's uptime (a clock that
+started at a fixed 1000.0 let a loop using ``time.monotonic()`` on a machine up for less
+than 1000 s clamp its timeout to 0, and get the spinning hint instead of the clock's)."""
+
+
 class _Clock:
     """A clock of the checker's: the learner's loop must read time through ``self.time()``."""
 
-    def __init__(self, now: float = 1000.0):
-        self.now = now
+    def __init__(self, now: float | None = None):
+        self.now = time.monotonic() + CLOCK_AHEAD if now is None else now
 
     def __call__(self) -> float:
         return self.now
@@ -838,6 +845,9 @@ def _timeout_checks(cls, calls):
                 f"call_later() returned {type(first).__name__}, not the Timer",
                 "return the Timer you pushed on the heap: whoever set it may cancel() it.",
             )
+        when = getattr(first, "when", None)
+        if isinstance(when, (int, float)) and abs(when - (time.monotonic() + 2.5)) < 60:
+            raise _Failed("call_later(2.5, ...) set a deadline on time.monotonic()", CLOCK_HINT)
         step("timeout() with one timer due in 2.5 s")
         got = loop.timeout()
         _expect_timeout(got, 2.5, "with one timer due in 2.5 s")
