@@ -225,3 +225,32 @@ def test_execute_notebooks_reports_each_failure_and_carries_on(tmp_path):
     assert proc.stderr.endswith("execute-notebooks: 3 of 4 notebook(s) failed\n")
     executed = nbformat.read(folder / "b_good.ipynb", as_version=4)
     assert executed.cells[0].outputs[0]["text"] == "42\n"
+
+
+@pytest.mark.slow
+def test_execute_notebooks_keeps_the_kernels_own_output_apart(tmp_path):
+    # ipykernel may log a traceback of its own while it shuts down ("Socket operation on
+    # non-socket", seen once in a full run): not the notebook's failure, not shown. When
+    # the kernel dies, its last words are shown, as the reason.
+    import nbformat
+
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    to_fd_2 = "import os; os.write(2, b'Traceback (most recent call last):\\n  kernel noise\\n')"
+    chatty = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(to_fd_2), nbformat.v4.new_code_cell("print(6 * 7)")]
+    )
+    dying = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import os; os.write(2, b'my last words\\n'); os._exit(3)")
+        ]
+    )
+    chatty.metadata["kernelspec"] = dying.metadata["kernelspec"] = kernelspec
+    nbformat.write(chatty, tmp_path / "a_chatty.ipynb")
+    nbformat.write(dying, tmp_path / "b_dying.ipynb")
+    proc = nbio("execute-notebooks", "--timeout", "60", str(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "kernel noise" not in out and "Traceback" not in out, out
+    assert re.search(rf"{re.escape(str(tmp_path / 'a_chatty.ipynb'))}: \d+\.\d s", out), out
+    assert f"{tmp_path / 'b_dying.ipynb'}: FAILED (" in out, out
+    assert "  kernel: my last words" in out, out

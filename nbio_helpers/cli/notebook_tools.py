@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -341,9 +342,13 @@ def notebook_paths(paths=()) -> list[Path]:
     return found
 
 
-def execute_notebook(nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERNEL_NAME):
+def execute_notebook(
+    nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERNEL_NAME, kernel_log=None
+):
     """Execute notebook ``nb`` (in place) in a fresh kernel whose working directory is
-    ``cwd``. Errors do not stop the run; read them with :func:`unexpected_errors`."""
+    ``cwd``. Errors do not stop the run; read them with :func:`unexpected_errors`.
+    ``kernel_log``: a file for what the kernel process itself prints outside the cells
+    (default: this process's terminal). Cells' outputs go into the notebook either way."""
     from nbclient import NotebookClient
 
     for cell in nb.cells:  # timing left by other tools (nbconvert, JupyterLab) is not kept
@@ -356,7 +361,10 @@ def execute_notebook(nb, cwd, *, timeout: float = 120.0, kernel_name: str = KERN
         record_timing=False,
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute()
+    if kernel_log is None:
+        client.execute()
+    else:
+        client.execute(stdout=kernel_log, stderr=kernel_log)
     coalesce_streams(nb)
     return nb
 
@@ -424,12 +432,19 @@ def run(args) -> int:
             failed += 1
             continue
         started = time.perf_counter()
-        try:
-            execute_notebook(nb, path.resolve().parent, timeout=args.timeout)
-        except Exception as exc:  # a timeout, a dead kernel: report and go on to the next
-            print(f"{path}: FAILED ({_in_one_line(exc)})", flush=True)
-            failed += 1
-            continue
+        # The kernel's own output (ipykernel may log a traceback of its own as it shuts
+        # down) is kept apart, and shown only when the run failed: it may tell why.
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as kernel_log:
+            try:
+                execute_notebook(
+                    nb, path.resolve().parent, timeout=args.timeout, kernel_log=kernel_log
+                )
+            except Exception as exc:  # a timeout, a dead kernel: report and go on to the next
+                print(f"{path}: FAILED ({_in_one_line(exc)})", flush=True)
+                for line in _last_lines(kernel_log):
+                    print(f"  kernel: {line}")
+                failed += 1
+                continue
         elapsed = time.perf_counter() - started
         errors = unexpected_errors(nb)
         if errors:
@@ -450,6 +465,12 @@ def run(args) -> int:
     if failed:
         print(f"execute-notebooks: {failed} of {len(paths)} notebook(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _last_lines(log, count: int = 5) -> list[str]:
+    """The last ``count`` lines of text in the open file ``log``."""
+    log.seek(0)
+    return [line for line in log.read().splitlines() if line.strip()][-count:]
 
 
 def _in_one_line(exc: BaseException) -> str:
