@@ -626,10 +626,17 @@ def test_a_busy_select_loop_is_caught_by_its_cpu():
 @pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_the_late_wakeup_check_is_what_catches_settimeout_zero():
-    """Without the late first recv() the settimeout(0) mistake passes every other check: the
-    race it loses is real but rare. The check makes it certain."""
+    """Without the late first recv() the settimeout(0) mistake passes every other check on a
+    quiet machine: the race it loses is real but rare. The check makes it certain. On a
+    busy machine the trickling peer may win that race first (seen with four test workers on
+    two cores); the verdict then names settimeout(0) too."""
     verdict = check_recv_exactly_timeout.verdict(settimeout_zero_when_time_is_up)
-    assert "the first recv() returned 9 of 29 bytes only after 0.4 s" in verdict.message
+    assert not verdict.passed
+    late = "the first recv() returned 9 of 29 bytes only after 0.4 s" in verdict.message
+    trickled = verdict.message.startswith("a peer trickled") and (
+        "probably with settimeout(0)" in verdict.message
+    )
+    assert late or trickled, verdict.message
 
 
 @pytest.mark.timeout(10)
