@@ -557,29 +557,6 @@ def test_polling_select_with_a_zero_timeout_is_a_spin():
     assert looked and int(looked.group(1).replace(",", "")) > 10 * SPIN_ATTEMPTS
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(30)
-def test_a_spin_that_never_touches_the_socket_shows_in_the_cpu():
-    """Only the CPU of the learner's thread shows a loop that neither sends nor selects (it
-    needs the better part of a core: on a loaded machine, re-run it alone)."""
-
-    def send_spins_on_the_clock(sock, data, timeout):
-        deadline = time.monotonic() + timeout
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sock.send(view) :]
-            except BlockingIOError:
-                while time.monotonic() < deadline:  # "waits" for the deadline, busily
-                    pass
-                if time.monotonic() >= deadline:
-                    raise TimeoutError("too slow") from None
-
-    with pytest.raises(NotYet) as failure:
-        never_read(send_spins_on_the_clock)
-    assert "it spins instead of waiting for room" in failure.value.message
-
-
 @pytest.mark.timeout(10)
 def test_send_stub_fails_cleanly():
     verdict = check_send_all_nonblocking.verdict(send_stub)

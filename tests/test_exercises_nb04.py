@@ -261,14 +261,6 @@ def test_a_short_nap_then_trying_every_socket_is_polling():
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_a_wait_that_spins_on_the_clock_is_caught_by_its_cpu():
-    verdict = rejected(waits_on_the_clock)
-    assert "of a core" in verdict.message and "busy while it waits" in verdict.message
-    assert "select.select() do the waiting" in verdict.hint
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(60)
 def test_sleeping_the_timeout_then_polling_without_select_answers_late():
     verdict = rejected(sleeps_then_polls)
     assert "late" in verdict.message and "sleeps, then tries every socket" in verdict.message
