@@ -8,7 +8,10 @@ every connection must end with the server's EOF, not a reset.
 
 from __future__ import annotations
 
+import linecache
 import socket
+import sys
+import threading
 import time
 
 import pytest
@@ -56,7 +59,18 @@ def test_graceful_stop_without_clients_is_quick(model):
     assert server.stopped and server.unfinished == 0
 
 
-@pytest.mark.alone  # times a 0.3 s grace period: it failed once beside other runs
+def waiting_in_recv(server) -> bool:
+    """Whether the client thread of ``server`` (the threads model) waits in ``recv()``, past
+    its check of ``stopping``: the line its frame is at calls ``recv``."""
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread.name.startswith(f"nbio-{server.name}-client-") and thread.ident in frames:
+            frame = frames[thread.ident]
+            return ".recv(" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    return False
+
+
+@pytest.mark.alone  # times a 0.3 s grace period
 def test_the_grace_period_bounds_the_stop():
     """An idle client of the threads model keeps its thread in recv(): the grace period ends,
     the connection is closed at once, and counted as unfinished."""
@@ -64,6 +78,10 @@ def test_the_grace_period_bounds_the_stop():
     with socket.create_connection(server.address, timeout=5) as idle:
         idle.sendall(b"a")
         assert idle.recv(1) == b"A"
+        # The reply can arrive before its thread is back in recv(): a stop asked for then
+        # is seen by the thread's loop, which ends the idle connection itself, in time (it
+        # failed so, with unfinished == 0, on a loaded machine).
+        assert wait_until(lambda: waiting_in_recv(server), timeout=5)
         started = time.monotonic()
         server.stop(grace=0.3)
         took = time.monotonic() - started
