@@ -49,12 +49,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = [
-    "pytest_collection_modifyitems",
-    "pytest_configure",
-    "pytest_runtest_protocol",
-    "pytest_xdist_auto_num_workers",
-]
+__all__ = ["pytest_collection_modifyitems", "pytest_configure", "pytest_runtest_protocol"]
 
 MARKER = "alone"
 
@@ -65,18 +60,6 @@ def pytest_configure(config):
         f"{MARKER}: asserts a measured CPU share, latency or rate; under pytest -n it runs "
         "while no other test runs (tests/run_alone.py)",
     )
-
-
-WORKERS_PER_CORE = 2
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: two workers a core. The tests that share the machine mostly wait (for a
-    kernel, a subprocess, a checker's time limit): with one worker a core, the cores were
-    busy 20 to 60% of the time while they ran (sampled every 5 s in a full run, 2 cores);
-    with two a core the full run took 786 s instead of 964."""
-    return WORKERS_PER_CORE * (os.cpu_count() or 1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -221,8 +221,7 @@ import pytest
 def record(name):
     start = time.monotonic()
     time.sleep(0.1)
-    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    (Path(os.environ["RUN_ALONE_LOG"]) / f"{name}.json").write_text(json.dumps([start, workers]))
+    (Path(os.environ["RUN_ALONE_LOG"]) / f"{name}.json").write_text(json.dumps([start, 0]))
 
 @pytest.mark.parametrize("n", range(2))
 def test_shared_b(n):
@@ -239,42 +238,29 @@ def test_shared_c(n):
 }
 
 
-def run_order_suite(folder: Path, workers: str) -> dict[str, tuple[float, int]]:
-    """Run ORDER_SUITE with the project's xdist options and ``-n workers``: each test's
-    (start, number of workers)."""
+def test_with_the_projects_options_the_alone_files_go_out_last(tmp_path):
+    # With every shared file handed out before the first alone one, the alone tests run at
+    # the end, one after the other, instead of each waiting, idle, for the other worker.
+    options = xdist_options()
+    assert "--dist" in options
     for name, text in ORDER_SUITE.items():
-        (folder / name).write_text(text)
-    (folder / "conftest.py").write_text(
-        WITH_HOOKS + "from run_alone import pytest_xdist_auto_num_workers\n"
-    )
-    (folder / "pytest.ini").write_text("[pytest]\n")
-    log = folder / "log"
+        (tmp_path / name).write_text(text)
+    (tmp_path / "conftest.py").write_text(WITH_HOOKS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    log = tmp_path / "log"
     log.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider"]
-        + ["-n", workers, *xdist_options()],
-        cwd=folder,
+        + ["-n", "2", *options],
+        cwd=tmp_path,
         env=suite_env(TESTS, RUN_ALONE_LOG=str(log), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
         capture_output=True,
         text=True,
         timeout=100,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    records = {p.stem: tuple(json.loads(p.read_text())) for p in log.glob("*.json")}
-    assert len(records) == 12, sorted(records)
-    return records
-
-
-def test_with_the_projects_options_the_alone_files_go_out_last(tmp_path):
-    # With every shared file handed out before the first alone one, the alone tests run at
-    # the end, one after the other, instead of each waiting, idle, for the other worker.
-    assert "--dist" in xdist_options()
-    started = {name: start for name, (start, _) in run_order_suite(tmp_path, "2").items()}
+    started = {p.stem: json.loads(p.read_text())[0] for p in log.glob("*.json")}
+    assert len(started) == 12, sorted(started)
     first_alone = min(t for name, t in started.items() if name.startswith("alone"))
     last_shared = max(t for name, t in started.items() if name.startswith("shared"))
     assert last_shared < first_alone, sorted(started, key=started.get)
-
-
-def test_n_auto_starts_two_workers_a_core(tmp_path):
-    records = run_order_suite(tmp_path, "auto")
-    assert {workers for _, workers in records.values()} == {2 * (os.cpu_count() or 1)}
