@@ -24,8 +24,8 @@ for one test at the most in each other worker.
 pyproject.toml asks for ``--dist loadfile``: each file's tests run in one worker, in order;
 and for ``--no-loadscope-reorder``: the files go out in the order of ``_in_running_order``
 (pytest-xdist 3.8 otherwise sorts them by their number of tests, which put the measuring
-files among the first: found in a profile of the full run, where one worker sat idle for a
-third of it).
+files among the first: found in a profile of the full run, where one worker sat idle for
+half of it).
 A notebook's cells need that (they share its kernel), and so do the tests that share a
 fixture of module or session scope, which is made once per worker: JupyterLab, the website,
 and the nbgrader courses, each used by one file only (``nbgrader_course`` by
