@@ -8,11 +8,10 @@ checkers' other wrong answers are in test_exercises_nb01.py, _nb02.py and _nb04.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import test_exercises_nb04 as t04
 from test_exercises_nb01 import spins_on_select
+from test_exercises_nb02 import send_spins_on_the_clock
 
 from nbio_helpers.exercises import NotYet
 from nbio_helpers.exercises.nb01 import check_recv_exactly_timeout
@@ -30,19 +29,6 @@ def test_a_busy_select_loop_is_caught_by_its_cpu():
 
 def test_a_send_loop_that_spins_on_the_clock_shows_in_the_cpu():
     """Only the CPU of the learner's thread shows a loop that neither sends nor selects."""
-
-    def send_spins_on_the_clock(sock, data, timeout):
-        deadline = time.monotonic() + timeout
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sock.send(view) :]
-            except BlockingIOError:
-                while time.monotonic() < deadline:  # "waits" for the deadline, busily
-                    pass
-                if time.monotonic() >= deadline:
-                    raise TimeoutError("too slow") from None
-
     with pytest.raises(NotYet) as failure:
         never_read(send_spins_on_the_clock)
     assert "it spins instead of waiting for room" in failure.value.message

@@ -78,10 +78,14 @@ def suite_env(path: Path, **variables: str) -> dict:
     return {**env, **variables}
 
 
-def run_suite(folder: Path, conftest: str) -> dict[str, tuple[float, float]]:
-    """Run SUITE with two workers; each test's (start, end)."""
+def run_suite(
+    folder: Path, conftest: str, files: dict[str, str] | None = None, options: list[str] = ()
+) -> dict[str, tuple[float, float]]:
+    """Run ``files`` (name -> text; default SUITE) with two workers and ``options``; each
+    test's (start, end)."""
     (folder / "conftest.py").write_text(conftest)
-    (folder / "test_suite.py").write_text(SUITE)
+    for name, text in (files or {"test_suite.py": SUITE}).items():
+        (folder / name).write_text(text)
     (folder / "pytest.ini").write_text("[pytest]\n")  # not the project's configuration
     log = folder / "log"
     log.mkdir()
@@ -91,7 +95,8 @@ def run_suite(folder: Path, conftest: str) -> dict[str, tuple[float, float]]:
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # xdist only (-p xdist): quicker to start
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider", "-n", "2"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider", "-n", "2"]
+        + list(options),
         cwd=folder,
         env=env,
         capture_output=True,
@@ -221,7 +226,8 @@ import pytest
 def record(name):
     start = time.monotonic()
     time.sleep(0.1)
-    (Path(os.environ["RUN_ALONE_LOG"]) / f"{name}.json").write_text(json.dumps([start, 0]))
+    log = Path(os.environ["RUN_ALONE_LOG"]) / f"{name}.json"
+    log.write_text(json.dumps([start, time.monotonic()]))
 
 @pytest.mark.parametrize("n", range(2))
 def test_shared_b(n):
@@ -243,23 +249,8 @@ def test_with_the_projects_options_the_alone_files_go_out_last(tmp_path):
     # the end, one after the other, instead of each waiting, idle, for the other worker.
     options = xdist_options()
     assert "--dist" in options
-    for name, text in ORDER_SUITE.items():
-        (tmp_path / name).write_text(text)
-    (tmp_path / "conftest.py").write_text(WITH_HOOKS)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    log = tmp_path / "log"
-    log.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider"]
-        + ["-n", "2", *options],
-        cwd=tmp_path,
-        env=suite_env(TESTS, RUN_ALONE_LOG=str(log), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    started = {p.stem: json.loads(p.read_text())[0] for p in log.glob("*.json")}
+    times = run_suite(tmp_path, WITH_HOOKS, files=ORDER_SUITE, options=options)
+    started = {name: start for name, (start, _) in times.items()}
     assert len(started) == 12, sorted(started)
     first_alone = min(t for name, t in started.items() if name.startswith("alone"))
     last_shared = max(t for name, t in started.items() if name.startswith("shared"))
