@@ -13,7 +13,8 @@
 * ``open_fds()`` / ``nbio_threads()``: what is left behind.
 
 Every fixture cleans up after itself; ``nothing_left_running`` (used by the helper tests)
-fails a test that leaves a server running.
+fails a test that leaves a server running, and two autouse fixtures fail a test that leaves
+an asyncio loop or learner code running.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pytest
 from nbio_helpers import MODELS, running_servers, start_server, stop_all
 from nbio_helpers.connection import Connection
 from nbio_helpers.models import models_with
+from nbio_helpers.server import wait_until
 
 CLI = [sys.executable, "-m", "nbio_helpers"]
 
@@ -303,3 +305,20 @@ def no_event_loop_left_running(request):
         return
     leaked = asyncio.events._get_running_loop()
     assert leaked is None, f"an event loop is left running in this thread: {leaked!r}"
+
+
+@pytest.fixture(autouse=True)
+def no_learner_code_left_running():
+    """A test must not leave learner code running: a spinning leftover takes a core from
+    every test after it (their CPU-share verdicts fail) and its server thread fails their
+    leak checks. This fails the test that left it, and stops it, so that the failure stays
+    with its cause."""
+    yield
+    harness = sys.modules.get("nbio_helpers.exercises.harness")
+    if harness is None:  # no learner code ran in this worker
+        return
+    if wait_until(lambda: not harness.learner_calls_running(), 2.0):
+        return
+    left = harness.learner_calls_running()
+    harness.stop_learner_code(list(left))
+    pytest.fail(f"the test left learner code running: {sorted(left.values())}", pytrace=False)

@@ -988,6 +988,65 @@ def test_try_on_asyncio_stops_a_handler_that_never_gives_the_loop_back():
     assert not [t.name for t in threading.enumerate() if "my-chat-on-asyncio" in t.name]
 
 
+def test_no_step_of_the_learners_coroutine_runs_once_it_is_over():
+    import threading
+
+    ran = []
+
+    async def handler():
+        ran.append("first step")
+        await asyncio.sleep(0)
+        ran.append("second step")
+
+    over = threading.Event()
+    steps = nb06._Steps(handler(), over=over)
+    steps.send(None)
+    over.set()
+    with pytest.raises(asyncio.CancelledError):
+        steps.send(None)
+    with pytest.raises(asyncio.CancelledError):
+        steps.throw(asyncio.CancelledError)
+    assert ran == ["first step"]
+    steps.close()
+
+
+@pytest.mark.slow
+def test_try_on_asyncio_runs_no_handler_once_the_conversation_is_over(monkeypatch):
+    """The race that CI lost once: ann's spinning step is stopped, and before the stop request
+    reaches the loop, the loop accepts bob and starts his handler, which spins in turn. Forced
+    here: the loop gets 0.3 s between the two. No learner step may start once it is over."""
+    import threading
+
+    from nbio_helpers.exercises.harness import learner_calls_running
+
+    handlers_started: list[float] = []
+    second = threading.Event()
+
+    async def spins(room, client):
+        handlers_started.append(time.monotonic())
+        if len(handlers_started) > 1:
+            second.set()
+        room.welcome(client)
+        while True:
+            pass
+
+    real_stop = nb06.stop_learner_code
+    stopped_at: list[float] = []
+
+    def stop_then_let_the_loop_run(*args, **kwargs):
+        survivors = real_stop(*args, **kwargs)
+        stopped_at.append(time.monotonic())
+        second.wait(0.3)  # time for the loop to start bob's handler, if it would
+        return survivors
+
+    monkeypatch.setattr(nb06, "stop_learner_code", stop_then_let_the_loop_run)
+    lines = nb06.try_on_asyncio(spins)
+    assert lines[-1] == "(no answer within 1 s: does my_chat block?)"
+    assert len(handlers_started) == 1 and stopped_at
+    assert not learner_calls_running()
+    assert not [t.name for t in threading.enumerate() if "my-chat-on-asyncio" in t.name]
+
+
 def test_try_on_asyncio_says_what_a_failing_handler_raised():
     lines = nb06.try_on_asyncio(missing_await)
     assert lines[-1].startswith("my_chat raised TypeError"), lines

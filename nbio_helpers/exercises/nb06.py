@@ -84,6 +84,7 @@ ignored, ``except Exception`` swallowing ``LineTooLong`` or ``TimeoutError``.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import inspect
@@ -1450,12 +1451,29 @@ class _Watch:
 
 class _Steps:
     """Drives the learner's coroutine one guarded step at a time: each ``send``/``throw`` is
-    a learner call, located and stoppable, and timed for the ``watch`` (if any)."""
+    a learner call, located and stoppable, and timed for the ``watch`` (if any). Once
+    ``over`` (if given) is set, no step of the learner's runs any more: each raises
+    ``CancelledError`` instead."""
 
-    def __init__(self, coro, watch: _Watch | None = None):
-        self.coro, self.watch = coro, watch
-        self._send = self._timed(guarded(coro.send, name="my_chat", wrap_base=False))
-        self._throw = self._timed(guarded(coro.throw, name="my_chat", wrap_base=False))
+    def __init__(self, coro, watch: _Watch | None = None, over: threading.Event | None = None):
+        self.coro, self.watch, self.over = coro, watch, over
+        self._send = self._timed(guarded(self._gated(coro.send), name="my_chat", wrap_base=False))
+        self._throw = self._timed(guarded(self._gated(coro.throw), name="my_chat", wrap_base=False))
+
+    def _gated(self, step):
+        over = self.over
+        if over is None:
+            return step
+
+        # Checked inside the guarded call, so there is no gap: a step that found ``over``
+        # unset is already listed as running, and the stop that follows ``over.set()``
+        # finds it.
+        def gated(value):
+            if over.is_set():
+                raise asyncio.CancelledError
+            return step(value)
+
+        return gated
 
     def _timed(self, step):
         watch = self.watch
@@ -1988,10 +2006,13 @@ def try_on_asyncio(handler) -> list[str]:
     if not inspect.iscoroutinefunction(handler):
         return ["my_chat is not an async def function: see exercise 3."]
     failed: list[BaseException] = []
+    over = threading.Event()  # set when the conversation is over: no learner step after it
 
     async def noted(room, client):
+        if over.is_set():  # a client accepted late (the loop was stuck until now)
+            return
         try:
-            await _Steps(handler(room, client))
+            await _Steps(handler(room, client), over=over)
         except (LineTooLong, TimeoutError):
             raise
         except Exception as exc:
@@ -2017,6 +2038,9 @@ def try_on_asyncio(handler) -> list[str]:
         # A step that never gave the loop back is stopped first (asyncio's Task takes the
         # exception as the handler's failure and its loop goes on), then the server: stop()
         # wakes the loop through its socketpair, which a stop() that timed out would close.
+        # Between the two, the loop may accept a client that waited and start its handler:
+        # ``over`` keeps every learner step from running from now on.
+        over.set()
         thread = server.thread
         if thread is not None:
             stop_learner_code([thread.ident])
