@@ -246,6 +246,32 @@ def test_a_spinning_loop_is_told_what_it_costs():
     assert "it spins" in verdict_.message and "of a core" in verdict_.message, verdict_.text
 
 
+@pytest.mark.slow
+def test_a_spinning_loop_that_makes_the_echoes_late_is_told_it_spins(monkeypatch):
+    """On a loaded machine a spinning loop keeps the GIL from the checker's client threads,
+    and their echoes come back late: the verdict must still name the spin, not a sleep.
+    Made to happen here: each turn of this loop computes for 30 ms (holding the GIL) before
+    its select(timeout=0), and a switch interval of 20 ms (not 5) keeps the others waiting."""
+    import sys
+
+    class ComputesThenSpins(variant(timeout=0)):
+        def select_timeout(self, sel):
+            until = time.perf_counter() + 0.03
+            while time.perf_counter() < until:
+                pass
+            return 0
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.02)
+    try:
+        verdict_ = check_idle_timeout.verdict(ComputesThenSpins)
+    finally:
+        sys.setswitchinterval(interval)
+    assert "came back late" in verdict_.message, verdict_.text
+    assert "it spins" in verdict_.message and "of a core" in verdict_.message, verdict_.text
+    assert "time.sleep" not in verdict_.hint and "select(timeout=0)" in verdict_.hint
+
+
 def test_stub_is_not_done_yet(capsys):
     assert check_idle_timeout.report(Stub) is False
     assert "not done yet" in verdict(capsys)

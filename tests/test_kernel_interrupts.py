@@ -9,8 +9,11 @@ no ``nbio-`` thread alive. Every model takes its turn; many trials, random momen
 from __future__ import annotations
 
 import os
+import queue
 import random
+import signal
 import sys
+import tempfile
 import time
 
 import pytest
@@ -20,8 +23,9 @@ jupyter_client = pytest.importorskip("jupyter_client")
 pytestmark = pytest.mark.timeout(300)
 
 SETUP = """\
-import threading
+import faulthandler, signal, threading
 from nbio_helpers import MODELS, running_servers
+faulthandler.register(signal.SIGUSR1, all_threads=True, file=open({stacks!r}, "w"))
 """
 TIGHT_LOOP = """\
 while True:
@@ -45,17 +49,26 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
     manager.start_kernel(env={**os.environ, **(env or {})})
     client = manager.client()
     client.start_channels()
+    handle, stacks = tempfile.mkstemp(suffix=".txt", prefix="kernel-stacks-")
+    os.close(handle)
     try:
         client.wait_for_ready(timeout=60)
-        client.execute_interactive(SETUP, timeout=60)
+        client.execute_interactive(SETUP.format(stacks=stacks), timeout=60)
         left = []
         for trial in range(trials):
             model = MODELS[trial % len(MODELS)]
             msg_id = client.execute(TIGHT_LOOP.format(model=model), stop_on_error=False)
+            _wait_until_it_runs(client, msg_id)
             time.sleep(rng.uniform(0.05, 0.4))
             manager.interrupt_kernel()
             while True:  # the interrupted cell's reply
-                reply = client.get_shell_msg(timeout=60)
+                try:
+                    reply = client.get_shell_msg(timeout=60)
+                except queue.Empty:
+                    raise AssertionError(
+                        f"trial {trial} ({model}): no reply 60 s after the interrupt; the "
+                        f"kernel's threads:\n{_stacks_of(manager, stacks)}"
+                    ) from None
                 if reply["parent_header"].get("msg_id") == msg_id:
                     break
             assert reply["content"]["status"] == "error", reply["content"]
@@ -79,6 +92,30 @@ def interrupt_trials(trials: int, seed: int = 5, env: dict | None = None) -> lis
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+        os.unlink(stacks)
+
+
+def _wait_until_it_runs(client, msg_id: str) -> None:
+    """Wait for the kernel to begin the cell (its ``execute_input``). An idle ipykernel
+    ignores SIGINT (``SIG_IGN`` between requests; ``default_int_handler`` only while it
+    handles one), so an interrupt sent before the cell begins is lost, and the loop never
+    ends: that is what failed this test, 1 run in 3, before it waited."""
+    while True:
+        msg = client.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+            return
+
+
+def _stacks_of(manager, stacks: str) -> str:
+    """Every thread's stack in the kernel, dumped by faulthandler (SETUP) on SIGUSR1."""
+    os.kill(manager.provisioner.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    text = ""
+    while time.monotonic() < deadline and "Current thread" not in text:
+        time.sleep(0.1)  # faulthandler writes from its signal handler: nothing to wait on
+        with open(stacks, encoding="utf-8", errors="replace") as dump:
+            text = dump.read()
+    return text or "(no dump)"
 
 
 @pytest.mark.slow

@@ -221,6 +221,12 @@ select() uses about 0.01; one that spins, a whole core on a quiet machine)."""
 SPIN_RATE = 2000
 """More ``select()`` calls a second than this while nobody talks: the loop spins."""
 
+SPIN_ZERO_TIMEOUT_HINT = (
+    "select(timeout=0) returns at once, so the loop goes round and round: give "
+    "select() a timeout, such as idle_timeout / 4, and it sleeps until data comes or "
+    "the timeout passes."
+)
+
 ANSWER_WITHIN = 3.0
 """Seconds the first client waits for its echo."""
 
@@ -557,9 +563,15 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
     )
     with connect(server.address, timeout=3.0) as idle:
         connected = time.monotonic()
+        log.reset()
+        c0, t0 = server.cpu.total(), time.perf_counter()
         chatty.start()
         after = closed_by_server(idle, WAIT_FOR_CLOSE, server, since=connected)
         chatty.join(seconds + 5)
+        cpu = (server.cpu.total() - c0) / (time.perf_counter() - t0)
+        rate = log.rate()
+        with log.lock:
+            calls, zero = log.calls, log.zero_timeout
     _check_alive(server)
     if after is not None and after < TOO_SOON:
         raise NotYet(
@@ -593,6 +605,15 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
         raise _late_close(after, "an idle client beside a busy one")
     trips = sorted(outcome["round_trips"])
     median = trips[len(trips) // 2]
+    if median > LATE_REPLY and calls and zero == calls and (rate > SPIN_RATE or cpu > SPIN_CPU):
+        # A spinning loop starves the client threads of the GIL on a loaded machine: its
+        # echoes come back late too, but the spin is the cause to name.
+        raise NotYet(
+            f"the busy client's echoes came back late ({median * 1e3:.0f} ms in the middle) "
+            f"while your loop called only select(timeout=0), {rate:,.0f} times a second, "
+            f"and used {cpu:.0%} of a core: it spins",
+            SPIN_ZERO_TIMEOUT_HINT,
+        )
     if median > LATE_REPLY:
         raise NotYet(
             f"the busy client's echoes came back late: {median * 1e3:.0f} ms in the "
@@ -622,9 +643,7 @@ def _idle_alone(server, log: _SelectLog) -> None:
             raise NotYet(
                 f"while its client was silent your loop called select(timeout=0) "
                 f"{rate:,.0f} times a second and used {cpu:.0%} of a core: it spins",
-                "select(timeout=0) returns at once, so the loop goes round and round: "
-                "give select() a timeout, such as idle_timeout / 4, and it sleeps "
-                "until data comes or the timeout passes.",
+                SPIN_ZERO_TIMEOUT_HINT,
             )
         raise NotYet(
             "while its client was silent your loop called only select(timeout=0), "
