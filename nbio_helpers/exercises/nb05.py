@@ -551,6 +551,11 @@ def _late_close(after: float, who: str) -> NotYet:
     )
 
 
+def _spins_on_zero_timeouts(calls: int, zero: int, rate: float, cpu: float) -> bool:
+    """The loop called only ``select(timeout=0)``, and went round fast or used the CPU."""
+    return bool(calls) and zero == calls and (rate > SPIN_RATE or cpu > SPIN_CPU)
+
+
 def _idle_beside_busy(server, log: _SelectLog) -> None:
     """A silent client next to one that talks every CHATTY_EVERY s: only the silent one goes."""
     outcome: dict = {}
@@ -605,7 +610,7 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
         raise _late_close(after, "an idle client beside a busy one")
     trips = sorted(outcome["round_trips"])
     median = trips[len(trips) // 2]
-    if median > LATE_REPLY and calls and zero == calls and (rate > SPIN_RATE or cpu > SPIN_CPU):
+    if median > LATE_REPLY and _spins_on_zero_timeouts(calls, zero, rate, cpu):
         # A spinning loop starves the client threads of the GIL on a loaded machine: its
         # echoes come back late too, but the spin is the cause to name.
         raise NotYet(
@@ -639,7 +644,7 @@ def _idle_alone(server, log: _SelectLog) -> None:
         no_timeout += log.blocked_without_timeout()
     _check_alive(server)
     if calls and zero == calls:
-        if rate > SPIN_RATE or cpu > SPIN_CPU:
+        if _spins_on_zero_timeouts(calls, zero, rate, cpu):
             raise NotYet(
                 f"while its client was silent your loop called select(timeout=0) "
                 f"{rate:,.0f} times a second and used {cpu:.0%} of a core: it spins",
