@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kernels import kernel_manager
 
 psutil = pytest.importorskip("psutil")
 jupyter_client = pytest.importorskip("jupyter_client")
@@ -155,7 +156,7 @@ class Kernel:
     """A kernel started with jupyter_client, in the repository's folder."""
 
     def __init__(self):
-        self.km = jupyter_client.KernelManager(kernel_name="python3")
+        self.km = kernel_manager()
         self.km.start_kernel(cwd=str(ROOT))
         self.kc = self.km.client()
         self.kc.start_channels()

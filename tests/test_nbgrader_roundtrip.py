@@ -33,6 +33,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernels import ipc_folder, ipc_settings
 
 if sys.version_info < (3, 11):
     pytest.skip("nbgrader 0.9 needs Python 3.11 or newer", allow_module_level=True)
@@ -50,6 +51,9 @@ c.CourseDirectory.root = {root!r}
 c.Execute.timeout = 180          # seconds one cell may take while grading
 c.Execute.allow_errors = True    # a failed check costs its points, not the notebook
 """
+# The kernels' channels on Unix sockets, not TCP ports that a test server beside them can
+# take while a kernel starts (tests/kernels.py); nothing on Windows, which keeps TCP.
+KERNEL_CONFIG = "c.KernelManager.{0} = {1!r}\n"
 
 # notebook, (grade_id of the solution cell to break, its wrong source, points it is worth)
 WRONG = {
@@ -161,7 +165,10 @@ def round_trip(course: Path, names: list[str], students=STUDENTS) -> dict:
     in all, those of the broken task, the release, and the path of the unsolved submission
     as nbgrader executed it (``unsolved_run``).
     """
-    (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course)))
+    sockets = ipc_folder()
+    config = CONFIG.format(root=str(course))
+    config += "".join(KERNEL_CONFIG.format(*item) for item in ipc_settings(sockets.name).items())
+    (course / "nbgrader_config.py").write_text(config)
     results = {}
     for name in names:
         assignment = name.split("_")[0]
@@ -189,7 +196,10 @@ def round_trip(course: Path, names: list[str], students=STUDENTS) -> dict:
             "release": release,
             "unsolved_run": course / "autograded" / "unsolved" / assignment / f"{name}.ipynb",
         }
-    nbgrader(course, "autograde", "*", "--create", "--force")
+    with sockets:
+        graded = nbgrader(course, "autograde", "*", "--create", "--force")
+    if os.name == "posix":  # the kernels took no TCP port (ipykernel warns when they do)
+        assert "running over TCP" not in graded.stdout + graded.stderr
 
     with nbgrader_api.Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for name, result in results.items():
