@@ -11,10 +11,12 @@ import time
 import pytest
 
 from nbio_helpers import SelectorsServer
+from nbio_helpers.clients import connect
 from nbio_helpers.connection import Connection, accept_all
-from nbio_helpers.exercises import FAIL_PREFIX, PASS_PREFIX
+from nbio_helpers.exercises import FAIL_PREFIX, PASS_PREFIX, nb05
 from nbio_helpers.exercises.nb05 import (
     IDLE_TIMEOUT,
+    LATEST,
     MODEL_NAMES,
     SCENARIOS,
     check_idle_timeout,
@@ -272,6 +274,28 @@ def test_a_spinning_loop_that_makes_the_echoes_late_is_told_it_spins(monkeypatch
     assert "time.sleep" not in verdict_.hint and "select(timeout=0)" in verdict_.hint
 
 
+@pytest.mark.slow
+def test_a_spinning_loop_whose_talking_client_is_cut_off_is_told_it_spins(monkeypatch):
+    """Worse than late echoes (seen in CI, on a loaded machine): a spinning loop keeps the
+    GIL from the talking client's thread for longer than idle_timeout, and the loop closes
+    that client as idle. The verdict must name the spin, not the last-activity bookkeeping.
+    The starvation is not made here (it needs a loaded machine): the talking client reports
+    that it was cut off, while the loop under test really spins on select(timeout=0)."""
+
+    def starved_client(address, every, seconds, outcome):
+        outcome["round_trips"] = []
+        with connect(address, timeout=3.0):
+            time.sleep(LATEST)  # connected, then silent: starved
+        outcome["error"] = "ConnectionError: peer closed after 0 of 12 bytes"
+        outcome["cut_after"] = LATEST
+
+    monkeypatch.setattr(nb05, "_chatty_client", starved_client)
+    verdict_ = check_idle_timeout.verdict(variant(timeout=0))
+    assert "was cut off (ConnectionError" in verdict_.message, verdict_.text
+    assert "it spins" in verdict_.message and "of a core" in verdict_.message, verdict_.text
+    assert "last_active" not in verdict_.hint and "select(timeout=0)" in verdict_.hint
+
+
 def test_stub_is_not_done_yet(capsys):
     assert check_idle_timeout.report(Stub) is False
     assert "not done yet" in verdict(capsys)
@@ -352,8 +376,6 @@ def test_closed_after_is_counted_from_the_connection_not_from_the_checkers_pause
     import socket
     import threading
     import types
-
-    from nbio_helpers.exercises import nb05
 
     ours, peer = socket.socketpair()
     try:

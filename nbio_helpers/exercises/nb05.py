@@ -592,6 +592,16 @@ def _idle_beside_busy(server, log: _SelectLog) -> None:
                 f"{cut:.2f} s after it connected, sooner than idle_timeout",
                 "close a connection only when now - its last activity > idle_timeout.",
             )
+        if _spins_on_zero_timeouts(calls, zero, rate, cpu):
+            # As with late echoes: a spinning loop that keeps the GIL from the client
+            # thread leaves it silent for longer than idle_timeout. The spin is the cause.
+            raise NotYet(
+                f"a client that talked every {CHATTY_EVERY:g} s was cut off "
+                f"({outcome.get('error', 'no reply')}) while your loop called only "
+                f"select(timeout=0), {rate:,.0f} times a second, and used {cpu:.0%} of a "
+                "core: it spins",
+                SPIN_ZERO_TIMEOUT_HINT,
+            )
         raise NotYet(
             f"a client that talked every {CHATTY_EVERY:g} s was cut off "
             f"({outcome.get('error', 'no reply')})",
