@@ -21,3 +21,4 @@ _spec.loader.exec_module(run_alone)
 pytest_configure = run_alone.pytest_configure
 pytest_collection_modifyitems = run_alone.pytest_collection_modifyitems
 pytest_runtest_protocol = run_alone.pytest_runtest_protocol
+pytest_xdist_auto_num_workers = run_alone.pytest_xdist_auto_num_workers
