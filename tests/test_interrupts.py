@@ -17,6 +17,8 @@ After each, nothing may be left: no registered server, no ``nbio-`` thread, no d
 from __future__ import annotations
 
 import _thread
+import contextlib
+import os
 import random
 import signal
 import socket
@@ -42,7 +44,23 @@ def assert_nothing_left(fds_before: int, open_fds, nbio_threads) -> None:
     assert running_servers() == {}
     alive = [t for t in nbio_threads() if t.is_alive()]
     assert alive == [], alive
-    assert open_fds() == fds_before
+    # CI saw one descriptor more, once, in a full run with 4 workers on 2 cores, with every
+    # nbio thread gone (the cause is not known). So wait for the count to come back, in case
+    # another thread of this worker holds one for a moment; a leak stays, and is listed.
+    if not wait_until(lambda: open_fds() == fds_before, 2.0):
+        assert open_fds() == fds_before, f"still open: {open_fd_targets()}"
+
+
+def open_fd_targets() -> list[str]:
+    """What this process's descriptors point to (Linux), to name a leak."""
+    folder = "/proc/self/fd"
+    if not os.path.isdir(folder):
+        return []
+    targets = []
+    for fd in sorted(os.listdir(folder), key=int):
+        with contextlib.suppress(OSError):
+            targets.append(f"{fd} -> {os.readlink(os.path.join(folder, fd))}")
+    return targets
 
 
 def interrupt(*_args, **_kwargs):
