@@ -120,13 +120,15 @@ def test_every_run_installs_its_python_and_runs_its_commands(tmp_path):
         "venv constraints python=3.13.0",
     }
     installs = {
-        venv: [c for c in calls_of(calls, venv) if c.startswith("pip install -q -e")]
+        venv: [c for c in calls_of(calls, venv) if c.startswith("pip install -q --no-compile -e")]
         for venv in ("full", "oldest", "py312", "constraints")
     }
-    assert installs["full"] == ["pip install -q -e .[test,site,binder]"]
-    assert installs["oldest"] == [f"pip install -q -e .[test] -c {tmp_path}/ci/floors.txt"]
-    assert installs["py312"] == ["pip install -q -e .[test]"]
-    assert installs["constraints"] == ["pip install -q -e .[test] -c constraints.txt"]
+    assert installs["full"] == ["pip install -q --no-compile -e .[test,site,binder]"]
+    assert installs["oldest"] == [
+        f"pip install -q --no-compile -e .[test] -c {tmp_path}/ci/floors.txt"
+    ]
+    assert installs["py312"] == ["pip install -q --no-compile -e .[test]"]
+    assert installs["constraints"] == ["pip install -q --no-compile -e .[test] -c constraints.txt"]
 
     # the full run: the lint step first, in its venv, then the README's `pytest -n auto`
     full = [c for c in calls_of(calls, "full") if not c.startswith("pip")]
