@@ -11,7 +11,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.alone  # executes notebooks, which assert what they measure
+# Not ``alone``, though it executes notebooks that assert what they measure: it runs them with
+# allow_errors and asserts only the counts of threads and descriptors, which a loaded machine
+# does not change (a measured claim that fails under load fails its cell, not this test).
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
