@@ -9,11 +9,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernels import kernel_manager
 from nbclient import NotebookClient
 
 # Not ``alone``, though it executes notebooks that assert what they measure: it runs them with
 # allow_errors and asserts only the counts of threads and descriptors, which a loaded machine
 # does not change (a measured claim that fails under load fails its cell, not this test).
+# Running beside other tests, its kernel takes no TCP port (tests/kernels.py).
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -32,14 +34,21 @@ def test_run_all_twice_leaves_nothing_behind(name):
     probe = nbformat.v4.new_code_cell(PROBE)
     twice = nbformat.v4.new_notebook(metadata=nb.metadata)
     twice.cells = [*nb.cells, probe, *[nbformat.from_dict(c) for c in nb.cells], probe.copy()]
+    manager = kernel_manager()
     client = NotebookClient(
         twice,
-        kernel_name="python3",
+        km=manager,
         timeout=120,
         allow_errors=True,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:  # nbclient leaves a kernel manager it was given running
+        if client.kc is not None:
+            client.kc.stop_channels()
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
     probes = [c for c in twice.cells if c.cell_type == "code" and c.source == PROBE]
     first, second = ("".join(o.get("text", "") for o in c.outputs).split() for c in probes)
     threads_first, fds_first = map(int, first)
