@@ -180,6 +180,19 @@ def test_every_option_value_is_checked():
     assert len(OPTIONS) >= 15  # the discovery found the commands' options
 
 
+def test_a_count_out_of_range_names_its_option():
+    # Ports name what they are ("a port"); every other whole number is a count, made by
+    # whole_number_option, which names the flag the learner typed.
+    counts = [
+        o for o in OPTIONS if getattr(o[2].type, "kind", None) == "int" and "port" not in o[1]
+    ]
+    assert {option for _, option, _ in counts} >= {"--clients", "--messages", "--size", "--rounds"}
+    for command, option, action in counts:
+        for value in (action.type.low - 1, action.type.high + 1):
+            code, err = parse_outcome([command, *REQUIRED[command], f"{option}={value}"])
+            assert code == 2 and f"{option} must be {action.type.low:,} to" in err, err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command, option, action",

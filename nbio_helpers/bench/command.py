@@ -15,7 +15,7 @@ from nbio_helpers.bench.report import format_report, json_ready
 from nbio_helpers.bench.runner import Settings, run_bench
 from nbio_helpers.bench.servers import SERVERS
 from nbio_helpers.bench.worker import LoadProcessError
-from nbio_helpers.cli.args import ArgumentParser, ArgumentType, seconds, whole_number
+from nbio_helpers.cli.args import ArgumentParser, ArgumentType, seconds, whole_number_option
 from nbio_helpers.limits import raise_fd_limit
 
 MAX_CLIENTS = 1000
@@ -34,17 +34,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a small, fast run (seconds): short windows, 300 connections",
     )
-    parser.add_argument(
+    whole_number_option(
+        parser,
         "--clients",
-        type=whole_number(1, MAX_CLIENTS, "--clients"),
+        most=MAX_CLIENTS,
         default=100,
         metavar="N",
         help="concurrent clients for throughput and idle CPU (default 100; "
         f"at most {MAX_CLIENTS:,}, the servers' listen backlog)",
     )
-    parser.add_argument(
+    whole_number_option(
+        parser,
         "--connections",
-        type=whole_number(1, MAX_CONNECTIONS, "--connections"),
+        most=MAX_CONNECTIONS,
         default=None,
         metavar="N",
         help="concurrent connections to hold on selectors (default 5000; quick 300)",
@@ -56,9 +58,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="measured seconds per throughput run (default 1.2; quick 0.3)",
     )
-    parser.add_argument(
+    whole_number_option(
+        parser,
         "--rounds",
-        type=whole_number(1, 100, "--rounds"),
+        most=100,
         default=None,
         metavar="R",
         help="throughput rounds, best kept (default 4; quick 1)",

@@ -4,7 +4,8 @@ An argparse ``type=`` function that raises ``argparse.ArgumentTypeError`` makes 
 print its usage line and that sentence, and exit 2, before any work is done::
 
     parser.add_argument("--timeout", type=seconds(above=0, most=3600), default=5.0)
-    parser.add_argument("--clients", type=whole_number(1, 1000), default=100)
+    parser.add_argument("--clients", type=whole_number(1, 1000, "--clients"), default=100)
+    whole_number_option(parser, "--clients", most=1000, default=100)  # the same, shorter
     parser.add_argument("--host", type=host, default="127.0.0.1")
 
 Each type is an :class:`ArgumentType` that carries what it accepts (``.kind``; a range's
@@ -19,7 +20,7 @@ import ipaddress
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -82,6 +83,15 @@ def whole_number(low: int, high: int, what: str = "") -> ArgumentType[int]:
         return value
 
     return ArgumentType(parse, "whole number", "int", low=low, high=high)
+
+
+def whole_number_option(
+    parser: argparse.ArgumentParser, flag: str, *, most: int, least: int = 1, **options: Any
+) -> None:
+    """``parser.add_argument(flag, ...)`` for a whole number from ``least`` to ``most``; a value
+    out of range is refused with a message that names ``flag``. ``options`` go on to
+    ``add_argument`` (``default``, ``help``, ``metavar``)."""
+    parser.add_argument(flag, type=whole_number(least, most, flag), **options)
 
 
 def seconds(
@@ -165,4 +175,5 @@ __all__ = [
     "host",
     "seconds",
     "whole_number",
+    "whole_number_option",
 ]

@@ -35,7 +35,14 @@ import time
 import warnings
 
 from nbio_helpers import __version__
-from nbio_helpers.cli.args import PORT, SERVER_PORT, ArgumentParser, host, seconds, whole_number
+from nbio_helpers.cli.args import (
+    PORT,
+    SERVER_PORT,
+    ArgumentParser,
+    host,
+    seconds,
+    whole_number_option,
+)
 from nbio_helpers.cli.output_guard import guarded_output
 from nbio_helpers.cli.refusal_report import RefusalReport
 from nbio_helpers.cli.terminal import connection_problem, format_address, terminal_client
@@ -161,23 +168,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Load a running server; every echo is checked.",
     )
     add_address_arguments(load)
-    load.add_argument(
+    whole_number_option(
+        load,
         "--clients",
-        type=whole_number(1, MAX_LOAD_CLIENTS, "--clients"),
+        most=MAX_LOAD_CLIENTS,
         default=100,
         help=f"concurrent clients (100; at most {MAX_LOAD_CLIENTS:,})",
     )
-    load.add_argument(
-        "--messages",
-        type=whole_number(1, MAX_LOAD_MESSAGES, "--messages"),
-        default=20,
-        help="messages per client (20)",
+    whole_number_option(
+        load, "--messages", most=MAX_LOAD_MESSAGES, default=20, help="messages per client (20)"
     )
-    load.add_argument(
-        "--size",
-        type=whole_number(1, MAX_MESSAGE, "--size"),
-        default=64,
-        help="bytes per message (64; at most 64 MiB)",
+    whole_number_option(
+        load, "--size", most=MAX_MESSAGE, default=64, help="bytes per message (64; at most 64 MiB)"
     )
     load.add_argument(
         "--timeout",

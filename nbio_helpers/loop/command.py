@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from nbio_helpers.cli.args import seconds, whole_number
+from nbio_helpers.cli.args import seconds, whole_number_option
 from nbio_helpers.cli.main import add_address_arguments, ignore_stop_signals, stop_signals
 from nbio_helpers.cli.terminal import format_address
 from nbio_helpers.framing import MAX_LINE
@@ -45,9 +45,10 @@ def configure_parser(parser) -> None:
         help="disconnect a client silent that long (steps timers, coroutines "
         "and asyncio; default: never)",
     )
-    parser.add_argument(
+    whole_number_option(
+        parser,
         "--max-line",
-        type=whole_number(1, 64 * 1024 * 1024, "--max-line"),
+        most=64 * 1024 * 1024,
         default=MAX_LINE,
         metavar="BYTES",
         help=f"longest line accepted (default {MAX_LINE})",
