@@ -62,16 +62,8 @@ import threading
 import time
 
 from nbio_helpers.clients import close_with_reset, connect, run_load, stream_echo
-from nbio_helpers.exercises import (  # most of them in nb05's too: shared names, not logic
-    LearnerThread,
-    NotYet,
-    answer_of,
-    checker,
-    describe_exception,
-    guarded,
-    judge_error,
-    stop_learner_code,
-)
+from nbio_helpers.exercises import NotYet, answer_of, checker, describe_exception, judge_error
+from nbio_helpers.exercises.harness import LearnerThread, guarded, stop_learner_code
 from nbio_helpers.limits import OUT_OF_DESCRIPTORS, fd_limit
 from nbio_helpers.server import wait_until
 

@@ -59,20 +59,17 @@ import time
 from typing import Any
 
 from nbio_helpers.clients import connect, recv_exactly, request
-from nbio_helpers.exercises import (  # most of them in nb04's too: shared names, not logic
+from nbio_helpers.exercises import (
     NOT_IMPLEMENTED_HINT,
     NOT_IMPLEMENTED_MESSAGE,
-    LearnerStopped,
     NotYet,
     answer_of,
     checker,
     describe_exception,
-    guarded,
     judge_error,
-    stop_learner_code,
     try_learner,
-    where,
 )
+from nbio_helpers.exercises.harness import LearnerStopped, guarded, stop_learner_code, where
 from nbio_helpers.models import MODELS, SelectorsServer
 from nbio_helpers.server import ServerStopTimeout
 
@@ -542,6 +539,11 @@ def _first_echo(server, log: _SelectLog) -> None:
         )
 
 
+def _spins_on_zero_timeouts(calls: int, zero: int, rate: float, cpu: float) -> bool:
+    """The loop called only ``select(timeout=0)``, and went round fast or used the CPU."""
+    return bool(calls) and zero == calls and (rate > SPIN_RATE or cpu > SPIN_CPU)
+
+
 def _late_close(after: float, who: str) -> NotYet:
     return NotYet(
         f"{who} was closed {after:.2f} s after its last data: later than twice "
@@ -549,11 +551,6 @@ def _late_close(after: float, who: str) -> NotYet:
         "select()'s timeout decides how late the loop looks at the clocks: make it "
         "no longer than idle_timeout (a quarter of it is a good choice).",
     )
-
-
-def _spins_on_zero_timeouts(calls: int, zero: int, rate: float, cpu: float) -> bool:
-    """The loop called only ``select(timeout=0)``, and went round fast or used the CPU."""
-    return bool(calls) and zero == calls and (rate > SPIN_RATE or cpu > SPIN_CPU)
 
 
 def _idle_beside_busy(server, log: _SelectLog) -> None:

@@ -45,6 +45,9 @@ _TIMEOUT_Y = 0.48  # the line of the timeouts, below the select() bars
 _ASLEEP = ("#9ecae1", "#c6dbef")  # alternating, so that calls side by side stand apart
 _TIMEOUT = "#3182bd"
 _READY, _EXPIRED, _NOSLEEP = "#2ca02c", "#e6550d", "#636363"
+# The select() row's ticks: a select(0) call (no sleep), and where a timeout would have ended.
+_NOSLEEP_TICK = {"marker": "|", "s": 90, "color": _NOSLEEP, "linewidths": 1.0, "zorder": 3}
+_DEADLINE_TICK = {"marker": "|", "s": 70, "color": _TIMEOUT, "linewidths": 1.2, "zorder": 2}
 
 
 def select_rows(
@@ -175,16 +178,7 @@ def plot_loop_timeline(
                 clip_on=True,
             )
     if looked:
-        marks(
-            [ms(c.start) for c in looked],
-            0,
-            GIDS["nosleep"],
-            marker="|",
-            s=90,
-            color=_NOSLEEP,
-            linewidths=1.0,
-            zorder=3,
-        )
+        marks([ms(c.start) for c in looked], 0, GIDS["nosleep"], **_NOSLEEP_TICK)
     # What each finite timeout allowed beyond the moment the call returned: a line on to
     # where it would have ended (its deadline: the earliest timer's).
     unused = [
@@ -204,16 +198,7 @@ def plot_loop_timeline(
         artist.set_gid(GIDS["unused"])
     deadlines = [ms(c.start + c.timeout) for c in slept if c.timeout is not None]
     if deadlines:
-        marks(
-            deadlines,
-            _TIMEOUT_Y,
-            GIDS["deadline"],
-            marker="|",
-            s=70,
-            color=_TIMEOUT,
-            linewidths=1.2,
-            zorder=2,
-        )
+        marks(deadlines, _TIMEOUT_Y, GIDS["deadline"], **_DEADLINE_TICK)
     woke = [c for c in selects if c.ready]
     spent = [c for c in slept if not c.ready and c.timeout is not None]
     for calls, marker, color, key in (

@@ -32,9 +32,7 @@ class AsyncioServer(Server):
 
     model = "asyncio"
     taught_in = (5, 4)
-    concurrent = True
-    nonblocking = True
-    waits_for_readiness = True
+    concurrent = nonblocking = waits_for_readiness = True
     max_connections = None
     backpressure = True  # the transport's water marks: await drain()
     logs_connections = True

@@ -25,9 +25,7 @@ class SelectServer(Server):
 
     model = "select"
     taught_in = (4, 2)
-    concurrent = True
-    nonblocking = True
-    waits_for_readiness = True
+    concurrent = nonblocking = waits_for_readiness = True
     max_connections = WINDOWS_SELECT_LIMIT - 2 if sys.platform == "win32" else FD_SETSIZE
     buffers_output = True
     backpressure = True

@@ -29,9 +29,7 @@ class SelectorsServer(Server):
 
     model = "selectors"
     taught_in = (5, 1)
-    concurrent = True
-    nonblocking = True
-    waits_for_readiness = True
+    concurrent = nonblocking = waits_for_readiness = True
     max_connections = None  # with DefaultSelector on Linux and macOS (Windows: select())
     buffers_output = True
     backpressure = True

@@ -19,9 +19,7 @@ class TasksServer(LoopServer):
 
     model = "tasks"
     taught_in = (6, 5)
-    concurrent = True
-    nonblocking = True
-    waits_for_readiness = True
+    concurrent = nonblocking = waits_for_readiness = True
     max_connections = None
     buffers_output = True  # each Stream's own output buffer
     backpressure = True  # await stream.drain()

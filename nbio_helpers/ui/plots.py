@@ -41,21 +41,8 @@ import collections
 import math
 from collections.abc import Iterable
 
-from nbio_helpers.events import (
-    ACCEPT,
-    ACCEPT_WOULD_BLOCK,
-    CLOSE,
-    EOF,
-    ERROR,
-    RECV,
-    RECV_CALL,
-    SEND,
-    SEND_WOULD_BLOCK,
-    WAKEUP,
-    WOULD_BLOCK,
-    Event,
-    EventLog,
-)
+from nbio_helpers import events as kinds
+from nbio_helpers.events import Event, EventLog
 
 # What each artist is, its gid, and how it looks. Spans are bars, ticks are short vertical
 # lines, marks are markers.
@@ -66,20 +53,22 @@ SPANS = {
     "buffered": ("nbio-buffered", "kernel: data waiting to be read", "#a1d99b"),
 }
 TICKS = {
-    WOULD_BLOCK: ("nbio-would-block", "recv(): BlockingIOError", "#d62728"),
-    SEND_WOULD_BLOCK: ("nbio-send-would-block", "send(): BlockingIOError", "#9467bd"),
-    ACCEPT_WOULD_BLOCK: ("nbio-accept-would-block", "accept(): BlockingIOError", "#ff9896"),
-    WAKEUP: ("nbio-wakeup", "loop wakes up", "#7f7f7f"),
+    kinds.WOULD_BLOCK: ("nbio-would-block", "recv(): BlockingIOError", "#d62728"),
+    kinds.SEND_WOULD_BLOCK: ("nbio-send-would-block", "send(): BlockingIOError", "#9467bd"),
+    kinds.ACCEPT_WOULD_BLOCK: ("nbio-accept-would-block", "accept(): BlockingIOError", "#ff9896"),
+    kinds.WAKEUP: ("nbio-wakeup", "loop wakes up", "#7f7f7f"),
 }
 MARKS = {
-    RECV_CALL: ("nbio-recv-call", "recv() called", "v", "#252525"),
-    RECV: ("nbio-data", "data returned", "^", "#2ca02c"),
-    EOF: ("nbio-eof", "b'' (end of stream)", "s", "#6a3d9a"),
-    ERROR: ("nbio-error", "timeout / error", "X", "#d62728"),
-    ACCEPT: ("nbio-accept", "accepted", ">", "#636363"),
-    SEND: ("nbio-send", "sent", "<", "#1f77b4"),
-    CLOSE: ("nbio-close", "closed", "|", "#636363"),
+    kinds.RECV_CALL: ("nbio-recv-call", "recv() called", "v", "#252525"),
+    kinds.RECV: ("nbio-data", "data returned", "^", "#2ca02c"),
+    kinds.EOF: ("nbio-eof", "b'' (end of stream)", "s", "#6a3d9a"),
+    kinds.ERROR: ("nbio-error", "timeout / error", "X", "#d62728"),
+    kinds.ACCEPT: ("nbio-accept", "accepted", ">", "#636363"),
+    kinds.SEND: ("nbio-send", "sent", "<", "#1f77b4"),
+    kinds.CLOSE: ("nbio-close", "closed", "|", "#636363"),
 }
+# recv() calls sit above the row's centre, their results below, so both stay visible.
+_MARK_OFFSETS = {kinds.RECV_CALL: -0.28, kinds.RECV: 0.28, kinds.EOF: 0.28, kinds.ERROR: 0.28}
 GIDS = {key: spec[0] for table in (SPANS, TICKS, MARKS) for key, spec in table.items()}
 """Kind (or span name) -> the ``gid`` of the artist that draws it."""
 
@@ -214,8 +203,7 @@ def plot_timeline(
         artist.set_gid(gid)
     for kind, points in marks.items():
         gid, _, marker, color = MARKS[kind]
-        # recv() calls sit above the row's centre, results below, so both stay visible.
-        dy = -0.28 if kind == RECV_CALL else (0.28 if kind in (RECV, EOF, ERROR) else 0.0)
+        dy = _MARK_OFFSETS.get(kind, 0.0)
         artist = ax.scatter(
             [x for x, _ in points],
             [y + dy for _, y in points],
@@ -296,20 +284,22 @@ def _collect(evs, times_ms, layout: _Lanes, width: float, ready_ms: dict | None 
         y_app = layout.app[conn]
         if e.kind in TICKS:
             ticks[e.kind].append((t, y_app))
-            if e.kind == WOULD_BLOCK:
+            if e.kind == kinds.WOULD_BLOCK:
                 wait_from.setdefault(conn, call_at.get(conn, t))
                 call_at.pop(conn, None)
-        elif e.kind == RECV_CALL:
-            marks[RECV_CALL].append((t, y_app))
+        elif e.kind == kinds.RECV_CALL:
+            marks[kinds.RECV_CALL].append((t, y_app))
             call_at[conn] = t
             wait_from.setdefault(conn, t)
-        elif e.kind in (RECV, EOF) or (e.kind == ERROR and conn is not None and conn in call_at):
+        elif e.kind in (kinds.RECV, kinds.EOF) or (
+            e.kind == kinds.ERROR and conn is not None and conn in call_at
+        ):
             marks[e.kind].append((t, y_app))
             called = call_at.pop(conn, None)
             # An untraced (server-side) read: the kernel waited since this connection's
             # previous event (the accept, the last send...).
             begin = wait_from.pop(conn, called if called is not None else last_at.get(conn, t))
-            copy = width if e.kind == RECV else 0.0
+            copy = width if e.kind == kinds.RECV else 0.0
             ready = None
             if copy and ready_ms and conn in ready_ms:
                 ready, upto = _match_ready(

@@ -70,6 +70,13 @@ class ClientConsole(widgets.VBox):
     def __init__(
         self, address, *, timeout: float = 2.0, max_lines: int = 20, name: str | None = None
     ):
+        self.target = address
+        self.timeout = timeout
+        self.max_lines = max_lines
+        self.history: list[str] = []
+        self.is_replaced = False
+        self._sock: socket.socket | None = None
+        self._last_address: tuple = ("?", "?")
         self.text = widgets.Text(
             placeholder="type a message, then Enter or Send", layout=widgets.Layout(width="60%")
         )
@@ -82,13 +89,6 @@ class ClientConsole(widgets.VBox):
         self.text.add_class("nbio-client-text")
         self.send_button.add_class("nbio-client-send")
         self.reply.add_class("nbio-client-reply")
-        self.target = address
-        self.timeout = timeout
-        self.max_lines = max_lines
-        self.history: list[str] = []
-        self.is_replaced = False
-        self._sock: socket.socket | None = None
-        self._last_address: tuple = ("?", "?")
         self.send_button.on_click(lambda _button: self.submit())
         # Enter: the front end sends a "submit" message (Text.on_submit is deprecated in
         # ipywidgets 8; this is the message it listened to).
